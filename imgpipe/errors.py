@@ -1,0 +1,85 @@
+"""Every error and warning imgpipe reports, and the one helper that words them.
+
+A problem always says what was received, what was expected, where, and the closest valid
+value, so users can fix it without reading the docs. Codes are stable: tests, reports and
+the HTTP server key on them, never on wording.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from typing import Iterable
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One error or warning. `where` is a token position or a config key path."""
+
+    code: str
+    message: str
+    where: str = ""
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+def closest(received: str, candidates: Iterable[str]) -> str | None:
+    """The valid value closest to what was received, if any is reasonably close."""
+    matches = difflib.get_close_matches(received, list(candidates), n=1, cutoff=0.5)
+    return matches[0] if matches else None
+
+
+def describe(
+    code: str,
+    received: str,
+    expected: str,
+    where: str = "",
+    suggestion: str | None = None,
+) -> Problem:
+    """Build the one message format used for every problem."""
+    place = f" at {where}" if where else ""
+    text = f"{received!r}{place}: expected {expected}"
+    if suggestion:
+        text += f"; did you mean {suggestion!r}?"
+    return Problem(code=code, message=text, where=where)
+
+
+class ImgpipeError(Exception):
+    """Base class: carries one or more problems; str() is one readable line per problem."""
+
+    exit_code = 1
+
+    def __init__(self, problems: Problem | list[Problem]):
+        self.problems = [problems] if isinstance(problems, Problem) else list(problems)
+        super().__init__("; ".join(str(p) for p in self.problems))
+
+    @property
+    def code(self) -> str:
+        return self.problems[0].code
+
+
+class OptionError(ImgpipeError):
+    """The option string is not valid (exit status 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(ImgpipeError):
+    """imgpipe.toml is not valid (exit status 2)."""
+
+    exit_code = 2
+
+
+class ImageError(ImgpipeError):
+    """The image cannot be processed: unreadable, blocked format, over a limit (exit status 1)."""
+
+    exit_code = 1
+
+    def __init__(self, problems: Problem | list[Problem], stage: str = "load"):
+        super().__init__(problems)
+        self.stage = stage
+
+
+def image_error(code: str, message: str, stage: str = "load") -> ImageError:
+    return ImageError(Problem(code=code, message=message), stage=stage)

@@ -1,0 +1,316 @@
+"""The ImageOptim API option language: `160x100,crop=auto,2x,quality=low,format=webp`.
+
+Pure: parses a string into an immutable `Recipe` with a canonical string form (same meaning,
+same string), or raises `OptionError` listing every problem. Things that are close enough to
+work are accepted and recorded as warnings with stable codes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+
+from .errors import OptionError, Problem, closest, describe
+from .formats import AUTO, FORMAT_ALIASES, FORMATS
+
+MAX_SIDE = 10000
+MIN_DENSITY, MAX_DENSITY = 1, 3
+DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 3600.0
+DEFAULT_BGCOLOR = "FFFFFF"
+
+MODES = ("scale-down", "fit", "crop", "pad")
+GRAVITIES = ("centre", "auto", "top", "bottom", "left", "right")
+QUALITY_PRESETS = ("low", "medium", "high", "lossless")
+FORMAT_NAMES = (AUTO, *FORMATS)
+
+# Every token form, for "expected ..." messages and close-match suggestions.
+VOCABULARY = (
+    "full",
+    "scale-down",
+    "fit",
+    "crop",
+    "pad",
+    "trim",
+    "trim=border",
+    *(f"crop={g}" for g in GRAVITIES if g != "centre"),
+    *(f"quality={q}" for q in QUALITY_PRESETS),
+    *(f"format={f}" for f in FORMAT_NAMES),
+    "bgcolor=",
+    "timeout=",
+    "1x",
+    "2x",
+    "3x",
+)
+EXPECTED_TOKEN = (
+    "one of: full, W, WxH, xH (1..10000), a density 1x..3x, scale-down, fit, crop, "
+    "crop=auto|top|bottom|left|right|FXxFY, pad, trim, bgcolor=RGB|RRGGBB, "
+    "quality=low|medium|high|lossless|1..100, format=" + "|".join(FORMAT_NAMES)
+    + ", timeout=SECONDS"
+)
+
+_SIZE = re.compile(r"^(\d+)?x(\d+)$|^(\d+)$")
+_DENSITY = re.compile(r"^(\d+(?:\.\d+)?)x$")
+_FOCAL = re.compile(r"^(\d*\.?\d+)x(\d*\.?\d+)$")
+_HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
+_NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What one rendition should be. Sizes are CSS pixels; `density` multiplies them."""
+
+    width: int | None = None
+    height: int | None = None
+    density: Fraction = Fraction(1)
+    mode: str = "scale-down"
+    gravity: str = "centre"  # for crop: centre|auto|top|bottom|left|right|focal
+    focal: tuple[Fraction, Fraction] | None = None
+    trim: bool = False
+    bgcolor: str = DEFAULT_BGCOLOR
+    quality: str | int = "medium"
+    format: str = AUTO
+    timeout: float = DEFAULT_TIMEOUT
+    warnings: tuple[Problem, ...] = field(default=(), compare=False, hash=False)
+
+    @property
+    def full(self) -> bool:
+        return self.width is None and self.height is None
+
+    def box(self) -> tuple[Fraction | None, Fraction | None]:
+        """The box in device pixels (None for a side that is not given)."""
+        w = self.width * self.density if self.width else None
+        h = self.height * self.density if self.height else None
+        return w, h
+
+    def canonical(self) -> str:
+        """Same meaning, same string: defaults are left out, tokens in a fixed order."""
+        return ",".join(self._tokens(with_timeout=True))
+
+    def byte_form(self) -> str:
+        """The canonical form without what cannot change the output bytes (for cache keys)."""
+        return ",".join(self._tokens(with_timeout=False))
+
+    def _tokens(self, with_timeout: bool) -> list[str]:
+        if self.full:
+            tokens = ["full"]
+        else:
+            tokens = [f"{self.width or ''}x{self.height}" if self.height else str(self.width)]
+        if self.mode == "crop":
+            if self.focal:
+                tokens.append(f"crop={_num(self.focal[0])}x{_num(self.focal[1])}")
+            elif self.gravity != "centre":
+                tokens.append(f"crop={self.gravity}")
+            else:
+                tokens.append("crop")
+        elif self.mode != "scale-down":
+            tokens.append(self.mode)
+        if self.density != 1:
+            tokens.append(f"{_num(self.density)}x")
+        if self.trim:
+            tokens.append("trim")
+        if self.bgcolor != DEFAULT_BGCOLOR:
+            tokens.append(f"bgcolor={self.bgcolor}")
+        if self.quality != "medium":
+            tokens.append(f"quality={self.quality}")
+        if self.format != AUTO:
+            tokens.append(f"format={self.format}")
+        if with_timeout and self.timeout != DEFAULT_TIMEOUT:
+            tokens.append(f"timeout={self.timeout:g}")
+        return tokens
+
+    def __str__(self) -> str:
+        return self.canonical()
+
+    def with_(self, **changes) -> "Recipe":
+        return replace(self, **changes)
+
+
+def _num(value: Fraction) -> str:
+    return f"{float(value):g}"
+
+
+def _warn(code: str, message: str, where: str) -> Problem:
+    return Problem(code=code, message=message, where=where)
+
+
+def parse(text: str) -> Recipe:
+    """Parse an option string; raise OptionError listing every problem found."""
+    if not text or not text.strip():
+        raise OptionError(
+            describe(
+                "empty-options",
+                text,
+                "at least one token; use 'full' for no resizing",
+                suggestion="full",
+            )
+        )
+    values: dict = {}
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    seen: dict[str, str] = {}  # slot -> the token that set it, for repeated-option warnings
+
+    def set_slot(slot: str, token: str, where: str, **fields) -> None:
+        if slot in seen and seen[slot] != token:
+            code = "repeated-size" if slot == "size" else "repeated-option"
+            warnings.append(
+                _warn(code, f"{token!r} replaces {seen[slot]!r}: the last one wins", where)
+            )
+        seen[slot] = token
+        values.update(fields)
+
+    raw_tokens = text.split(",")
+    for index, raw in enumerate(raw_tokens, start=1):
+        where = f"token {index}"
+        token = raw.strip()
+        if token != raw:
+            warnings.append(
+                _warn("whitespace", f"spaces around {raw!r} are not part of the language", where)
+            )
+        if not token:
+            warnings.append(_warn("empty-token", "an empty token was ignored", where))
+            continue
+        key, eq, value = token.partition("=")
+        lowered_key = key.lower()
+        if lowered_key != "bgcolor" and token != token.lower():
+            warnings.append(_warn("uppercase", f"{token!r} should be lowercase", where))
+            token, value = token.lower(), value.lower()
+        key = lowered_key
+
+        problem = _parse_token(token, key, eq, value, where, set_slot, warnings)
+        if problem:
+            errors.append(problem)
+
+    if errors:
+        raise OptionError(errors)
+
+    recipe = Recipe(**values)
+    if recipe.full and recipe.density != 1:
+        warnings.append(
+            _warn("density-without-size", "a density means nothing without a size; ignored", "")
+        )
+        recipe = recipe.with_(density=Fraction(1))
+    if recipe.mode in ("crop", "pad") and not (recipe.width and recipe.height):
+        warnings.append(
+            _warn(
+                "crop-needs-box",
+                f"{recipe.mode} needs both width and height (WxH); treated as scale-down",
+                "",
+            )
+        )
+        recipe = recipe.with_(mode="scale-down", gravity="centre", focal=None)
+    return recipe.with_(warnings=tuple(warnings))
+
+
+def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | None:
+    """Apply one token through set_slot; return an error Problem or None."""
+    if not eq:
+        if token == "full":
+            set_slot("size", token, where, width=None, height=None)
+            return None
+        if token in ("scale-down", "fit", "pad"):
+            set_slot("mode", token, where, mode=token, gravity="centre", focal=None)
+            return None
+        if token == "crop":
+            set_slot("mode", token, where, mode="crop", gravity="centre", focal=None)
+            return None
+        if token == "trim":
+            set_slot("trim", token, where, trim=True)
+            return None
+        size = _SIZE.match(token)
+        if size:
+            return _parse_size(token, size, where, set_slot)
+        density = _DENSITY.match(token)
+        if density:
+            d = Fraction(density.group(1))
+            if not MIN_DENSITY <= d <= MAX_DENSITY:
+                return describe("bad-density", token, "a density from 1x to 3x (e.g. 2x, 1.5x)",
+                                where, suggestion=f"{min(max(round(d), 1), 3)}x")
+            set_slot("density", token, where, density=d)
+            return None
+        return describe("unknown-token", token, EXPECTED_TOKEN, where,
+                        suggestion=closest(token, VOCABULARY))
+
+    if key == "crop":
+        if value in GRAVITIES and value != "centre":
+            set_slot("mode", token, where, mode="crop", gravity=value, focal=None)
+            return None
+        focal = _FOCAL.match(value)
+        if focal:
+            fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
+            bad = [part for part, f in zip(focal.groups(), (fx, fy)) if not 0 <= f <= 1]
+            if bad:
+                return describe("bad-crop", token,
+                                f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
+                                where, suggestion="crop=0.5x0.5")
+            set_slot("mode", token, where, mode="crop", gravity="focal", focal=(fx, fy))
+            return None
+        numeric = _NUMBER.match(value)
+        return describe("bad-crop", token,
+                        "crop=auto|top|bottom|left|right or a focal point crop=FXxFY (0..1)",
+                        where, suggestion="crop=0.5x0.5" if numeric
+                        else closest(token, [f"crop={g}" for g in GRAVITIES[1:]]))
+    if key == "trim":
+        if value == "border":
+            set_slot("trim", token, where, trim=True)
+            return None
+        return describe("bad-trim", token, "trim or trim=border", where, suggestion="trim")
+    if key == "bgcolor":
+        hexcolor = _HEX.match(value)
+        if not hexcolor:
+            return describe("bad-bgcolor", token, "bgcolor=RGB or bgcolor=RRGGBB in hex",
+                            where, suggestion="bgcolor=FFF")
+        digits = hexcolor.group(1).upper()
+        if len(digits) == 3:
+            digits = "".join(c * 2 for c in digits)
+        set_slot("bgcolor", token, where, bgcolor=digits)
+        return None
+    if key == "quality":
+        if value in QUALITY_PRESETS:
+            set_slot("quality", token, where, quality=value)
+            return None
+        if value.isdigit() and 1 <= int(value) <= 100:
+            set_slot("quality", token, where, quality=int(value))
+            return None
+        return describe("bad-quality", token, "quality=low|medium|high|lossless or 1..100",
+                        where, suggestion=closest(token, [f"quality={q}" for q in QUALITY_PRESETS])
+                        or "quality=medium")
+    if key == "format":
+        if value in FORMAT_NAMES:
+            set_slot("format", token, where, format=value)
+            return None
+        if value in FORMAT_ALIASES:
+            real = FORMAT_ALIASES[value]
+            warnings.append(_warn("format-alias", f"format={value} is read as format={real}", where))
+            set_slot("format", token, where, format=real)
+            return None
+        return describe("bad-format", token, "format=" + "|".join(FORMAT_NAMES), where,
+                        suggestion=closest(token, [f"format={f}" for f in FORMAT_NAMES]))
+    if key == "timeout":
+        if _NUMBER.match(value) and 0 < float(value) <= MAX_TIMEOUT:
+            set_slot("timeout", token, where, timeout=float(value))
+            return None
+        return describe("bad-timeout", token,
+                        f"timeout=SECONDS, a number above 0 and at most {MAX_TIMEOUT:g}",
+                        where, suggestion="timeout=30")
+    return describe("unknown-token", token, EXPECTED_TOKEN, where,
+                    suggestion=closest(token, VOCABULARY))
+
+
+def _parse_size(token, match, where, set_slot) -> Problem | None:
+    if match.group(3) is not None:
+        width, height = int(match.group(3)), None
+    else:
+        width = int(match.group(1)) if match.group(1) is not None else None
+        height = int(match.group(2))
+    bad = [s for s in (width, height) if s is not None and not 1 <= s <= MAX_SIDE]
+    if bad:
+        fixed = "x".join(
+            str(min(max(s, 1), MAX_SIDE)) if s is not None else "" for s in (width, height)
+        ) if height is not None else str(min(max(width, 1), MAX_SIDE))
+        return describe("size-out-of-range", token,
+                        f"sizes as W, WxH or xH with integers 1..{MAX_SIDE}", where,
+                        suggestion=fixed)
+    set_slot("size", token, where, width=width, height=height)
+    return None
