@@ -1,0 +1,45 @@
+"""Plain data the engine takes and returns (no pyvips here, so planners can import it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import Problem
+
+MAX_PIXELS = 100_000_000  # width x height x frames
+MAX_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_pixels: int = MAX_PIXELS
+    max_bytes: int = MAX_BYTES
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What is known about a source after its header is read (size after EXIF autorotate)."""
+
+    width: int
+    height: int
+    format: str  # loader family: jpeg, png, webp, gif, tiff, heif
+    bytes: int
+    frames: int = 1
+    has_alpha: bool = False
+
+
+@dataclass(frozen=True)
+class Rendition:
+    """One encoded result and what was decided on the way."""
+
+    data: bytes
+    format: str  # a key of formats.FORMATS
+    width: int
+    height: int
+    quality: str | int  # the preset or fixed quality actually used
+    encoder_quality: int | None  # the number handed to the encoder, if any
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def bytes(self) -> int:
+        return len(self.data)
