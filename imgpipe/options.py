@@ -123,7 +123,7 @@ class Recipe:
     def __str__(self) -> str:
         return self.canonical()
 
-    def with_(self, **changes) -> "Recipe":
+    def with_(self, **changes) -> Recipe:
         return replace(self, **changes)
 
 
