@@ -239,7 +239,7 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         focal = _FOCAL.match(value)
         if focal:
             fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
-            bad = [part for part, f in zip(focal.groups(), (fx, fy)) if not 0 <= f <= 1]
+            bad = [part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1]
             if bad:
                 return describe("bad-crop", token,
                                 f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
