@@ -1,0 +1,371 @@
+"""`imgpipe build`, as a numbered recipe:
+
+1. discover sources, hash what the stat cache does not know, plan every rendition;
+2. skip renditions whose cache key has a record (output intact, or a blob to restore from);
+3. render the rest, sources in parallel, one decode per source;
+4. write outputs atomically (only when their bytes differ), committing state per source;
+5. write the manifest (last of the outputs, so it never names a missing file);
+6. write the HTML snippets; 7. remove stale outputs.
+
+Nothing is written when nothing changed: every file is compared with what is on disk (by its
+recorded stat, else by its bytes) before it is replaced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from . import manifest as mf
+from .config import Config
+from .engine.types import Rendition, SourceInfo
+from .executor import Engine, Failure, Job, JobResult, ThreadExecutor
+from .html import Renderer, snippet_path
+from .plan import (
+    Plan,
+    SourceFile,
+    SourcePlan,
+    discover,
+    engine_fingerprint,
+    hash_file,
+    make,
+    output_name,
+)
+from .state import Lock, Record, State, atomic_write, remove_temp_files
+
+
+@dataclass(frozen=True)
+class Issue:
+    """A failure or warning in the report: where it happened and what it was."""
+
+    source: str
+    label: str | None
+    stage: str
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Summary:
+    sources: int
+    built: int
+    cached: int
+    failed: int
+    bytes_before: int
+    bytes_after: int
+    seconds: float
+    files_written: int
+    files_removed: int
+    failures: tuple[Issue, ...] = ()
+    warnings: tuple[Issue, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+
+@dataclass(frozen=True)
+class PlannedItem:
+    """A line of `--dry-run`: one rendition and whether it would be built."""
+
+    source: str
+    label: str
+    options: str
+    key: str
+    cached: bool
+    output: str | None  # None when format=auto and nothing was built yet
+
+
+class Events:
+    """Progress callbacks; the CLI passes a terminal or CI reporter. Defaults do nothing."""
+
+    def waiting(self, holder: str) -> None: ...
+    def start(self, sources: int, to_render: int) -> None: ...
+    def source_done(self, relpath: str, built: int, failed: int) -> None: ...
+
+
+def default_engine() -> Any:
+    from . import engine  # imported late: planning, dry runs and tests need no pyvips
+
+    return engine
+
+
+def fingerprint_of(engine: Engine | ModuleType) -> str:
+    return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+
+
+def plan_sources(config: Config, state: State, fingerprint: str) -> Plan:
+    def sha256_of(f: SourceFile) -> str:
+        known = state.known_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode)
+        if known:
+            return known
+        sha = hash_file(f.path)
+        st = os.stat(f.path)
+        # Remembered only if the file did not change while it was read.
+        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
+                f.size, f.mtime_ns, f.ctime_ns, f.inode):
+            state.remember_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode, sha)
+        return sha
+
+    return make(config, discover(config), sha256_of, fingerprint)
+
+
+def dry_run(config: Config, engine: Engine | ModuleType | None = None,
+            force: bool = False) -> list[PlannedItem]:
+    """The plan as it would run now. Reads sources it must hash; writes nothing."""
+    fingerprint = fingerprint_of(engine or default_engine())
+    with State(config.cache_dir, readonly=True) as state:
+        plan = plan_sources(config, state, fingerprint)
+        items = []
+        for sp in plan.sources:
+            for r in sp.renditions:
+                record = None if force else state.record(r.key)
+                fmt = record.format if record else (None if r.format == "auto" else r.format)
+                items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
+                                         record is not None,
+                                         output_name(sp.source.relpath, r.label, r.key, fmt)
+                                         if fmt else None))
+        return items
+
+
+@dataclass
+class _Run:
+    """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
+
+    config: Config
+    state: State
+    written: int = 0
+    removed: int = 0
+    built: int = 0
+    cached: int = 0
+    failures: list[Issue] = field(default_factory=list)
+    keep: set[str] = field(default_factory=set)  # root-relative paths this build stands by
+
+    def rel(self, path: Path) -> str:
+        return os.path.relpath(path, self.config.root)
+
+    def sync(self, path: Path, fingerprint: str, data: bytes | None, load=None) -> None:
+        """Make `path` hold `data` (or `load()`), writing only if its bytes differ."""
+        rel = self.rel(path)
+        self.keep.add(rel)
+        known = self.state.written(rel)
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        if st and known and known.fingerprint == fingerprint and (
+                st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
+            return
+        if data is None:
+            data = load()
+        if st is None or st.st_size != len(data) or path.read_bytes() != data:
+            atomic_write(path, data)
+            st = os.stat(path)
+            self.written += 1
+        self.state.put_written(rel, fingerprint, st.st_size, st.st_mtime_ns)
+
+
+def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
+          jobs: int | None = None, engine: Engine | ModuleType | None = None,
+          events: Events | None = None) -> Summary:
+    """Run a build (see the module docstring). Raises ConfigError, BuildLocked."""
+    started = time.monotonic()
+    events = events or Events()
+    engine = engine or default_engine()
+    fingerprint = fingerprint_of(engine)
+    lock = Lock(config.cache_dir)
+    lock.acquire(wait=wait, on_wait=events.waiting)
+    try:
+        with State(config.cache_dir) as state:
+            if state.get_meta("running") == "1":  # the last build was killed: sweep its temps
+                for directory in {config.output, config.snippets, config.cache_dir / "blobs"}:
+                    if directory.is_dir():
+                        remove_temp_files(directory)
+            state.set_meta("running", "1")
+            summary = _build(config, state, engine, fingerprint, force, gc,
+                             jobs or config.jobs, events, started)
+            state.set_meta("running", "0")
+            return summary
+    finally:
+        lock.release()
+
+
+def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
+           jobs: int, events: Events, started: float) -> Summary:
+    plan = plan_sources(config, state, fingerprint)
+    state.forget_stats({sp.source.relpath for sp in plan.sources})
+    state.commit()
+    run = _Run(config, state)
+
+    # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
+    # blob can restore them; `--force` ignores records.
+    to_render: dict[str, tuple[str, ...]] = {}
+    for sp in plan.sources:
+        missing = tuple(k for k in sp.keys if force or not _usable(run, sp, k))
+        if missing or state.info(sp.sha256) is None:
+            to_render[sp.source.relpath] = missing
+    events.start(len(plan.sources), sum(len(v) for v in to_render.values()))
+
+    entries: dict[str, dict[str, Any]] = {}
+    by_rel = {sp.source.relpath: sp for sp in plan.sources}
+    for sp in plan.sources:  # cached sources first: quick, and they free the terminal early
+        if sp.source.relpath not in to_render:
+            _finish_source(run, sp, state.info(sp.sha256), {}, {}, entries)
+            events.source_done(sp.source.relpath, 0, 0)
+    jobs_list = [Job(rel, by_rel[rel].source.path, by_rel[rel].sha256,
+                     tuple((k, _options_of(by_rel[rel], k)) for k in keys), config.limits)
+                 for rel, keys in to_render.items()]
+    for result in ThreadExecutor(jobs, engine).run(jobs_list):
+        _take_result(run, by_rel[result.relpath], result, entries)
+        state.commit()
+        events.source_done(result.relpath, *_counts(by_rel[result.relpath], result))
+
+    # 5. Manifest, then 6. snippets: both derived from the entries only.
+    encoded = {rel: mf.encode_entry(e) for rel, e in entries.items()}
+    data = mf.dumps(config.base_url, encoded)
+    run.sync(config.manifest, hashlib.sha256(data).hexdigest(), data)
+    _write_snippets(run, entries, encoded)
+    state.commit()
+
+    # 7. Stale outputs: only files this tool wrote, and only after everything else is in place.
+    if gc:
+        for rel in state.written_paths():
+            if rel not in run.keep:
+                try:
+                    os.unlink(config.root / rel)
+                    run.removed += 1
+                except FileNotFoundError:
+                    pass
+                state.forget_written(rel)
+        state.drop_records({k for sp in plan.sources for k in sp.keys})
+        state.commit()
+    return _summary(run, plan, entries, started)
+
+
+def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
+    record = run.state.record(key)
+    if record is None:
+        return False
+    if run.state.has_blob(record):
+        return True
+    # No blob (cache pruned by hand): still fine if every output of this key is intact.
+    for r in sp.renditions:
+        if r.key == key:
+            path = run.config.output / output_name(sp.source.relpath, r.label, key, record.format)
+            known = run.state.written(run.rel(path))
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                return False
+            if not known or known.fingerprint != key or (st.st_size, st.st_mtime_ns) != (
+                    known.size, known.mtime_ns):
+                return False
+    return True
+
+
+def _options_of(sp: SourcePlan, key: str) -> str:
+    return next(r.options for r in sp.renditions if r.key == key)
+
+
+def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
+                 entries: dict[str, dict[str, Any]]) -> None:
+    rel = sp.source.relpath
+    if result.failure or result.info is None:
+        failure = result.failure or Failure("internal", "no-info", "no source info")
+        run.failures.append(Issue(rel, None, failure.stage, failure.code, failure.message))
+        return
+    run.state.put_info(sp.sha256, result.info)
+    fresh: dict[str, bytes] = {}
+    failed: dict[str, Failure] = {}
+    for key, outcome in result.renditions:
+        if isinstance(outcome, Rendition):
+            record = Record(key, outcome.format, outcome.width, outcome.height, outcome.bytes,
+                            outcome.quality, outcome.encoder_quality,
+                            tuple((w.code, w.message) for w in outcome.warnings))
+            run.state.put_record(record, outcome.data)
+            fresh[key] = outcome.data
+        else:
+            failed[key] = outcome
+    for r in sp.renditions:
+        if r.key in failed:
+            f = failed[r.key]
+            run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
+    _finish_source(run, sp, result.info, fresh, failed, entries)
+
+
+def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],
+                   failed: dict[str, Failure], entries: dict[str, dict[str, Any]]) -> None:
+    """Write this source's outputs and keep its manifest entry."""
+    records = {}
+    for r in sp.renditions:
+        record = None if r.key in failed else run.state.record(r.key)
+        if record is None:
+            continue
+        path = run.config.output / output_name(sp.source.relpath, r.label, r.key, record.format)
+        if r.key in fresh:
+            run.built += 1
+        else:
+            run.cached += 1
+        run.sync(path, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
+        records[r.key] = record
+    entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
+
+
+def _blob(state: State, key: str) -> bytes:
+    data = state.read_blob(key)
+    if data is None:
+        raise RuntimeError(f"cache blob {key} vanished during the build; run it again")
+    return data
+
+
+def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
+                    encoded: dict[str, str]) -> None:
+    if not any(entry["srcsets"] for entry in entries.values()):
+        return
+    renderer = Renderer(run.config.templates)
+    template = hashlib.sha256(renderer.fingerprint().encode()).hexdigest()
+    for rel, entry in sorted(entries.items()):
+        for group in entry["srcsets"]:
+            path = run.config.snippets / snippet_path(rel, group)
+            # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of
+            # everything a snippet depends on lets unchanged ones be skipped unrendered.
+            fp = hashlib.sha256(f"{template}\0{group}\0{encoded[rel]}".encode()).hexdigest()
+            run.sync(path, fp, None,
+                     load=lambda e=entry, g=group: renderer.picture(e, g).encode())
+
+
+def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
+    if result.failure:
+        return 0, len(sp.renditions)
+    ok = {k for k, o in result.renditions if isinstance(o, Rendition)}
+    bad = {k for k, o in result.renditions if not isinstance(o, Rendition)}
+    return (sum(r.key in ok for r in sp.renditions), sum(r.key in bad for r in sp.renditions))
+
+
+def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
+             started: float) -> Summary:
+    warnings = [Issue("", None, "config", p.code, p.message) for p in run.config.warnings]
+    for rel, entry in sorted(entries.items()):
+        warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
+                        for w in entry["warnings"])
+    failed = sum(len(by.renditions) if issue.label is None else 1
+                 for issue in run.failures
+                 for by in [next(sp for sp in plan.sources if sp.source.relpath == issue.source)])
+    return Summary(
+        sources=len(plan.sources),
+        built=run.built,
+        cached=run.cached,
+        failed=failed,
+        bytes_before=sum(e["bytes"] for e in entries.values()),
+        bytes_after=sum(r["bytes"] for e in entries.values() for r in e["renditions"].values()),
+        seconds=time.monotonic() - started,
+        files_written=run.written,
+        files_removed=run.removed,
+        failures=tuple(run.failures),
+        warnings=tuple(warnings),
+    )

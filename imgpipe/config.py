@@ -1,0 +1,505 @@
+"""imgpipe.toml (or `[tool.imgpipe]` in pyproject.toml) → a frozen, validated `Config`.
+
+Validation happens once, here: every wrong type and bad option string is an error naming its
+key path (`rules[1].widths[2]`); unknown keys are warnings with a suggestion. Everything after
+this module can trust the config.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .engine.types import MAX_BYTES, MAX_PIXELS, Limits
+from .errors import ConfigError, OptionError, Problem, closest, describe
+from .formats import AUTO, FORMATS
+from .options import MAX_SIDE, VOCABULARY, Recipe, parse
+
+CONFIG_FILE = "imgpipe.toml"
+PYPROJECT = "pyproject.toml"
+DEFAULT_GROUP = "default"
+MANIFEST_NAME = "imgpipe-manifest.json"
+SNIPPETS_DIR = "_snippets"
+
+# Labels become parts of file names, so they stay in a portable alphabet.
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
+            "templates", "limits", "presets", "rules")
+LIMIT_KEYS = ("max_pixels", "max_bytes")
+RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name")
+
+
+@dataclass(frozen=True)
+class RenditionSpec:
+    """One named rendition a rule asks for."""
+
+    label: str
+    recipe: Recipe
+    where: str  # key path, for messages
+    group: str | None = None  # srcset group when it comes from a responsive family
+    width: int | None = None  # the family width (CSS px) it stands for
+
+
+@dataclass(frozen=True)
+class SrcsetSpec:
+    """A responsive family: widths x formats sharing options and a `sizes` attribute."""
+
+    name: str
+    sizes: str
+    widths: tuple[int, ...]
+    formats: tuple[str, ...]
+
+    def label(self, width: int, fmt: str) -> str:
+        return f"{width}-{fmt}" if self.name == DEFAULT_GROUP else f"{self.name}-{width}-{fmt}"
+
+
+@dataclass(frozen=True)
+class Rule:
+    index: int
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+    renditions: tuple[RenditionSpec, ...]
+    srcset: SrcsetSpec | None
+    _include_re: re.Pattern = field(repr=False, compare=False)
+    _exclude_re: re.Pattern | None = field(repr=False, compare=False)
+
+    @property
+    def where(self) -> str:
+        return f"rules[{self.index}]"
+
+    def matches(self, relpath: str) -> bool:
+        """`relpath` is relative to the source dir, with forward slashes."""
+        if not self._include_re.match(relpath):
+            return False
+        return not (self._exclude_re and self._exclude_re.match(relpath))
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path  # the file it came from
+    root: Path  # paths in the file are relative to its directory
+    source: Path
+    output: Path
+    base_url: str
+    cache_dir: Path
+    jobs: int  # resolved: never 0
+    manifest: Path
+    snippets: Path
+    templates: Path | None
+    limits: Limits
+    presets: dict[str, str]
+    rules: tuple[Rule, ...]
+    warnings: tuple[Problem, ...] = ()
+
+
+def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
+    """The config file in `directory` and its raw table. The dedicated file wins."""
+    warnings: list[Problem] = []
+    dedicated, pyproject = directory / CONFIG_FILE, directory / PYPROJECT
+    py_table = None
+    if pyproject.is_file():
+        py_table = _read_toml(pyproject).get("tool", {}).get("imgpipe")
+    if dedicated.is_file():
+        if py_table is not None:
+            warnings.append(Problem("config-shadowed",
+                                    f"[tool.imgpipe] in {PYPROJECT} is ignored: {CONFIG_FILE} wins"))
+        return dedicated, _read_toml(dedicated), warnings
+    if py_table is not None:
+        if not isinstance(py_table, dict):
+            raise ConfigError(describe("bad-type", str(py_table), "a table", "tool.imgpipe"))
+        return pyproject, py_table, warnings
+    raise ConfigError(Problem(
+        "no-config",
+        f"no {CONFIG_FILE} or [tool.imgpipe] in {PYPROJECT} in {directory}; "
+        "run `imgpipe init` to write a starter file"))
+
+
+def load(path: Path | None = None, directory: Path | None = None) -> Config:
+    """Read and validate a config: `path` if given, else look in `directory` (default cwd)."""
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(Problem("no-config", f"config file {path} does not exist"))
+        raw = _read_toml(path)
+        if path.name == PYPROJECT:
+            raw = raw.get("tool", {}).get("imgpipe", {})
+        warnings: list[Problem] = []
+    else:
+        path, raw, warnings = find(Path(directory or Path.cwd()))
+    return from_dict(raw, path.resolve().parent, path, warnings)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(Problem("bad-toml", f"{path}: {exc}")) from None
+
+
+def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
+              warnings: list[Problem] | None = None) -> Config:
+    """Validate a raw table; raise ConfigError listing every problem found."""
+    v = _Validator(list(warnings or []))
+    v.unknown_keys(raw, TOP_KEYS, "")
+    source = v.string(raw, "source", "")
+    output = v.string(raw, "output", "")
+    for key in ("source", "output"):
+        if key not in raw:
+            v.errors.append(Problem("missing-key", f"{key!r} is required (a directory path)", key))
+    base_url = v.string(raw, "base_url", "", default="/")
+    if base_url is not None and not base_url.endswith("/"):
+        base_url += "/"
+    cache_dir = v.string(raw, "cache_dir", "", default=".imgpipe-cache")
+    jobs = v.integer(raw, "jobs", "", default=0, low=0, high=1024)
+    manifest = v.string(raw, "manifest", "")
+    snippets = v.string(raw, "snippets", "")
+    templates = v.string(raw, "templates", "")
+    limits = _limits(v, raw.get("limits", {}))
+    presets = _presets(v, raw.get("presets", {}))
+    rules_raw = raw.get("rules", [])
+    rules: list[Rule] = []
+    if not isinstance(rules_raw, list):
+        v.type_error(rules_raw, "an array of tables ([[rules]])", "rules")
+    else:
+        for index, rule_raw in enumerate(rules_raw):
+            rule = _rule(v, rule_raw, index, presets or {})
+            if rule:
+                rules.append(rule)
+        if not rules_raw:
+            v.warnings.append(Problem("no-rules", "no [[rules]]: nothing will be built", "rules"))
+    if v.errors:
+        raise ConfigError(v.errors)
+
+    def resolve(p: str) -> Path:
+        return Path(os.path.normpath(root / p))
+
+    out_dir = resolve(output)
+    config = Config(
+        path=path or root / CONFIG_FILE,
+        root=root,
+        source=resolve(source),
+        output=out_dir,
+        base_url=base_url,
+        cache_dir=resolve(cache_dir),
+        jobs=jobs or os.cpu_count() or 1,
+        manifest=resolve(manifest) if manifest else out_dir / MANIFEST_NAME,
+        snippets=resolve(snippets) if snippets else out_dir / SNIPPETS_DIR,
+        templates=resolve(templates) if templates else None,
+        limits=limits,
+        presets=presets or {},
+        rules=tuple(rules),
+        warnings=tuple(v.warnings),
+    )
+    _check_dirs(config)
+    return config
+
+
+def _check_dirs(config: Config) -> None:
+    """The cache must survive output cleaning and never be published or read as a source;
+    outputs inside the source tree would be discovered as sources on the next build."""
+    dirs = {"source": config.source, "output": config.output, "cache_dir": config.cache_dir}
+    problems = []
+    for a, b in (("cache_dir", "source"), ("cache_dir", "output"), ("output", "source")):
+        pa, pb = dirs[a], dirs[b]
+        if pa == pb or pa in pb.parents or pb in pa.parents:
+            problems.append(Problem("overlapping-dirs",
+                                    f"{a} ({pa}) must be outside {b} ({pb}), and {b} outside {a}",
+                                    a))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _limits(v: _Validator, raw: Any) -> Limits:
+    if not isinstance(raw, dict):
+        v.type_error(raw, "a table", "limits")
+        return Limits()
+    v.unknown_keys(raw, LIMIT_KEYS, "limits")
+    return Limits(
+        max_pixels=v.integer(raw, "max_pixels", "limits", default=MAX_PIXELS, low=1) or MAX_PIXELS,
+        max_bytes=v.integer(raw, "max_bytes", "limits", default=MAX_BYTES, low=1) or MAX_BYTES,
+    )
+
+
+def _presets(v: _Validator, raw: Any) -> dict[str, str] | None:
+    if not isinstance(raw, dict):
+        v.type_error(raw, "a table of name = \"options\"", "presets")
+        return None
+    presets: dict[str, str] = {}
+    for name, text in raw.items():
+        where = f"presets.{name}"
+        if not isinstance(text, str):
+            v.type_error(text, "an option string", where)
+            continue
+        if name in VOCABULARY or not _LABEL.match(name) or re.match(r"^\d", name):
+            v.errors.append(describe("bad-preset-name", name,
+                                     "a name that is not an option token (letters, digits, - _, "
+                                     "not starting with a digit)", where))
+            continue
+        presets[name] = text
+    for name in list(presets):
+        try:
+            presets[name] = expand(presets[name], presets)
+        except ConfigError as exc:
+            v.errors.extend(exc.problems)
+            del presets[name]
+    for name, text in presets.items():
+        v.recipe(text, f"presets.{name}")
+    return presets
+
+
+def expand(text: str, presets: dict[str, str], _seen: tuple[str, ...] = ()) -> str:
+    """Replace preset names used as tokens by their option strings (presets may nest)."""
+    tokens = []
+    for token in text.split(","):
+        name = token.strip()
+        if name in presets:
+            if name in _seen:
+                raise ConfigError(Problem("preset-cycle",
+                                          f"preset {name!r} refers to itself via "
+                                          f"{' -> '.join(_seen + (name,))}", f"presets.{name}"))
+            tokens.append(expand(presets[name], presets, _seen + (name,)))
+        else:
+            tokens.append(token)
+    return ",".join(tokens)
+
+
+def _rule(v: _Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule | None:
+    where = f"rules[{index}]"
+    if not isinstance(raw, dict):
+        v.type_error(raw, "a table", where)
+        return None
+    v.unknown_keys(raw, RULE_KEYS, where)
+    include = v.string_list(raw, "include", where)
+    exclude = v.string_list(raw, "exclude", where) or []
+    if "include" not in raw:
+        v.errors.append(Problem("missing-key", "'include' is required (a list of globs)",
+                                f"{where}.include"))
+    renditions: list[RenditionSpec] = []
+    rend_raw = raw.get("renditions", {})
+    if not isinstance(rend_raw, dict):
+        v.type_error(rend_raw, "a table of label = \"options\"", f"{where}.renditions")
+    else:
+        for label, text in rend_raw.items():
+            path = f"{where}.renditions.{label}"
+            if not _LABEL.match(label):
+                v.errors.append(describe("bad-label", label, "a label of letters, digits, - and _",
+                                         path))
+            elif not isinstance(text, str):
+                v.type_error(text, "an option string", path)
+            else:
+                recipe = v.recipe(expand(text, presets), path)
+                if recipe:
+                    renditions.append(RenditionSpec(label, recipe, path))
+    srcset = _family(v, raw, where, presets, renditions)
+    if not renditions and srcset is None and not any(
+            k in raw for k in ("renditions", "widths")):
+        v.errors.append(Problem("empty-rule", "a rule needs `renditions` or `widths`", where))
+    labels: dict[str, str] = {}
+    for spec in renditions:
+        if spec.label in labels:
+            v.errors.append(Problem("label-clash", f"label {spec.label!r} of {spec.where} is also "
+                                    f"made by {labels[spec.label]}", spec.where))
+        labels[spec.label] = spec.where
+    if include is None or v.errors:
+        return None
+    try:
+        include_re = compile_globs(include)
+        exclude_re = compile_globs(exclude) if exclude else None
+    except ValueError as exc:
+        v.errors.append(Problem("bad-glob", str(exc), f"{where}.include"))
+        return None
+    return Rule(index, tuple(include), tuple(exclude), tuple(renditions), srcset,
+                include_re, exclude_re)
+
+
+def _family(v: _Validator, raw: dict, where: str, presets: dict[str, str],
+            renditions: list[RenditionSpec]) -> SrcsetSpec | None:
+    family_keys = ("widths", "formats", "options", "sizes", "name")
+    if not any(k in raw for k in family_keys):
+        return None
+    if "widths" not in raw:
+        v.errors.append(Problem("missing-key", "'widths' is required for a responsive family",
+                                f"{where}.widths"))
+        return None
+    widths = v.int_list(raw, "widths", where, low=1, high=MAX_SIDE)
+    formats = v.string_list(raw, "formats", where, choices=(AUTO, *FORMATS)) or [AUTO]
+    options = v.string(raw, "options", where, default="") or ""
+    sizes = v.string(raw, "sizes", where, default="100vw") or "100vw"
+    name = v.string(raw, "name", where, default=DEFAULT_GROUP) or DEFAULT_GROUP
+    if not _LABEL.match(name):
+        v.errors.append(describe("bad-label", name, "a name of letters, digits, - and _",
+                                 f"{where}.name"))
+    if widths is None:
+        return None
+    base = v.recipe(expand(options, presets), f"{where}.options") if options.strip() else Recipe()
+    if base is None:
+        return None
+    if base.width or base.height or base.format != AUTO:
+        v.errors.append(describe("family-options", options,
+                                 "options without a size or format: `widths` and `formats` set "
+                                 "those", f"{where}.options"))
+        return None
+    spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
+    for w in widths:
+        for fmt in formats:
+            text = ",".join(t for t in (str(w), expand(options, presets),
+                                        f"format={fmt}" if fmt != AUTO else "") if t.strip())
+            recipe = v.recipe(text, f"{where}.options")
+            if recipe:
+                renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
+                                                group=name, width=w))
+    return spec
+
+
+class _Validator:
+    """Collects every problem instead of stopping at the first, so one run lists them all."""
+
+    def __init__(self, warnings: list[Problem]):
+        self.errors: list[Problem] = []
+        self.warnings = warnings
+
+    def unknown_keys(self, table: dict, known: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in known:
+                path = f"{where}.{key}" if where else key
+                self.warnings.append(describe("unknown-key", key, "one of " + ", ".join(known),
+                                              path, suggestion=closest(key, known)))
+
+    def type_error(self, value: Any, expected: str, where: str) -> None:
+        self.errors.append(describe("bad-type", str(value), f"{expected}, not {_kind(value)}",
+                                    where))
+
+    def string(self, table: dict, key: str, where: str, default: str | None = None) -> str | None:
+        value = table.get(key, default)
+        if value is not None and not isinstance(value, str):
+            self.type_error(value, "a string", _join(where, key))
+            return None
+        return value
+
+    def integer(self, table: dict, key: str, where: str, default: int | None = None,
+                low: int = 0, high: int | None = None) -> int | None:
+        value = table.get(key, default)
+        return self._int(value, _join(where, key), low, high)
+
+    def _int(self, value: Any, where: str, low: int, high: int | None) -> int | None:
+        expected = f"an integer from {low} to {high}" if high else f"an integer of at least {low}"
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.type_error(value, expected, where)
+            return None
+        if value < low or (high is not None and value > high):
+            self.errors.append(describe("out-of-range", str(value), expected, where))
+            return None
+        return value
+
+    def int_list(self, table: dict, key: str, where: str, low: int, high: int) -> list[int] | None:
+        values = table[key]
+        path = _join(where, key)
+        if not isinstance(values, list) or not values:
+            self.type_error(values, f"a non-empty list of integers from {low} to {high}", path)
+            return None
+        checked = [self._int(x, f"{path}[{i}]", low, high) for i, x in enumerate(values)]
+        return None if None in checked else checked
+
+    def string_list(self, table: dict, key: str, where: str,
+                    choices: tuple[str, ...] | None = None) -> list[str] | None:
+        if key not in table:
+            return None
+        values = table[key]
+        path = _join(where, key)
+        if isinstance(values, str):  # one glob or format alone is close enough
+            values = [values]
+        if not isinstance(values, list) or not values:
+            self.type_error(values, "a non-empty list of strings", path)
+            return None
+        ok = True
+        for i, x in enumerate(values):
+            if not isinstance(x, str):
+                self.type_error(x, "a string", f"{path}[{i}]")
+                ok = False
+            elif choices and x not in choices:
+                self.errors.append(describe("bad-choice", x, "one of " + ", ".join(choices),
+                                            f"{path}[{i}]", suggestion=closest(x, choices)))
+                ok = False
+        return values if ok else None
+
+    def recipe(self, text: str, where: str) -> Recipe | None:
+        try:
+            recipe = parse(text)
+        except OptionError as exc:
+            self.errors.extend(_at(p, where) for p in exc.problems)
+            return None
+        self.warnings.extend(_at(p, where) for p in recipe.warnings)
+        return recipe
+
+
+def _at(problem: Problem, where: str) -> Problem:
+    """An option-language problem, placed at the config key it came from."""
+    return Problem(problem.code, f"{where}: {problem.message}", where)
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+_TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+               list: "an array", dict: "a table"}
+
+
+def _kind(value: Any) -> str:
+    return _TOML_TYPES.get(type(value), "a date/time")
+
+
+def compile_globs(patterns: list[str]) -> re.Pattern:
+    """One regex for a list of globs over '/'-separated relative paths.
+
+    `*` and `?` stay inside one path segment, `**` spans segments (zero or more), `[...]` is a
+    character class and `{a,b}` alternatives (they may nest). Matching is case-sensitive and
+    anchored at the source directory, like .gitignore patterns that contain a slash.
+    """
+    return re.compile("(?:" + "|".join(_glob_re(p) for p in patterns) + r")\Z")
+
+
+def _glob_re(pattern: str) -> str:
+    out, i, depth = [], 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                raise ValueError(f"unclosed '[' in glob {pattern!r}")
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+            continue
+        elif c == "{":
+            out.append("(?:")
+            depth += 1
+        elif c == "}" and depth:
+            out.append(")")
+            depth -= 1
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    if depth:
+        raise ValueError(f"unclosed '{{' in glob {pattern!r}")
+    return "".join(out)

@@ -1,0 +1,141 @@
+"""Run render jobs: a job is plain data, a result is a record, so the runner is swappable.
+
+`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works). A later
+distributed runner (dask.distributed) only needs `run_job` and the same two dataclasses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import traceback
+from collections.abc import Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Protocol
+
+from .engine.types import Limits, Rendition, SourceInfo
+from .errors import ImgpipeError
+from .options import parse
+
+
+@dataclass(frozen=True)
+class Job:
+    """Render `items` (cache key, canonical options) of one source; one decode feeds them all.
+
+    With no items the job only reads the header (source info for the manifest)."""
+
+    relpath: str
+    path: str
+    sha256: str
+    items: tuple[tuple[str, str], ...]
+    limits: Limits
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str  # load, transform, encode, read, internal
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class JobResult:
+    relpath: str
+    info: SourceInfo | None
+    renditions: tuple[tuple[str, Rendition | Failure], ...]  # (cache key, outcome)
+    failure: Failure | None = None  # the whole source failed (unreadable, over a limit...)
+
+
+class Engine(Protocol):
+    ENGINE_VERSION: str
+
+    def open_source(self, source: bytes | str, limits: Limits): ...
+
+    def versions(self) -> dict[str, str]: ...
+
+
+def run_job(job: Job, engine: Engine | ModuleType) -> JobResult:
+    """Render one job. Never raises: every problem becomes a Failure in the result."""
+    try:
+        with open(job.path, "rb") as fh:
+            data = fh.read(job.limits.max_bytes + 1)
+    except OSError as exc:
+        return JobResult(job.relpath, None, (), Failure("read", "unreadable", str(exc)))
+    # The plan's keys were made from the hash; if the file changed since, those keys would
+    # label different pixels. Rendering from these very bytes rules that out.
+    too_big = len(data) > job.limits.max_bytes
+    if not too_big and hashlib.sha256(data).hexdigest() != job.sha256:
+        return JobResult(job.relpath, None, (), Failure(
+            "read", "source-changed", "the file changed during the build; run the build again"))
+    try:
+        # Over the byte limit, the engine gets the path so it reports the limit in its words.
+        source = engine.open_source(job.path if too_big else data, job.limits)
+        info = source.info
+        if not job.items:
+            return JobResult(job.relpath, info, ())
+        recipes = [parse(options) for _key, options in job.items]
+        outcomes = _render(source, recipes)
+        results = tuple(
+            (key, outcome if isinstance(outcome, Rendition) else _failure(outcome))
+            for (key, _options), outcome in zip(job.items, outcomes, strict=True)
+        )
+    except ImgpipeError as exc:
+        return JobResult(job.relpath, None, (), _failure(exc))
+    except Exception as exc:  # an engine bug must not take the other sources down
+        return JobResult(job.relpath, None, (), Failure(
+            "internal", type(exc).__name__, f"{exc} ({_where(exc)})"))
+    return JobResult(job.relpath, info, results)
+
+
+def _render(source, recipes: list) -> list:
+    if hasattr(source, "render_all"):
+        return source.render_all(recipes)
+    outcomes: list = []
+    for recipe in recipes:
+        try:
+            outcomes.append(source.render(recipe))
+        except ImgpipeError as exc:
+            outcomes.append(exc)
+    return outcomes
+
+
+def _failure(exc: BaseException) -> Failure:
+    if isinstance(exc, ImgpipeError):
+        return Failure(getattr(exc, "stage", "load"), exc.code,
+                       "; ".join(p.message for p in exc.problems))
+    return Failure("internal", type(exc).__name__, str(exc))
+
+
+def _where(exc: BaseException) -> str:
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno}"
+
+
+class ThreadExecutor:
+    """Sources in parallel on `jobs` threads. At most 2 x jobs are in flight, so finished
+    renditions never pile up in memory while the main thread writes them."""
+
+    def __init__(self, jobs: int, engine: Engine | ModuleType):
+        self.jobs = max(1, jobs)
+        self.engine = engine
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        pending = iter(jobs)
+        in_flight: set[Future] = set()
+        with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
+            try:
+                while True:
+                    while len(in_flight) < 2 * self.jobs:
+                        job = next(pending, None)
+                        if job is None:
+                            break
+                        in_flight.add(pool.submit(run_job, job, self.engine))
+                    if not in_flight:
+                        return
+                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        yield future.result()
+            finally:
+                for future in in_flight:
+                    future.cancel()

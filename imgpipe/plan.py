@@ -1,0 +1,183 @@
+"""Discover sources and plan every rendition before a single pixel is decoded.
+
+A plan knows, per source, each rendition's label, canonical options, cache key and output
+name. It may stat and hash files (the caller supplies the hashing, usually through the stat
+cache) but never decodes images: `--dry-run` is this plan printed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from .config import Config, Rule, SrcsetSpec
+from .errors import ConfigError, Problem
+from .formats import AUTO, FORMATS
+
+SHORT_KEY = 8  # hex digits of the cache key in output names: enough to tell versions apart
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A discovered source and the stat fields that tell whether its bytes may have changed."""
+
+    relpath: str  # relative to the source dir, '/'-separated
+    path: str  # absolute
+    size: int
+    mtime_ns: int
+    ctime_ns: int  # changes on any write, even when size and mtime are put back
+    inode: int
+
+
+@dataclass(frozen=True)
+class PlannedRendition:
+    label: str
+    options: str  # canonical option string (what the engine gets)
+    key: str  # cache key: hex sha256
+    format: str  # requested format; "auto" is decided by the engine from the source
+    density: float
+    where: str  # config key path it comes from
+    group: str | None = None  # srcset group
+    width: int | None = None  # family width in CSS px
+
+    @property
+    def short_key(self) -> str:
+        return self.key[:SHORT_KEY]
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    source: SourceFile
+    sha256: str
+    renditions: tuple[PlannedRendition, ...]
+    srcsets: tuple[SrcsetSpec, ...]
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """Distinct cache keys, in label order: two labels with the same options share one."""
+        return tuple(dict.fromkeys(r.key for r in self.renditions))
+
+
+@dataclass(frozen=True)
+class Plan:
+    sources: tuple[SourcePlan, ...]
+    engine_fingerprint: str
+
+    @property
+    def rendition_count(self) -> int:
+        return sum(len(s.renditions) for s in self.sources)
+
+
+def engine_fingerprint(engine_version: str, versions: Mapping[str, str]) -> str:
+    """Everything about the engine that can change output bytes, as one stable string."""
+    return json.dumps({"engine": engine_version, "versions": dict(versions)}, sort_keys=True)
+
+
+def cache_key(source_sha256: str, byte_form: str, fingerprint: str) -> str:
+    """Hash of what changes the bytes, and nothing else (not the label, sizes or timeout)."""
+    text = "\0".join(("imgpipe-rendition-1", source_sha256, byte_form, fingerprint))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def output_name(relpath: str, label: str, key: str, fmt: str) -> str:
+    """`blog/cat.jpg` + `800` + key + webp → `blog/cat-800.1a2b3c4d.webp`."""
+    rel = PurePosixPath(relpath)
+    name = f"{rel.stem}-{label}.{key[:SHORT_KEY]}.{FORMATS[fmt].extension}"
+    return str(rel.with_name(name))
+
+
+def discover(config: Config) -> list[SourceFile]:
+    """Every file under `source` that some rule matches, sorted by path. Hidden entries
+    (dot files, dot dirs) are skipped: editors and VCS keep their droppings there."""
+    root = str(config.source)
+    if not os.path.isdir(root):
+        raise ConfigError(Problem("missing-source", f"source directory {root} does not exist",
+                                  "source"))
+    found: list[SourceFile] = []
+    stack = [(root, "")]
+    rules = config.rules
+    while stack:
+        directory, prefix = stack.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name.startswith("."):
+                    continue
+                rel = prefix + entry.name
+                # Symlinked directories are not followed: a link loop would never end.
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append((entry.path, rel + "/"))
+                elif entry.is_file(follow_symlinks=True) and any(r.matches(rel) for r in rules):
+                    st = entry.stat(follow_symlinks=True)
+                    found.append(SourceFile(rel, entry.path, st.st_size, st.st_mtime_ns,
+                                            st.st_ctime_ns, st.st_ino))
+    found.sort(key=lambda f: f.relpath)
+    return found
+
+
+def hash_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFile], str],
+         fingerprint: str) -> Plan:
+    """Plan every source; raise ConfigError when two rules give one source the same label."""
+    # Rules are matched per file, but their renditions are planned once per rule: keys differ
+    # only by the source hash, so the per-source work is a few string hashes.
+    sources = []
+    problems: list[Problem] = []
+    for f in files:
+        rules = [r for r in config.rules if r.matches(f.relpath)]
+        clash = _clash(f.relpath, rules)
+        if clash:
+            problems.append(clash)
+            continue
+        sha = sha256_of(f)
+        renditions = tuple(
+            PlannedRendition(
+                label=spec.label,
+                options=spec.recipe.canonical(),
+                key=cache_key(sha, spec.recipe.byte_form(), fingerprint),
+                format=spec.recipe.format,
+                density=float(spec.recipe.density),
+                where=spec.where,
+                group=spec.group,
+                width=spec.width,
+            )
+            for rule in rules
+            for spec in rule.renditions
+        )
+        srcsets = tuple(r.srcset for r in rules if r.srcset is not None)
+        sources.append(SourcePlan(f, sha, renditions, srcsets))
+    if problems:
+        raise ConfigError(problems)
+    return Plan(tuple(sources), fingerprint)
+
+
+def _clash(relpath: str, rules: list[Rule]) -> Problem | None:
+    """Labels (and srcset group names) must be unique per source across all matching rules."""
+    seen: dict[str, str] = {}
+    for rule in rules:
+        names = [f"label {s.label!r}" for s in rule.renditions]
+        if rule.srcset:
+            names.append(f"srcset group {rule.srcset.name!r}")
+        for name in names:
+            if name in seen and seen[name] != rule.where:
+                return Problem("label-clash",
+                               f"{relpath}: {name} is made by both {seen[name]} and "
+                               f"{rule.where}; labels must be unique per source", rule.where)
+            seen[name] = rule.where
+    return None
+
+
+def requested_format(rendition: PlannedRendition) -> str | None:
+    """The output format if the options fix it, else None (auto: decided from the source)."""
+    return None if rendition.format == AUTO else rendition.format

@@ -1,0 +1,295 @@
+"""What the build remembers between runs, in `cache_dir`: SQLite tables plus encoded blobs.
+
+- `stat`: source stat fields → sha256, so a no-op build reads no image bytes. ctime and inode
+  are part of the key because size and mtime can be put back after a write (`os.utime`).
+- `info`: source sha256 → width, height, format..., so a no-op build needs no decode.
+- `record`: cache key → what the engine produced; the bytes are a blob under `blobs/`, so a
+  CI job that restores only `cache_dir` refills `output` without re-encoding.
+- `written`: every file the build wrote (relative to the project root) with the fingerprint it
+  was written for and its stat, so unchanged files are neither read nor rewritten, and stale
+  ones can be removed without touching files imgpipe did not make.
+
+A record is only trusted when its blob exists with the recorded size, and a blob is written
+(atomically) before its record is committed, so a killed build leaves nothing half-trusted.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import sqlite3
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine.types import SourceInfo
+from .errors import ConfigError, Problem
+
+SCHEMA_VERSION = 1
+TEMP_PREFIX = ".imgpipe-tmp-"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INT, mtime_ns INT, ctime_ns INT,
+                                 inode INT, sha256 TEXT);
+CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT, format TEXT,
+                                 bytes INT, frames INT, has_alpha INT);
+CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
+                                   bytes INT, quality TEXT, encoder_quality INT, warnings TEXT);
+CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
+                                    mtime_ns INT);
+"""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One encoded rendition as produced by the engine (its bytes are in the blob store)."""
+
+    key: str
+    format: str
+    width: int
+    height: int
+    bytes: int
+    quality: str | int
+    encoder_quality: int | None
+    warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
+
+
+@dataclass(frozen=True)
+class Written:
+    fingerprint: str
+    size: int
+    mtime_ns: int
+
+
+class State:
+    """The state store. Not thread-safe: only the build's main thread uses it."""
+
+    def __init__(self, cache_dir: Path, readonly: bool = False):
+        self.cache_dir = Path(cache_dir)
+        self.readonly = readonly
+        db = self.cache_dir / "state.sqlite"
+        if readonly:
+            # A dry run must not create the cache dir; a missing database is an empty state.
+            uri = f"file:{db}?mode=ro" if db.exists() else "file::memory:"
+            self.db = sqlite3.connect(uri, uri=True)
+            if not db.exists():
+                self.db.executescript(_SCHEMA)
+        else:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(db)
+            # WAL + NORMAL: a killed process loses at most the last transaction, never the file.
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+            self._check_schema()
+        self._stats = {row[0]: row[1:] for row in self.db.execute("SELECT * FROM stat")}
+        self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
+            "SELECT * FROM written")}
+        # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
+        # beats tens of thousands of small ones.
+        self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
+        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+                       for row in self.db.execute("SELECT * FROM info")}
+
+    def _check_schema(self) -> None:
+        row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is None:
+            self.set_meta("schema", str(SCHEMA_VERSION))
+        elif row[0] != str(SCHEMA_VERSION):
+            raise ConfigError(Problem("state-schema",
+                                      f"{self.cache_dir} was made by another imgpipe version "
+                                      f"(schema {row[0]}, expected {SCHEMA_VERSION}); delete it"))
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def commit(self) -> None:
+        if not self.readonly:
+            self.db.commit()
+
+    # -- meta ---------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.db.commit()
+
+    # -- stat cache ---------------------------------------------------------------------------
+    def known_sha256(self, path: str, size: int, mtime_ns: int, ctime_ns: int,
+                     inode: int) -> str | None:
+        row = self._stats.get(path)
+        if row and row[:4] == (size, mtime_ns, ctime_ns, inode):
+            return row[4]
+        return None
+
+    def remember_sha256(self, path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int,
+                        sha256: str) -> None:
+        row = (size, mtime_ns, ctime_ns, inode, sha256)
+        if self._stats.get(path) != row and not self.readonly:
+            self._stats[path] = row
+            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", (path, *row))
+
+    def forget_stats(self, keep: set[str]) -> None:
+        gone = [p for p in self._stats if p not in keep]
+        for path in gone:
+            del self._stats[path]
+        self.db.executemany("DELETE FROM stat WHERE path=?", [(p,) for p in gone])
+
+    # -- source info --------------------------------------------------------------------------
+    def info(self, sha256: str) -> SourceInfo | None:
+        return self._infos.get(sha256)
+
+    def put_info(self, sha256: str, info: SourceInfo) -> None:
+        if self._infos.get(sha256) == info:
+            return
+        self._infos[sha256] = info
+        self.db.execute("INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?)",
+                        (sha256, info.width, info.height, info.format, info.bytes, info.frames,
+                         int(info.has_alpha)))
+
+    # -- records and blobs --------------------------------------------------------------------
+    def blob_path(self, key: str) -> Path:
+        return self.cache_dir / "blobs" / key[:2] / key
+
+    def record(self, key: str) -> Record | None:
+        """What was produced for `key`; its blob may be gone (see `has_blob`)."""
+        return self._records.get(key)
+
+    def has_blob(self, record: Record) -> bool:
+        try:
+            return os.stat(self.blob_path(record.key)).st_size == record.bytes
+        except FileNotFoundError:
+            return False
+
+    def put_record(self, record: Record, data: bytes) -> None:
+        """Blob first (atomically), then the record: a record never points at a partial blob."""
+        atomic_write(self.blob_path(record.key), data)
+        self._records[record.key] = record
+        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?)",
+                        (record.key, record.format, record.width, record.height, record.bytes,
+                         json.dumps(record.quality), record.encoder_quality,
+                         json.dumps(list(record.warnings))))
+
+    def read_blob(self, key: str) -> bytes | None:
+        try:
+            return self.blob_path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def drop_records(self, keep: set[str]) -> int:
+        """Remove records and blobs that no current rendition uses; returns how many."""
+        gone = [k for k in self._records if k not in keep]
+        for key in gone:
+            _unlink(self.blob_path(key))
+            del self._records[key]
+        self.db.executemany("DELETE FROM record WHERE key=?", [(k,) for k in gone])
+        return len(gone)
+
+    # -- written files ------------------------------------------------------------------------
+    def written(self, relpath: str) -> Written | None:
+        return self._written.get(relpath)
+
+    def written_paths(self) -> Iterable[str]:
+        return list(self._written)
+
+    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int) -> None:
+        entry = Written(fingerprint, size, mtime_ns)
+        if self._written.get(relpath) != entry:
+            self._written[relpath] = entry
+            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?)",
+                            (relpath, fingerprint, size, mtime_ns))
+
+    def forget_written(self, relpath: str) -> None:
+        self._written.pop(relpath, None)
+        self.db.execute("DELETE FROM written WHERE path=?", (relpath,))
+
+
+def _record(row: tuple) -> Record:
+    return Record(row[0], row[1], row[2], row[3], row[4], json.loads(row[5]), row[6],
+                  tuple(tuple(w) for w in json.loads(row[7])))
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Temp file in the same directory, fsync, rename: readers see the old file or the new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        _unlink(Path(tmp))
+        raise
+
+
+def remove_temp_files(directory: Path) -> int:
+    """Temp files a killed build left behind (only ours, by their prefix)."""
+    count = 0
+    for dirpath, _dirs, files in os.walk(directory):
+        for name in files:
+            if name.startswith(TEMP_PREFIX):
+                _unlink(Path(dirpath) / name)
+                count += 1
+    return count
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+class BuildLocked(Exception):
+    """Another build holds the cache dir lock and we were told not to wait."""
+
+
+class Lock:
+    """One build per cache dir: an flock on `cache_dir/lock`, released by the kernel when the
+    process dies, so a killed build never leaves a stale lock behind."""
+
+    def __init__(self, cache_dir: Path):
+        self.path = Path(cache_dir) / "lock"
+        self.fd: int | None = None
+
+    def acquire(self, wait: bool = True, on_wait=None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                os.close(fd)
+                raise
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            if not wait:
+                os.close(fd)
+                raise BuildLocked(f"another imgpipe build (pid {holder}) is using "
+                                  f"{self.path.parent}; wait for it, or run without --no-wait "
+                                  "to queue behind it") from None
+            if on_wait:
+                on_wait(holder)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing drops the flock
+            self.fd = None
