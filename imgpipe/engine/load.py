@@ -1,0 +1,121 @@
+"""Reading sources safely: allow-listed loaders only, limits checked on the header, pixels
+decoded once into memory with truncation treated as an error.
+"""
+
+from __future__ import annotations
+
+import pyvips
+
+from .failure import fail, megabytes, megapixels, vips_reason
+from .sniff import ALLOWED_LABELS, Kind, is_complete, sniff
+from .types import Limits, SourceInfo
+
+
+def _harden_libvips() -> None:
+    # Defence in depth behind the byte sniffing in sniff.py: even if some code path asked
+    # libvips to pick a loader itself (new_from_buffer, thumbnail_buffer...), every loader
+    # outside the allow-list is blocked, and so is everything libvips marks as untrusted.
+    pyvips.block_untrusted_set(True)
+    pyvips.operation_block_set("VipsForeignLoad", True)
+    for name in ("Jpeg", "Png", "Webp", "Nsgif", "Tiff", "Heif"):
+        pyvips.operation_block_set(f"VipsForeignLoad{name}", False)
+    # libvips caches operations by their arguments; a new buffer that happens to reuse a freed
+    # one's address (or a file replaced under the same name) could come back stale. Each
+    # source is decoded once per render anyway, so the cache buys nothing here.
+    pyvips.cache_set_max(0)
+
+
+_harden_libvips()
+
+# Truncated or corrupt pixel data must fail, not decode to a half-grey image.
+FAIL_ON = "truncated"
+EXPECTED = ALLOWED_LABELS
+
+
+def identify(data: bytes, name: str, limits: Limits) -> Kind:
+    """The allowed kind of `data`, or an ImageError for empty, oversized, unknown or blocked."""
+    if not data:
+        raise fail("empty-file", name, "the file is empty (0 bytes)", EXPECTED,
+                   "re-export or re-download it")
+    check_size(len(data), name, limits)
+    found = sniff(data)
+    if found.kind:
+        return found.kind
+    if found.blocked:
+        raise fail("blocked-format", name, f"this is {found.blocked}, which imgpipe does not read",
+                   EXPECTED, "convert it to PNG or JPEG first (copy SVGs to the site as they are)")
+    start = data[:8].hex(" ")
+    raise fail("unknown-format", name, f"not a recognised image (first bytes: {start})", EXPECTED,
+               "check that the file really is an image, not an HTML page or an archive")
+
+
+def check_size(size: int, name: str, limits: Limits) -> None:
+    if size > limits.max_bytes:
+        raise fail("file-too-large", name,
+                   f"{megabytes(size)} is over the {megabytes(limits.max_bytes)} input limit",
+                   f"at most {megabytes(limits.max_bytes)}",
+                   "shrink the original, or raise the max_bytes limit")
+
+
+def _load(kind: Kind, data: bytes, **options) -> pyvips.Image:
+    # Called only with an allow-listed loader name: never pyvips' own format detection.
+    return getattr(pyvips.Image, kind.loader)(data, fail_on=FAIL_ON, **options)
+
+
+def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInfo:
+    """Size, frames and alpha from the header alone, and the pixel limit, before any decoding."""
+    try:
+        header = _load(kind, data, access="sequential")
+        width, height = header.width, header.height
+        pages = header.get("n-pages") if header.get_typeof("n-pages") else 1
+        orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+        has_alpha = header.hasalpha()
+    except pyvips.Error as error:
+        raise decode_failure(kind, data, name, error, stage="load") from None
+    # Only animation frames count: the engine decodes the first page of a TIFF or HEIF only.
+    frames = max(1, pages) if kind.animated else 1
+    pixels = width * height * frames
+    if pixels > limits.max_pixels:
+        what = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
+        raise fail("too-many-pixels", name,
+                   f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
+                   f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
+                   "resize the original, or raise the max_pixels limit")
+    if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+        width, height = height, width
+    return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
+                      frames=frames, has_alpha=bool(has_alpha))
+
+
+def jpeg_shrink(factor: float) -> int:
+    """The JPEG shrink-on-load for an overall reduction `factor`, as libvips thumbnail does.
+
+    DCT scaling is a crude box filter, so it stops at least 2x above the target and leaves the
+    rest to a proper resize.
+    """
+    for shrink in (8, 4, 2):
+        if factor >= 2 * shrink:
+            return shrink
+    return 1
+
+
+def decode(kind: Kind, data: bytes, name: str, shrink: int = 1) -> pyvips.Image:
+    """All pixels of the first frame, decoded into memory (errors surface here, not later)."""
+    options = {"shrink": shrink} if kind.family == "jpeg" and shrink > 1 else {}
+    try:
+        # Sequential: the decoder streams once into memory; autorotation happens afterwards,
+        # on the memory image, because a 90-degree turn reads rows out of order.
+        return _load(kind, data, access="sequential", **options).copy_memory()
+    except pyvips.Error as error:
+        raise decode_failure(kind, data, name, error, stage="decode") from None
+
+
+def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stage: str):
+    reason = vips_reason(error)
+    lowered = reason.lower()
+    short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
+    if any(s in lowered for s in short) or is_complete(kind.family, data) is False:
+        return fail("truncated", name, f"the {kind.label} data ends early ({reason})",
+                    f"a complete {kind.label} file", "re-export or re-download it", stage)
+    return fail("decode-failed", name, f"the {kind.label} data cannot be decoded ({reason})",
+                f"a valid {kind.label} file", "re-export it from the original", stage)
