@@ -52,7 +52,7 @@ class Target:
 
     url: str
     scheme: str
-    host: str  # the name (or literal) as written, for Host and SNI
+    host: str  # the normalised name or address, for resolving, Host and SNI
     port: int
     path: str  # raw path and query, re-quoted only where the URL had unsafe characters
     literal: IPAddress | None  # set when the host was an address, in any spelling
@@ -88,7 +88,10 @@ def check_url(url: str) -> Target:
     if parts.query:
         path += "?" + quote(parts.query, safe=_PATH_SAFE + "?")
     literal = None if isinstance(literal_or_name, str) else literal_or_name
-    return Target(url=url, scheme=scheme, host=host, port=port, path=path, literal=literal)
+    # The normalised form is what gets resolved and sent as Host: `LocalHost.` is `localhost`,
+    # and an address spelled `0x7f.1` goes out as 127.0.0.1.
+    return Target(url=url, scheme=scheme, host=str(literal_or_name), port=port, path=path,
+                  literal=literal)
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
