@@ -15,6 +15,50 @@ def main() -> None:
 
 
 @main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--user", "users", multiple=True, required=True, envvar="IMGPIPE_USERS",
+              help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS).")
+@click.option("--allow-net", "allow_nets", multiple=True, metavar="CIDR",
+              help="Let fetches reach this network despite the SSRF policy "
+                   "(for local testing, e.g. 127.0.0.0/8).")
+@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
+              help="A Host header name to accept (default: --host and localhost); '*' for any.")
+@click.option("--max-bytes", type=click.IntRange(min=1), default=50 * 1024 * 1024,
+              show_default=True, help="Largest download or upload.")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Images processed at once (default: CPU count).")
+@click.option("--queue", type=click.IntRange(min=0), default=32, show_default=True,
+              help="Requests allowed to wait beyond those; more get 503.")
+@click.option("--fetch-timeout", type=click.FloatRange(min=0.1), default=30.0,
+              show_default=True, help="Seconds allowed for downloading a source image.")
+def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queue,
+          fetch_timeout) -> None:
+    """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
+    import importlib.util
+
+    missing = [m for m in ("starlette", "uvicorn", "httpx", "python_multipart")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise click.ClickException(f"imgpipe serve needs {', '.join(missing)}: "
+                                   "pip install 'imgpipe[server]'")
+    from .server import ServerConfig, run
+    from .server.netguard import AddressPolicy
+
+    try:
+        AddressPolicy.from_strings(allow_nets)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--allow-net") from None
+    config = ServerConfig(users=tuple(users), host=host, port=port,
+                          allowed_hosts=tuple(allowed_hosts), allow_nets=tuple(allow_nets),
+                          max_bytes=max_bytes, queue=queue, fetch_timeout=fetch_timeout,
+                          **({"workers": workers} if workers else {}))
+    click.echo(f"imgpipe serve: POST http://{host}:{port}/<user>/<options>/<image URL> "
+               f"({len(users)} user(s), {config.workers} workers, queue {queue})", err=True)
+    run(config)
+
+
+@main.command()
 @click.argument("options")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=str))
 @click.option("-o", "--output", "output", required=True, metavar="OUT",
