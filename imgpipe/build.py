@@ -133,6 +133,13 @@ def dry_run(config: Config, engine: Engine | ModuleType | None = None,
         return items
 
 
+def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:
+    """Every matched source with its labels, without reading a byte of any source.
+    Raises ConfigError for label clashes (the one check that needs the source list)."""
+    plan = make(config, discover(config), lambda f: "", "check")
+    return [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources]
+
+
 @dataclass
 class _Run:
     """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
@@ -205,14 +212,15 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
     to_render: dict[str, tuple[str, ...]] = {}
+    by_rel = {sp.source.relpath: sp for sp in plan.sources}
     for sp in plan.sources:
         missing = tuple(k for k in sp.keys if force or not _usable(run, sp, k))
         if missing or state.info(sp.sha256) is None:
             to_render[sp.source.relpath] = missing
-    events.start(len(plan.sources), sum(len(v) for v in to_render.values()))
+    events.start(len(plan.sources), sum(r.key in set(keys) for rel, keys in to_render.items()
+                                        for r in by_rel[rel].renditions))
 
     entries: dict[str, dict[str, Any]] = {}
-    by_rel = {sp.source.relpath: sp for sp in plan.sources}
     for sp in plan.sources:  # cached sources first: quick, and they free the terminal early
         if sp.source.relpath not in to_render:
             _finish_source(run, sp, state.info(sp.sha256), {}, {}, entries)

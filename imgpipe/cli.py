@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 
@@ -91,3 +93,108 @@ def optimize(options: str, source: str, output: str) -> None:
             raise SystemExit(1) from None
     click.echo(f"{output}: {rendition.width}x{rendition.height} {rendition.format} "
                f"quality={rendition.quality} {rendition.bytes} bytes", err=True)
+
+
+def _load_config(config_path):
+    """Load and validate the config; print its warnings; exit 2 on errors."""
+    from .config import load
+    from .errors import ConfigError
+
+    try:
+        config = load(config_path)
+    except ConfigError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(2) from None
+    _print_problems(config.warnings, "warning")
+    return config
+
+
+def _print_problems(problems, kind: str) -> None:
+    for problem in problems:
+        click.echo(f"{kind}[{problem.code}]: {problem.message}", err=True)
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+@click.option("--force", is_flag=True, help="Re-render everything, ignoring cached results.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan (sources, renditions, cached, to build); write nothing.")
+@click.option("--no-gc", is_flag=True, help="Keep outputs whose source or rule is gone.")
+@click.option("--no-wait", is_flag=True,
+              help="Fail at once if another build is using the cache dir (default: wait).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Sources in parallel.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write figures, failures and warnings as JSON.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar (default: when stderr is a terminal), else plain lines.")
+def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress) -> None:
+    """Build every rendition the rules ask for, the manifest and HTML snippets."""
+    import sys
+
+    from . import build as builder
+    from . import report
+    from .errors import ConfigError
+    from .state import BuildLocked
+
+    config = _load_config(config_path)
+    try:
+        if dry_run:
+            for line in report.plan_lines(builder.dry_run(config, force=force)):
+                click.echo(line)
+            return
+        bar = progress if progress is not None else sys.stderr.isatty()
+        events = report.TerminalEvents() if bar else report.PlainEvents()
+        try:
+            summary = builder.build(config, force=force, gc=not no_gc, wait=not no_wait,
+                                    jobs=jobs, events=events)
+        finally:
+            if bar:
+                events.close()
+    except ConfigError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(2) from None
+    except BuildLocked as error:
+        click.echo(f"error[locked]: {error}", err=True)
+        raise SystemExit(1) from None
+    for line in report.summary_lines(summary):
+        click.echo(line, err=line.startswith("error"))
+    if report_path:
+        report.write_report(report_path, summary)
+    if not summary.ok:
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("path", default="imgpipe.toml", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite an existing file.")
+def init(path, force) -> None:
+    """Write a commented starter imgpipe.toml."""
+    from .starter import starter_text
+
+    if path.exists() and not force:
+        click.echo(f"error[exists]: {path} already exists; use --force to overwrite it", err=True)
+        raise SystemExit(1)
+    path.write_text(starter_text())
+    click.echo(f"wrote {path}; edit it, then run `imgpipe check` and `imgpipe build`")
+
+
+@main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+def check(config_path) -> None:
+    """Validate the config and every option string; list matched sources. Builds nothing."""
+    from .build import check as check_sources
+    from .errors import ConfigError
+
+    config = _load_config(config_path)
+    try:
+        sources = check_sources(config)
+    except ConfigError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(2) from None
+    for relpath, labels in sources:
+        click.echo(f"{relpath}: {', '.join(labels)}")
+    count = sum(len(labels) for _rel, labels in sources)
+    click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, "
+               f"{count} renditions")

@@ -102,8 +102,9 @@ def _render(source, recipes: list) -> list:
 
 def _failure(exc: BaseException) -> Failure:
     if isinstance(exc, ImgpipeError):
-        return Failure(getattr(exc, "stage", "load"), exc.code,
-                       "; ".join(p.message for p in exc.problems))
+        # The engine names a buffer source "<bytes>"; the report already names the path.
+        text = "; ".join(p.message.removeprefix("<bytes>: ") for p in exc.problems)
+        return Failure(getattr(exc, "stage", "load"), exc.code, text)
     return Failure("internal", type(exc).__name__, str(exc))
 
 

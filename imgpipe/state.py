@@ -231,6 +231,7 @@ def atomic_write(path: Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are published
         os.replace(tmp, path)
     except BaseException:
         _unlink(Path(tmp))

@@ -1,0 +1,55 @@
+"""Globs over '/'-separated relative paths, compiled to one regex per list (pure)."""
+
+from __future__ import annotations
+
+import re
+
+
+def compile_globs(patterns: list[str]) -> re.Pattern:
+    """One regex for a list of globs over '/'-separated relative paths.
+
+    `*` and `?` stay inside one path segment, `**` spans segments (zero or more), `[...]` is a
+    character class and `{a,b}` alternatives (they may nest). Matching is case-sensitive and
+    anchored at the source directory, like .gitignore patterns that contain a slash.
+    """
+    return re.compile("(?:" + "|".join(_glob_re(p) for p in patterns) + r")\Z")
+
+
+def _glob_re(pattern: str) -> str:
+    out, i, depth = [], 0, 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:[^/]*/)*")
+            i += 3
+            continue
+        if pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+            continue
+        if c == "*":
+            out.append("[^/]*")
+        elif c == "?":
+            out.append("[^/]")
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                raise ValueError(f"unclosed '[' in glob {pattern!r}")
+            body = pattern[i + 1:end]
+            out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
+            i = end + 1
+            continue
+        elif c == "{":
+            out.append("(?:")
+            depth += 1
+        elif c == "}" and depth:
+            out.append(")")
+            depth -= 1
+        elif c == "," and depth:
+            out.append("|")
+        else:
+            out.append(re.escape(c))
+        i += 1
+    if depth:
+        raise ValueError(f"unclosed '{{' in glob {pattern!r}")
+    return "".join(out)
