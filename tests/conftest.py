@@ -58,3 +58,39 @@ class _FakeSource:
 @pytest.fixture
 def fake_engine() -> FakeEngine:
     return FakeEngine()
+
+
+class Synth:
+    """Real images made with pyvips for engine tests (pyvips imported only when used).
+
+    coords: pixel (x, y) = RGB(x % 256, y % 256, (x // 256) * 16 + y // 256), so a crop's
+    position can be read back from any output pixel (tests/data/conformance/geometry.toml).
+    """
+
+    def __init__(self):
+        import pyvips
+
+        self.vips = pyvips
+
+    def coords(self, width: int, height: int):
+        xy = self.vips.Image.xyz(width, height)
+        x, y = xy[0], xy[1]
+        image = (x % 256).bandjoin([y % 256, (x // 256) * 16 + y // 256])
+        return image.cast("uchar").copy(interpretation="srgb")
+
+    def solid(self, width: int, height: int, hexcolor: str = "336699"):
+        rgb = [int(hexcolor[i : i + 2], 16) for i in (0, 2, 4)]
+        return self.vips.Image.black(width, height, bands=3).new_from_image(rgb).cast(
+            "uchar").copy(interpretation="srgb")
+
+    def block(self, width, height, background, rect, color):
+        left, top, w, h = rect
+        return self.solid(width, height, background).insert(self.solid(w, h, color), left, top)
+
+    def decode(self, data: bytes):
+        return self.vips.Image.new_from_buffer(data, "")
+
+
+@pytest.fixture(scope="session")
+def synth() -> Synth:
+    return Synth()

@@ -13,18 +13,38 @@ def fail(code: str, name: str, problem: str, expected: str, suggestion: str,
     return image_error(code, f"{name}: {problem}; expected {expected}; {suggestion}", stage)
 
 
-def vips_reason(error: BaseException) -> str:
-    """The most telling line of a pyvips.Error: libvips puts the cause last, the wrapper first."""
+_WRAPPERS = ("unable to call", "unable to load", "unable to copy", "unable to write",
+             "load error", "save error")
+
+
+def vips_reason(error: BaseException) -> str | None:
+    """The most telling line of a pyvips.Error, or None if it has only wrapper lines.
+
+    libvips puts the cause last and its wrappers first; libpng and libnsgif report their cause
+    as a log warning instead, leaving only "unable to call pngload_buffer", which tells nothing.
+    """
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    detail = [line for line in lines if not line.startswith(("unable to call", "unable to load",
-                                                              "unable to copy", "unable to write"))]
-    reason = (detail or lines or ["unknown libvips error"])[-1]
-    return reason[:200]
+    detail = [line for line in lines if not any(w in line for w in _WRAPPERS)]
+    return detail[-1][:200] if detail else None
+
+
+def because(error: BaseException) -> str:
+    """' (reason)' for appending to a message, or '' when libvips said nothing useful."""
+    reason = vips_reason(error)
+    return f" ({reason})" if reason else ""
 
 
 def megapixels(pixels: int) -> str:
-    return f"{pixels / 1_000_000:.1f} megapixels"
+    return f"{_short(pixels / 1_000_000)} megapixels"
 
 
-def megabytes(count: int) -> str:
-    return f"{count / (1024 * 1024):.1f} MB"
+def size_text(count: int) -> str:
+    """Bytes as people read them: 512 bytes, 12.5 KB, 50 MB (binary units)."""
+    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
+        if count >= scale:
+            return f"{_short(count / scale)} {unit}"
+    return f"{count} bytes"
+
+
+def _short(value: float) -> str:
+    return f"{value:.1f}".removesuffix(".0")

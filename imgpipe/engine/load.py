@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pyvips
 
-from .failure import fail, megabytes, megapixels, vips_reason
-from .sniff import ALLOWED_LABELS, Kind, is_complete, sniff
+from .failure import because, fail, megapixels, size_text, vips_reason
+from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
 from .types import Limits, SourceInfo
 
 
@@ -27,8 +27,11 @@ def _harden_libvips() -> None:
 
 _harden_libvips()
 
-# Truncated or corrupt pixel data must fail, not decode to a half-grey image.
-FAIL_ON = "truncated"
+# Truncated or corrupt pixel data must fail, not decode to a half-grey image. "truncated"
+# is not enough: libtiff's seek errors and libpng's CRC errors are "errors" that otherwise
+# decode to black or garbage rows (tests/test_hostile.py shows both). Plain decoder warnings
+# (extraneous bytes, odd EXIF), common in camera files, still pass.
+FAIL_ON = "error"
 EXPECTED = ALLOWED_LABELS
 
 
@@ -42,8 +45,10 @@ def identify(data: bytes, name: str, limits: Limits) -> Kind:
     if found.kind:
         return found.kind
     if found.blocked:
+        advice = ("publish SVGs as they are, or export a PNG from it" if "SVG" in found.blocked
+                  else "convert it to PNG or JPEG first")
         raise fail("blocked-format", name, f"this is {found.blocked}, which imgpipe does not read",
-                   EXPECTED, "convert it to PNG or JPEG first (copy SVGs to the site as they are)")
+                   EXPECTED, advice)
     start = data[:8].hex(" ")
     raise fail("unknown-format", name, f"not a recognised image (first bytes: {start})", EXPECTED,
                "check that the file really is an image, not an HTML page or an archive")
@@ -52,8 +57,8 @@ def identify(data: bytes, name: str, limits: Limits) -> Kind:
 def check_size(size: int, name: str, limits: Limits) -> None:
     if size > limits.max_bytes:
         raise fail("file-too-large", name,
-                   f"{megabytes(size)} is over the {megabytes(limits.max_bytes)} input limit",
-                   f"at most {megabytes(limits.max_bytes)}",
+                   f"{size_text(size)} is over the {size_text(limits.max_bytes)} input limit",
+                   f"at most {size_text(limits.max_bytes)}",
                    "shrink the original, or raise the max_bytes limit")
 
 
@@ -64,6 +69,9 @@ def _load(kind: Kind, data: bytes, **options) -> pyvips.Image:
 
 def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInfo:
     """Size, frames and alpha from the header alone, and the pixel limit, before any decoding."""
+    claimed = claimed_size(kind.family, data)
+    if claimed:  # checked before libvips parses anything: a bomb may not even have a header
+        _check_pixels(claimed[0], claimed[1], 1, name, limits)
     try:
         header = _load(kind, data, access="sequential")
         width, height = header.width, header.height
@@ -74,6 +82,14 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
         raise decode_failure(kind, data, name, error, stage="load") from None
     # Only animation frames count: the engine decodes the first page of a TIFF or HEIF only.
     frames = max(1, pages) if kind.animated else 1
+    _check_pixels(width, height, frames, name, limits)
+    if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
+        width, height = height, width
+    return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
+                      frames=frames, has_alpha=bool(has_alpha))
+
+
+def _check_pixels(width: int, height: int, frames: int, name: str, limits: Limits) -> None:
     pixels = width * height * frames
     if pixels > limits.max_pixels:
         what = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
@@ -81,10 +97,6 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
                    f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
                    f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
                    "resize the original, or raise the max_pixels limit")
-    if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
-        width, height = height, width
-    return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
-                      frames=frames, has_alpha=bool(has_alpha))
 
 
 def jpeg_shrink(factor: float) -> int:
@@ -112,10 +124,10 @@ def decode(kind: Kind, data: bytes, name: str, shrink: int = 1) -> pyvips.Image:
 
 def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stage: str):
     reason = vips_reason(error)
-    lowered = reason.lower()
+    detail = because(error)
     short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
-    if any(s in lowered for s in short) or is_complete(kind.family, data) is False:
-        return fail("truncated", name, f"the {kind.label} data ends early ({reason})",
+    if any(s in (reason or "").lower() for s in short) or is_complete(kind.family, data) is False:
+        return fail("truncated", name, f"the {kind.label} data ends early{detail}",
                     f"a complete {kind.label} file", "re-export or re-download it", stage)
-    return fail("decode-failed", name, f"the {kind.label} data cannot be decoded ({reason})",
+    return fail("decode-failed", name, f"the {kind.label} data is corrupt{detail}",
                 f"a valid {kind.label} file", "re-export it from the original", stage)

@@ -123,3 +123,12 @@ def is_complete(family: str, data: bytes) -> bool | None:
     if family == "webp" and len(data) >= 8:
         return int.from_bytes(data[4:8], "little") + 8 <= len(data)
     return None
+
+
+def claimed_size(family: str, data: bytes) -> tuple[int, int] | None:
+    """The canvas size a PNG or GIF header claims, read without any decoder."""
+    if family == "png" and len(data) >= 24 and data[12:16] == b"IHDR":
+        return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+    if family == "gif" and len(data) >= 10:
+        return int.from_bytes(data[6:8], "little"), int.from_bytes(data[8:10], "little")
+    return None

@@ -17,7 +17,7 @@ from ..formats import FORMATS
 from ..geometry import compute
 from ..options import Recipe
 from .encode import choose_format, encode, keeps_alpha, plan
-from .failure import fail, vips_reason
+from .failure import because, fail
 from .load import check_size, decode, identify, jpeg_shrink, read_header
 from .quality import estimate_jpeg_quality
 from .sniff import Kind
@@ -76,7 +76,7 @@ class Source:
                 prepared = prepared.copy_memory()
             return prepared
         except pyvips.Error as error:
-            raise fail("decode-failed", self.name, f"cannot convert to sRGB ({vips_reason(error)})",
+            raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
                        f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
 
     def _reduction(self, recipe: Recipe) -> float:
@@ -84,7 +84,7 @@ class Source:
         return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
 
     def _render_one(self, base: pyvips.Image, recipe: Recipe,
-                    colours: "_Lazy") -> Rendition | ImageError:
+                    colours: _Lazy) -> Rendition | ImageError:
         deadline = time.monotonic() + recipe.timeout
         stage = "transform"
         try:
@@ -121,7 +121,7 @@ class Source:
                 return self._timed_out(recipe, stage)
             verb = "encode" if stage == "encode" else "process"
             return fail(f"{stage}-failed", self.name,
-                        f"cannot {verb} it as {recipe} ({vips_reason(error)})",
+                        f"cannot {verb} it as {recipe}{because(error)}",
                         "an image libvips can work on", "report this file to imgpipe", stage)
         return Rendition(data=data, format=fmt, width=geometry.width, height=geometry.height,
                          quality=encoding.quality, encoder_quality=encoding.encoder_quality,
@@ -167,7 +167,10 @@ class _Lazy:
         return self._value
 
 
-def open_source(src: Path | bytes | str, limits: Limits = Limits(), *,
+DEFAULT_LIMITS = Limits()
+
+
+def open_source(src: Path | bytes | str, limits: Limits = DEFAULT_LIMITS, *,
                 name: str | None = None) -> Source:
     """Read and validate a source: size limit, allow-listed type, header and pixel limit.
 
