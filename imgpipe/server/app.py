@@ -102,11 +102,15 @@ class _Server:
         try:
             self._check_host(request)
             if request.method != "POST":
-                return self._explain(request, path)
+                return self._explain(request, path, raw)
             return await self._process(request, path)
         except ImgpipeError as error:
             log.info("%s %s -> %s", request.method, request.url.path, error)
             return error_response(error)
+        except Exception:  # a bug: say so in the API's format, keep the details in the log
+            log.exception("%s %s failed", request.method, request.url.path)
+            return error_response(_problem("internal-error", "imgpipe serve failed on this "
+                                           "request; the server log has the details"), 500)
 
     def _check_host(self, request: Request) -> None:
         host = request.headers.get("host", "")
@@ -198,7 +202,7 @@ class _Server:
                 response.headers.append("Warning", warning_value(problem))
         return response
 
-    def _explain(self, request: Request, path: apipath.ApiPath) -> Response:
+    def _explain(self, request: Request, path: apipath.ApiPath, raw: bytes) -> Response:
         if path.is_root and request.method in ("GET", "HEAD"):
             return help_page(str(request.base_url), None, None, status=200)
         if path.options is None:
@@ -210,4 +214,8 @@ class _Server:
                 report += "".join(f"\nwarning: {w}" for w in recipe.warnings)
             except OptionError as error:
                 report = "\n".join(f"error: {p}" for p in error.problems)
-        return help_page(str(request.url), report, path.url, status=405)
+        # Shown from the raw path: the decoded one would turn a URL's own %2F into '/'.
+        shown = str(request.base_url).rstrip("/") + raw.decode("latin-1")
+        if request.url.query:
+            shown += "?" + request.url.query
+        return help_page(shown, report, path.url, status=405)

@@ -66,7 +66,10 @@ def check_url(url: str) -> Target:
     """Parse an absolute http(s) URL, or raise FetchError saying what is wrong with it."""
     if _UNSAFE_CHARS.search(url):
         raise _fail("bad-url", f"{url!r} contains spaces, control characters or backslashes")
-    parts: SplitResult = urlsplit(url)
+    try:
+        parts: SplitResult = urlsplit(url)
+    except ValueError as exc:  # an unclosed [ for IPv6, for one
+        raise _fail("bad-url", f"{url!r} is not a valid URL ({exc})") from exc
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"{scheme}:" if scheme else "no scheme"

@@ -30,6 +30,7 @@ STATUS: dict[str, int] = {
     "too-large": 413,
     "busy": 503,
     "timeout": 504,
+    "internal-error": 500,
     # the image URL and its origin (fetch.py)
     "bad-url": 400,
     "unsupported-scheme": 400,
@@ -94,16 +95,17 @@ def warning_value(problem: Problem) -> str:
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>imgpipe serve</title>
 <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem}}
-code,pre{{background:#f4f4f4;padding:.1em .3em}}</style></head><body>
+code,pre{{background:#f4f4f4;padding:.1em .3em;white-space:pre-wrap}}</style></head><body>
 <h1>imgpipe serve</h1>
 {lead}
+<pre>curl -XPOST -O -L '{example}'</pre>
+{details}
+<h2>How to call it</h2>
 <p>This is a self-hosted endpoint compatible with the ImageOptim API. Send a <b>POST</b>
 request to <code>/&lt;user&gt;/&lt;options&gt;/&lt;image URL&gt;</code>, or POST a multipart
-upload in the field <code>file</code> to <code>/&lt;user&gt;/&lt;options&gt;</code>:</p>
-<pre>curl -XPOST -O -L '{example}'</pre>
-<p>Options are comma-separated, e.g. <code>160x100,crop,2x,quality=low,format=webp</code>;
+upload in the field <code>file</code> to <code>/&lt;user&gt;/&lt;options&gt;</code>.
+Options are comma-separated, e.g. <code>160x100,crop,2x,quality=low,format=webp</code>;
 use <code>full</code> to optimize without resizing.</p>
-{details}
 </body></html>
 """
 
@@ -112,8 +114,9 @@ def help_page(request_url: str, options_report: str | None, image_url: str | Non
               status: int) -> HTMLResponse:
     """The readable answer to a GET (a browser opening an API URL)."""
     if options_report is None:
-        lead = "<p>Nothing to show at this address with GET.</p>"
-        example = request_url.rstrip("/") + "/&lt;user&gt;/full/https://example.com/image.png"
+        lead = "<p>Optimizes images sent to it with POST, for example:</p>"
+        example = html.escape(request_url.rstrip("/")) + \
+            "/&lt;user&gt;/full/https://example.com/image.png"
     else:
         lead = ("<p><b>This URL needs a POST request</b>; a browser sends GET. "
                 "Try it with curl:</p>")
