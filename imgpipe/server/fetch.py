@@ -79,7 +79,7 @@ def check_url(url: str) -> Target:
         raise _fail("url-credentials", f"{url!r} carries a user name or password; imgpipe "
                     "serve only fetches public URLs without credentials")
     try:
-        port = parts.port or (443 if scheme == "https" else 80)
+        port = parts.port if parts.port is not None else (443 if scheme == "https" else 80)
         host = (parts.hostname or "").encode("idna").decode("ascii")
         literal_or_name = parse_host(host)
     except (ValueError, UnicodeError) as exc:
