@@ -189,7 +189,9 @@ def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = 
     lock.acquire(wait=wait, on_wait=events.waiting)
     try:
         with State(config.cache_dir) as state:
-            if state.get_meta("running") == "1":  # the last build was killed: sweep its temps
+            # The last build was killed (or the state is new, so we cannot know): sweep the
+            # temp files a killed build may have left next to outputs.
+            if state.get_meta("running") != "0":
                 for directory in {config.output, config.snippets, config.cache_dir / "blobs"}:
                     if directory.is_dir():
                         remove_temp_files(directory)
@@ -299,6 +301,12 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             fresh[key] = outcome.data
         else:
             failed[key] = outcome
+    if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
+        # Every rendition failed the same way (a truncated file fails at decode, not at
+        # open): that is the source failing; one line says it, and it is left out entirely.
+        f = next(iter(failed.values()))
+        run.failures.append(Issue(rel, None, f.stage, f.code, f.message))
+        return
     for r in sp.renditions:
         if r.key in failed:
             f = failed[r.key]

@@ -1,0 +1,229 @@
+"""End-to-end builds with the real engine and the real CLI in subprocesses: no-op builds,
+SIGKILL at random moments, concurrent builds, a bad source among good ones."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pyvips = pytest.importorskip("pyvips")
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = """
+source = "images"
+output = "public/img"
+base_url = "/img/"
+cache_dir = ".cache"
+jobs = 2
+
+[[rules]]
+include = ["**/*.{jpg,png}"]
+renditions = { thumb = "96x96,crop", half = "50%" }
+
+[[rules]]
+include = ["photos/*.jpg"]
+widths = [160, 320]
+formats = ["webp", "jpeg"]
+sizes = "50vw"
+""".replace('half = "50%"', 'big = "480,quality=high"')
+
+
+def make_site(root: Path, count: int = 4) -> Path:
+    (root / "images/photos").mkdir(parents=True)
+    for i in range(count):
+        xyz = pyvips.Image.xyz(640 + 16 * i, 480)
+        img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] + xyz[1]) % 256])
+        img.cast("uchar").copy(interpretation="srgb").jpegsave(str(root / f"images/photos/p{i}.jpg"),
+                                                             Q=90)
+    rgba = pyvips.Image.black(200, 120, bands=4).new_from_image([255, 80, 0, 128])
+    rgba.cast("uchar").copy(interpretation="srgb").pngsave(str(root / "images/logo.png"))
+    (root / "imgpipe.toml").write_text(CONFIG)
+    return root
+
+
+def cli(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(command(*args), cwd=root, env=env(), capture_output=True, text=True,
+                          timeout=120, **kw)
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-c", "from imgpipe.cli import main; main()", *args]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def files(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def mtimes(directory: Path) -> dict[str, int]:
+    return {str(p.relative_to(directory)): p.stat().st_mtime_ns
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, bytes]:
+    """The output of one clean, uninterrupted build."""
+    root = make_site(tmp_path_factory.mktemp("reference"))
+    done = cli(root, "build")
+    assert done.returncode == 0, done.stderr
+    return files(root / "public")
+
+
+def test_clean_builds_are_identical(tmp_path, reference):
+    root = make_site(tmp_path)
+    assert cli(root, "build").returncode == 0
+    assert files(root / "public") == reference
+    manifest = json.loads(reference["img/imgpipe-manifest.json"])
+    assert len(manifest["sources"]) == 5
+    photo = manifest["sources"]["photos/p0.jpg"]
+    assert (photo["width"], photo["height"], photo["format"]) == (640, 480, "jpeg")
+    assert photo["srcsets"]["default"]["formats"]["webp"][1]["width"] == 320
+    thumb = manifest["sources"]["logo.png"]["renditions"]["thumb"]
+    assert (thumb["width"], thumb["height"]) == (96, 96)
+    image = pyvips.Image.new_from_buffer(reference["img/" + thumb["path"]], "")
+    assert (image.width, image.height) == (96, 96)
+
+
+def test_second_build_writes_nothing(tmp_path):
+    root = make_site(tmp_path)
+    assert cli(root, "build").returncode == 0
+    before = mtimes(root / "public")
+    time.sleep(0.01)
+    second = cli(root, "build", "--report", "r.json")
+    assert second.returncode == 0, second.stderr
+    assert mtimes(root / "public") == before
+    report = json.loads((root / "r.json").read_text())
+    assert report["renditions"] == {"built": 0, "cached": 26, "failed": 0}
+    assert report["files"] == {"removed": 0, "written": 0}
+
+
+def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
+    ref_root = make_site(tmp_path / "ref", count=8)
+    assert cli(ref_root, "build").returncode == 0
+    reference = files(ref_root / "public")
+    root = make_site(tmp_path / "site", count=8)
+    startup = time.monotonic()
+    assert cli(root, "build", "--dry-run").returncode == 0  # imports and planning only
+    startup = time.monotonic() - startup
+    rng = random.Random(1234)
+    started = time.monotonic()
+    assert cli(root, "build").returncode == 0
+    full = time.monotonic() - started
+    shutil.rmtree(root / "public"), shutil.rmtree(root / ".cache")
+    partial = 0  # trials killed while outputs were being written
+    for trial in range(24):
+        # Wipe some of the state first, so kills land in every phase of a build.
+        wipe = rng.random()
+        if wipe < 0.35:
+            shutil.rmtree(root / ".cache", ignore_errors=True)
+        if 0.2 < wipe < 0.6:
+            shutil.rmtree(root / "public", ignore_errors=True)
+        with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+            time.sleep(rng.uniform(startup * 0.8, full * 1.1))
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+        _assert_nothing_corrupt(root / "public/img")
+        present = len(files(root / "public")) if (root / "public").exists() else 0
+        partial += 0 < present < len(reference)
+        if trial % 6 == 5:  # the next build finishes and matches a clean one
+            done = cli(root, "build")
+            assert done.returncode == 0, done.stderr
+            assert files(root / "public") == reference, f"trial {trial}"
+    assert partial >= 3, "the kills should land in the middle of builds, not only around them"
+
+
+def _assert_nothing_corrupt(out: Path) -> None:
+    """Every output present is whole (decodes completely); a manifest present is valid JSON
+    whose files exist with the sizes it states."""
+    if not out.exists():
+        return
+    for path in out.rglob("*"):
+        if path.is_file() and path.suffix in (".jpg", ".webp", ".png"):
+            image = pyvips.Image.new_from_file(str(path), fail=True)
+            image.avg()  # decodes every pixel; a truncated file raises
+    manifest = out / "imgpipe-manifest.json"
+    if manifest.exists():
+        for entry in json.loads(manifest.read_text())["sources"].values():
+            for rendition in entry["renditions"].values():
+                assert (out / rendition["path"]).stat().st_size == rendition["bytes"]
+
+
+def test_two_builds_started_together(tmp_path, reference):
+    root = make_site(tmp_path)
+    procs = [subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outcomes = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outcomes
+    assert files(root / "public") == reference
+    # Whichever came second waited, then found everything built.
+    assert any("waiting for another imgpipe build" in err for _out, err in outcomes)
+
+
+def test_no_wait_refuses_clearly_while_a_build_runs(tmp_path):
+    root = make_site(tmp_path)
+    from imgpipe.state import Lock
+
+    held = Lock(root / ".cache")
+    held.acquire()
+    try:
+        refused = cli(root, "build", "--no-wait")
+    finally:
+        held.release()
+    assert refused.returncode == 1
+    assert refused.stderr.strip().endswith(
+        f"error[locked]: another imgpipe build (pid {os.getpid()}) is using {root / '.cache'}; "
+        "wait for it, or run without --no-wait to queue behind it")
+    assert not (root / "public").exists()
+
+
+def test_bad_source_among_good_ones(tmp_path):
+    root = make_site(tmp_path, count=2)
+    good = (root / "images/photos/p0.jpg").read_bytes()
+    (root / "images/photos/broken.jpg").write_bytes(good[: len(good) // 3])
+    (root / "images/notes.png").write_bytes(b"this is not a PNG")
+    done = cli(root, "build", "--report", "report.json")
+    assert done.returncode == 1
+    report = json.loads((root / "report.json").read_text())
+    failures = {f["source"]: f for f in report["failures"]}
+    assert set(failures) == {"photos/broken.jpg", "notes.png"}
+    assert all(f["stage"] and f["code"] and f["message"] for f in failures.values())
+    assert "error[" in done.stderr and "photos/broken.jpg" in done.stderr
+    assert report["renditions"]["built"] == 14 and report["renditions"]["failed"] == 8
+    out = root / "public/img"
+    assert not [p for p in out.rglob("*") if "broken" in p.name or "notes" in p.name
+                or p.name.startswith(".imgpipe-tmp")]
+    manifest = json.loads((out / "imgpipe-manifest.json").read_text())
+    assert sorted(manifest["sources"]) == ["logo.png", "photos/p0.jpg", "photos/p1.jpg"]
+
+
+def test_check_and_dry_run_touch_nothing(tmp_path):
+    root = make_site(tmp_path, count=1)
+    check = cli(root, "check")
+    assert check.returncode == 0 and "config ok: 2 rules, 2 sources, 8 renditions" in check.stdout
+    dry = cli(root, "build", "--dry-run")
+    assert dry.returncode == 0 and "2 sources; 8 renditions: 0 cached, 8 to build" in dry.stdout
+    assert sorted(p.name for p in root.iterdir()) == ["images", "imgpipe.toml"]
+
+
+def test_config_error_exits_2(tmp_path):
+    root = make_site(tmp_path, count=1)
+    (root / "imgpipe.toml").write_text(CONFIG.replace("96x96,crop", "96x96,crap"))
+    done = cli(root, "build")
+    assert done.returncode == 2
+    assert done.stderr.startswith("error[unknown-token]: rules[0].renditions.thumb: 'crap' at "
+                                  "token 2: expected")
