@@ -20,5 +20,8 @@ def run(config: ServerConfig) -> None:
     """Serve until interrupted (uvicorn handles SIGINT/SIGTERM and drains requests)."""
     import uvicorn
 
+    from .memory import tune_allocator
+
+    tune_allocator()
     uvicorn.run(create_app(config), host=config.host, port=config.port,
                 log_level="info", server_header=False)

@@ -27,7 +27,7 @@ from ..errors import ImgpipeError, OptionError, Problem
 from ..formats import FORMATS
 from ..options import Recipe
 from . import apipath
-from .fetch import Fetcher, FetchError, Resolver, check_url, system_resolver
+from .fetch import Fetcher, FetchError, Resolver, system_resolver
 from .netguard import AddressPolicy
 from .responses import error_response, help_page, warning_value
 from .settings import ServerConfig
@@ -145,7 +145,8 @@ class _Server:
                 problems += error.problems
         if path.url is not None:
             try:
-                check_url(path.url)
+                assert self.fetcher is not None
+                self.fetcher.check(path.url)
             except FetchError as error:
                 problems += error.problems
         elif boundary_of(request.headers.get("content-type", "")) is None:

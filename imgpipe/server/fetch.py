@@ -176,12 +176,25 @@ class Fetcher:
                             "does not resolve") from exc
             if not addresses:
                 raise _fail("host-not-found", f"the host {target.host!r} has no address")
+        self._refuse_blocked(target, addresses)
+        return addresses
+
+    def _refuse_blocked(self, target: Target, addresses: list[IPAddress]) -> None:
         for address in addresses:
             reason = self.policy.refusal(address)
             if reason:
                 raise _fail("blocked-address", f"{target.url!r} leads to {reason}; imgpipe "
                             "serve does not fetch from local or private networks")
-        return addresses
+
+    def check(self, url: str) -> Target:
+        """All that is known without DNS: the URL's form, and the policy for address hosts.
+
+        Lets the server refuse such URLs before they take a work slot; fetch() checks again.
+        """
+        target = check_url(url)
+        if target.literal is not None:
+            self._refuse_blocked(target, [target.literal])
+        return target
 
     async def _open(self, target: Target, addresses: list[IPAddress]) -> httpx.Response:
         default_port = 443 if target.scheme == "https" else 80

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from . import memory
+
 T = TypeVar("T")
 
 
@@ -43,6 +45,10 @@ class WorkQueue:
     def _release(self) -> None:
         with self._lock:
             self._taken -= 1
+            idle = self._taken == 0
+        if idle:
+            # The burst is over: hand freed image buffers back to the OS (memory.py).
+            memory.trim()
 
     def shutdown(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
