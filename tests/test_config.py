@@ -193,3 +193,14 @@ def test_starter_file_is_valid_commented_toml(tmp_path):
     assert tomllib.loads(text) == STARTER and text.count("\n# ") > 5
     (tmp_path / "imgpipe.toml").write_text(text)
     assert load(directory=tmp_path).warnings == ()
+
+
+def test_repository_example_config_is_valid_and_matches_the_example_photos():
+    from imgpipe.build import check
+
+    config = load(directory=Path(__file__).resolve().parents[1])
+    assert config.warnings == ()
+    sources = dict(check(config))
+    assert len(sources) == 6 and sources["graphics/badge.png"] == (
+        "badge-128-avif", "badge-128-webp", "badge-128-png", "badge-256-avif", "badge-256-webp",
+        "badge-256-png")
