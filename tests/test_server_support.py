@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import socket
 import struct
@@ -85,6 +86,7 @@ class Origin:
     /redirect?to=U&code=C redirect to U      /loop            redirects to itself forever
     /big?n=N              N bytes, no length /cached.png      a PNG with Cache-Control
     /slow?s=S             sleeps S seconds   /garbage         bytes that are no image
+    /gzip.png             a gzip-encoded PNG /gzip-bomb?n=N   gzip that inflates to N bytes
     anything else: 404. Every request target is recorded raw in `paths`.
     """
 
@@ -149,6 +151,11 @@ class Origin:
         elif path == "/slow":
             time.sleep(float(query["s"]))
             body = self.image(10, 10)
+        elif path == "/gzip.png":  # a server that compresses even images
+            body, headers["Content-Encoding"] = gzip.compress(self.image(30, 20)), "gzip"
+        elif path == "/gzip-bomb":  # a few KiB on the wire, n bytes once inflated
+            body = gzip.compress(b"\0" * int(query["n"]), compresslevel=9)
+            headers["Content-Encoding"] = "gzip"
         elif path == "/a%2Fb.png":  # a name with an encoded slash, which must arrive encoded
             body = self.image(20, 10)
         else:

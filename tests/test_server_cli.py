@@ -1,0 +1,55 @@
+"""The `imgpipe serve` command: argument errors, and one real run as a subprocess."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+from click.testing import CliRunner
+from test_server_support import ALLOW, Origin
+
+from imgpipe.cli import main
+
+
+def test_user_is_required():
+    result = CliRunner().invoke(main, ["serve"])
+    assert result.exit_code == 2 and "--user" in result.output
+
+
+def test_bad_allow_net_is_a_usage_error():
+    result = CliRunner().invoke(main, ["serve", "--user", "u", "--allow-net", "10.0.0.0/33"])
+    assert result.exit_code == 2 and "--allow-net" in result.output
+
+
+def test_serve_runs_and_answers(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-c", "from imgpipe.cli import main; main()", "serve",
+               "--port", str(port), "--user", "cli-user", "--allow-net", ALLOW[0],
+               "--workers", "1"]
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=log)
+    try:
+        with Origin() as origin:
+            url = f"http://127.0.0.1:{port}/cli-user/40x40,fit/{origin.base}/img/20x10.png"
+            deadline = time.monotonic() + 30
+            while True:
+                try:
+                    response = httpx.post(url, timeout=30)
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or server.poll() is not None:
+                        raise
+                    time.sleep(0.1)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("image/")
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(15)
+        log.close()
+    assert "POST http://127.0.0.1" in (tmp_path / "serve.log").read_text()
