@@ -14,7 +14,9 @@ from __future__ import annotations
 import gzip
 import ipaddress
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 import zlib
@@ -90,9 +92,10 @@ class Origin:
     anything else: 404. Every request target is recorded raw in `paths`.
     """
 
-    def __init__(self, ip: str = ORIGIN_IP):
+    def __init__(self, ip: str = ORIGIN_IP, tls: ssl.SSLContext | None = None):
         origin = self
         self.paths: list[str] = []
+        self.sni: list[str | None] = []
         self.images: dict[tuple[int, int], bytes] = {}
 
         class Handler(BaseHTTPRequestHandler):
@@ -109,6 +112,10 @@ class Origin:
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.base = f"http://{ip}:{self.port}"
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.sni.append(name)
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+            self.base = f"https://{ip}:{self.port}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> Origin:
@@ -217,8 +224,8 @@ class Listener:
 class Tripwire(httpx.AsyncBaseTransport):
     """Records every request that reached the transport; only loopback ones go out."""
 
-    def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport(retries=0)
+    def __init__(self, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.inner = inner or httpx.AsyncHTTPTransport(retries=0)
         self.seen: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -230,6 +237,19 @@ class Tripwire(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def self_signed(name: str, directory) -> tuple[str, str] | None:
+    """(cert, key) files for `name`, made with the openssl command; None without it."""
+    cert, key = f"{directory}/{name}.crt", f"{directory}/{name}.key"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                        "-days", "1", "-subj", f"/CN={name}", "-addext",
+                        f"subjectAltName=DNS:{name}"], check=True, capture_output=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return cert, key
 
 
 def ipv6_loopback() -> bool:

@@ -11,9 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import ssl
 
+import httpx
 import pytest
-from test_server_support import ALLOW, ORIGIN_IP, Listener, Origin, Tripwire, ipv6_loopback
+from test_server_support import (
+    ALLOW,
+    ORIGIN_IP,
+    Listener,
+    Origin,
+    Tripwire,
+    ipv6_loopback,
+    self_signed,
+)
 
 from imgpipe.server.fetch import Fetcher, FetchError, system_resolver
 from imgpipe.server.netguard import AddressPolicy, HostError, parse_host
@@ -195,6 +205,43 @@ def test_dns_rebinding_connects_to_the_checked_address(origin, listener):
     assert isinstance(again, FetchError) and again.code == "blocked-address"
     assert seen == [ORIGIN_IP]
     assert listener.accepted == before
+
+
+def test_tls_pins_the_address_and_checks_the_name(tmp_path):
+    files = self_signed("origin.test", tmp_path)
+    if files is None:
+        pytest.skip("no openssl command")
+    server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_tls.load_cert_chain(*files)
+    client_tls = ssl.create_default_context(cafile=files[0])
+
+    async def names(host: str, port: int):
+        return [ipaddress.ip_address(ORIGIN_IP)] if host.endswith(".test") else []
+
+    def get(url: str):
+        tripwire = Tripwire(httpx.AsyncHTTPTransport(verify=client_tls, retries=0))
+
+        async def go():
+            fetcher = Fetcher(AddressPolicy.from_strings(ALLOW), max_bytes=1 << 20,
+                              timeout=5, resolver=names, transport=tripwire)
+            try:
+                return await fetcher.fetch(url)
+            except FetchError as error:
+                return error
+            finally:
+                await fetcher.aclose()
+
+        return asyncio.run(go()), tripwire.seen
+
+    with Origin(tls=server_tls) as origin:
+        good, seen = get(f"https://origin.test:{origin.port}/img/8x8.png")
+        # Same address, another name: the certificate does not match, so no image.
+        wrong, _ = get(f"https://other.test:{origin.port}/img/8x8.png")
+    assert not isinstance(good, FetchError), good
+    assert good.data == origin.image(8, 8)
+    assert seen == [ORIGIN_IP]  # connected to the checked address...
+    assert origin.sni[0] == "origin.test"  # ...while TLS saw the name
+    assert isinstance(wrong, FetchError) and "CERTIFICATE_VERIFY_FAILED" in str(wrong), wrong
 
 
 def test_allow_listed_origin_is_fetched(origin):
