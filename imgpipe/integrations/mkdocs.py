@@ -1,0 +1,161 @@
+"""MkDocs plugin `imgpipe`: Markdown images from docs_dir become responsive `<picture>`s.
+
+    plugins:
+      - imgpipe:
+          widths: [480, 960]
+          formats: [avif, webp, auto]
+          sizes: "(min-width: 60rem) 45rem, 100vw"
+
+Events, in the order MkDocs sends them:
+- on_config: validate the options into an imgpipe Config (errors stop the build here);
+- on_files: build incrementally, add each rendition as a generated file under `output_dir`;
+- on_env: offer `picture`/`img` to the theme, with URLs relative to the page being rendered;
+- on_page_content (priority -100): rewrite `<img>` tags. It runs after every plugin with the
+  default priority, so a lightbox plugin's `<a>` wrapper ends up around the `<picture>`,
+  never inside it;
+- on_serve: also watch the imgpipe.toml (and a source outside docs_dir).
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from mkdocs.config import base
+from mkdocs.config import config_options as c
+from mkdocs.config.defaults import MkDocsConfig
+from mkdocs.exceptions import PluginError
+from mkdocs.plugins import BasePlugin, event_priority
+from mkdocs.structure.files import File, Files
+from mkdocs.structure.pages import Page
+
+from ..errors import ImgpipeError, closest
+from . import rewrite, site
+
+log = logging.getLogger("mkdocs.plugins.imgpipe")
+
+
+class ImgpipeConfig(base.Config):
+    enabled = c.Type(bool, default=True)
+    config_file = c.Optional(c.Type(str))  # an imgpipe.toml, relative to mkdocs.yml
+    source = c.Optional(c.Type(str))  # default: docs_dir
+    include = c.Optional(c.ListOfItems(c.Type(str)))
+    exclude = c.Optional(c.ListOfItems(c.Type(str)))
+    widths = c.Optional(c.ListOfItems(c.Type(int)))
+    formats = c.Optional(c.ListOfItems(c.Type(str)))
+    options = c.Optional(c.Type(str))
+    sizes = c.Optional(c.Type(str))
+    jobs = c.Optional(c.Type(int))
+    cache_dir = c.Type(str, default=".imgpipe-cache")  # relative to mkdocs.yml
+    output_dir = c.Type(str, default="imgpipe")  # where renditions go, relative to site_dir
+
+
+class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
+    supports_multiple_instances = False
+
+    def __init__(self) -> None:
+        self.site: site.SiteBuild | None = None
+        self.imgpipe_config = None
+        self._by_url: dict[str, File] = {}
+
+    def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
+        if not self.config.enabled:
+            return None
+        root = Path(config.config_file_path or ".").resolve().parent
+        cache_dir = root / self.config.cache_dir
+        try:
+            site.check_outside(cache_dir, docs_dir=Path(config.docs_dir),
+                               site_dir=Path(config.site_dir))
+            self.imgpipe_config = site.make_config(
+                dict(self.config), root=root, default_source=Path(config.docs_dir),
+                cache_dir=cache_dir)
+        except ImgpipeError as exc:
+            raise PluginError(f"imgpipe: {exc}") from None
+        for problem in self.imgpipe_config.warnings:
+            log.warning("imgpipe: %s", problem)
+        return None
+
+    def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
+        if self.imgpipe_config is None:
+            return None
+        try:
+            self.site = site.run(self.imgpipe_config)
+        except ImgpipeError as exc:
+            raise PluginError(f"imgpipe: {exc}") from None
+        site.report(self.site.summary, log)
+        self._by_url = {f.dest_uri: f for f in files}
+        for rel, built in self.site.renditions():
+            files.append(File.generated(config, f"{self.config.output_dir}/{rel}",
+                                        abs_src_path=str(built)))
+        return files
+
+    def on_env(self, env, *, config: MkDocsConfig, files: Files):
+        if self.site is None:
+            return None
+        output_dir = self.config.output_dir
+
+        def base_url(context) -> str:
+            # MkDocs' per-page `base_url` is relative ("..") for pages, absolute for 404.html.
+            page_base = context.get("base_url") or "."
+            return f"{page_base.rstrip('/')}/{output_dir}/"
+
+        self.site.images.install(env, base_url)
+        return env
+
+    @event_priority(-100)
+    def on_page_content(self, html: str, *, page: Page, config: MkDocsConfig,
+                        files: Files) -> str | None:
+        if self.site is None:
+            return None
+        # MkDocs has already made links relative to the page's URL (`sub/page/` with
+        # use_directory_urls, `sub/page.html` without), so that is what src is resolved from.
+        page_dir = page.url.rstrip("/") if page.url.endswith("/") else posixpath.dirname(page.url)
+        prefix = site.relative_url(self.config.output_dir, page_dir)
+        images = self.site.images.rebase(prefix)
+        site_path = urlsplit(config.site_url or "").path or "/"
+
+        def replace(attrs: rewrite.Attrs) -> str | None:
+            src = attrs.get("src")
+            if not src or "srcset" in attrs:  # an author's own srcset is left alone
+                return None
+            url = urlsplit(src)
+            if url.scheme or url.netloc or not url.path:  # http(s):, data:, //host, #frag
+                return None
+            path = unquote(url.path)
+            if path.startswith("/"):  # site-absolute, possibly under site_url's path
+                target = path[len(site_path):] if path.startswith(site_path) else path[1:]
+            else:
+                target = posixpath.normpath(posixpath.join(page_dir, path))
+            file = self._by_url.get(target)
+            if file is None or file.abs_src_path is None:
+                self._missing(page, src, target)
+                return None
+            key = self.site.key_of(file.abs_src_path)
+            if key is None or key not in images:  # not an image the rules cover (svg, ...)
+                return None
+            alt, sizes, rest = rewrite.call_arguments(attrs)
+            return images.picture(key, alt=alt, sizes=sizes, **rest)
+
+        return rewrite.rewrite_images(html, replace)
+
+    def _missing(self, page: Page, src: str, target: str) -> None:
+        media = [u for u, f in self._by_url.items() if f.is_media_file()]
+        guess = closest(target, media)
+        hint = f"; did you mean '{guess}'?" if guess else ""
+        log.warning("imgpipe: page '%s' uses image '%s', but '%s' is not in the docs%s",
+                    page.file.src_uri, src, target, hint)
+
+    def on_serve(self, server, *, config: MkDocsConfig, builder):
+        if self.imgpipe_config is None:
+            return server
+        # mkdocs.yml and docs_dir are watched already; a separate imgpipe.toml and a source
+        # outside docs_dir are not, and a change there must rebuild the renditions.
+        if self.config.config_file:
+            server.watch(str(self.imgpipe_config.path))
+        docs = Path(config.docs_dir).resolve()
+        source = self.imgpipe_config.source
+        if source != docs and docs not in source.parents and source.is_dir():
+            server.watch(str(source))
+        return server

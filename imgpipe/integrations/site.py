@@ -1,0 +1,170 @@
+"""What the MkDocs and Pelican plugins share: plugin options → a Config, one build, the
+manifest as the template API, and publishing renditions into the generator's output.
+
+A plugin's renditions are built into its own work area (`<cache_dir>/site`, state in
+`<cache_dir>/state`) and copied into the site from there, because both generators wipe their
+output directory (MkDocs serves from a fresh temp dir, Pelican has DELETE_OUTPUT_DIRECTORY):
+building straight into it would re-copy from the blob cache every time at best.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import posixpath
+import shutil
+import tomllib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .. import build as builder
+from ..config import PYPROJECT, Config, from_dict
+from ..errors import ConfigError, Problem
+from ..html import Images
+
+# Plain Markdown images: what a generator's content tree holds that is worth resizing. GIFs are
+# left out: turning an animation into a still JPEG is never what a writer meant.
+DEFAULT_INCLUDE = ("**/*.{jpg,jpeg,png,webp}",)
+DEFAULT_WIDTHS = (480, 800, 1200, 1600)
+DEFAULT_FORMATS = ("avif", "webp", "auto")
+# Inline plugin options that become one responsive-family rule.
+RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes")
+# Keys of an imgpipe.toml that the plugin decides itself: where things are written.
+PLUGIN_OWNED = ("output", "cache_dir", "base_url", "manifest", "snippets")
+
+
+@dataclass(frozen=True)
+class SiteBuild:
+    """The result of one build for a site: the template API and what to publish."""
+
+    config: Config
+    summary: builder.Summary
+    images: Images
+
+    def renditions(self) -> Iterator[tuple[str, Path]]:
+        """(path relative to the published directory, built file) for every rendition."""
+        for entry in self.images.sources.values():
+            for rendition in entry["renditions"].values():
+                yield rendition["path"], self.config.output / rendition["path"]
+
+    def key_of(self, path: Path | str) -> str | None:
+        """The manifest key of a file in the source tree, None when it is outside it."""
+        try:
+            rel = Path(os.path.abspath(path)).relative_to(self.config.source)
+        except ValueError:
+            return None
+        return rel.as_posix()
+
+
+def make_config(options: Mapping[str, Any], *, root: Path, default_source: Path,
+                cache_dir: Path) -> Config:
+    """A Config for a plugin: from `config_file` (an imgpipe.toml, or a pyproject.toml with
+    [tool.imgpipe]) when given, else from the inline options. Either way the plugin decides
+    where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Raises ConfigError.
+    """
+    config_file = options.get("config_file")
+    if config_file:
+        path = Path(root, config_file)
+        raw = dict(_read(path))
+        base = path.resolve().parent
+        if "source" not in raw:
+            raw["source"] = str(default_source)
+    else:
+        path, base = None, root
+        rule = {k: _plain(options[k]) for k in RULE_OPTIONS if options.get(k) is not None}
+        rule.setdefault("include", list(DEFAULT_INCLUDE))
+        rule.setdefault("widths", list(DEFAULT_WIDTHS))
+        rule.setdefault("formats", list(DEFAULT_FORMATS))
+        raw = {"source": str(options.get("source") or default_source), "rules": [rule]}
+        if options.get("jobs") is not None:
+            raw["jobs"] = options["jobs"]
+    for key in PLUGIN_OWNED:
+        raw.pop(key, None)
+    cache_dir = Path(os.path.abspath(cache_dir))
+    raw.update(output=str(cache_dir / "site"), cache_dir=str(cache_dir / "state"), base_url="/")
+    return from_dict(raw, base, path)
+
+
+def _read(path: Path) -> Mapping[str, Any]:
+    if not path.is_file():
+        raise ConfigError(Problem("no-config", f"config file {path} does not exist"))
+    try:
+        with open(path, "rb") as fh:
+            raw = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(Problem("bad-toml", f"{path}: {exc}")) from None
+    return raw.get("tool", {}).get("imgpipe", {}) if path.name == PYPROJECT else raw
+
+
+def _plain(value: Any) -> Any:
+    """YAML and Python settings give tuples and subclasses; the validator expects TOML types."""
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def check_outside(cache_dir: Path, **published: Path) -> None:
+    """The cache must not be inside what the generator reads or publishes (it would be copied
+    into the site, or wiped with it)."""
+    cache = Path(os.path.abspath(cache_dir))
+    for name, directory in published.items():
+        directory = Path(os.path.abspath(directory))
+        if cache == directory or directory in cache.parents or cache in directory.parents:
+            raise ConfigError(Problem(
+                "overlapping-dirs",
+                f"imgpipe cache_dir ({cache}) must be outside {name} ({directory})",
+                "cache_dir"))
+
+
+def run(config: Config) -> SiteBuild:
+    """Build (incrementally) and load the manifest. Raises ConfigError, BuildLocked."""
+    summary = builder.build(config)
+    return SiteBuild(config, summary, Images(config.manifest, templates=config.templates))
+
+
+def report(summary: builder.Summary, log: logging.Logger) -> None:
+    """Failures and config warnings are warnings (so strict modes fail on them); an encoder's
+    notes about one rendition are only informative."""
+    log.info("imgpipe: %d sources, %d renditions built, %d cached, %d failed (%.1f s)",
+             summary.sources, summary.built, summary.cached, summary.failed, summary.seconds)
+    for issue in summary.failures:
+        where = f"{issue.source} [{issue.label}]" if issue.label else issue.source
+        log.warning("imgpipe: %s failed at %s: %s: %s", where, issue.stage, issue.code,
+                    issue.message)
+    for issue in summary.warnings:
+        level = logging.WARNING if issue.stage == "config" else logging.INFO
+        where = f"{issue.source}: " if issue.source else ""
+        log.log(level, "imgpipe: %s%s: %s", where, issue.code, issue.message)
+
+
+def publish(site: SiteBuild, directory: Path, clean: bool = True) -> int:
+    """Copy renditions into `directory` (only those whose size or mtime differ) and, with
+    `clean`, remove files there that are no longer renditions: the directory is imgpipe's.
+    Returns the number of files copied."""
+    wanted = dict(site.renditions())
+    copied = 0
+    for rel, built in wanted.items():
+        dest = directory / rel
+        st = built.stat()
+        try:
+            dst = dest.stat()
+            if (dst.st_size, dst.st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+                continue
+        except FileNotFoundError:
+            pass
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        temp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copy2(built, temp)  # copy2 keeps the mtime, which the check above relies on
+        os.replace(temp, dest)
+        copied += 1
+    if clean and directory.is_dir():
+        for path in directory.rglob("*"):
+            if path.is_file() and path.relative_to(directory).as_posix() not in wanted:
+                path.unlink()
+    return copied
+
+
+def relative_url(target_dir: str, from_dir: str) -> str:
+    """URL prefix of `target_dir` as seen from a page in `from_dir` (both site-relative)."""
+    rel = posixpath.relpath(target_dir or ".", from_dir or ".")
+    return "" if rel == "." else rel + "/"
