@@ -166,6 +166,46 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
 
 
 @main.command()
+@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Sources in parallel.")
+@click.option("--debounce", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
+              help="Seconds without events before a rebuild starts.")
+@click.option("--rescan", type=click.FloatRange(min=1), default=30.0, show_default=True,
+              help="Seconds between checks for changes whose events were lost.")
+def watch(config_path, jobs, debounce, rescan) -> None:
+    """Build, then rebuild what changes (sources, config, templates) until Ctrl-C."""
+    import signal
+    import time
+
+    from .errors import ConfigError
+    from .watch import Watcher
+
+    def echo(line: str) -> None:
+        click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
+
+    def interrupt(_signum, _frame):
+        raise KeyboardInterrupt
+
+    watcher = Watcher(config_path, log_line=echo, jobs=jobs, debounce=debounce, rescan=rescan)
+    try:
+        watcher.start()
+    except ConfigError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(2) from None
+    signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly on `kill` as on Ctrl-C
+    echo(f"watching {watcher.config.source} and {watcher.config.path} (Ctrl-C to stop)")
+    try:
+        while not watcher.join(0.5):  # rounds run on the watcher's thread; we only wait here
+            pass
+    except KeyboardInterrupt:
+        echo("stopping: finishing the source being written...")
+    finally:
+        watcher.stop()
+    echo("stopped")
+
+
+@main.command()
 @click.argument("path", default="imgpipe.toml", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite an existing file.")
 def init(path, force) -> None:

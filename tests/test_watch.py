@@ -1,0 +1,284 @@
+"""The watcher on a real filesystem with the real watchdog observer and the real engine."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyvips")
+
+from test_watch_support import (  # noqa: E402
+    clean_build,
+    close,
+    color,
+    jpeg,
+    make_site,
+    output_of,
+    pixel,
+    rendition,
+    temp_files,
+)
+
+from imgpipe.build import build  # noqa: E402
+from imgpipe.config import load  # noqa: E402
+from imgpipe.watch import Round, Watcher  # noqa: E402
+
+
+class Site:
+    """A site under watch: change files, then `settle()` until the watcher is idle again."""
+
+    def __init__(self, root: Path, watcher: Watcher):
+        self.root, self.watcher = root, watcher
+        self.images = root / "images"
+        self.mark = 0  # rounds already looked at
+
+    def settle(self, timeout: float = 60) -> list[Round]:
+        """The rounds that ran since the last settle (at least one must)."""
+        before = self.mark
+        last = self.watcher.wait_idle(before + 1, timeout)
+        self.mark = last.number + 1
+        return self.watcher.rounds[before:]
+
+    def matches_clean_build(self, scratch: Path) -> None:
+        assert output_of(self.root) == clean_build(self.root, scratch)
+        assert not temp_files(self.root)
+
+
+def watch(root: Path, **options) -> Watcher:
+    defaults = {"debounce": 0.1, "settle": 0.1, "max_wait": 3.0, "rescan": 30.0, "jobs": 2}
+    return Watcher(root / "imgpipe.toml", **{**defaults, **options})
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = make_site(tmp_path / "site")
+    watcher = watch(root)
+    watcher.start()
+    s = Site(root, watcher)
+    s.settle()  # the initial build
+    yield s
+    watcher.stop()
+    assert not watcher._thread.is_alive()
+
+
+def _create(images: Path) -> None:
+    (images / "new.jpg").write_bytes(jpeg(color(9)))
+
+
+def _modify(images: Path) -> None:
+    (images / "a.jpg").write_bytes(jpeg(color(9)))
+
+
+def _delete(images: Path) -> None:
+    (images / "b.jpg").unlink()
+
+
+def _rename_file(images: Path) -> None:
+    os.rename(images / "a.jpg", images / "renamed.jpg")
+
+
+def _rename_folder(images: Path) -> None:
+    os.rename(images / "sub", images / "moved")
+
+
+def _save_via_temp_and_rename(images: Path) -> None:  # vim (backupcopy=no), most GUI apps
+    tmp = images / ".a.jpg.tmp"
+    tmp.write_bytes(jpeg(color(9)))
+    os.replace(tmp, images / "a.jpg")
+
+
+def _truncate_and_write_in_chunks(images: Path) -> None:
+    data = jpeg(color(9))
+    with open(images / "a.jpg", "wb") as fh:  # O_TRUNC, then the bytes arrive in pieces
+        for i in range(0, len(data), 200):
+            fh.write(data[i:i + 200])
+            fh.flush()
+            time.sleep(0.002)
+
+
+def _delete_then_create(images: Path) -> None:
+    (images / "a.jpg").unlink()
+    time.sleep(0.03)
+    (images / "a.jpg").write_bytes(jpeg(color(9)))
+
+
+@pytest.mark.parametrize("change", [
+    _create, _modify, _delete, _rename_file, _rename_folder,
+    _save_via_temp_and_rename, _truncate_and_write_in_chunks, _delete_then_create,
+])
+def test_each_change_ends_equal_to_a_clean_build(site, tmp_path, change):
+    change(site.images)
+    rounds = site.settle()
+    assert all(r.error is None and r.summary.ok for r in rounds)
+    site.matches_clean_build(tmp_path / "clean")
+
+
+def test_a_round_renders_only_the_changed_source_and_rewrites_only_changed_files(site):
+    manifest = site.root / "public/img/imgpipe-manifest.json"
+    snippet_b = site.root / "public/img/_snippets/b.jpg.default.html"
+    before = manifest.stat().st_mtime_ns, snippet_b.stat().st_mtime_ns
+    _modify(site.images)
+    (r,) = site.settle()
+    assert (r.summary.built, r.summary.cached) == (2, 4)  # a.jpg's two widths, nothing else
+    assert r.changed == ("a.jpg",) and r.engine_seconds > 0
+    assert manifest.stat().st_mtime_ns != before[0]  # a.jpg's entry changed
+    assert snippet_b.stat().st_mtime_ns == before[1]  # b.jpg's snippet did not
+
+    # Touching a file (new mtime, same bytes) makes a round that writes nothing at all.
+    mtime = manifest.stat().st_mtime_ns
+    os.utime(site.images / "b.jpg")
+    (r,) = site.settle()
+    assert (r.summary.built, r.summary.files_written, r.summary.files_removed) == (0, 0, 0)
+    assert manifest.stat().st_mtime_ns == mtime
+
+
+def test_two_hundred_files_dropped_at_once_take_at_most_two_rounds(site, tmp_path):
+    blobs = [jpeg(color(i), 40, 30) for i in range(200)]  # encoded first: the drop is quick
+    drop = site.images / "drop"
+    drop.mkdir()
+    for i, data in enumerate(blobs):
+        (drop / f"p{i:03}.jpg").write_bytes(data)
+    rounds = site.settle(timeout=120)
+    assert 1 <= len(rounds) <= 2, [(r.reasons, len(r.changed)) for r in rounds]
+    assert sum(r.summary.built for r in rounds) == 400
+    manifest, _files = output_of(site.root)
+    assert len(manifest["sources"]) == 203
+    site.matches_clean_build(tmp_path / "clean")
+
+
+def test_a_file_overwritten_twenty_times_ends_with_the_last_content(site):
+    for i in range(20):
+        (site.images / "a.jpg").write_bytes(jpeg(color(100 + i)))
+        time.sleep(0.01)
+    rounds = site.settle()
+    assert len(rounds) <= 2  # the burst is coalesced
+    assert close(pixel(rendition(site.root, "a.jpg")), color(119))
+
+
+def test_a_file_replaced_under_the_same_name_and_size_is_not_served_stale(site):
+    """libvips caches decodes by file name: the engine must read the new bytes."""
+    path = site.images / "a.jpg"
+    old = path.stat()
+    assert close(pixel(rendition(site.root, "a.jpg")), color(0))
+    # Same dimensions and the same byte length: only the pixels differ.
+    i, new = next((i, data) for i in range(40, 250)
+                  if len(data := jpeg(color(i))) == old.st_size)
+    with open(path, "r+b") as fh:  # in place: same inode
+        fh.write(new)
+    os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))  # and the old mtime back
+    site.settle()
+    assert close(pixel(rendition(site.root, "a.jpg")), color(i))
+
+
+def test_a_file_still_being_written_is_built_once_complete(tmp_path):
+    root = make_site(tmp_path / "site")
+    # settle > pause > debounce: the pause ends the burst, the young mtime holds the round.
+    with watch(root, settle=0.6) as watcher:
+        watcher.wait_idle(1)
+        data = jpeg(color(77), 300, 200)
+        with open(root / "images/slow.jpg", "wb") as fh:
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            time.sleep(0.3)
+            fh.write(data[len(data) // 2:])
+        last = watcher.wait_idle(2)
+    rounds = watcher.rounds[1:]
+    assert all(r.summary.ok for r in rounds), [r.summary.failures for r in rounds]
+    assert last.summary.sources == 4
+    assert close(pixel(rendition(root, "slow.jpg")), color(77))
+
+
+def test_an_invalid_config_is_reported_and_a_fix_is_applied(site):
+    config = site.root / "imgpipe.toml"
+    good = config.read_text()
+    config.write_text(good.replace("widths = [32, 48]", "widths = [32, \"wide\"]"))
+    (r,) = site.settle()
+    assert r.error == "config" and r.summary is None
+    assert site.watcher._thread.is_alive()
+    # A source edit while the config is broken is built with the last good config.
+    _modify(site.images)
+    (r,) = site.settle()
+    assert r.summary.built == 2
+    config.write_text(good.replace("widths = [32, 48]", "widths = [24]"))
+    (r,) = site.settle()
+    assert r.error is None and r.summary.ok
+    manifest, files = output_of(site.root)
+    assert sorted(manifest["sources"]["a.jpg"]["renditions"]) == ["24-jpeg"]
+    assert not any("-32-jpeg." in f or "-48-jpeg." in f for f in files)
+
+
+def test_a_bad_image_is_reported_and_the_watcher_keeps_going(site, tmp_path):
+    lines: list[str] = []
+    site.watcher.log_line = lines.append
+    (site.images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    (r,) = site.settle()
+    assert [f.source for f in r.summary.failures] == ["broken.jpg"]
+    assert any(line.startswith("error[") and "broken.jpg" in line for line in lines)
+    (site.images / "broken.jpg").write_bytes(jpeg(color(5)))
+    (r,) = site.settle()
+    assert r.summary.ok
+    site.matches_clean_build(tmp_path / "clean")
+
+
+def test_an_exception_in_a_round_or_callback_does_not_stop_the_watcher(tmp_path):
+    root = make_site(tmp_path / "site")
+    calls = []
+
+    def on_round(r: Round) -> None:
+        calls.append(r.number)
+        raise RuntimeError("callback bug")
+
+    manifest = root / "public/img/imgpipe-manifest.json"
+    with watch(root, on_round=on_round, log_line=lambda _line: None) as watcher:
+        watcher.wait_idle(1)
+        # A directory where the manifest goes makes the build itself raise (IsADirectoryError).
+        manifest.unlink()
+        manifest.mkdir()
+        _modify(root / "images")
+        r = watcher.wait_idle(2)
+        assert r.error == "exception" and r.summary is None
+        manifest.rmdir()
+        _delete(root / "images")
+        r = watcher.wait_idle(3)
+        assert r.error is None and r.summary.ok and watcher._thread.is_alive()
+    assert calls == [0, 1, 2] and manifest.is_file() and not temp_files(root)
+
+
+def test_a_lost_event_is_caught_by_the_rescan(tmp_path):
+    # A symlinked source edited through its target makes no event in the source tree: the
+    # same situation as an inotify queue overflow, for real.
+    elsewhere = tmp_path / "elsewhere.jpg"
+    elsewhere.write_bytes(jpeg(color(1)))
+    root = make_site(tmp_path / "site")
+    os.symlink(elsewhere, root / "images/linked.jpg")
+    with watch(root, rescan=0.5) as watcher:
+        watcher.wait_idle(1)
+        assert close(pixel(rendition(root, "linked.jpg")), color(1))
+        elsewhere.write_bytes(jpeg(color(60)))
+        r = watcher.wait_idle(2, timeout=30)
+    assert r.reasons == ("rescan",) and r.changed == ("linked.jpg",)
+    assert close(pixel(rendition(root, "linked.jpg")), color(60))
+
+
+def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
+    from imgpipe.state import Lock
+
+    root = make_site(tmp_path / "site")
+    watcher = watch(root)
+    watcher.start()
+    watcher.wait_idle(1)
+    for i in range(40):
+        (root / f"images/n{i}.jpg").write_bytes(jpeg(color(i + 3), 200, 150))
+    time.sleep(0.4)  # the round is under way
+    watcher.stop(timeout=60)
+    assert not watcher._thread.is_alive() and not temp_files(root)
+    lock = Lock(root / ".cache")
+    lock.acquire(wait=False)  # nobody holds it
+    lock.release()
+    assert watcher.rounds[-1].error in (None, "stopped")
+    # The next build finishes the job and agrees with a clean one.
+    assert build(load(root / "imgpipe.toml")).ok
+    assert output_of(root) == clean_build(root, tmp_path / "clean")
