@@ -270,15 +270,23 @@ def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
     watcher = watch(root)
     watcher.start()
     watcher.wait_idle(1)
-    for i in range(40):
-        (root / f"images/n{i}.jpg").write_bytes(jpeg(color(i + 3), 200, 150))
-    time.sleep(0.4)  # the round is under way
+    for i in range(60):
+        (root / f"images/n{i}.jpg").write_bytes(jpeg(color(i + 3), 1600, 1200))
+    deadline = time.monotonic() + 60
+    while not list((root / "public/img").glob("n*")):  # the round is under way
+        assert time.monotonic() < deadline
+        time.sleep(0.002)
     watcher.stop(timeout=60)
     assert not watcher._thread.is_alive() and not temp_files(root)
+    assert watcher.rounds[-1].error == "stopped"
     lock = Lock(root / ".cache")
     lock.acquire(wait=False)  # nobody holds it
     lock.release()
-    assert watcher.rounds[-1].error in (None, "stopped")
+    # The manifest is still the last complete one, naming only files that exist.
+    manifest, files = output_of(root)
+    assert sorted(manifest["sources"]) == ["a.jpg", "b.jpg", "sub/c.jpg"]
+    assert all(r["path"] in files for e in manifest["sources"].values()
+               for r in e["renditions"].values())
     # The next build finishes the job and agrees with a clean one.
     assert build(load(root / "imgpipe.toml")).ok
     assert output_of(root) == clean_build(root, tmp_path / "clean")
