@@ -130,7 +130,12 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                 target = posixpath.normpath(posixpath.join(page_dir, path))
             file = self._by_url.get(target)
             if file is None or file.abs_src_path is None:
-                self._missing(page, src, target)
+                # MkDocs leaves a link it cannot resolve as written: relative to the Markdown
+                # file, not to the page URL, so that is where the author looked for it.
+                written = posixpath.normpath(posixpath.join(
+                    posixpath.dirname(page.file.src_uri), path)) if not path.startswith("/") \
+                    else target
+                self._missing(page, src, written)
                 return None
             key = self.site.key_of(file.abs_src_path)
             if key is None or key not in images:  # not an image the rules cover (svg, ...)
