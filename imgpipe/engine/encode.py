@@ -23,10 +23,11 @@ PRESETS: dict[str, dict[str, int]] = {
     "gif": {"low": 7, "medium": 8, "high": 8},
 }
 
-# aom's CPU effort (0..9). AVIF dominates build time: at libvips' default (4) one AVIF costs
-# several times a JPEG plus a WebP of the same image; 2 keeps it within about 2x of them
-# for a few percent larger files (bench/bench_engine.py measures it).
-AVIF_EFFORT = 2
+# aom's CPU effort (0..9; libvips' default is 4). AVIF dominates build time. Measured on
+# 1600 px photos (bench/): effort 4 costs ~6x a mozjpeg JPEG plus a WebP of the same image;
+# effort 3 costs about as much as both, for files ~1% larger than effort 4 and ~7% smaller
+# than effort 2 at the same Q and PSNR.
+AVIF_EFFORT = 3
 # libimagequant / cgif quantisation effort (1..10): cheap for web-sized images.
 PALETTE_EFFORT = 7
 PNG_COMPRESSION = 9

@@ -53,17 +53,18 @@ class Source:
                 todo.append(index)
         if todo:
             try:
-                base = self._decode([recipes[i] for i in todo])
+                base, shrunk = self._decode([recipes[i] for i in todo])
             except ImageError as error:
                 for index in todo:
                     results[index] = error
                 return results  # type: ignore[return-value]
             colours = _Lazy(lambda: few_colours(base))
             for index in todo:
-                results[index] = self._render_one(base, recipes[index], colours)
+                results[index] = self._render_one(base, shrunk, recipes[index], colours)
         return results  # type: ignore[return-value]
 
-    def _decode(self, recipes: list[Recipe]) -> pyvips.Image:
+    def _decode(self, recipes: list[Recipe]) -> tuple[pyvips.Image, bool]:
+        """The prepared (autorotated, sRGB) pixels, and whether they were shrunk on load."""
         shrink = 1
         if self.kind.family == "jpeg" and not any(r.trim for r in recipes):
             # Shrink-on-load for the largest rendition asked for; trim needs every pixel.
@@ -74,7 +75,7 @@ class Source:
             if len(recipes) > 1 and prepared is not image:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = prepared.copy_memory()
-            return prepared
+            return prepared, shrink > 1
         except pyvips.Error as error:
             raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
                        f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
@@ -83,13 +84,17 @@ class Source:
         g = compute(recipe, self.info.width, self.info.height)
         return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
 
-    def _render_one(self, base: pyvips.Image, recipe: Recipe,
+    def _render_one(self, base: pyvips.Image, shrunk: bool, recipe: Recipe,
                     colours: _Lazy) -> Rendition | ImageError:
         deadline = time.monotonic() + recipe.timeout
         stage = "transform"
         try:
             warnings = list(recipe.warnings)
-            image, width, height = base, self.info.width, self.info.height
+            # Geometry works on full-size dimensions: the header's when the JPEG was shrunk
+            # on load, else the decoded image's own (what gets resized, so no aspect drifts).
+            image = base
+            width, height = (self.info.width, self.info.height) if shrunk else (
+                base.width, base.height)
             if recipe.trim:  # before anything else, on every pixel (base is full size)
                 image, trimmed = trim(image)
                 warnings.extend(trimmed)

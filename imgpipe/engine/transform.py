@@ -18,8 +18,12 @@ def rgb(hexcolor: str) -> list[int]:
 
 
 def to_srgb(image: pyvips.Image) -> pyvips.Image:
-    """Autorotated 8-bit sRGB: 3 bands, or 4 with alpha. No profile needs to travel with it."""
-    image = image.autorot()
+    """Autorotated 8-bit sRGB: 3 bands, or 4 with alpha. No profile needs to travel with it.
+
+    Returns `image` itself when it already is that, so callers can tell nothing was done.
+    """
+    if image.get_typeof("orientation") and image.get("orientation") != 1:
+        image = image.autorot()
     image = _import_profile(image)
     if image.interpretation != "srgb" or image.format != "uchar":
         # Greyscale, 16-bit, Lab, scRGB... libvips knows the way to sRGB from each.
