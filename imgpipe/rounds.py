@@ -112,6 +112,7 @@ class Rounds:
         self._print_warnings(self.config)
         # Stat fields of every source (and the config) when the last round started reading.
         self.snapshot: dict[str, Any] = {}
+        self._locked = False  # the last round found another build running
 
     def _load(self) -> Config:
         return load(self.config_path, self.directory)
@@ -162,7 +163,8 @@ class Rounds:
             self.log_line("stopped mid-round: outputs are whole; the next build completes them")
         except BuildLocked as exc:
             error = "locked"
-            self.log_line(f"waiting: {exc}")
+            if not self._locked:  # once, not at every retry
+                self.log_line(f"waiting: {exc}")
         except ConfigError as exc:  # a missing source dir, a label clash between rules
             error = "config"
             self._print_problems(exc.problems, "error")
@@ -170,6 +172,7 @@ class Rounds:
             error = "exception"
             self.log_line("error[internal]: the round failed; watching on\n"
                           + traceback.format_exc().rstrip())
+        self._locked = error == "locked"
         done = Round(number, tuple(sorted(reasons)), tuple(sorted(changed)), summary, error,
                      time.monotonic() - started, self.timer.seconds, time.monotonic())
         if summary is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -290,3 +291,34 @@ def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
     # The next build finishes the job and agrees with a clean one.
     assert build(load(root / "imgpipe.toml")).ok
     assert output_of(root) == clean_build(root, tmp_path / "clean")
+
+
+def test_a_round_that_finds_another_build_running_retries_after_it(site):
+    from imgpipe.state import Lock
+
+    lock = Lock(site.root / ".cache")
+    lock.acquire()  # as a separate `imgpipe build` would
+    try:
+        _modify(site.images)
+        deadline = time.monotonic() + 30
+        while not any(r.error == "locked" for r in site.watcher.rounds):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        lock.release()
+    rounds = site.settle()
+    assert rounds[-1].reasons == ("change", "retry") and rounds[-1].summary.built == 2
+
+
+def test_a_config_that_moves_the_source_dir_moves_the_watch(site, tmp_path):
+    shutil.copytree(site.images, site.root / "photos")
+    config = site.root / "imgpipe.toml"
+    config.write_text(config.read_text().replace('source = "images"', 'source = "photos"'))
+    (r,) = site.settle()
+    assert r.reasons == ("config",) and r.summary.ok
+    shutil.rmtree(site.images)
+    (site.root / "photos/b.jpg").unlink()  # the new source dir is watched
+    (r,) = site.settle()
+    assert r.changed == ("b.jpg",)
+    manifest, _files = output_of(site.root)
+    assert sorted(manifest["sources"]) == ["a.jpg", "sub/c.jpg"]
