@@ -14,9 +14,10 @@ recorded stat, else by its bytes) before it is replaced.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,11 +26,12 @@ from . import manifest as mf
 from .config import Config
 from .engine.types import Rendition, SourceInfo
 from .executor import Engine, Failure, Job, JobResult, ThreadExecutor
-from .html import Renderer, snippet_path
+from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
 from .plan import (
     Plan,
     SourceFile,
     SourcePlan,
+    build_stamp,
     discover,
     engine_fingerprint,
     hash_file,
@@ -99,7 +101,8 @@ def fingerprint_of(engine: Engine | ModuleType) -> str:
     return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
 
 
-def plan_sources(config: Config, state: State, fingerprint: str) -> Plan:
+def plan_sources(config: Config, state: State, fingerprint: str,
+                 files: list[SourceFile] | None = None) -> Plan:
     def sha256_of(f: SourceFile) -> str:
         known = state.known_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode)
         if known:
@@ -112,7 +115,7 @@ def plan_sources(config: Config, state: State, fingerprint: str) -> Plan:
             state.remember_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode, sha)
         return sha
 
-    return make(config, discover(config), sha256_of, fingerprint)
+    return make(config, discover(config) if files is None else files, sha256_of, fingerprint)
 
 
 def dry_run(config: Config, engine: Engine | ModuleType | None = None,
@@ -142,7 +145,10 @@ def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:
 
 @dataclass
 class _Run:
-    """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
+    """Mutable bookkeeping of one build (kept apart from the frozen results it produces).
+
+    Paths are plain strings here: a no-op build of 10,000 sources handles some 40,000 of
+    them, and pathlib would cost more than all the rest of that build."""
 
     config: Config
     state: State
@@ -152,29 +158,51 @@ class _Run:
     cached: int = 0
     failures: list[Issue] = field(default_factory=list)
     keep: set[str] = field(default_factory=set)  # root-relative paths this build stands by
+    verified: set[str] = field(default_factory=set)  # found intact while planning
+    stats: dict[str, os.stat_result | None] = field(default_factory=dict)
+    prefixes: dict[Path, tuple[str, str]] = field(default_factory=dict)
 
-    def rel(self, path: Path) -> str:
-        return os.path.relpath(path, self.config.root)
+    def where(self, directory: Path, name: str) -> tuple[str, str]:
+        """(absolute path, path relative to the project root) of `name` inside `directory`."""
+        prefix = self.prefixes.get(directory)
+        if prefix is None:
+            rel = os.path.relpath(directory, self.config.root)
+            prefix = self.prefixes[directory] = (str(directory), "" if rel == "." else rel)
+        return f"{prefix[0]}/{name}", f"{prefix[1]}/{name}" if prefix[1] else name
 
-    def sync(self, path: Path, fingerprint: str, data: bytes | None, load=None) -> None:
-        """Make `path` hold `data` (or `load()`), writing only if its bytes differ."""
-        rel = self.rel(path)
-        self.keep.add(rel)
+    def stat(self, path: str) -> os.stat_result | None:
+        if path not in self.stats:
+            try:
+                self.stats[path] = os.stat(path)
+            except FileNotFoundError:
+                self.stats[path] = None
+        return self.stats[path]
+
+    def intact(self, path: str, rel: str, fingerprint: str) -> bool:
+        """True if `path` is the file this tool last wrote there for `fingerprint`."""
         known = self.state.written(rel)
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            st = None
-        if st and known and known.fingerprint == fingerprint and (
-                st.st_size, st.st_mtime_ns) == (known.size, known.mtime_ns):
+        st = self.stat(path)
+        return bool(st and known and known.fingerprint == fingerprint
+                    and st.st_size == known.size and st.st_mtime_ns == known.mtime_ns)
+
+    def sync(self, path: str, rel: str, fingerprint: str, data: bytes | None, load=None) -> None:
+        """Make `path` hold `data` (or `load()`), writing only if its bytes differ."""
+        self.keep.add(rel)
+        if rel in self.verified or self.intact(path, rel, fingerprint):
             return
         if data is None:
             data = load()
-        if st is None or st.st_size != len(data) or path.read_bytes() != data:
-            atomic_write(path, data)
-            st = os.stat(path)
+        st = self.stat(path)
+        if st is None or st.st_size != len(data) or _read(path) != data:
+            atomic_write(Path(path), data)
             self.written += 1
+        st = self.stats[path] = os.stat(path)
         self.state.put_written(rel, fingerprint, st.st_size, st.st_mtime_ns)
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
@@ -195,18 +223,40 @@ def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = 
                 for directory in {config.output, config.snippets, config.cache_dir / "blobs"}:
                     if directory.is_dir():
                         remove_temp_files(directory)
+            files = discover(config)
+            templates = [p / TEMPLATE for p in (config.templates, BUILTIN_TEMPLATES) if p]
+            stamp = build_stamp(config, files, fingerprint, templates)
+            # Fast path for the most common build of all, the one with nothing to do: same
+            # inputs as the last clean build and every file it wrote untouched.
+            if not force and state.get_meta("stamp") == stamp and state.all_written_intact(
+                    str(config.root)):
+                events.start(len(files), 0)
+                return _replay(state.get_meta("summary"), started)
+            state.set_meta("stamp", "")
             state.set_meta("running", "1")
             summary = _build(config, state, engine, fingerprint, force, gc,
-                             jobs or config.jobs, events, started)
+                             jobs or config.jobs, events, started, files)
+            if summary.ok and gc:
+                state.set_meta("summary", json.dumps(asdict(summary)))
+                state.set_meta("stamp", stamp)
             state.set_meta("running", "0")
             return summary
     finally:
         lock.release()
 
 
+def _replay(saved: str, started: float) -> Summary:
+    """The last clean build's summary, as this build would have produced it: all cached."""
+    data = json.loads(saved)
+    data.update(built=0, cached=data["built"] + data["cached"], files_written=0,
+                files_removed=0, seconds=time.monotonic() - started,
+                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]))
+    return Summary(**data)
+
+
 def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
-           jobs: int, events: Events, started: float) -> Summary:
-    plan = plan_sources(config, state, fingerprint)
+           jobs: int, events: Events, started: float, files: list[SourceFile]) -> Summary:
+    plan = plan_sources(config, state, fingerprint, files)
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
     run = _Run(config, state)
@@ -238,7 +288,8 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     # 5. Manifest, then 6. snippets: both derived from the entries only.
     encoded = {rel: mf.encode_entry(e) for rel, e in entries.items()}
     data = mf.dumps(config.base_url, encoded)
-    run.sync(config.manifest, hashlib.sha256(data).hexdigest(), data)
+    run.sync(*run.where(config.manifest.parent, config.manifest.name),
+             hashlib.sha256(data).hexdigest(), data)
     _write_snippets(run, entries, encoded)
     state.commit()
 
@@ -247,7 +298,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         for rel in state.written_paths():
             if rel not in run.keep:
                 try:
-                    os.unlink(config.root / rel)
+                    os.unlink(os.path.join(config.root, rel))
                     run.removed += 1
                 except FileNotFoundError:
                     pass
@@ -258,23 +309,18 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
 
 
 def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
+    """A record is enough when every output of its key is intact, or its blob can restore
+    them (outputs are checked first: that needs no look at the cache dir)."""
     record = run.state.record(key)
     if record is None:
         return False
-    if run.state.has_blob(record):
-        return True
-    # No blob (cache pruned by hand): still fine if every output of this key is intact.
     for r in sp.renditions:
         if r.key == key:
-            path = run.config.output / output_name(sp.source.relpath, r.label, key, record.format)
-            known = run.state.written(run.rel(path))
-            try:
-                st = os.stat(path)
-            except FileNotFoundError:
-                return False
-            if not known or known.fingerprint != key or (st.st_size, st.st_mtime_ns) != (
-                    known.size, known.mtime_ns):
-                return False
+            path, rel = run.where(run.config.output,
+                                  output_name(sp.source.relpath, r.label, key, record.format))
+            if not run.intact(path, rel, key):
+                return run.state.has_blob(record)
+            run.verified.add(rel)
     return True
 
 
@@ -322,12 +368,13 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
         record = None if r.key in failed else run.state.record(r.key)
         if record is None:
             continue
-        path = run.config.output / output_name(sp.source.relpath, r.label, r.key, record.format)
+        path, rel = run.where(run.config.output,
+                              output_name(sp.source.relpath, r.label, r.key, record.format))
         if r.key in fresh:
             run.built += 1
         else:
             run.cached += 1
-        run.sync(path, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
+        run.sync(path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
         records[r.key] = record
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
 
@@ -347,11 +394,11 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
     template = hashlib.sha256(renderer.fingerprint().encode()).hexdigest()
     for rel, entry in sorted(entries.items()):
         for group in entry["srcsets"]:
-            path = run.config.snippets / snippet_path(rel, group)
+            path, path_rel = run.where(run.config.snippets, snippet_path(rel, group))
             # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of
             # everything a snippet depends on lets unchanged ones be skipped unrendered.
             fp = hashlib.sha256(f"{template}\0{group}\0{encoded[rel]}".encode()).hexdigest()
-            run.sync(path, fp, None,
+            run.sync(path, path_rel, fp, None,
                      load=lambda e=entry, g=group: renderer.picture(e, g).encode())
 
 

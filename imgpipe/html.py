@@ -26,14 +26,14 @@ from .formats import FORMATS
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
 DEFAULT_GROUP = "default"
-_BUILTIN = Path(__file__).parent / "templates"
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
 
 class Renderer:
     def __init__(self, templates: Path | None = None):
         search = [str(templates)] if templates else []
         self.env = jinja2.Environment(
-            loader=jinja2.FileSystemLoader([*search, str(_BUILTIN)]),
+            loader=jinja2.FileSystemLoader([*search, str(BUILTIN_TEMPLATES)]),
             autoescape=True,
             undefined=jinja2.StrictUndefined,  # a typo in a user template fails loudly
             keep_trailing_newline=False,

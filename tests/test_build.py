@@ -231,3 +231,34 @@ def test_engine_upgrade_rebuilds_everything(tmp_path, fake_engine):
     upgraded = FakeEngine({"libvips": "0.0.1"})
     s = b.build(cfg, engine=upgraded)
     assert upgraded.renders == 14 and s.built == 14 and s.files_removed == 14
+
+
+def test_no_op_fast_path_still_sees_template_and_config_changes(tmp_path, fake_engine):
+    root = site(tmp_path)
+    (root / "tpl").mkdir()
+    template = root / "tpl/picture.html"
+    template.write_text("<img src=\"{{ group.src }}\">")
+    b.build(config(root, templates="tpl"), engine=fake_engine)
+    assert b.build(config(root, templates="tpl"), engine=fake_engine).files_written == 0
+    template.write_text("<img class=\"x\" src=\"{{ group.src }}\">")
+    s = b.build(config(root, templates="tpl"), engine=fake_engine)
+    assert s.files_written == 2  # the two snippets, nothing else
+    s = b.build(config(root, templates="tpl", base_url="https://cdn.example/"),
+                engine=fake_engine)
+    assert s.files_written == 3 and s.built == 0  # manifest and snippets: new URLs
+    snippet = (root / "public/img/_snippets/blog/cat.jpg.default.html").read_text()
+    assert snippet.startswith('<img class="x" src="https://cdn.example/blog/cat-200-jpeg.')
+
+
+def test_no_op_fast_path_restores_a_deleted_or_edited_output(tmp_path, fake_engine):
+    cfg = config(site(tmp_path))
+    b.build(cfg, engine=fake_engine)
+    man = json.loads((tmp_path / "public/img/imgpipe-manifest.json").read_text())
+    thumb = tmp_path / "public/img" / man["sources"]["a.jpg"]["renditions"]["thumb"]["path"]
+    good = thumb.read_bytes()
+    thumb.write_bytes(b"vandalised")
+    s = b.build(cfg, engine=fake_engine)
+    assert thumb.read_bytes() == good and s.files_written == 1 and s.built == 0
+    thumb.unlink()
+    s = b.build(cfg, engine=fake_engine)
+    assert thumb.read_bytes() == good and s.files_written == 1
