@@ -127,7 +127,8 @@ def test_lightbox_link_goes_around_the_picture_never_inside(built):
 def test_data_uri_is_left_alone(built):
     root, _ = built
     html = (root / "site/index.html").read_text()
-    assert '<img alt="dot" src="data:image/gif;base64,' in html
+    assert re.search(r'<a class="glightbox" href="data:[^"]*"><img alt="dot" [^>]*'
+                     r'src="data:image/gif;base64,[^>]*></a>', html)
 
 
 def test_cache_is_outside_docs_and_site(built):

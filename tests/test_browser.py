@@ -1,0 +1,181 @@
+"""The built sites in a real browser: headless Chromium (Debian's `chromium`, which .ci/run
+installs) driven by Playwright, over a local HTTP server.
+
+Checked on the example site (`imgpipe build` with the repository's imgpipe.toml, then its
+make_page.py) and on the MkDocs test site: every image loads (no 4xx/5xx, naturalWidth > 0),
+AVIF is what the browser picks wherever a <picture> offers it, a 400 px wide viewport fetches a
+smaller rendition than a 1600 px one, and every <img> has width and height.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("pyvips")
+pytest.importorskip("mkdocs")
+sync_api = pytest.importorskip("playwright.sync_api")
+
+from sites import copy_site  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--no-first-run", "--disable-sync"]
+
+if not Path(CHROMIUM).exists():
+    if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure, not a skip
+        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run should have installed chromium")
+    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".avif": "image/avif",
+                      ".webp": "image/webp"}
+
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+@functools.cache
+def _serve(directory: Path) -> str:
+    server = ThreadingHTTPServer(("127.0.0.1", 0),
+                                 functools.partial(_Handler, directory=str(directory)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}/"
+
+
+@pytest.fixture(scope="module")
+def example_site(tmp_path_factory) -> Path:
+    """The repository's example site, built as the README says, in a temp copy."""
+    root = tmp_path_factory.mktemp("example")
+    shutil.copy(REPO / "imgpipe.toml", root)
+    shutil.copytree(REPO / "example-site", root / "example-site",
+                    ignore=shutil.ignore_patterns("public", "__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    for command in (["-c", "from imgpipe.cli import main; main()", "build"],
+                    [str(root / "example-site/make_page.py")]):
+        done = subprocess.run([sys.executable, *command], cwd=root, env=env, timeout=300,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return root / "example-site/public"
+
+
+@pytest.fixture(scope="module")
+def mkdocs_site(tmp_path_factory) -> Path:
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    root = copy_site("mkdocs", tmp_path_factory.mktemp("mkdocs") / "src", "docs/img")
+    build(load_config(str(root / "mkdocs.yml")))
+    return root / "site"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+# Scrolls each image into view (they are lazy) and waits for it; returns what the browser chose.
+_LOAD_ALL = r"""async () => {
+  const out = [];
+  for (const img of document.querySelectorAll('img')) {
+    img.scrollIntoView();
+    let error = null;
+    try { await img.decode(); } catch (e) { error = String(e); }
+    const picture = img.parentElement.tagName === 'PICTURE' ? img.parentElement : null;
+    // naturalWidth is density-corrected for `w` candidates, so the fetched file's width is
+    // read from the descriptor of the candidate the browser chose.
+    let chosen = 0;
+    for (const el of [...(picture ? picture.querySelectorAll('source') : []), img]) {
+      for (const candidate of (el.getAttribute('srcset') || '').split(',')) {
+        const [url, descriptor] = candidate.trim().split(/\s+/);
+        if (url && new URL(url, document.baseURI).href === img.currentSrc && descriptor) {
+          chosen = parseInt(descriptor);
+        }
+      }
+    }
+    out.push({chosen,
+      src: img.getAttribute('src'), currentSrc: img.currentSrc, error,
+      naturalWidth: img.naturalWidth,
+      width: img.getAttribute('width'), height: img.getAttribute('height'),
+      offers: picture ? [...picture.querySelectorAll('source')].map(s => s.type) : [],
+    });
+  }
+  return out;
+}"""
+
+
+def visit(browser, base: str, path: str, width: int) -> tuple[list[dict], list[str]]:
+    """Open a page in a fresh context (no image cache shared between viewports)."""
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  device_scale_factor=1)
+    page = context.new_page()
+    bad: list[str] = []
+    # Only the local server is reachable: a theme's CDN links must not stall the test.
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
+               else route.abort())
+    page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+    page.on("requestfailed", lambda r: bad.append(f"failed {r.url}")
+            if r.url.startswith(base) else None)
+    page.goto(base + path, wait_until="load")
+    images = page.evaluate(_LOAD_ALL)
+    context.close()
+    return images, bad
+
+
+# site -> (fixture, pages, (page, a responsive image's src) to compare across viewports)
+SITES = {
+    "example-site": ("example_site", ["index.html"], ("index.html", "/photos/dune-1600")),
+    "mkdocs": ("mkdocs_site", ["", "sub/page/", "sub/deeper/more/"], ("sub/page/", "/photo-")),
+}
+
+
+@pytest.fixture(params=sorted(SITES))
+def site(request, browser) -> tuple[str, list[str], tuple[str, str], object]:
+    fixture, pages, responsive = SITES[request.param]
+    return _serve(request.getfixturevalue(fixture)), pages, responsive, browser
+
+
+def test_every_image_loads_with_width_and_height(site):
+    base, pages, _, browser = site
+    for path in pages:
+        images, bad = visit(browser, base, path, 1280)
+        assert bad == [], path
+        assert len(images) >= 2, path
+        for image in images:
+            assert image["error"] is None and image["naturalWidth"] > 0, (path, image)
+            assert image["width"] and image["height"], (path, image)
+
+
+def test_avif_is_chosen_wherever_it_is_offered(site):
+    base, pages, _, browser = site
+    offered = []
+    for path in pages:
+        images, _ = visit(browser, base, path, 1280)
+        offered += [i for i in images if "image/avif" in i["offers"]]
+    assert offered, "no page offers AVIF at all"
+    for image in offered:
+        assert image["currentSrc"].endswith(".avif"), image
+
+
+def test_a_narrow_viewport_fetches_a_smaller_rendition(site):
+    base, _, (path, src), browser = site
+    narrow, _ = visit(browser, base, path, 400)
+    wide, _ = visit(browser, base, path, 1600)
+    small = next(i for i in narrow if src in i["src"])
+    large = next(i for i in wide if src in i["src"])
+    assert 0 < small["chosen"] < large["chosen"], (small, large)
