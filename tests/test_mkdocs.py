@@ -6,8 +6,11 @@ import logging
 import os
 import posixpath
 import re
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -235,3 +238,58 @@ def test_bad_options_stop_the_build_with_the_key_path(built, tmp_path, caplog, o
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith("imgpipe: ")
     assert re.search(message, errors[0]), errors[0]
+
+
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return response.read()
+
+
+def _page(url: str) -> str:
+    return _get(url).decode()
+
+
+def _wait_for(predicate, seconds: float = 60.0):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except OSError:
+            value = None
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError("timed out")
+
+
+def test_serve_rebuilds_changed_images_and_watches_imgpipe_toml(tmp_path):
+    root = copy_site("mkdocs", tmp_path / "site-src", "docs/img")
+    (root / "imgpipe.toml").write_text('[[rules]]\ninclude = ["**/*.{jpg,png}"]\n'
+                                       'widths = [200]\nformats = ["webp"]\n')
+    yml = root / "mkdocs.yml"
+    yml.write_text(re.sub(r"  - imgpipe:\n(      .*\n)+", "  - imgpipe:\n"
+                          "      config_file: imgpipe.toml\n", yml.read_text()))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/"
+    log = open(tmp_path / "serve.log", "w+")
+    server = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "-a", f"127.0.0.1:{port}"], cwd=root, stdout=log, stderr=log)
+    try:
+        first = _wait_for(lambda: re.findall(r"img/photo-200-webp\.\w+\.webp", _page(url)))[0]
+        assert "'imgpipe.toml'" in (tmp_path / "serve.log").read_text()  # watched
+        assert _get(url + "imgpipe/" + first)[8:12] == b"WEBP"  # the rendition is served
+        # A changed image is re-encoded: its name (a content hash) changes.
+        (root / "docs/img/photo.jpg").write_bytes((root / "docs/img/photo.jpg").read_bytes()
+                                                  + b"\0")  # same pixels, new bytes
+        second = _wait_for(lambda: [m for m in re.findall(
+            r"img/photo-200-webp\.\w+\.webp", _page(url)) if m != first])[0]
+        assert _get(url + "imgpipe/" + second)[8:12] == b"WEBP"
+        # A rule change in imgpipe.toml is picked up without restarting.
+        (root / "imgpipe.toml").write_text((root / "imgpipe.toml").read_text()
+                                           .replace("[200]", "[120]"))
+        _wait_for(lambda: "img/photo-120-webp." in _page(url))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
