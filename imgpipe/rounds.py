@@ -11,14 +11,14 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .build import Events, Summary, build, default_engine
 from .config import CONFIG_FILE, PYPROJECT, Config, load
-from .errors import ConfigError
+from .errors import ConfigError, Problem
 from .plan import discover
 from .report import human_bytes
 from .state import BuildLocked
@@ -155,7 +155,11 @@ class Rounds:
             if error and reasons <= {"config", "rescan"} and not changed:
                 pass  # nothing else changed: the last good config already built this tree
             else:
-                self.snapshot = {**stat_snapshot(self.config), CONFIG_KEY: config_stats}
+                try:
+                    sources = stat_snapshot(self.config)
+                except (ConfigError, OSError):
+                    sources = {}  # no source dir: the build says so, once, not every rescan
+                self.snapshot = {**sources, CONFIG_KEY: config_stats}
                 summary = build(self.config, gc=True, wait=False, jobs=self.jobs,
                                 engine=self.timer, events=_StopEvents(self.stop))
         except Stopped:
@@ -196,7 +200,7 @@ class Rounds:
     def _print_warnings(self, config: Config) -> None:
         self._print_problems(config.warnings, "warning")
 
-    def _print_problems(self, problems, kind: str) -> None:
+    def _print_problems(self, problems: Iterable[Problem], kind: str) -> None:
         for problem in problems:
             self.log_line(f"{kind}[{problem.code}]: {problem.message}")
 

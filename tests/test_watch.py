@@ -322,3 +322,36 @@ def test_a_config_that_moves_the_source_dir_moves_the_watch(site, tmp_path):
     assert r.changed == ("b.jpg",)
     manifest, _files = output_of(site.root)
     assert sorted(manifest["sources"]) == ["a.jpg", "sub/c.jpg"]
+
+
+def test_a_template_edit_rewrites_the_snippets(tmp_path):
+    root = make_site(tmp_path / "site")
+    (root / "tpl").mkdir()
+    (root / "tpl/picture.html").write_text("one {{ sizes }}")
+    config = root / "imgpipe.toml"
+    config.write_text('templates = "tpl"\n' + config.read_text())
+    snippet = root / "public/img/_snippets/a.jpg.default.html"
+    with watch(root) as watcher:
+        watcher.wait_idle(1)
+        assert snippet.read_text().startswith("one 50vw")
+        (root / "tpl/picture.html").write_text("two {{ sizes }}")
+        r = watcher.wait_idle(2)
+    assert r.reasons == ("templates",) and r.summary.files_written == 3  # the three snippets
+    assert snippet.read_text().startswith("two 50vw")
+
+
+def test_a_missing_source_dir_is_reported_and_watched_for_once_it_exists(tmp_path):
+    root = make_site(tmp_path / "site")
+    os.rename(root / "images", root / "later")
+    lines: list[str] = []
+    with watch(root, rescan=0.3, log_line=lines.append) as watcher:
+        r = watcher.wait_idle(1)
+        assert r.error == "config" and any("missing-source" in line for line in lines)
+        time.sleep(1)  # rescans find nothing new: no rounds, no repeated errors
+        assert watcher.round_count == 1
+        os.rename(root / "later", root / "images")
+        r = watcher.wait_idle(2)
+        assert r.summary.ok and r.summary.sources == 3
+        (root / "images/b.jpg").unlink()  # and it is watched now
+        r = watcher.wait_idle(3)
+        assert r.changed == ("b.jpg",)
