@@ -6,11 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
-import pyvips
+import pytest
 
-from imgpipe.build import build
-from imgpipe.config import load
-from imgpipe.state import TEMP_PREFIX
+pyvips = pytest.importorskip("pyvips")
+
+from imgpipe.build import build  # noqa: E402
+from imgpipe.config import load  # noqa: E402
+from imgpipe.state import TEMP_PREFIX  # noqa: E402
 
 # Tiny images and two cheap renditions: the watcher's timing is under test, not the encoder.
 CONFIG = """
