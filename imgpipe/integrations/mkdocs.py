@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import posixpath
+from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from mkdocs.config import base
@@ -31,8 +33,13 @@ from mkdocs.plugins import BasePlugin, event_priority
 from mkdocs.structure.files import File, Files
 from mkdocs.structure.pages import Page
 
+from ..config import Config
 from ..errors import ImgpipeError, closest
 from . import rewrite, site
+
+if TYPE_CHECKING:  # jinja2 and livereload are MkDocs' to import; only their types are used
+    from jinja2 import Environment
+    from mkdocs.livereload import LiveReloadServer
 
 log = logging.getLogger("mkdocs.plugins.imgpipe")
 
@@ -56,8 +63,9 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
     supports_multiple_instances = False
 
     def __init__(self) -> None:
+        super().__init__()
         self.site: site.SiteBuild | None = None
-        self.imgpipe_config = None
+        self.imgpipe_config: Config | None = None
         self._by_url: dict[str, File] = {}
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
@@ -91,12 +99,13 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                                         abs_src_path=str(built)))
         return files
 
-    def on_env(self, env, *, config: MkDocsConfig, files: Files):
+    def on_env(self, env: Environment, *, config: MkDocsConfig,
+               files: Files) -> Environment | None:
         if self.site is None:
             return None
         output_dir = self.config.output_dir
 
-        def base_url(context) -> str:
+        def base_url(context: Mapping[str, Any]) -> str:
             # MkDocs' per-page `base_url` is relative ("..") for pages, absolute for 404.html.
             page_base = context.get("base_url") or "."
             return f"{page_base.rstrip('/')}/{output_dir}/"
@@ -152,7 +161,8 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         log.warning("imgpipe: page '%s' uses image '%s', but '%s' is not in the docs%s",
                     page.file.src_uri, src, target, hint)
 
-    def on_serve(self, server, *, config: MkDocsConfig, builder):
+    def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig,
+                 builder: Any) -> LiveReloadServer:
         if self.imgpipe_config is None:
             return server
         # mkdocs.yml and docs_dir are watched already; a separate imgpipe.toml and a source

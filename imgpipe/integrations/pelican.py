@@ -22,7 +22,7 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from pelican import signals
@@ -31,6 +31,10 @@ from pelican.contents import Content
 from ..api import write_atomic
 from ..errors import closest, describe
 from . import rewrite, site
+
+if TYPE_CHECKING:
+    from pelican import Pelican
+    from pelican.generators import Generator, StaticGenerator
 
 log = logging.getLogger("pelican.plugins.imgpipe")
 
@@ -72,7 +76,7 @@ def register() -> None:
     signals.finalized.connect(_publish)
 
 
-def _build(pelican) -> None:
+def _build(pelican: Pelican) -> None:
     global _current
     _current = None
     options = pelican.settings.get(SETTING)
@@ -97,20 +101,20 @@ def _build(pelican) -> None:
     _current = _Run(settings, built, options.get("output_dir", "imgpipe").strip("/"))
 
 
-def _install(generator) -> None:
+def _install(generator: Generator) -> None:
     run = _current
     if run is None or not hasattr(generator, "env"):
         return
     output_dir = run.output_dir
 
-    def base_url(context) -> str:
+    def base_url(context: dict[str, Any]) -> str:
         # SITEURL is "" (site-absolute), a full URL, or with RELATIVE_URLS a path to the root.
         return f"{context.get('SITEURL', '')}/{output_dir}/"
 
     run.site.images.install(generator.env, base_url)
 
 
-def _remember_static(generator) -> None:
+def _remember_static(generator: StaticGenerator) -> None:
     if _current is not None:
         _current.static = generator.staticfiles
 
@@ -163,6 +167,6 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
         write_atomic(path, new.encode("utf-8"))
 
 
-def _publish(pelican) -> None:
+def _publish(pelican: Pelican) -> None:
     if _current is not None:
         site.publish(_current.site, _current.output_path / _current.output_dir)
