@@ -342,7 +342,8 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         if isinstance(outcome, Rendition):
             record = Record(key, outcome.format, outcome.width, outcome.height, outcome.bytes,
                             outcome.quality, outcome.encoder_quality,
-                            tuple((w.code, w.message) for w in outcome.warnings))
+                            tuple((w.code, w.message) for w in outcome.warnings),
+                            hashlib.sha256(outcome.data).hexdigest())
             run.state.put_record(record, outcome.data)
             fresh[key] = outcome.data
         else:

@@ -9,16 +9,18 @@
   was written for and its stat, so unchanged files are neither read nor rewritten, and stale
   ones can be removed without touching files imgpipe did not make.
 
-A record is only trusted when its blob exists with the recorded size, and a blob is written
-(atomically) before its record is committed, so a killed build leaves nothing half-trusted.
+A blob is written (atomically) before its record is committed, and is only used when its
+bytes hash to what the record says, so a killed build leaves nothing half-trusted.
 """
 
 from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterable
@@ -26,9 +28,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .engine.types import SourceInfo
-from .errors import ConfigError, Problem
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
@@ -38,7 +39,8 @@ CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INT, mtime_ns INT, 
 CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT, format TEXT,
                                  bytes INT, frames INT, has_alpha INT);
 CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
-                                   bytes INT, quality TEXT, encoder_quality INT, warnings TEXT);
+                                   bytes INT, quality TEXT, encoder_quality INT, warnings TEXT,
+                                   sha256 TEXT);
 CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
                                     mtime_ns INT);
 """
@@ -57,6 +59,7 @@ class Record(NamedTuple):
     quality: str | int
     encoder_quality: int | None
     warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
+    sha256: str = ""  # of the encoded bytes: a blob is checked against it before it is used
 
 
 class Written(NamedTuple):
@@ -97,13 +100,15 @@ class State:
                        for row in self.db.execute("SELECT * FROM info")}
 
     def _check_schema(self) -> None:
+        """State from another schema is a cache like any other: dropped, not migrated."""
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        if row is None:
+        if row is not None and row[0] != str(SCHEMA_VERSION):
+            for table in ("meta", "stat", "info", "record", "written"):
+                self.db.execute(f"DROP TABLE {table}")
+            self.db.executescript(_SCHEMA)
+            shutil.rmtree(self.blobs, ignore_errors=True)
+        if row is None or row[0] != str(SCHEMA_VERSION):
             self.set_meta("schema", str(SCHEMA_VERSION))
-        elif row[0] != str(SCHEMA_VERSION):
-            raise ConfigError(Problem("state-schema",
-                                      f"{self.cache_dir} was made by another imgpipe version "
-                                      f"(schema {row[0]}, expected {SCHEMA_VERSION}); delete it"))
 
     def close(self) -> None:
         self.db.close()
@@ -169,19 +174,20 @@ class State:
         return self._records.get(key)
 
     def has_blob(self, record: Record) -> bool:
-        try:
-            return os.stat(self.blob_path(record.key)).st_size == record.bytes
-        except FileNotFoundError:
-            return False
+        """The blob is there and holds exactly the recorded bytes."""
+        data = self.read_blob(record.key)
+        return data is not None and hashlib.sha256(data).hexdigest() == record.sha256
 
     def put_record(self, record: Record, data: bytes) -> None:
-        """Blob first (atomically), then the record: a record never points at a partial blob."""
-        atomic_write(Path(self.blob_path(record.key)), data)
+        """Blob first (atomically), then the record: a record never points at a partial blob.
+        Blobs skip the fsync (half the cost of a first build of small images): one that a
+        power cut truncated fails its hash check in `has_blob` and is simply re-rendered."""
+        atomic_write(Path(self.blob_path(record.key)), data, durable=False)
         self._records[record.key] = record
-        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?)",
                         (record.key, record.format, record.width, record.height, record.bytes,
                          str(record.quality), record.encoder_quality,
-                         json.dumps(list(record.warnings))))
+                         json.dumps(list(record.warnings)), record.sha256))
 
     def read_blob(self, key: str) -> bytes | None:
         try:
@@ -232,11 +238,12 @@ class State:
 def _record(row: tuple) -> Record:
     quality = int(row[5]) if row[5].isdigit() else row[5]  # a preset name or a number
     warnings = () if row[7] == "[]" else tuple(tuple(w) for w in json.loads(row[7]))
-    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings)
+    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8])
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old file or the new one."""
+def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
+    """Temp file in the same directory, fsync, rename: readers see the old file or the new one.
+    The fsync makes that hold across a power cut too (not only a killed process)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
@@ -244,7 +251,8 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are published
         os.replace(tmp, path)
     except BaseException:

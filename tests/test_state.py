@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -17,7 +18,8 @@ def test_state_survives_reopen(tmp_path):
     with State(tmp_path / "c") as st:
         st.remember_sha256("a.jpg", 1, 2, 3, 4, "sha")
         st.put_info("sha", SourceInfo(10, 20, "jpeg", 1))
-        st.put_record(Record("k" * 64, "webp", 5, 6, 3, "medium", 80, (("w", "m"),)), b"abc")
+        st.put_record(Record("k" * 64, "webp", 5, 6, 3, "medium", 80, (("w", "m"),),
+                             hashlib.sha256(b"abc").hexdigest()), b"abc")
         st.put_written("out/x", "k", 3, 99)
         st.commit()
     with State(tmp_path / "c") as st:
@@ -30,10 +32,15 @@ def test_state_survives_reopen(tmp_path):
         assert st.read_blob("k" * 64) == b"abc" and st.written("out/x").mtime_ns == 99
 
 
-def test_record_without_blob_is_not_usable(tmp_path):
+def test_record_without_its_exact_blob_is_not_usable(tmp_path):
     with State(tmp_path / "c") as st:
-        rec = Record("a" * 64, "webp", 5, 6, 3, "medium", 80)
+        rec = Record("a" * 64, "webp", 5, 6, 3, "medium", 80, (),
+                     hashlib.sha256(b"abc").hexdigest())
         st.put_record(rec, b"abc")
+        assert st.has_blob(rec)
+        with open(st.blob_path(rec.key), "wb") as fh:
+            fh.write(b"ab\0")  # same size, other bytes: a torn write after a power cut
+        assert not st.has_blob(rec)
         os.unlink(st.blob_path(rec.key))
         assert not st.has_blob(rec)
 
@@ -86,3 +93,13 @@ def test_lock_no_wait_message(tmp_path):
     second = Lock(tmp_path)
     second.acquire(wait=False)
     second.release()
+
+
+def test_state_of_another_schema_is_dropped_not_trusted(tmp_path):
+    with State(tmp_path / "c") as st:
+        st.remember_sha256("a.jpg", 1, 2, 3, 4, "sha")
+        st.commit()
+        st.set_meta("schema", "0")
+    with State(tmp_path / "c") as st:
+        assert st.known_sha256("a.jpg", 1, 2, 3, 4) is None
+        assert st.get_meta("schema") != "0"

@@ -1,0 +1,146 @@
+"""Build benchmarks (not tests): figures for the build issue, as medians of a few runs.
+
+    python bench/bench_build.py noop     # no-op build of 10,000 generated sources
+    python bench/bench_build.py jobs     # photos: clean build with jobs=1 vs jobs=2
+    python bench/bench_build.py plain    # photos: clean build vs a plain pyvips script
+
+Photos come from `bash shared/bench-photos.sh bench/.photos` (real 1–18 MP JPEGs). Every run
+is a separate process (`imgpipe build` via the CLI), so figures include interpreter start-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUT = BENCH / ".out"
+PHOTOS = BENCH / ".photos"
+
+WIDTHS = (480, 960, 1600)
+FORMATS = ("webp", "jpeg")
+PHOTO_CONFIG = f"""source = "{PHOTOS}"
+output = "public"
+cache_dir = "cache"
+jobs = {{jobs}}
+
+[[rules]]
+include = ["*.jpg"]
+renditions = {{{{ thumb = "240x240,crop" }}}}
+
+[[rules]]
+include = ["*.jpg"]
+widths = {list(WIDTHS)}
+formats = {list(FORMATS)!r}
+""".replace("'", '"')
+
+# The same renditions with nothing but pyvips: shrink-on-load thumbnails and the engine's
+# encoder settings (imgpipe/engine/encode.py), written with plain file writes.
+PLAIN_SCRIPT = f"""
+import sys, pathlib, pyvips
+src, out = pathlib.Path(sys.argv[1]), pathlib.Path(sys.argv[2])
+out.mkdir(parents=True, exist_ok=True)
+moz = dict(optimize_coding=True, trellis_quant=True, overshoot_deringing=True,
+           optimize_scans=True, quant_table=3, interlace=True)
+for path in sorted(src.glob("*.jpg")):
+    thumb = pyvips.Image.thumbnail(str(path), 240, height=240, crop="centre")
+    (out / f"{{path.stem}}-thumb.jpg").write_bytes(thumb.jpegsave_buffer(Q=75, keep="none", **moz))
+    for w in {WIDTHS}:
+        im = pyvips.Image.thumbnail(str(path), w, height=100000, size="down").copy_memory()
+        (out / f"{{path.stem}}-{{w}}.webp").write_bytes(
+            im.webpsave_buffer(Q=75, smart_subsample=True, keep="none"))
+        (out / f"{{path.stem}}-{{w}}.jpg").write_bytes(im.jpegsave_buffer(Q=75, keep="none", **moz))
+"""
+
+
+def imgpipe(cwd: Path, *args: str) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from imgpipe.cli import main; main()", *args],
+                   cwd=cwd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    return time.perf_counter() - started
+
+
+def median(runs: list[float]) -> str:
+    return f"median {statistics.median(runs):.2f} s of {[round(r, 2) for r in runs]}"
+
+
+def noop(runs: int) -> None:
+    site = OUT / "noop"
+    if not (site / "images").is_dir():
+        subprocess.run([sys.executable, str(BENCH / "gen_sources.py"), str(site)], check=True)
+    if not (site / "public").is_dir():
+        print("first build (slow: 30,000 renditions)...", flush=True)
+        imgpipe(site, "build", "--no-progress")
+    imgpipe(site, "build", "--no-progress")  # settle the stamp after any change
+    times = [imgpipe(site, "build", "--no-progress") for _ in range(runs)]
+    print(f"no-op build, 10,000 sources, whole process: {median(times)}")
+    # A touch of every source defeats the fast path: the full plan/verify path, no encodes.
+    for f in (site / "images").rglob("*.jpg"):
+        f.touch()
+    times = [imgpipe(site, "build", "--no-progress")]
+    times += [_touch_and_build(site) for _ in range(runs - 1)]
+    print(f"no-op build after touching every source (stat cache miss, rehash): {median(times)}")
+
+
+def _touch_and_build(site: Path) -> float:
+    for f in (site / "images").rglob("*.jpg"):
+        f.touch()
+    return imgpipe(site, "build", "--no-progress")
+
+
+def photo_site(jobs: int) -> Path:
+    if not PHOTOS.is_dir():
+        sys.exit(f"no photos: run `bash shared/bench-photos.sh {PHOTOS}` first")
+    site = OUT / f"photos-j{jobs}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / "imgpipe.toml").write_text(PHOTO_CONFIG.format(jobs=jobs))
+    return site
+
+
+def clean_build(site: Path) -> float:
+    shutil.rmtree(site / "public", ignore_errors=True)
+    shutil.rmtree(site / "cache", ignore_errors=True)
+    return imgpipe(site, "build", "--no-progress")
+
+
+def jobs(runs: int) -> None:
+    one = [clean_build(photo_site(1)) for _ in range(runs)]
+    two = [clean_build(photo_site(2)) for _ in range(runs)]
+    print(f"photos, jobs=1: {median(one)}")
+    print(f"photos, jobs=2: {median(two)}")
+    print(f"speed-up: {statistics.median(one) / statistics.median(two):.2f}x")
+
+
+def plain(runs: int) -> None:
+    site = photo_site(1)
+    out = OUT / "plain"
+    ours, theirs = [], []
+    for _ in range(runs):  # interleaved, so machine load hits both alike
+        ours.append(clean_build(site))
+        shutil.rmtree(out, ignore_errors=True)
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", PLAIN_SCRIPT, str(PHOTOS), str(out)], check=True)
+        theirs.append(time.perf_counter() - started)
+    print(f"imgpipe build, jobs=1: {median(ours)}")
+    print(f"plain pyvips script:   {median(theirs)}")
+    ratio = statistics.median(ours) / statistics.median(theirs)
+    print(f"imgpipe / plain: {ratio:.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=("noop", "jobs", "plain"))
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    {"noop": noop, "jobs": jobs, "plain": plain}[args.which](args.runs)
+
+
+if __name__ == "__main__":
+    main()
