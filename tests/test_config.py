@@ -204,3 +204,39 @@ def test_repository_example_config_is_valid_and_matches_the_example_photos():
     assert len(sources) == 6 and sources["graphics/badge.png"] == (
         "badge-128-avif", "badge-128-webp", "badge-128-png", "badge-256-avif", "badge-256-webp",
         "badge-256-png")
+
+
+def test_init_writes_a_starter_that_check_accepts_and_never_overwrites(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["init"]).exit_code == 0
+    (tmp_path / "images/gallery").mkdir(parents=True)
+    (tmp_path / "images/gallery/a.jpg").write_bytes(b"x")
+    (tmp_path / "images/b.png").write_bytes(b"x")
+    result = runner.invoke(main, ["check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "b.png: 480-webp, 480-jpeg, 800-webp, 800-jpeg, 1200-webp, 1200-jpeg, 1600-webp, "
+        "1600-jpeg",
+        "gallery/a.jpg: thumb, large",
+        "config ok: 2 rules, 2 sources, 10 renditions"]
+    again = runner.invoke(main, ["init"])
+    assert again.exit_code == 1 and "already exists; use --force" in again.stderr
+
+
+def test_check_reports_config_errors_with_exit_2(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgpipe.toml").write_text(
+        'source = "i"\noutput = "o"\n[[rules]]\ninclude = ["*"]\nwidths = [480, "x"]\n')
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 2
+    assert result.stderr == ("error[bad-type]: 'x' at rules[0].widths[1]: expected an integer "
+                             "from 1 to 10000, not a string\n")
