@@ -18,7 +18,6 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -27,6 +26,7 @@ from .config import Config
 from .engine.types import Rendition, SourceInfo
 from .executor import Engine, Failure, Job, JobResult, ThreadExecutor
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .outputs import Outputs
 from .plan import (
     Plan,
     SourceFile,
@@ -38,7 +38,7 @@ from .plan import (
     make,
     output_name,
 )
-from .state import Lock, Record, State, atomic_write, remove_temp_files
+from .state import Lock, Record, State, remove_temp_files
 
 
 @dataclass(frozen=True)
@@ -145,64 +145,14 @@ def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:
 
 @dataclass
 class _Run:
-    """Mutable bookkeeping of one build (kept apart from the frozen results it produces).
-
-    Paths are plain strings here: a no-op build of 10,000 sources handles some 40,000 of
-    them, and pathlib would cost more than all the rest of that build."""
+    """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
 
     config: Config
     state: State
-    written: int = 0
-    removed: int = 0
+    outputs: Outputs
     built: int = 0
     cached: int = 0
     failures: list[Issue] = field(default_factory=list)
-    keep: set[str] = field(default_factory=set)  # root-relative paths this build stands by
-    verified: set[str] = field(default_factory=set)  # found intact while planning
-    stats: dict[str, os.stat_result | None] = field(default_factory=dict)
-    prefixes: dict[Path, tuple[str, str]] = field(default_factory=dict)
-
-    def where(self, directory: Path, name: str) -> tuple[str, str]:
-        """(absolute path, path relative to the project root) of `name` inside `directory`."""
-        prefix = self.prefixes.get(directory)
-        if prefix is None:
-            rel = os.path.relpath(directory, self.config.root)
-            prefix = self.prefixes[directory] = (str(directory), "" if rel == "." else rel)
-        return f"{prefix[0]}/{name}", f"{prefix[1]}/{name}" if prefix[1] else name
-
-    def stat(self, path: str) -> os.stat_result | None:
-        if path not in self.stats:
-            try:
-                self.stats[path] = os.stat(path)
-            except FileNotFoundError:
-                self.stats[path] = None
-        return self.stats[path]
-
-    def intact(self, path: str, rel: str, fingerprint: str) -> bool:
-        """True if `path` is the file this tool last wrote there for `fingerprint`."""
-        known = self.state.written(rel)
-        st = self.stat(path)
-        return bool(st and known and known.fingerprint == fingerprint
-                    and st.st_size == known.size and st.st_mtime_ns == known.mtime_ns)
-
-    def sync(self, path: str, rel: str, fingerprint: str, data: bytes | None, load=None) -> None:
-        """Make `path` hold `data` (or `load()`), writing only if its bytes differ."""
-        self.keep.add(rel)
-        if rel in self.verified or self.intact(path, rel, fingerprint):
-            return
-        if data is None:
-            data = load()
-        st = self.stat(path)
-        if st is None or st.st_size != len(data) or _read(path) != data:
-            atomic_write(Path(path), data)
-            self.written += 1
-        st = self.stats[path] = os.stat(path)
-        self.state.put_written(rel, fingerprint, st.st_size, st.st_mtime_ns)
-
-
-def _read(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read()
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
@@ -259,7 +209,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     plan = plan_sources(config, state, fingerprint, files)
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
-    run = _Run(config, state)
+    run = _Run(config, state, Outputs(config.root, state))
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
@@ -288,21 +238,14 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     # 5. Manifest, then 6. snippets: both derived from the entries only.
     encoded = {rel: mf.encode_entry(e) for rel, e in entries.items()}
     data = mf.dumps(config.base_url, encoded)
-    run.sync(*run.where(config.manifest.parent, config.manifest.name),
+    run.outputs.sync(*run.outputs.where(config.manifest.parent, config.manifest.name),
              hashlib.sha256(data).hexdigest(), data)
     _write_snippets(run, entries, encoded)
     state.commit()
 
     # 7. Stale outputs: only files this tool wrote, and only after everything else is in place.
     if gc:
-        for rel in state.written_paths():
-            if rel not in run.keep:
-                try:
-                    os.unlink(os.path.join(config.root, rel))
-                    run.removed += 1
-                except FileNotFoundError:
-                    pass
-                state.forget_written(rel)
+        run.outputs.remove_stale()
         state.drop_records({k for sp in plan.sources for k in sp.keys})
         state.commit()
     return _summary(run, plan, entries, started)
@@ -316,11 +259,11 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
         return False
     for r in sp.renditions:
         if r.key == key:
-            path, rel = run.where(run.config.output,
+            path, rel = run.outputs.where(run.config.output,
                                   output_name(sp.source.relpath, r.label, key, record.format))
-            if not run.intact(path, rel, key):
+            if not run.outputs.intact(path, rel, key):
                 return run.state.has_blob(record)
-            run.verified.add(rel)
+            run.outputs.verified.add(rel)
     return True
 
 
@@ -369,13 +312,13 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
         record = None if r.key in failed else run.state.record(r.key)
         if record is None:
             continue
-        path, rel = run.where(run.config.output,
+        path, rel = run.outputs.where(run.config.output,
                               output_name(sp.source.relpath, r.label, r.key, record.format))
         if r.key in fresh:
             run.built += 1
         else:
             run.cached += 1
-        run.sync(path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
+        run.outputs.sync(path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
         records[r.key] = record
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
 
@@ -395,11 +338,11 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
     template = hashlib.sha256(renderer.fingerprint().encode()).hexdigest()
     for rel, entry in sorted(entries.items()):
         for group in entry["srcsets"]:
-            path, path_rel = run.where(run.config.snippets, snippet_path(rel, group))
+            path, path_rel = run.outputs.where(run.config.snippets, snippet_path(rel, group))
             # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of
             # everything a snippet depends on lets unchanged ones be skipped unrendered.
             fp = hashlib.sha256(f"{template}\0{group}\0{encoded[rel]}".encode()).hexdigest()
-            run.sync(path, path_rel, fp, None,
+            run.outputs.sync(path, path_rel, fp, None,
                      load=lambda e=entry, g=group: renderer.picture(e, g).encode())
 
 
@@ -417,9 +360,9 @@ def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
     for rel, entry in sorted(entries.items()):
         warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
                         for w in entry["warnings"])
-    failed = sum(len(by.renditions) if issue.label is None else 1
-                 for issue in run.failures
-                 for by in [next(sp for sp in plan.sources if sp.source.relpath == issue.source)])
+    # A whole-source failure counts every rendition of that source.
+    per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}
+    failed = sum(per_source[i.source] if i.label is None else 1 for i in run.failures)
     return Summary(
         sources=len(plan.sources),
         built=run.built,
@@ -428,8 +371,8 @@ def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
         bytes_before=sum(e["bytes"] for e in entries.values()),
         bytes_after=sum(r["bytes"] for e in entries.values() for r in e["renditions"].values()),
         seconds=time.monotonic() - started,
-        files_written=run.written,
-        files_removed=run.removed,
+        files_written=run.outputs.written,
+        files_removed=run.outputs.removed,
         failures=tuple(run.failures),
         warnings=tuple(warnings),
     )
