@@ -170,8 +170,10 @@ def test_two_builds_started_together(tmp_path, reference):
     outcomes = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outcomes
     assert files(root / "public") == reference
-    # Whichever came second waited, then found everything built.
-    assert any("waiting for another imgpipe build" in err for _out, err in outcomes)
+    # The lock serialises them: whichever came second (waiting, or starting after the first
+    # finished) found everything built. Without it both would render all 26 renditions.
+    built = sorted(out.split("renditions: ")[1].split(" built")[0] for out, _err in outcomes)
+    assert built == ["0", "26"], outcomes
 
 
 def test_no_wait_refuses_clearly_while_a_build_runs(tmp_path):
