@@ -111,6 +111,15 @@ def test_auto_format_photo_is_jpeg_graphic_is_png(synth):
     assert render(logo.pngsave_buffer(), "200").format == "png"
 
 
+def test_auto_format_keeps_a_lossless_request_in_png(synth):
+    photo = synth.coords(300, 300).jpegsave_buffer()
+    kept = render(photo, "full,quality=lossless")
+    assert (kept.format, kept.quality, kept.warnings) == ("png", "lossless", ())
+    resized = render(photo, "200,quality=lossless")
+    assert (resized.format, resized.quality) == ("jpeg", "high")
+    assert [w.code for w in resized.warnings] == ["lossless-resized"]
+
+
 def test_auto_format_uses_png_only_when_alpha_is_in_use(synth):
     photo = synth.coords(300, 300)
     opaque = photo.bandjoin(255).cast("uchar")

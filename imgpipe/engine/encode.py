@@ -47,11 +47,13 @@ class Encoding:
     palette: bool = False
 
 
-def choose_format(requested: str, alpha_used: bool, few_colours: bool) -> str:
-    """format=auto: PNG for transparency in use or few colours (graphics), else JPEG."""
+def choose_format(requested: str, alpha_used: bool, few_colours: bool,
+                  lossless: bool = False) -> str:
+    """format=auto: PNG for transparency in use, few colours (graphics) or a lossless request
+    that can hold (JPEG cannot keep every pixel), else JPEG."""
     if requested != AUTO:
         return requested
-    return "png" if alpha_used or few_colours else "jpeg"
+    return "png" if alpha_used or few_colours or lossless else "jpeg"
 
 
 def plan(fmt: str, quality: str | int, resizes: bool, few_colours: bool,

@@ -108,7 +108,8 @@ class Source:
             alpha_used = alpha_in_use(shaped)
             few = recipe.format == "auto" or (recipe.format == "gif"
                                               and recipe.quality == "lossless")
-            fmt = choose_format(recipe.format, alpha_used, few and colours())
+            lossless = recipe.quality == "lossless" and not geometry.resizes
+            fmt = choose_format(recipe.format, alpha_used, few and colours(), lossless)
             encoding, planned = plan(fmt, recipe.quality, geometry.resizes,
                                      few and colours(), self._jpeg_quality)
             warnings.extend(planned)
