@@ -227,9 +227,13 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         if sp.source.relpath not in to_render:
             _finish_source(run, sp, state.info(sp.sha256), {}, {}, entries)
             events.source_done(sp.source.relpath, 0, 0)
+    # Biggest sources first: a large photo started last would leave the other workers idle
+    # at the end of the build.
+    order = sorted(to_render, key=lambda rel: -by_rel[rel].source.size)
     jobs_list = [Job(rel, by_rel[rel].source.path, by_rel[rel].sha256,
-                     tuple((k, _options_of(by_rel[rel], k)) for k in keys), config.limits)
-                 for rel, keys in to_render.items()]
+                     tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
+                     config.limits)
+                 for rel in order]
     for result in ThreadExecutor(jobs, engine).run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)
         state.commit()
