@@ -29,7 +29,6 @@ from .plan import PlannedRendition, SourcePlan, output_name
 from .state import Record
 
 VERSION = 1
-MANIFEST_FIELDS = ("base_url", "sources", "version")
 
 
 def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,

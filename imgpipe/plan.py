@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import Config, Rule, SrcsetSpec
 from .errors import ConfigError, Problem
-from .formats import AUTO, FORMATS
+from .formats import FORMATS
 
 SHORT_KEY = 8  # hex digits of the cache key in output names: enough to tell versions apart
 _CHUNK = 1 << 20
@@ -199,8 +199,3 @@ def _clash(relpath: str, rules: list[Rule]) -> Problem | None:
                                f"{rule.where}; labels must be unique per source", rule.where)
             seen[name] = rule.where
     return None
-
-
-def requested_format(rendition: PlannedRendition) -> str | None:
-    """The output format if the options fix it, else None (auto: decided from the source)."""
-    return None if rendition.format == AUTO else rendition.format
