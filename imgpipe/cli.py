@@ -158,7 +158,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
     for line in report.summary_lines(summary):
-        click.echo(line, err=line.startswith("error"))
+        click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
         report.write_report(report_path, summary)
     if not summary.ok:

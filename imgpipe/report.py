@@ -83,8 +83,16 @@ class TerminalEvents(Events):
             self.progress.stop()
 
 
+SHOWN_WARNINGS = 10  # the rest are in --report and the manifest
+
+
 def summary_lines(s: Summary) -> list[str]:
+    """Failures, the first few render warnings (config ones were printed at load), totals."""
     lines = [f"error[{f.code}]: {_place(f)}: {f.stage}: {f.message}" for f in s.failures]
+    warnings = [w for w in s.warnings if w.stage != "config"]
+    lines += [f"warning[{w.code}]: {_place(w)}: {w.message}" for w in warnings[:SHOWN_WARNINGS]]
+    if len(warnings) > SHOWN_WARNINGS:
+        lines.append(f"... and {len(warnings) - SHOWN_WARNINGS} more warnings (see --report)")
     lines.append(
         f"{s.sources} sources; renditions: {s.built} built, {s.cached} cached, {s.failed} failed; "
         f"{human_bytes(s.bytes_before)} -> {human_bytes(s.bytes_after)}; {s.seconds:.2f} s"

@@ -262,3 +262,23 @@ def test_no_op_fast_path_restores_a_deleted_or_edited_output(tmp_path, fake_engi
     thumb.unlink()
     s = b.build(cfg, engine=fake_engine)
     assert thumb.read_bytes() == good and s.files_written == 1
+
+
+def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
+    from imgpipe import report
+
+    s = b.Summary(sources=3, built=5, cached=2, failed=2, bytes_before=2_500_000,
+                  bytes_after=400_000, seconds=1.234, files_written=6, files_removed=1,
+                  failures=(b.Issue("x.jpg", None, "load", "truncated", "ends early"),),
+                  warnings=(b.Issue("", None, "config", "unknown-key", "k"),
+                            b.Issue("a.jpg", "big", "render", "lossless-resized", "m")))
+    assert report.summary_lines(s) == [
+        "error[truncated]: x.jpg: load: ends early",
+        "warning[lossless-resized]: a.jpg [big]: m",
+        "3 sources; renditions: 5 built, 2 cached, 2 failed; 2.5 MB -> 400.0 KB; 1.23 s"]
+    data = report.report_data(s)
+    assert data["renditions"] == {"built": 5, "cached": 2, "failed": 2} and not data["ok"]
+    assert data["bytes"] == {"before": 2_500_000, "after": 400_000}
+    assert data["failures"] == [{"source": "x.jpg", "label": None, "stage": "load",
+                                 "code": "truncated", "message": "ends early"}]
+    assert [w["code"] for w in data["warnings"]] == ["unknown-key", "lossless-resized"]
