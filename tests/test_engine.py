@@ -226,11 +226,12 @@ def test_fixed_quality_goes_to_the_encoder(synth):
         assert (rendition.quality, rendition.encoder_quality) == (33, 33)
 
 
-def test_gif_output_is_first_frame_of_animation(synth):
+@pytest.mark.parametrize("saver", ["gifsave_buffer", "webpsave_buffer"])
+def test_animations_render_their_first_frame(saver, synth):
     frames = [synth.solid(60, 40, color) for color in ("FF0000", "00FF00", "0000FF")]
     strip = synth.vips.Image.arrayjoin(frames, across=1).copy()
     strip.set_type(synth.vips.GValue.gint_type, "page-height", 40)
-    source = open_source(strip.gifsave_buffer())
+    source = open_source(getattr(strip, saver)())
     assert source.info.frames == 3 and source.info.height == 40
     out = synth.decode(source.render(parse("full,format=gif")).data)
     assert (out.width, out.height) == (60, 40) and close(out.getpoint(5, 5)[:3], [255, 0, 0], 2)
