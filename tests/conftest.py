@@ -28,7 +28,7 @@ class FakeEngine:
     def versions(self) -> dict[str, str]:
         return dict(self._versions)
 
-    def open_source(self, source: bytes | str, limits: Limits) -> "_FakeSource":
+    def open_source(self, source: bytes | str, limits: Limits) -> _FakeSource:
         data = source if isinstance(source, bytes) else open(source, "rb").read()
         with self._lock:
             self.opens += 1
