@@ -93,7 +93,8 @@ class Watcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._observer: Any = None
-        self._watches: dict[tuple[str, bool], Any] = {}
+        self._watches: dict[tuple[str, bool], tuple[Any, int]] = {}  # (watch, inode)
+        self._unwatchable: set[tuple[str, bool]] = set()  # reported once
         self._rounds: list[Round] = []
         self._busy = False  # a batch was taken and its round has not finished
         self._done = False
@@ -216,19 +217,36 @@ class Watcher:
         return None, None
 
     def _sync_watches(self) -> None:
-        """Watch the config's directory (not recursively), the source tree and templates."""
+        """Watch the config's directory (not recursively), the source tree and templates.
+
+        A watch follows the directory it was made on: one deleted and made again (a git
+        checkout, `rm -r` + copy) needs a new watch, so watches are keyed by inode too."""
         config = self.config
         assert config is not None and self._observer is not None
         wanted = {(str(config.root), False), (str(config.source), True)}
         if config.templates:
             wanted.add((str(config.templates), True))
-        for key in list(self._watches):
-            if key not in wanted:
-                self._observer.unschedule(self._watches.pop(key))
+        for key, (watch, inode) in list(self._watches.items()):
+            if key not in wanted or _inode(key[0]) != inode:
+                del self._watches[key]
+                try:
+                    self._observer.unschedule(watch)
+                except (KeyError, OSError):
+                    pass  # already gone with its directory
         for key in wanted - set(self._watches):
-            if os.path.isdir(key[0]):  # a missing dir is retried after every round and rescan
-                self._watches[key] = self._observer.schedule(
-                    _Handler(self), key[0], recursive=key[1], event_filter=_EVENTS)
+            inode = _inode(key[0])
+            if inode is None:  # missing: retried after every round and rescan
+                continue
+            try:
+                watch = self._observer.schedule(_Handler(self), key[0], recursive=key[1],
+                                                event_filter=_EVENTS)
+            except OSError as exc:  # e.g. the inotify watch limit: rescans still catch up
+                if key not in self._unwatchable:
+                    self._unwatchable.add(key)
+                    self.log_line(f"error[watch]: cannot watch {key[0]} ({exc}); changes are "
+                                  f"seen by the rescan every {self.rescan:g} s")
+                continue
+            self._watches[key] = (watch, inode)
 
     # -- the loop (the watcher's thread) ------------------------------------------------------
     def _loop(self) -> None:
@@ -308,10 +326,7 @@ class Watcher:
         done = self._runner.run(number, reasons, changed, changing)
         if done.error == "locked":  # another `imgpipe build` holds the cache: try again soon
             self._want(reasons - {"start"} | {"retry"}, changed, time.monotonic() + LOCK_RETRY)
-        try:
-            self._sync_watches()  # the config may name other dirs; a missing one may exist now
-        except OSError as exc:
-            self.log_line(f"error[watch]: {exc}")
+        self._sync_watches()  # the config may name other dirs; a missing one may exist now
         if self.on_round is not None:
             try:
                 self.on_round(done)
@@ -321,3 +336,11 @@ class Watcher:
             self._rounds.append(done)
             self._busy = False
             self._cond.notify_all()
+
+
+def _inode(path: str) -> int | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino if os.path.isdir(path) else None

@@ -357,3 +357,21 @@ def test_a_missing_source_dir_is_reported_and_watched_for_once_it_exists(tmp_pat
         (root / "images/b.jpg").unlink()  # and it is watched now
         r = watcher.wait_idle(3)
         assert r.changed == ("b.jpg",)
+
+
+def test_a_source_dir_deleted_and_made_again_is_watched_again(site, tmp_path):
+    shutil.copytree(site.images, tmp_path / "backup")
+    shutil.rmtree(site.images)
+    r = site.settle()[-1]
+    assert r.error == "config"  # missing-source, reported; the watcher goes on
+    shutil.copytree(tmp_path / "backup", site.images)
+    assert site.settle()[-1].summary.sources == 3
+    # Replaced within one round's quiet period (a git checkout does this): same path, new
+    # directory, and the old watch died with the old one.
+    shutil.rmtree(site.images)
+    shutil.copytree(tmp_path / "backup", site.images)
+    site.settle()
+    (site.images / "b.jpg").unlink()
+    r = site.settle()[-1]
+    assert r.changed == ("b.jpg",) and r.reasons == ("change",)
+    site.matches_clean_build(tmp_path / "clean")
