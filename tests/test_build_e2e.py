@@ -115,13 +115,8 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
     assert cli(ref_root, "build").returncode == 0
     reference = files(ref_root / "public")
     root = make_site(tmp_path / "site", count=8)
-    startup = time.monotonic()
-    assert cli(root, "build", "--dry-run").returncode == 0  # imports and planning only
-    startup = time.monotonic() - startup
     rng = random.Random(1234)
-    started = time.monotonic()
-    assert cli(root, "build").returncode == 0
-    full = time.monotonic() - started
+    work = _work_seconds(root)  # of a clean build, after start-up
     shutil.rmtree(root / "public"), shutil.rmtree(root / ".cache")
     partial = 0  # trials killed while outputs were being written
     for trial in range(24):
@@ -133,7 +128,10 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
             shutil.rmtree(root / "public", ignore_errors=True)
         with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
-            time.sleep(rng.uniform(startup * 0.8, full * 1.1))
+            # Timed from the moment the build holds its lock, so a slow interpreter start on
+            # a loaded machine does not push every kill before the work begins.
+            _wait_for_lock(root / ".cache/lock", proc)
+            time.sleep(rng.uniform(0, work * 1.2))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         _assert_nothing_corrupt(root / "public/img")
@@ -144,6 +142,27 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
             assert done.returncode == 0, done.stderr
             assert files(root / "public") == reference, f"trial {trial}"
     assert partial >= 3, "the kills should land in the middle of builds, not only around them"
+
+
+def _work_seconds(root: Path) -> float:
+    with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+        _wait_for_lock(root / ".cache/lock", proc)
+        started = time.monotonic()
+        assert proc.wait(120) == 0
+    return time.monotonic() - started
+
+
+def _wait_for_lock(lock: Path, proc: subprocess.Popen) -> None:
+    """Until `proc` holds the build lock (the lock file names its pid) or has exited."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:
+            if lock.read_text() == str(proc.pid):
+                return
+        except FileNotFoundError:
+            pass
+        time.sleep(0.002)
 
 
 def _assert_nothing_corrupt(out: Path) -> None:
