@@ -21,7 +21,7 @@ from markupsafe import Markup
 
 from . import manifest as mf
 from .errors import ImgpipeError, Problem, closest
-from .formats import FORMATS
+from .formats import by_name
 
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
@@ -38,7 +38,7 @@ class Renderer:
             undefined=jinja2.StrictUndefined,  # a typo in a user template fails loudly
             keep_trailing_newline=False,
         )
-        self.env.globals["mime"] = lambda fmt: FORMATS[fmt].mime
+        self.env.globals["mime"] = lambda fmt: by_name(fmt).mime
 
     def fingerprint(self) -> str:
         """The template sources, so snippets are re-rendered when a template changes."""

@@ -24,7 +24,7 @@ from typing import Any
 
 from .config import SrcsetSpec
 from .engine.types import SourceInfo
-from .formats import FORMATS, MODERN_ORDER
+from .formats import MODERN_ORDER, by_name
 from .plan import PlannedRendition, SourcePlan, output_name
 from .state import Record
 
@@ -40,7 +40,7 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
         "width": record.width,
         "height": record.height,
         "format": record.format,
-        "mime": FORMATS[record.format].mime,
+        "mime": by_name(record.format).mime,
         "bytes": record.bytes,
         "density": planned.density,
         "options": planned.options,

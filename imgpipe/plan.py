@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .config import Config, Rule, SrcsetSpec
 from .errors import ConfigError, Problem
-from .formats import FORMATS
+from .formats import by_name
 
 SHORT_KEY = 8  # hex digits of the cache key in output names: enough to tell versions apart
 _CHUNK = 1 << 20
@@ -91,7 +91,7 @@ def output_name(relpath: str, label: str, key: str, fmt: str) -> str:
     directory, slash, name = relpath.rpartition("/")
     dot = name.rfind(".")
     stem = name[:dot] if 0 < dot < len(name) - 1 else name
-    return f"{directory}{slash}{stem}-{label}.{key[:SHORT_KEY]}.{FORMATS[fmt].extension}"
+    return f"{directory}{slash}{stem}-{label}.{key[:SHORT_KEY]}.{by_name(fmt).extension}"
 
 
 def discover(config: Config) -> list[SourceFile]:
