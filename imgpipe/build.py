@@ -25,7 +25,9 @@ from . import manifest as mf
 from .config import Config
 from .engine.types import Rendition, SourceInfo
 from .executor import Engine, Failure, Job, JobResult, ThreadExecutor
+from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .options import parse
 from .outputs import Outputs
 from .plan import (
     Plan,
@@ -81,6 +83,7 @@ class PlannedItem:
     key: str
     cached: bool
     output: str | None  # None when format=auto and nothing was built yet
+    size: tuple[int, int] | None = None  # known from a cached header (not with trim)
 
 
 class Events:
@@ -132,8 +135,18 @@ def dry_run(config: Config, engine: Engine | ModuleType | None = None,
                 items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
                                          record is not None,
                                          output_name(sp.source.relpath, r.label, r.key, fmt)
-                                         if fmt else None))
+                                         if fmt else None,
+                                         _planned_size(r.options, state.info(sp.sha256))))
         return items
+
+
+def _planned_size(options: str, info: SourceInfo | None) -> tuple[int, int] | None:
+    """Geometry needs only the header; a trim depends on pixels, so its size is unknown."""
+    recipe = parse(options)
+    if info is None or recipe.trim:
+        return None
+    g = compute(recipe, info.width, info.height)
+    return g.width, g.height
 
 
 def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:

@@ -131,7 +131,8 @@ def plan_lines(items: list[PlannedItem]) -> list[str]:
             current = item.source
             lines.append(item.source)
         state = "cached" if item.cached else "build "
-        lines.append(f"  {state} {item.label:<16} {item.options:<32} "
+        size = "x".join(map(str, item.size)) if item.size else "?"
+        lines.append(f"  {state} {item.label:<16} {item.options:<32} {size:>9}  "
                      f"{item.output or '(name known after render: format=auto)'}")
     sources = len({i.source for i in items})
     cached = sum(i.cached for i in items)

@@ -198,8 +198,12 @@ def test_dry_run_writes_nothing(tmp_path, fake_engine):
     assert thumb.options == "100x100,crop" and thumb.output is None  # format auto: unknown
     webp = next(i for i in items if i.label == "100-webp")
     assert webp.output == f"blog/cat-100-webp.{webp.key[:8]}.webp"
+    assert thumb.size is None  # no header read yet
     b.build(cfg, engine=fake_engine)
-    assert all(i.cached and i.output for i in b.dry_run(cfg, engine=fake_engine))
+    items = b.dry_run(cfg, engine=fake_engine)
+    assert all(i.cached and i.output for i in items)
+    assert {(i.label, i.size) for i in items if i.source == "blog/cat.jpg"} >= {
+        ("thumb", (100, 100)), ("big", (400, 300)), ("100-webp", (100, 75))}
 
 
 def test_locked_cache_dir_refuses_with_no_wait(tmp_path, fake_engine):
