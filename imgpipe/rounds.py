@@ -138,9 +138,10 @@ class Rounds:
         return changed, self.config_stats() != self.snapshot.get(CONFIG_KEY)
 
     def run(self, number: int, reasons: set[str], changed: set[str],
-            changing: Callable[[str], bool]) -> Round:
+            changing: Callable[[str], bool], before_build: Callable[[], None]) -> Round:
         """Run one round; never raises. `changing(relpath)` tells whether a source has changed
-        again since the round began (its failure is then expected, and retried)."""
+        again since the round began (its failure is then expected, and retried);
+        `before_build()` runs once the config is settled, before any source is listed."""
         started = time.monotonic()
         self.timer.seconds = 0.0
         summary: Summary | None = None
@@ -155,6 +156,7 @@ class Rounds:
             if error and reasons <= {"config", "rescan"} and not changed:
                 pass  # nothing else changed: the last good config already built this tree
             else:
+                before_build()
                 try:
                     sources = stat_snapshot(self.config)
                 except (ConfigError, OSError):

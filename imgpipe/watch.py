@@ -219,15 +219,17 @@ class Watcher:
     def _sync_watches(self) -> None:
         """Watch the config's directory (not recursively), the source tree and templates.
 
-        A watch follows the directory it was made on: one deleted and made again (a git
-        checkout, `rm -r` + copy) needs a new watch, so watches are keyed by inode too."""
+        A watch follows the directory it was made on and ends when that one is deleted: a
+        directory deleted and made again (a git checkout, `rm -r` + copy) needs a new watch.
+        Its emitter having stopped says so; a new inode says so before the emitter knows."""
         config = self.config
         assert config is not None and self._observer is not None
         wanted = {(str(config.root), False), (str(config.source), True)}
         if config.templates:
             wanted.add((str(config.templates), True))
+        live = {e.watch for e in self._observer.emitters if e.should_keep_running()}
         for key, (watch, inode) in list(self._watches.items()):
-            if key not in wanted or _inode(key[0]) != inode:
+            if key not in wanted or watch not in live or _inode(key[0]) != inode:
                 del self._watches[key]
                 try:
                     self._observer.unschedule(watch)
@@ -323,10 +325,12 @@ class Watcher:
             with self._cond:
                 return rel in self._changed
 
-        done = self._runner.run(number, reasons, changed, changing)
+        # Watches are brought up to date (new source dir, one made again) before the build
+        # lists the sources: a file added after that listing is then always seen.
+        done = self._runner.run(number, reasons, changed, changing, self._sync_watches)
         if done.error == "locked":  # another `imgpipe build` holds the cache: try again soon
             self._want(reasons - {"start"} | {"retry"}, changed, time.monotonic() + LOCK_RETRY)
-        self._sync_watches()  # the config may name other dirs; a missing one may exist now
+        self._sync_watches()  # for rounds that did not build (a config with errors)
         if self.on_round is not None:
             try:
                 self.on_round(done)
