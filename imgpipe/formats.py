@@ -28,6 +28,15 @@ FORMATS: dict[str, Format] = {
     )
 }
 
+# Outputs that no option asks for: an SVG source is published as it is (see engine/svg.py).
+# Kept out of FORMATS so that `format=svg` never enters the option language.
+COPIES: dict[str, Format] = {
+    "svg": Format("svg", "svg", "image/svg+xml", alpha=True, animated=False),
+}
+
+# Every format an output file can have: names, extensions and MIME types by record format.
+OUTPUTS: dict[str, Format] = {**FORMATS, **COPIES}
+
 # Names people type that are close enough to work (accepted with a warning).
 FORMAT_ALIASES: dict[str, str] = {
     "jpg": "jpeg",
@@ -44,6 +53,9 @@ AUTO = "auto"
 # Order of <source> elements in <picture>: the browser takes the first it supports.
 MODERN_ORDER = ("avif", "webp")
 
+# Order of <source> elements in <video>: WebM (VP9) is smaller; MP4 (H.264) plays everywhere.
+VIDEO_ORDER = ("webm", "h264")
+
 
 def by_name(name: str) -> Format:
-    return FORMATS[name]
+    return OUTPUTS[name]

@@ -4,6 +4,10 @@ decoded once into memory with truncation treated as an error.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyvips
 
 from .failure import because, fail, megapixels, size_text, vips_reason
@@ -64,14 +68,33 @@ def check_size(size: int, name: str, limits: Limits) -> None:
 
 def _load(kind: Kind, data: bytes, **options) -> pyvips.Image:
     # Called only with an allow-listed loader name: never pyvips' own format detection.
+    if kind.family == "svg":  # only ever after svg.prescan accepted the bytes
+        with _svg_loader():
+            return pyvips.Image.svgload_buffer(data, fail_on=FAIL_ON, **options)
     return getattr(pyvips.Image, kind.loader)(data, fail_on=FAIL_ON, **options)
+
+
+_SVG_LOCK = threading.Lock()
+
+
+@contextmanager
+def _svg_loader() -> Iterator[None]:
+    """librsvg, unblocked for one call. The block is process-wide, so calls are serialised:
+    two overlapping calls would otherwise re-block under each other's feet. libvips checks
+    the block when an operation is built, so pixels computed later need no unblocking."""
+    with _SVG_LOCK:
+        pyvips.operation_block_set("VipsForeignLoadSvg", False)
+        try:
+            yield
+        finally:
+            pyvips.operation_block_set("VipsForeignLoadSvg", True)
 
 
 def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInfo:
     """Size, frames and alpha from the header alone, and the pixel limit, before any decoding."""
     claimed = claimed_size(kind.family, data)
     if claimed:  # checked before libvips parses anything: a bomb may not even have a header
-        _check_pixels(claimed[0], claimed[1], 1, name, limits)
+        check_pixels(claimed[0], claimed[1], 1, name, limits)
     try:
         header = _load(kind, data, access="sequential")
         width, height = header.width, header.height
@@ -82,14 +105,20 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
         raise decode_failure(kind, data, name, error, stage="load") from None
     # Only animation frames count: the engine decodes the first page of a TIFF or HEIF only.
     frames = max(1, pages) if kind.animated else 1
-    _check_pixels(width, height, frames, name, limits)
+    loop = header.get("loop") if frames > 1 and header.get_typeof("loop") else 0
+    if frames > limits.max_frames:
+        raise fail("too-many-frames", name,
+                   f"the animation has {frames} frames, over the {limits.max_frames} frame limit",
+                   f"at most {limits.max_frames} frames",
+                   "shorten the animation, or raise the max_frames limit")
+    check_pixels(width, height, frames, name, limits)
     if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
         width, height = height, width
     return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
-                      frames=frames, has_alpha=bool(has_alpha))
+                      frames=frames, has_alpha=bool(has_alpha), loop=loop)
 
 
-def _check_pixels(width: int, height: int, frames: int, name: str, limits: Limits) -> None:
+def check_pixels(width: int, height: int, frames: int, name: str, limits: Limits) -> None:
     pixels = width * height * frames
     if pixels > limits.max_pixels:
         what = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
@@ -111,9 +140,13 @@ def jpeg_shrink(factor: float) -> int:
     return 1
 
 
-def decode(kind: Kind, data: bytes, name: str, shrink: int = 1) -> pyvips.Image:
-    """All pixels of the first frame, decoded into memory (errors surface here, not later)."""
-    options = {"shrink": shrink} if kind.family == "jpeg" and shrink > 1 else {}
+def decode(kind: Kind, data: bytes, name: str, shrink: int = 1, **options) -> pyvips.Image:
+    """All pixels of the first frame, decoded into memory (errors surface here, not later).
+
+    `options` go to the loader: `n=-1` for every frame of an animation (a strip of frames one
+    above the other, `page-height` tall each), `scale=` for the size an SVG is drawn at."""
+    if kind.family == "jpeg" and shrink > 1:
+        options["shrink"] = shrink
     try:
         # Sequential: the decoder streams once into memory; autorotation happens afterwards,
         # on the memory image, because a 90-degree turn reads rows out of order.

@@ -101,6 +101,11 @@ def sniff(data: bytes) -> Sniffed:
     return Sniffed()
 
 
+def is_svg(data: bytes) -> bool:
+    """An SVG document, judged as librsvg would (see `_is_svg`)."""
+    return _is_svg(data[:4096])
+
+
 def _is_svg(head: bytes) -> bool:
     # librsvg sniffs for an <svg element near the start; do the same, ignoring case, a BOM,
     # an XML declaration, comments and a DOCTYPE, so that no SVG slips through as "unknown".

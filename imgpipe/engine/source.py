@@ -6,8 +6,10 @@ Order per rendition (each step has a test): decode -> autorotate -> sRGB -> trim
 
 from __future__ import annotations
 
+import math
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pyvips
@@ -16,11 +18,12 @@ from ..errors import ImageError
 from ..formats import FORMATS
 from ..geometry import compute
 from ..options import Recipe
+from . import animate, placeholder, svg
 from .encode import choose_format, encode, keeps_alpha, plan
 from .failure import because, fail
 from .load import check_size, decode, identify, jpeg_shrink, read_header
 from .quality import estimate_jpeg_quality
-from .sniff import Kind
+from .sniff import Kind, is_svg
 from .transform import alpha_in_use, few_colours, settle_alpha, shape, to_srgb, trim
 from .types import Limits, Rendition, SourceInfo
 
@@ -43,39 +46,67 @@ class Source:
         return result
 
     def render_all(self, recipes: list[Recipe]) -> list[Rendition | ImageError]:
-        """Every rendition from one decode; a failing recipe does not stop the others."""
+        """Every rendition from one decode; a failing recipe does not stop the others.
+
+        The decode also gives the source its placeholder (`info.placeholder`), even with no
+        recipes at all."""
         results: list[Rendition | ImageError | None] = [None] * len(recipes)
-        todo = []
+        todo, moving = [], []
+        animated = self.info.frames > 1
         for index, recipe in enumerate(recipes):
-            if recipe.format in FORMATS and FORMATS[recipe.format].video:
+            if animated and animate.keeps_motion(recipe.format):
+                moving.append(index)
+            elif recipe.format in FORMATS and FORMATS[recipe.format].video:
                 results[index] = self._video_refused(recipe)
             else:
                 todo.append(index)
-        if todo:
-            try:
+        try:
+            if moving:  # every frame, once; stills of it take the first frame from there
+                frames = animate.load(self.kind, self.data, self.name)
+                base, shrunk = frames.first, False
+            else:
                 base, shrunk = self._decode([recipes[i] for i in todo])
-            except ImageError as error:
-                for index in todo:
-                    results[index] = error
-                return results  # type: ignore[return-value]
-            colours = _Lazy(lambda: few_colours(base))
-            for index in todo:
-                results[index] = self._render_one(base, shrunk, recipes[index], colours)
+        except ImageError as error:
+            for index in todo + moving:
+                results[index] = error
+            return results  # type: ignore[return-value]
+        if self.info.placeholder is None:
+            self.info = replace(self.info, placeholder=placeholder.make(base))
+        for index in moving:
+            results[index] = animate.render(frames, recipes[index], self.name)
+        colours = _Lazy(lambda: few_colours(base))
+        for index in todo:
+            result = self._render_one(base, shrunk, recipes[index], colours)
+            if animated and isinstance(result, Rendition):
+                dropped = animate.first_frame_warning(result.format, self.info.frames)
+                result = replace(result, warnings=(*result.warnings, dropped))
+            results[index] = result
         return results  # type: ignore[return-value]
 
     def _decode(self, recipes: list[Recipe]) -> tuple[pyvips.Image, bool]:
         """The prepared (autorotated, sRGB) pixels, and whether they were shrunk on load."""
         shrink = 1
+        # Shrink-on-load for the largest rendition asked for (with none, only the placeholder
+        # needs the pixels: the smallest will do); trim needs every pixel.
+        reduction = min((self._reduction(r) for r in recipes), default=math.inf)
         if self.kind.family == "jpeg" and not any(r.trim for r in recipes):
-            # Shrink-on-load for the largest rendition asked for; trim needs every pixel.
-            shrink = jpeg_shrink(min(self._reduction(r) for r in recipes))
+            shrink = jpeg_shrink(reduction)
+        if self.kind.family == "svg" and not any(r.trim for r in recipes):
+            # A vector is drawn at the size the largest rendition needs, not drawn small and
+            # enlarged; geometry then works on the declared size, as for a shrunk JPEG.
+            scale = 1 / reduction if math.isfinite(reduction) else 1.0
+            image = decode(self.kind, self.data, self.name, scale=scale)
+            return self._prepared(image, recipes), scale != 1
         image = decode(self.kind, self.data, self.name, shrink)
+        return self._prepared(image, recipes), shrink > 1
+
+    def _prepared(self, image: pyvips.Image, recipes: list[Recipe]) -> pyvips.Image:
         try:
             prepared = to_srgb(image)
             if len(recipes) > 1 and prepared is not image:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = prepared.copy_memory()
-            return prepared, shrink > 1
+            return prepared
         except pyvips.Error as error:
             raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
                        f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
@@ -139,13 +170,11 @@ class Source:
                     "raise timeout=, or ask for a smaller size or a faster format", stage)
 
     def _video_refused(self, recipe: Recipe) -> ImageError:
-        frames = f"an animation of {self.info.frames} frames" if self.info.frames > 1 else \
-            "a still image"
         return fail("video-needs-animation", self.name,
-                    f"format={recipe.format} (video from animated GIFs) is not supported yet, "
-                    f"and this source is {frames}",
-                    "format=auto|jpeg|png|webp|avif|gif", "use format=webp or format=gif for now",
-                    "encode")
+                    f"format={recipe.format} makes a video of an animation, but this source is a "
+                    f"still {self.kind.label} image (1 frame)",
+                    "an animated GIF or WebP for format=webm|h264",
+                    "use format=webp or format=avif for still images", "encode")
 
 
 def _within(image: pyvips.Image, deadline: float) -> pyvips.Image:
@@ -177,11 +206,15 @@ DEFAULT_LIMITS = Limits()
 
 
 def open_source(src: Path | bytes | str, limits: Limits = DEFAULT_LIMITS, *,
-                name: str | None = None) -> Source:
+                name: str | None = None, svg_mode: str | None = None) -> Source | svg.SvgCopy:
     """Read and validate a source: size limit, allow-listed type, header and pixel limit.
 
     Files are read as bytes here, never opened by libvips by name: libvips caches by file
     name, so a file replaced in place could otherwise come back stale.
+
+    SVGs are refused unless `svg_mode` says what to do with them: "copy" publishes the bytes
+    as they are (and refuses a file that is not an SVG), "rasterize" draws it like any image,
+    once `svg.prescan` has found nothing in it that reaches outside the file.
     """
     if isinstance(src, (bytes, bytearray, memoryview)):
         data = bytes(src)
@@ -195,6 +228,17 @@ def open_source(src: Path | bytes | str, limits: Limits = DEFAULT_LIMITS, *,
         except OSError as error:
             raise fail("unreadable", name, f"cannot read the file ({error.strerror or error})",
                        "a readable image file", "check the path and its permissions") from None
-    kind = identify(data, name, limits)
+    if svg_mode == "copy" or (svg_mode == "rasterize" and is_svg(data)):
+        check_size(len(data), name, limits)
+        if svg_mode == "copy":
+            if not is_svg(data):
+                found = identify(data, name, limits)
+                raise fail("not-svg", name, f"named as an SVG, it holds a {found.label} image",
+                           "an SVG document", "rename it after what it holds", "load")
+            return svg.SvgCopy(data, name)
+        svg.prescan(data, name, limits)
+        kind = svg.SVG
+    else:
+        kind = identify(data, name, limits)
     info = read_header(kind, data, name, limits)
     return Source(data, kind, info, name)

@@ -8,12 +8,22 @@ from ..errors import Problem
 
 MAX_PIXELS = 100_000_000  # width x height x frames
 MAX_BYTES = 50 * 1024 * 1024
+MAX_FRAMES = 1000  # frames of an animation: each one is decoded and encoded
 
 
 @dataclass(frozen=True)
 class Limits:
     max_pixels: int = MAX_PIXELS
     max_bytes: int = MAX_BYTES
+    max_frames: int = MAX_FRAMES
+
+
+@dataclass(frozen=True)
+class Placeholder:
+    """What a page shows while the image loads: a dominant colour and a tiny blurred preview."""
+
+    color: str  # "#rrggbb"
+    lqip: str  # a data: URI of a few hundred bytes
 
 
 @dataclass(frozen=True)
@@ -22,10 +32,12 @@ class SourceInfo:
 
     width: int
     height: int
-    format: str  # loader family: jpeg, png, webp, gif, tiff, heif
+    format: str  # loader family: jpeg, png, webp, gif, tiff, heif, svg
     bytes: int
     frames: int = 1
     has_alpha: bool = False
+    loop: int = 0  # plays of an animation; 0 = forever (libvips' convention)
+    placeholder: Placeholder | None = None  # set once the pixels were decoded
 
 
 @dataclass(frozen=True)

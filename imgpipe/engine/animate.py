@@ -1,0 +1,231 @@
+"""Animated sources (GIF, WebP): every frame resized and cropped alike, timing and loop kept.
+
+libvips decodes an animation as a strip of frames one above the other, `page-height` rows
+each, with `delay` (ms per frame) and `loop` (plays; 0 = forever). The frames are shaped one
+by one, never as a strip: a resize kernel run over the strip would blend the last rows of one
+frame into the first rows of the next. Encoders take a strip with the same metadata back.
+
+format=auto keeps an animation a GIF: like JPEG/PNG for stills, auto means "what every browser
+shows". Animated WebP (much smaller) and video are asked for by name, usually as the modern
+`<source>`s of a srcset family. JPEG, PNG and AVIF outputs get the first frame, with a warning.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pyvips
+
+from ..errors import ImageError, Problem
+from ..formats import AUTO, FORMATS
+from ..geometry import Geometry, compute
+from ..options import Recipe
+from .failure import because, fail
+from .load import decode
+from .sniff import Kind
+from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
+from .types import Rendition
+
+# Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
+# 0); WebP and video players take delays literally, so they get what the GIF really showed.
+BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
+# Animated WebP Q per preset; the same numbers as stills had before perceptual targets.
+WEBP_Q = {"low": 60, "medium": 75, "high": 88}
+# cgif: how far (0..32) a pixel may drift from the previous frame and still be left
+# transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
+# low because dither patterns that differ from frame to frame crawl and defeat that reuse.
+GIF_SETTINGS = {"low": (8, 0.5), "medium": (3, 0.5), "high": (0, 0.5)}
+GIF_EFFORT = 7
+
+
+@dataclass(frozen=True)
+class Frames:
+    """A decoded animation: sRGB frames in memory, all the same size."""
+
+    images: tuple[pyvips.Image, ...]
+    delays: tuple[int, ...]  # ms, as the source says
+    loop: int  # 0 = forever
+
+    @property
+    def first(self) -> pyvips.Image:
+        return self.images[0]
+
+    def shown_delays(self) -> tuple[int, ...]:
+        return tuple(BROWSER_DEFAULT_DELAY if d <= BROWSER_MIN_DELAY else d for d in self.delays)
+
+
+def keeps_motion(fmt: str) -> bool:
+    """Whether a rendition in `fmt` of an animated source is animated too."""
+    return fmt == AUTO or FORMATS[fmt].animated
+
+
+def load(kind: Kind, data: bytes, name: str) -> Frames:
+    """Every frame, decoded once into memory."""
+    strip = decode(kind, data, name, n=-1)
+    height = strip.get("page-height") if strip.get_typeof("page-height") else strip.height
+    count = max(1, strip.height // height)
+    delays = list(strip.get("delay")) if strip.get_typeof("delay") else []
+    delays = (delays + [BROWSER_DEFAULT_DELAY] * count)[:count]
+    loop = strip.get("loop") if strip.get_typeof("loop") else 0
+    if strip.get_typeof("orientation"):  # a turn of the whole strip would shuffle the frames
+        strip = strip.copy()
+        strip.remove("orientation")
+    try:
+        strip = to_srgb(strip).copy_memory()
+    except pyvips.Error as error:
+        raise fail("decode-failed", name, f"cannot convert it to sRGB{because(error)}",
+                   f"a valid {kind.label} file", "re-export it in RGB", "decode") from None
+    frames = tuple(strip.crop(0, i * height, strip.width, height) for i in range(count))
+    return Frames(frames, tuple(delays), loop)
+
+
+def first_frame_warning(fmt: str, frames: int) -> Problem:
+    return Problem("animation-dropped", f"{FORMATS[fmt].name.upper()} holds one frame: the "
+                   f"first of {frames} is used (format=webp, gif, webm or h264 keep the motion)")
+
+
+def render(frames: Frames, recipe: Recipe, name: str) -> Rendition | ImageError:
+    """One animated rendition (GIF, WebP or video) of every frame."""
+    deadline = time.monotonic() + recipe.timeout
+    stage = "transform"
+    try:
+        warnings = list(recipe.warnings)
+        images = frames.images
+        if recipe.trim:
+            images, trimmed = _trim(images)
+            warnings.extend(trimmed)
+        geometry = compute(recipe, images[0].width, images[0].height)
+        images = _shape(images, geometry, recipe, deadline)
+        fmt = "gif" if recipe.format == AUTO else recipe.format
+        stage = "encode"
+        if FORMATS[fmt].video:
+            from . import video  # PyAV is loaded only when a video is asked for
+
+            flat = [settle_alpha(image, False, recipe.bgcolor) for image in images]
+            data, width, height, crf, planned = video.encode(
+                flat, frames.shown_delays(), fmt, recipe.quality, deadline, name)
+            warnings.extend(planned)
+            return Rendition(data, fmt, width, height, recipe.quality, crf, tuple(warnings))
+        data, quality, encoder_quality, planned = _encode_animation(
+            images, frames, fmt, recipe, geometry.changes_pixels, deadline)
+        warnings.extend(planned)
+    except TimeoutError:
+        return _timed_out(recipe, name, stage)
+    except ImageError as error:
+        return error
+    except pyvips.Error as error:
+        if time.monotonic() > deadline:  # libvips was told to stop
+            return _timed_out(recipe, name, stage)
+        verb = "encode" if stage == "encode" else "process"
+        return fail(f"{stage}-failed", name, f"cannot {verb} the animation as {recipe}"
+                    f"{because(error)}", "an animation libvips can work on",
+                    "report this file to imgpipe", stage)
+    return Rendition(data, fmt, geometry.width, geometry.height, quality, encoder_quality,
+                     tuple(warnings))
+
+
+def _timed_out(recipe: Recipe, name: str, stage: str) -> ImageError:
+    return fail("timeout", name, f"{recipe} took longer than timeout={recipe.timeout:g}s",
+                "a rendition within its time budget",
+                "raise timeout=, or ask for a smaller size or fewer frames", stage)
+
+
+def _shape(images: tuple[pyvips.Image, ...], geometry: Geometry, recipe: Recipe,
+           deadline: float) -> list[pyvips.Image]:
+    """Every frame through the same geometry. crop=auto looks for the interesting area once,
+    on the first frame, and cuts every frame there: a window that moved from frame to frame
+    would shake."""
+    auto_crop = recipe.mode == "crop" and recipe.gravity == "auto" and (
+        geometry.width, geometry.height) != (geometry.scaled_width, geometry.scaled_height)
+    window = None
+    out = []
+    for image in images:
+        if time.monotonic() > deadline:
+            raise TimeoutError
+        if auto_crop:
+            resized = resize_exact(image, geometry.scaled_width, geometry.scaled_height)
+            if window is None:
+                window = _attention(resized, geometry.width, geometry.height)
+            out.append(resized.crop(*window, geometry.width, geometry.height).copy_memory())
+        else:
+            out.append(shape(image, geometry, recipe).copy_memory())
+    return out
+
+
+def _attention(image: pyvips.Image, width: int, height: int) -> tuple[int, int]:
+    _, found = image.smartcrop(width, height, interesting="attention", attention_x=True,
+                               attention_y=True)
+    left = min(max(found["attention_x"] - width // 2, 0), image.width - width)
+    top = min(max(found["attention_y"] - height // 2, 0), image.height - height)
+    return left, top
+
+
+def _trim(images: tuple[pyvips.Image, ...]) -> tuple[tuple[pyvips.Image, ...],
+                                                   tuple[Problem, ...]]:
+    """Trim the border that every frame shares (the first frame's top-left colour)."""
+    corner = images[0].getpoint(0, 0)
+    mask = None
+    for index, image in enumerate(images):
+        differs = (image != corner).bandor()
+        mask = differs if mask is None else mask | differs
+        if index % 32 == 31:  # keep the pipeline shallow on long animations
+            mask = mask.copy_memory()
+    left, top, width, height = mask.find_trim(threshold=0, background=[0], line_art=True)
+    if width == 0 or height == 0:
+        return images, (Problem("nothing-to-trim", "every frame is a single colour: nothing "
+                                "to trim"),)
+    return tuple(image.crop(left, top, width, height) for image in images), ()
+
+
+def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, recipe: Recipe,
+                      changes_pixels: bool, deadline: float
+                      ) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
+    """(bytes, quality used, encoder number, warnings)."""
+    strip = pyvips.Image.arrayjoin(images, across=1).copy_memory()
+    used = alpha_in_use(strip)
+    strip = settle_alpha(strip, used, recipe.bgcolor).copy()
+    height = images[0].height
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay",
+                   list(frames.delays if fmt == "gif" else frames.shown_delays()))
+    strip.set_type(pyvips.GValue.gint_type, "loop", frames.loop)
+    _watch(strip, deadline)
+    quality, warnings = recipe.quality, []
+    if quality == "lossless" and changes_pixels:
+        warnings.append(Problem("lossless-resized", "quality=lossless holds only when the "
+                                "image is not resized; encoded at quality=high"))
+        quality = "high"
+    if fmt == "webp":
+        if quality == "lossless":
+            data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
+            return _in_time(data, deadline), quality, None, tuple(warnings)
+        q = quality if isinstance(quality, int) else WEBP_Q[quality]
+        # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
+        data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4,
+                                     keep="none")
+        return _in_time(data, deadline), quality, q, tuple(warnings)
+    if quality == "lossless":
+        error, dither = 0, 0.0
+    else:
+        error, dither = GIF_SETTINGS[quality] if isinstance(quality, str) else (0, 0.5)
+    data = strip.gifsave_buffer(effort=GIF_EFFORT, bitdepth=8, dither=dither,
+                                interframe_maxerror=error, keep="none")
+    return _in_time(data, deadline), quality, 8, tuple(warnings)
+
+
+def _watch(image: pyvips.Image, deadline: float) -> None:
+    """Make libvips abandon the encode once the deadline has passed."""
+    image.set_progress(True)
+
+    def on_eval(evaluated: pyvips.Image, _progress) -> None:
+        if time.monotonic() > deadline:
+            evaluated.set_kill(True)
+
+    image.signal_connect("eval", on_eval)
+
+
+def _in_time(data: bytes, deadline: float) -> bytes:
+    if time.monotonic() > deadline:
+        raise TimeoutError
+    return data

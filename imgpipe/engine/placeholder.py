@@ -1,0 +1,87 @@
+"""Placeholders: a dominant colour and a tiny blurred preview (LQIP) per source.
+
+Computed from pixels the render already decoded (the first frame of an animation), so a
+placeholder never costs a second decode. Both go into the manifest; templates put them in a
+`style` while the real image loads.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+import pyvips
+
+from .types import Placeholder
+
+# The preview's longer side, in pixels: tried in order until the data URI fits the budget.
+# The browser stretches it to the image's box, which blurs it by itself; the blur below only
+# takes the edge off the blocks a few bright pixels would make.
+LQIP_SIDES = (24, 16, 12)
+LQIP_QUALITY = 40
+LQIP_BUDGET = 1000  # characters of the whole data URI: it travels inline in every page
+_SAMPLE_SIDE = 32  # the dominant colour is counted on at most 32 x 32 pixels
+
+
+def make(image: pyvips.Image) -> Placeholder | None:
+    """The placeholder of a decoded sRGB image (3 bands, or 4 with alpha); None if libvips
+    cannot make one: a placeholder is a nicety that never fails a source."""
+    try:
+        return Placeholder(color=dominant_colour(image), lqip=lqip(image))
+    except pyvips.Error:
+        return None
+
+
+def lqip(image: pyvips.Image) -> str:
+    """A WebP data URI of at most LQIP_BUDGET characters (transparency kept)."""
+    uri = ""
+    for side in LQIP_SIDES:
+        tiny = _thumbnail(image, side)
+        if tiny.width >= 3 and tiny.height >= 3:
+            tiny = _blur(tiny)
+        data = tiny.webpsave_buffer(Q=LQIP_QUALITY, effort=6, smart_subsample=True,
+                                    keep="none")
+        uri = "data:image/webp;base64," + base64.b64encode(data).decode("ascii")
+        if len(uri) <= LQIP_BUDGET:
+            break
+    return uri
+
+
+def dominant_colour(image: pyvips.Image) -> str:
+    """The most common colour, as "#rrggbb": pixels are counted in coarse buckets (4 bits a
+    channel), then the winning bucket's pixels are averaged, so a photo of a blue sky says
+    blue rather than a muddy mean of everything. Mostly transparent pixels do not vote."""
+    tiny = _thumbnail(image, _SAMPLE_SIDE)
+    bands = tiny.bands
+    pixels = bytes(tiny.write_to_memory())
+    buckets: Counter[tuple[int, int, int]] = Counter()
+    sums: dict[tuple[int, int, int], list[int]] = {}
+    for start in range(0, len(pixels), bands):
+        r, g, b = pixels[start], pixels[start + 1], pixels[start + 2]
+        if bands == 4 and pixels[start + 3] < 128:
+            continue
+        bucket = (r >> 4, g >> 4, b >> 4)
+        buckets[bucket] += 1
+        total = sums.setdefault(bucket, [0, 0, 0])
+        total[0] += r
+        total[1] += g
+        total[2] += b
+    if not buckets:  # fully transparent: nothing to show, and white hides nothing
+        return "#ffffff"
+    bucket, count = buckets.most_common(1)[0]
+    return "#" + "".join(f"{round(v / count):02x}" for v in sums[bucket])
+
+
+def _thumbnail(image: pyvips.Image, side: int) -> pyvips.Image:
+    # thumbnail_image premultiplies alpha, so transparent pixels' colours do not bleed in.
+    return image.thumbnail_image(side, height=side, size="down").cast("uchar")
+
+
+def _blur(image: pyvips.Image) -> pyvips.Image:
+    alpha = image.hasalpha()
+    if alpha:
+        image = image.premultiply()
+    out = image.gaussblur(0.6)
+    if alpha:
+        out = out.unpremultiply()
+    return out.cast("uchar")
