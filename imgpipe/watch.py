@@ -261,6 +261,8 @@ class Watcher:
                         self._round(*batch)
                 except Exception:  # never die: log, breathe, watch on
                     self.log_line("error[internal]: watcher loop\n" + traceback.format_exc())
+                    with self._cond:
+                        self._busy = False
                     self._stop.wait(1.0)
         finally:
             with self._cond:
