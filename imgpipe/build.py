@@ -245,7 +245,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     order = sorted(to_render, key=lambda rel: -by_rel[rel].source.size)
     jobs_list = [Job(rel, by_rel[rel].source.path, by_rel[rel].sha256,
                      tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
-                     config.limits)
+                     config.limits, svg=by_rel[rel].svg)
                  for rel in order]
     for result in ThreadExecutor(jobs, engine).run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)

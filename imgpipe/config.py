@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.types import MAX_BYTES, MAX_PIXELS, Limits
+from .engine.types import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .errors import ConfigError, OptionError, Problem, closest, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
@@ -31,8 +31,9 @@ _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
             "templates", "limits", "presets", "rules")
-LIMIT_KEYS = ("max_pixels", "max_bytes")
-RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name")
+LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
+RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name",
+             "rasterize_svg")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class Rule:
     srcset: SrcsetSpec | None
     _include_re: re.Pattern = field(repr=False, compare=False)
     _exclude_re: re.Pattern | None = field(repr=False, compare=False)
+    # SVGs are published as they are unless a rule that matches them says otherwise.
+    rasterize_svg: bool = False
 
     @property
     def where(self) -> str:
@@ -224,6 +227,8 @@ def _limits(v: _Validator, raw: Any) -> Limits:
     return Limits(
         max_pixels=v.integer(raw, "max_pixels", "limits", default=MAX_PIXELS, low=1) or MAX_PIXELS,
         max_bytes=v.integer(raw, "max_bytes", "limits", default=MAX_BYTES, low=1) or MAX_BYTES,
+        max_frames=v.integer(raw, "max_frames", "limits", default=MAX_FRAMES, low=1)
+        or MAX_FRAMES,
     )
 
 
@@ -315,8 +320,12 @@ def _rule(v: _Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule 
     except ValueError as exc:
         v.errors.append(Problem("bad-glob", str(exc), f"{where}.include"))
         return None
+    rasterize = raw.get("rasterize_svg", False)
+    if not isinstance(rasterize, bool):
+        v.type_error(rasterize, "true or false", f"{where}.rasterize_svg")
+        return None
     return Rule(index, tuple(include), tuple(exclude), tuple(renditions), srcset,
-                include_re, exclude_re)
+                include_re, exclude_re, rasterize_svg=rasterize)
 
 
 def _family(v: _Validator, raw: dict, where: str, presets: dict[str, str],

@@ -30,6 +30,7 @@ class Job:
     sha256: str
     items: tuple[tuple[str, str], ...]
     limits: Limits
+    svg: str | None = None  # what to do with an SVG: "copy" or "rasterize" (else refused)
 
 
 @dataclass(frozen=True)
@@ -70,12 +71,12 @@ def run_job(job: Job, engine: Engine | ModuleType) -> JobResult:
             "read", "source-changed", "the file changed during the build; run the build again"))
     try:
         # Over the byte limit, the engine gets the path so it reports the limit in its words.
-        source = engine.open_source(job.path if too_big else data, job.limits)
-        info = source.info
-        if not job.items:
-            return JobResult(job.relpath, info, ())
+        source = engine.open_source(job.path if too_big else data, job.limits,
+                                    **({"svg_mode": job.svg} if job.svg else {}))
+        # With no items the render only decodes: the source info gets its placeholder.
         recipes = [parse(options) for _key, options in job.items]
         outcomes = _render(source, recipes)
+        info = source.info  # after rendering, which adds the placeholder
         results = tuple(
             (key, outcome if isinstance(outcome, Rendition) else _failure(outcome))
             for (key, _options), outcome in zip(job.items, outcomes, strict=True)

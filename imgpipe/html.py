@@ -1,7 +1,12 @@
 """HTML for srcset groups, rendered from manifest data alone (the only jinja2 importer).
 
 Templates live in imgpipe/templates; a site's own `templates` directory is searched first, so
-a file named `picture.html` or `img.html` there replaces ours.
+a file named `picture.html`, `img.html` or `video.html` there replaces ours. A group with a
+`video` entry (an animation whose rule asks for webm/h264) renders as `video.html`.
+
+`placeholder=True` among the attributes puts the source's placeholder (dominant colour and
+tiny preview) behind the image as an inline style while it loads; meant for opaque images,
+since it stays visible through transparent pixels.
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -25,6 +30,7 @@ from .formats import by_name
 
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
+VIDEO_TEMPLATE = "video.html"
 DEFAULT_GROUP = "default"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -43,13 +49,15 @@ class Renderer:
     def fingerprint(self) -> str:
         """The template sources, so snippets are re-rendered when a template changes."""
         return "\0".join(self.env.loader.get_source(self.env, name)[0]
-                          for name in (TEMPLATE, IMG_TEMPLATE))
+                          for name in (TEMPLATE, IMG_TEMPLATE, VIDEO_TEMPLATE))
 
     def picture(self, source: Mapping[str, Any], group: str = "default", alt: str = "",
                 sizes: str | None = None, **attrs: Any) -> str:
-        """`<picture>` (or a lone `<img>`) for one srcset group of a manifest source entry."""
+        """`<picture>` (or a lone `<img>`, or `<video>`) for one srcset group of a manifest
+        source entry."""
         entry = _group(source, group)
-        template = self.env.get_template(TEMPLATE)
+        attrs = _with_placeholder(attrs, source)
+        template = self.env.get_template(VIDEO_TEMPLATE if entry.get("video") else TEMPLATE)
         return template.render(group=entry, source=source, alt=alt,
                                sizes=sizes or entry["sizes"], attrs=attrs) + "\n"
 
@@ -57,6 +65,7 @@ class Renderer:
             sizes: str | None = None, **attrs: Any) -> str:
         """A lone `<img srcset>` of a group's fallback format (no `<picture>`)."""
         entry = _group(source, group)
+        attrs = _with_placeholder(attrs, source)
         srcset = ", ".join(f"{i['url']} {i['width']}w" for i in entry["formats"][entry["fallback"]])
         return self.env.get_template(IMG_TEMPLATE).render(
             src=entry["src"], srcset=srcset, sizes=sizes or entry["sizes"], width=entry["width"],
@@ -204,9 +213,30 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
         for items in group["formats"].values():
             for item in items:
                 item["url"] = move(item["url"])
+        video = group.get("video")
+        if video:
+            video["poster"] = video["poster"] and move(video["poster"])
+            for item in video["sources"]:
+                item["url"] = move(item["url"])
     for rendition in out.get("renditions", {}).values():
         rendition["url"] = move(rendition["url"])
     return out
+
+
+def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
+    """`placeholder=True`: the source's colour and blurred preview behind the image until it
+    has loaded. The author's own style comes last, so it wins where both set something."""
+    if "placeholder" not in attrs:
+        return attrs
+    wanted = attrs["placeholder"]
+    attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
+    found = source.get("placeholder")
+    if wanted is not True or not found:
+        return attrs
+    style = f"background:{found['color']} url({found['lqip']}) center/cover no-repeat"
+    if attrs.get("style"):
+        style += ";" + str(attrs["style"])
+    return {**attrs, "style": style}
 
 
 def _proportional(attrs: dict[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,14 @@ inputs give byte-identical files:
         "renditions": {"800-webp": {"url", "path", "width", "height", "format", "mime",
                                     "bytes", "density", "options"}},
         "srcsets": {"default": {"name", "sizes", "fallback", "order", "src", "width", "height",
-                                "formats": {"webp": [{"url", "width"}], "jpeg": [...]}}}}}}
+                                "formats": {"webp": [{"url", "width"}], "jpeg": [...]},
+                                "video": null or {"sources": [{"format", "type", "url"}],
+                                                  "width", "height", "poster", "loop"}}}},
+        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,..."}}}}
+
+A group of an animated source offers only formats that keep the motion (a still AVIF would
+win the <picture>); its video formats, when asked for, make the `video` entry, which the
+snippet renders as <video> (html.py).
 
 One source per line: diffs between builds stay readable and writing stays fast for 10,000
 sources (json's C encoder is only used without `indent`).
@@ -24,8 +31,8 @@ from typing import Any
 
 from .config import SrcsetSpec
 from .engine.types import SourceInfo
-from .formats import MODERN_ORDER, by_name
-from .plan import PlannedRendition, SourcePlan, output_name
+from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
+from .plan import PlannedRendition, SourcePlan, output_name, poster_label
 from .state import Record
 
 VERSION = 1
@@ -54,19 +61,24 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
     rel = plan.source.relpath
     renditions: dict[str, dict[str, Any]] = {}
     warnings: list[dict[str, str]] = []
+    # A poster is a first frame on purpose: its "only the first frame" warning is noise.
+    posters = {poster_label(p.label, p.group) for p in plan.renditions if _video(p.format)}
     for planned in plan.renditions:
         record = records.get(planned.key)
         if record is None:
             continue
         renditions[planned.label] = rendition_entry(rel, planned, record, base_url)
         warnings.extend({"label": planned.label, "code": code, "message": message}
-                        for code, message in record.warnings)
+                        for code, message in record.warnings
+                        if not (code == "animation-dropped" and planned.label in posters))
     srcsets = {}
     for spec in plan.srcsets:
         group = srcset_entry(spec, [p for p in plan.renditions if p.group == spec.name],
-                             renditions)
+                             renditions, animated=info.frames > 1, loop=info.loop != 1)
         if group:
             srcsets[spec.name] = group
+    placeholder = info.placeholder and {"color": info.placeholder.color,
+                                        "lqip": info.placeholder.lqip}
     return {
         "width": info.width,
         "height": info.height,
@@ -76,23 +88,43 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
         "warnings": sorted(warnings, key=lambda w: (w["label"], w["code"], w["message"])),
         "renditions": renditions,
         "srcsets": srcsets,
+        "placeholder": placeholder,
     }
 
 
 def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
-                 renditions: Mapping[str, dict[str, Any]]) -> dict[str, Any] | None:
+                 renditions: Mapping[str, dict[str, Any]], animated: bool = False,
+                 loop: bool = True) -> dict[str, Any] | None:
     """Group a family's renditions by their actual format. Widths a small source could not
     reach come out equal; a srcset lists each width once (the first, smallest request)."""
     by_format: dict[str, dict[int, str]] = {}
     largest: dict[str, dict[str, Any]] = {}
+    # format -> (largest rendition, its poster or None)
+    videos: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
+    posters: list[dict[str, Any]] = []
     for p in sorted(planned, key=lambda p: (p.width or 0)):
         entry = renditions.get(p.label)
         if entry is None:
             continue
         fmt = entry["format"]
+        if _video(fmt):
+            poster = renditions.get(poster_label(p.label, p.group))
+            if fmt not in videos or entry["width"] > videos[fmt][0]["width"]:
+                videos[fmt] = (entry, poster)
+            if poster is not None and poster not in posters:
+                posters.append(poster)
+            continue
         by_format.setdefault(fmt, {}).setdefault(entry["width"], entry["url"])
         if fmt not in largest or entry["width"] > largest[fmt]["width"]:
             largest[fmt] = entry
+    if animated and any(by_name(f).animated for f in by_format):
+        by_format = {f: urls for f, urls in by_format.items() if by_name(f).animated}
+    if not by_format and posters:  # a video-only family: its posters are the <img> fallback
+        for entry in posters:
+            by_format.setdefault(entry["format"], {}).setdefault(entry["width"], entry["url"])
+            if entry["format"] not in largest or entry["width"] > largest[entry["format"]][
+                    "width"]:
+                largest[entry["format"]] = entry
     if not by_format:
         return None
     # Modern formats go into <source> elements; the first other one is what <img> shows.
@@ -111,6 +143,31 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
         "height": img["height"],
         "formats": {f: [{"url": url, "width": w} for w, url in sorted(by_format[f].items())]
                     for f in order},
+        "video": _video_entry(videos, loop),
+    }
+
+
+def _video(fmt: str) -> bool:
+    return fmt != AUTO and by_name(fmt).video
+
+
+def _video_entry(videos: Mapping[str, tuple[dict[str, Any], dict[str, Any] | None]],
+                 loop: bool) -> dict[str, Any] | None:
+    """The largest rendition of each video format (a <video> has no srcset), in VIDEO_ORDER,
+    with the poster of the first."""
+    if not videos:
+        return None
+    ordered = sorted(videos, key=VIDEO_ORDER.index)
+    first, poster = videos[ordered[0]]
+    return {
+        # The codec in the type lets a browser that has WebM without VP9 skip to the MP4.
+        "sources": [{"format": f, "url": videos[f][0]["url"],
+                     "type": "video/webm; codecs=vp9" if f == "webm" else by_name(f).mime}
+                    for f in ordered],
+        "width": first["width"],
+        "height": first["height"],
+        "poster": poster["url"] if poster else None,
+        "loop": loop,  # false for an animation that plays once (GIF loop count 1)
     }
 
 

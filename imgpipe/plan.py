@@ -11,14 +11,20 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .config import Config, Rule, SrcsetSpec
+from .config import Config, RenditionSpec, Rule, SrcsetSpec
 from .errors import ConfigError, Problem
-from .formats import by_name
+from .formats import FORMATS, by_name
 
 SHORT_KEY = 8  # hex digits of the cache key in output names: enough to tell versions apart
+# Every video rendition gets a poster: its first frame as a JPEG of the same size, planned as
+# a rendition of its own so it is cached and hashed like any (see `poster_label`).
+POSTER_SUFFIX = "-poster"
+POSTER_FORMAT = "jpeg"
+# An SVG that no matching rule asks to rasterise is published as it is: one rendition, this.
+SVG_COPY_LABEL = "svg"
 _CHUNK = 1 << 20
 
 
@@ -56,6 +62,7 @@ class SourcePlan:
     sha256: str
     renditions: tuple[PlannedRendition, ...]
     srcsets: tuple[SrcsetSpec, ...]
+    svg: str | None = None  # for a `.svg`: "copy" or "rasterize" (engine.open_source svg_mode)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -156,7 +163,7 @@ def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFil
     problems: list[Problem] = []
     # What does not depend on the source is worked out once per rule, not once per file.
     specs = {rule.index: [(spec, spec.recipe.canonical(), spec.recipe.byte_form())
-                          for spec in rule.renditions] for rule in config.rules}
+                          for spec in _with_posters(rule.renditions)] for rule in config.rules}
     for f in files:
         rules = [r for r in config.rules if r.matches(f.relpath)]
         clash = _clash(f.relpath, rules)
@@ -164,6 +171,14 @@ def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFil
             problems.append(clash)
             continue
         sha = sha256_of(f)
+        svg = _svg_mode(f.relpath, rules)
+        if svg == "copy":
+            group = next((r.srcset.name for r in rules if r.srcset is not None), None)
+            key = cache_key(sha, "svg-copy", fingerprint)
+            copy = PlannedRendition(SVG_COPY_LABEL, "full", key, "svg", 1.0, rules[0].where, group)
+            srcsets = tuple(r.srcset for r in rules if r.srcset is not None)[:1]
+            sources.append(SourcePlan(f, sha, (copy,), srcsets, svg))
+            continue
         renditions = tuple(
             PlannedRendition(
                 label=spec.label,
@@ -179,10 +194,39 @@ def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFil
             for spec, canonical, byte_form in specs[rule.index]
         )
         srcsets = tuple(r.srcset for r in rules if r.srcset is not None)
-        sources.append(SourcePlan(f, sha, renditions, srcsets))
+        sources.append(SourcePlan(f, sha, renditions, srcsets, svg))
     if problems:
         raise ConfigError(problems)
     return Plan(tuple(sources), fingerprint)
+
+
+def _svg_mode(relpath: str, rules: list[Rule]) -> str | None:
+    """By name: a planner reads no bytes. The engine checks that the content agrees."""
+    if not relpath.lower().endswith(".svg"):
+        return None
+    return "rasterize" if any(rule.rasterize_svg for rule in rules) else "copy"
+
+
+def poster_label(label: str, group: str | None) -> str:
+    """`hero` -> `hero-poster`; in a family, the WebM and MP4 of one width share one poster:
+    `800-webm` and `800-h264` -> `800-poster` (no format is called "poster")."""
+    return (label.rsplit("-", 1)[0] if group is not None else label) + POSTER_SUFFIX
+
+
+def _with_posters(specs: tuple[RenditionSpec, ...]) -> list[RenditionSpec]:
+    """The renditions with a poster after each video (same geometry and quality, as a JPEG;
+    in no srcset group: the <video> snippet names it)."""
+    out = list(specs)
+    labels = {spec.label for spec in specs}
+    for spec in specs:
+        label = poster_label(spec.label, spec.group)
+        fmt = FORMATS.get(spec.recipe.format)  # None for auto
+        if fmt is None or not fmt.video or label in labels:
+            continue
+        labels.add(label)
+        out.append(RenditionSpec(label, replace(spec.recipe, format=POSTER_FORMAT),
+                                     spec.where, width=spec.width))
+    return out
 
 
 def _clash(relpath: str, rules: list[Rule]) -> Problem | None:

@@ -27,9 +27,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .engine.types import SourceInfo
+from .engine.types import Placeholder, SourceInfo
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INT, mtime_ns INT, ctime_ns INT,
                                  inode INT, sha256 TEXT);
 CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT, format TEXT,
-                                 bytes INT, frames INT, has_alpha INT);
+                                 bytes INT, frames INT, has_alpha INT, loop INT,
+                                 placeholder TEXT);
 CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
                                    bytes INT, quality TEXT, encoder_quality INT, warnings TEXT,
                                    sha256 TEXT);
@@ -78,9 +79,15 @@ class State:
         db = self.cache_dir / "state.sqlite"
         if readonly:
             # A dry run must not create the cache dir; a missing database is an empty state.
-            uri = f"file:{db}?mode=ro" if db.exists() else "file::memory:"
-            self.db = sqlite3.connect(uri, uri=True)
-            if not db.exists():
+            # So is the state of another schema, which means nothing here (see _check_schema).
+            current = False
+            if db.exists():
+                self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+                current = self._schema_is_current()
+                if not current:
+                    self.db.close()
+            if not current:
+                self.db = sqlite3.connect("file::memory:", uri=True)
                 self.db.executescript(_SCHEMA)
         else:
             self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -96,8 +103,16 @@ class State:
         # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
         # beats tens of thousands of small ones.
         self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
-        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]),
+                                          row[7], _placeholder(row[8]))
                        for row in self.db.execute("SELECT * FROM info")}
+
+    def _schema_is_current(self) -> bool:
+        try:
+            row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.OperationalError:  # no meta table at all
+            return False
+        return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _check_schema(self) -> None:
         """State from another schema is a cache like any other: dropped, not migrated."""
@@ -161,9 +176,11 @@ class State:
         if self._infos.get(sha256) == info:
             return
         self._infos[sha256] = info
-        self.db.execute("INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?)",
+        placeholder = info.placeholder and json.dumps([info.placeholder.color,
+                                                       info.placeholder.lqip])
+        self.db.execute("INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?,?,?)",
                         (sha256, info.width, info.height, info.format, info.bytes, info.frames,
-                         int(info.has_alpha)))
+                         int(info.has_alpha), info.loop, placeholder))
 
     # -- records and blobs --------------------------------------------------------------------
     def blob_path(self, key: str) -> str:
@@ -239,6 +256,10 @@ def _record(row: tuple) -> Record:
     quality = int(row[5]) if row[5].isdigit() else row[5]  # a preset name or a number
     warnings = () if row[7] == "[]" else tuple(tuple(w) for w in json.loads(row[7]))
     return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8])
+
+
+def _placeholder(text: str | None) -> Placeholder | None:
+    return Placeholder(*json.loads(text)) if text else None
 
 
 def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:

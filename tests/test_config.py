@@ -100,9 +100,9 @@ def test_every_problem_is_listed_not_only_the_first():
      "jobs, manifest, snippets, templates, limits, presets, rules; did you mean 'jobs'?"),
     (raw(rules=[{**RULE, "exlude": ["x"]}]), "rules[0].exlude",
      "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
-     "formats, options, sizes, name; did you mean 'exclude'?"),
+     "formats, options, sizes, name, rasterize_svg; did you mean 'exclude'?"),
     (raw(limits={"max_pixel": 5}), "limits.max_pixel",
-     "'max_pixel' at limits.max_pixel: expected one of max_pixels, max_bytes; "
+     "'max_pixel' at limits.max_pixel: expected one of max_pixels, max_bytes, max_frames; "
      "did you mean 'max_pixels'?"),
     (raw(rules=[{"include": ["*"], "renditions": {"t": "800,format=jpg"}}]),
      "rules[0].renditions.t", "rules[0].renditions.t: format=jpg is read as format=jpeg"),

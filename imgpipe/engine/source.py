@@ -51,6 +51,10 @@ class Source:
         The decode also gives the source its placeholder (`info.placeholder`), even with no
         recipes at all."""
         results: list[Rendition | ImageError | None] = [None] * len(recipes)
+        if self.kind.family == "svg":
+            # A vector loses nothing when drawn larger: "never enlarge" guards raster sources
+            # only, so a 64 px logo still comes out at 128 px for a 2x screen.
+            recipes = [replace(r, mode="fit") if r.mode == "scale-down" else r for r in recipes]
         todo, moving = [], []
         animated = self.info.frames > 1
         for index, recipe in enumerate(recipes):
