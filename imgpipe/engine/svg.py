@@ -87,7 +87,7 @@ def prescan(data: bytes, name: str, limits: Limits) -> None:
                    "an SVG with a viewBox or width and height", "add a viewBox to it")
     width, height = size
     if max(width, height) > MAX_SIDE or not all(math.isfinite(v) and v > 0 for v in size):
-        raise fail("too-many-pixels", name, f"its canvas of {width:g}x{height:g} is absurd",
+        raise fail("too-many-pixels", name, f"its canvas of {width:.10g}x{height:.10g} is absurd",
                    f"sides of at most {MAX_SIDE} pixels", "fix its width, height or viewBox")
     check_pixels(math.ceil(width), math.ceil(height), 1, name, limits)
 
