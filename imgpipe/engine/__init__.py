@@ -6,6 +6,8 @@ Contract used by the rest of imgpipe (build, server, plugins):
     source.info                                   # SourceInfo (size after autorotate, format...)
     source.render(recipe) -> Rendition            # raises ImageError
     source.render_all(recipes)                    # one decode feeds every rendition
+    source.info.placeholder                       # set by render_all (colour + tiny preview)
+    open_source(..., svg_mode="copy"|"rasterize") # SVGs: refused unless a mode is given
 
 `render` never writes files; callers write `Rendition.data` atomically.
 """

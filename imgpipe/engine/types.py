@@ -45,7 +45,7 @@ class Rendition:
     """One encoded result and what was decided on the way."""
 
     data: bytes
-    format: str  # a key of formats.FORMATS
+    format: str  # a key of formats.OUTPUTS (svg for a copied SVG)
     width: int
     height: int
     quality: str | int  # the preset or fixed quality actually used
