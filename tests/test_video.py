@@ -92,6 +92,7 @@ def test_quality_presets_order_video_bytes():
     assert sizes == sorted(sizes) and sizes[0] < sizes[2], sizes
     lossless = source.render(parse("format=webm,quality=lossless"))
     assert [w.code for w in lossless.warnings] == ["lossless-video"]
+    assert (lossless.quality, lossless.encoder_quality) == ("high", 30)
 
 
 def test_a_still_source_with_a_video_format_is_an_error_that_says_so(synth):

@@ -106,7 +106,8 @@ def render(frames: Frames, recipe: Recipe, name: str) -> Rendition | ImageError:
             data, width, height, crf, planned = video.encode(
                 flat, frames.shown_delays(), fmt, recipe.quality, deadline, name)
             warnings.extend(planned)
-            return Rendition(data, fmt, width, height, recipe.quality, crf, tuple(warnings))
+            used = "high" if recipe.quality == "lossless" else recipe.quality
+            return Rendition(data, fmt, width, height, used, crf, tuple(warnings))
         data, quality, encoder_quality, planned = _encode_animation(
             images, frames, fmt, recipe, geometry.changes_pixels, deadline)
         warnings.extend(planned)
