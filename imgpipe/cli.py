@@ -83,7 +83,7 @@ def optimize(options: str, source: str, output: str) -> None:
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
     if output == "-":
-        click.get_binary_stream("stdout").write(rendition.data)
+        click.echo(rendition.data, nl=False)  # bytes go to the binary stdout
     else:
         try:
             write_atomic(output, rendition.data)
