@@ -1,5 +1,7 @@
 """`imgpipe build`, as a numbered recipe:
 
+0. if the inputs are those of the last clean build (its stamp) and every file it wrote is
+   untouched, stop: the most common build of all does no more than a stat per file;
 1. discover sources, hash what the stat cache does not know, plan every rendition;
 2. skip renditions whose cache key has a record (output intact, or a blob to restore from);
 3. render the rest, sources in parallel, one decode per source;
