@@ -305,7 +305,7 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             record = Record(key, outcome.format, outcome.width, outcome.height, outcome.bytes,
                             outcome.quality, outcome.encoder_quality,
                             tuple((w.code, w.message) for w in outcome.warnings),
-                            hashlib.sha256(outcome.data).hexdigest())
+                            hashlib.sha256(outcome.data).hexdigest(), outcome.score)
             run.state.put_record(record, outcome.data)
             fresh[key] = outcome.data
         else:

@@ -7,12 +7,18 @@ inputs give byte-identical files:
         "width", "height", "format", "bytes", "sha256",
         "warnings": [{"label", "code", "message"}],
         "renditions": {"800-webp": {"url", "path", "width", "height", "format", "mime",
-                                    "bytes", "density", "options"}},
+                                    "bytes", "density", "options", "quality",
+                                    "encoder_quality", "score"}},
         "srcsets": {"default": {"name", "sizes", "fallback", "order", "src", "width", "height",
                                 "formats": {"webp": [{"url", "width"}], "jpeg": [...]},
+                                "dropped": [{"format", "width", "url", "bytes", "reason"}],
                                 "video": null or {"sources": [{"format", "type", "url"}],
                                                   "width", "height", "poster", "loop"}}}},
         "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,..."}}}}
+
+A modern format that saves less than MIN_SAVING against the fallback of the same width, or is
+larger than the format below it, is left out of its group (`dropped` says why); its file is
+still written and listed under `renditions`.
 
 A group of an animated source offers only formats that keep the motion (a still AVIF would
 win the <picture>); its video formats, when asked for, make the `video` entry, which the
@@ -51,6 +57,11 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
         "bytes": record.bytes,
         "density": planned.density,
         "options": planned.options,
+        # What was decided: the preset (or fixed number), the encoder's number, and the
+        # perceptual score reached (None where none was measured: fixed numbers, GIF, PNG).
+        "quality": record.quality,
+        "encoder_quality": record.encoder_quality,
+        "score": record.score,
     }
 
 
@@ -102,6 +113,7 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
     # format -> (largest rendition, its poster or None)
     videos: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     posters: list[dict[str, Any]] = []
+    sized: dict[tuple[str, int], dict[str, Any]] = {}  # (format, width) -> the listed entry
     for p in sorted(planned, key=lambda p: (p.width or 0)):
         entry = renditions.get(p.label)
         if entry is None:
@@ -114,7 +126,9 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
             if poster is not None and poster not in posters:
                 posters.append(poster)
             continue
-        by_format.setdefault(fmt, {}).setdefault(entry["width"], entry["url"])
+        if entry["width"] not in by_format.setdefault(fmt, {}):
+            by_format[fmt][entry["width"]] = entry["url"]
+            sized[fmt, entry["width"]] = entry
         if fmt not in largest or entry["width"] > largest[fmt]["width"]:
             largest[fmt] = entry
     if animated and any(by_name(f).animated for f in by_format):
@@ -131,6 +145,8 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
     order = sorted(by_format, key=lambda f: (MODERN_ORDER.index(f) if f in MODERN_ORDER
                                              else len(MODERN_ORDER), _position(spec, f)))
     fallback = next((f for f in order if f not in MODERN_ORDER), order[-1])
+    dropped = _not_smaller(by_format, sized, order, fallback)
+    order = [f for f in order if by_format[f]]
     img = largest[fallback]
     return {
         "name": spec.name,
@@ -143,8 +159,56 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
         "height": img["height"],
         "formats": {f: [{"url": url, "width": w} for w, url in sorted(by_format[f].items())]
                     for f in order},
+        "dropped": dropped,
         "video": _video_entry(videos, loop),
     }
+
+
+# A modern format earns its <source> only by saving at least this much against the fallback
+# of the same width: less is not worth a second download path (or a browser's decode of a
+# costlier format).
+MIN_SAVING = 0.05
+
+
+def _not_smaller(by_format: dict[str, dict[int, str]], sized: Mapping[tuple[str, int], Any],
+                 order: list[str], fallback: str) -> list[dict[str, Any]]:
+    """Take modern renditions that do not pay their way out of `by_format`; say why.
+
+    Checked from the fallback up (webp, then avif), each against the fallback and the
+    nearest format below it that kept that width. A format whose largest width goes is
+    dropped whole: its srcset would otherwise offer large screens a smaller image.
+    """
+    dropped: list[dict[str, Any]] = []
+    kept_below = [fallback]
+    for fmt in reversed([f for f in order if f != fallback and f in MODERN_ORDER]):
+        reasons: dict[int, str] = {}
+        for width in sorted(by_format[fmt]):
+            size = sized[fmt, width].get("bytes")
+            base = sized.get((fallback, width))
+            below = next((f for f in kept_below[1:][::-1] if width in by_format[f]), None)
+            if size is None:  # sizes unknown: nothing to judge by
+                continue
+            if base is not None and size > (1 - MIN_SAVING) * base["bytes"]:
+                saving = 1 - size / base["bytes"]
+                reasons[width] = (f"{size} bytes, {saving:.0%} smaller than the {fallback} of "
+                                  f"this width ({base['bytes']} bytes): "
+                                  f"less than {MIN_SAVING:.0%}")
+            elif below is not None and size > sized[below, width]["bytes"]:
+                reasons[width] = (f"{size} bytes, larger than the {below} of this width "
+                                  f"({sized[below, width]['bytes']} bytes)")
+        if reasons and max(by_format[fmt]) in reasons:
+            top = max(by_format[fmt])
+            for width in by_format[fmt]:
+                reasons.setdefault(width, f"the largest {fmt} ({top} px) was dropped; without "
+                                          f"it large screens would get a smaller image")
+        for width in sorted(reasons):
+            entry = sized[fmt, width]
+            dropped.append({"format": fmt, "width": width, "url": entry["url"],
+                            "bytes": entry["bytes"], "reason": reasons[width]})
+            del by_format[fmt][width]
+        if by_format[fmt]:
+            kept_below.append(fmt)
+    return dropped
 
 
 def _video(fmt: str) -> bool:

@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from .engine.types import Placeholder, SourceInfo
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
@@ -41,7 +41,7 @@ CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT,
                                  placeholder TEXT);
 CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
                                    bytes INT, quality TEXT, encoder_quality INT, warnings TEXT,
-                                   sha256 TEXT);
+                                   sha256 TEXT, score REAL);
 CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
                                     mtime_ns INT);
 """
@@ -61,6 +61,7 @@ class Record(NamedTuple):
     encoder_quality: int | None
     warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
     sha256: str = ""  # of the encoded bytes: a blob is checked against it before it is used
+    score: float | None = None  # perceptual score of the rendition (engine/metric.py)
 
 
 class Written(NamedTuple):
@@ -201,10 +202,10 @@ class State:
         power cut truncated fails its hash check in `has_blob` and is simply re-rendered."""
         atomic_write(Path(self.blob_path(record.key)), data, durable=False)
         self._records[record.key] = record
-        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?)",
+        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (record.key, record.format, record.width, record.height, record.bytes,
                          str(record.quality), record.encoder_quality,
-                         json.dumps(list(record.warnings)), record.sha256))
+                         json.dumps(list(record.warnings)), record.sha256, record.score))
 
     def read_blob(self, key: str) -> bytes | None:
         try:
@@ -255,7 +256,8 @@ class State:
 def _record(row: tuple) -> Record:
     quality = int(row[5]) if row[5].isdigit() else row[5]  # a preset name or a number
     warnings = () if row[7] == "[]" else tuple(tuple(w) for w in json.loads(row[7]))
-    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8])
+    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8],
+                  row[9])
 
 
 def _placeholder(text: str | None) -> Placeholder | None:

@@ -93,7 +93,7 @@ def test_lossless_crop_keeps_the_cropped_pixels(synth):
 def test_lossless_with_resize_warns_and_uses_high(synth):
     rendition = render(synth.coords(1000, 500).pngsave_buffer(), "800,format=webp,quality=lossless")
     assert [w.code for w in rendition.warnings] == ["lossless-resized"]
-    assert rendition.quality == "high" and rendition.encoder_quality == 88
+    assert rendition.quality == "high" and rendition.score >= 90  # searched to high's target
 
 
 def test_lossless_jpeg_is_impossible_so_it_warns_and_uses_high(synth):
@@ -111,10 +111,14 @@ def test_auto_format_photo_is_jpeg_graphic_is_png(synth):
     assert render(logo.pngsave_buffer(), "200").format == "png"
 
 
-def test_auto_format_keeps_a_lossless_request_in_png(synth):
+def test_auto_format_keeps_a_lossless_request_lossless(synth):
+    # A JPEG source recoded losslessly is the smallest exact candidate; a PNG source stays PNG.
     photo = synth.coords(300, 300).jpegsave_buffer()
     kept = render(photo, "full,quality=lossless")
-    assert (kept.format, kept.quality, kept.warnings) == ("png", "lossless", ())
+    assert (kept.format, kept.quality, kept.warnings) == ("jpeg", "lossless", ())
+    assert (synth.decode(kept.data) - synth.decode(photo)).abs().max() == 0
+    graphic = render(synth.coords(300, 300).pngsave_buffer(), "full,quality=lossless")
+    assert (graphic.format, graphic.quality) == ("png", "lossless")
     resized = render(photo, "200,quality=lossless")
     assert (resized.format, resized.quality) == ("jpeg", "high")
     assert [w.code for w in resized.warnings] == ["lossless-resized"]
@@ -211,7 +215,9 @@ def test_jpeg_uses_mozjpeg_tools(synth):
 
 
 def test_png_presets_palette_for_low_and_lossless_for_high(synth):
-    photo = synth.coords(256, 256).pngsave_buffer()
+    # Noisy, like a photo: oxipng makes a lossless PNG of a clean gradient smaller than any palette.
+    noise = synth.vips.Image.gaussnoise(256, 256, sigma=12)
+    photo = (synth.coords(256, 256) + noise).cast("uchar").pngsave_buffer()
     low, high = render(photo, "full,format=png,quality=low"), render(photo, "full,format=png,"
                                                                       "quality=high")
     assert low.encoder_quality == 60 and high.encoder_quality is None
@@ -244,7 +250,7 @@ def test_jpeg_quality_only_goes_down(synth):
     data = synth.coords(300, 200).jpegsave_buffer(Q=40)
     rendition = render(data, "full,format=jpeg,quality=high")
     assert rendition.encoder_quality <= 45
-    assert render(data, "full,format=webp,quality=high").encoder_quality == 88
+    assert render(data, "full,format=webp,quality=high").encoder_quality > 45  # WebP: no cap
 
 
 @pytest.mark.parametrize("q", [20, 50, 75, 90, 98])

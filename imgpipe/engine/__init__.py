@@ -28,7 +28,9 @@ __all__ = ["ENGINE_VERSION", "Limits", "Rendition", "Source", "SourceInfo", "ope
 
 # Bump when the bytes produced for the same input and options change (settings, presets,
 # pipeline order): it is part of every cache key.
-ENGINE_VERSION = "2"  # 2: animated GIF/WebP sources stay animated in GIF and WebP
+# 2: animated GIF/WebP sources stay animated in GIF and WebP. 3: perceptual quality presets,
+# oxipng for PNG, kept JPEG sources.
+ENGINE_VERSION = "3"
 
 _LIBS = re.compile(r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
                    r"\.so\.([\d.]+)")

@@ -1,24 +1,54 @@
-"""Encoders and the quality table: which format, which encoder number, which settings.
+"""Encoders and the quality tables: which format, which encoder number, which settings.
 
-Presets map to fixed per-format numbers for now (a later issue makes them perceptual). The
-table is the one place to tune them; everything else reads it.
+quality=low|medium|high in JPEG, WebP and AVIF is a target score of the perceptual metric
+(engine/metric.py); engine/optimise.py searches the encoder number that meets it. The tables
+here are the one place to tune targets, search ranges and first guesses; everything else
+reads them. A fixed quality=N goes to the encoder as it is.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pyvips
 
 from ..errors import Problem
-from ..formats import AUTO, FORMATS
+from ..formats import FORMATS
+from .lossless import optimise_png
 
-# quality preset -> encoder number, per format. JPEG/WebP/AVIF: the encoder's Q. PNG: the
-# libimagequant quality ceiling for palette PNGs (high is lossless PNG). GIF: bits of palette.
+# quality preset -> target score (metric.py: 100 - 10 x predicted butteraugli 3-norm distance).
+# Calibrated against butteraugli on photos outside the benchmark set (bench/bench_quality.py):
+# high ~ butteraugli 0.9 (hard to tell from the original side by side), medium ~ 1.2 (what
+# mozjpeg q80 / WebP q80 / AVIF q50 give on average, minus their bad cases), low ~ 1.7.
+TARGETS: dict[str, float] = {"low": 83.0, "medium": 88.0, "high": 91.0}
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How a format's encoder quality behaves under the search (fitted on the same photos)."""
+
+    low: int  # search range: below it nothing is worth sending; above it, lossless is better
+    high: int
+    slope: float  # score gained per quality step near the targets: sizes the first steps
+    drift: float  # quality change per doubling of width at the same score (bigger needs less)
+
+
+SCALES: dict[str, Scale] = {
+    "jpeg": Scale(25, 95, slope=0.22, drift=-4.0),
+    "webp": Scale(25, 95, slope=0.33, drift=-4.0),
+    "avif": Scale(15, 85, slope=0.30, drift=-6.0),
+}
+GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
+
+# quality preset -> encoder number, per format. JPEG/WebP/AVIF: the first guess of the search
+# (the median quality meeting the target at GUESS_WIDTH), and the setting used as it is when
+# an image is too small to score. PNG: the libimagequant quality ceiling for palette PNGs
+# (high is lossless PNG). GIF: bits of palette.
 PRESETS: dict[str, dict[str, int]] = {
-    "jpeg": {"low": 60, "medium": 75, "high": 88},
-    "webp": {"low": 60, "medium": 75, "high": 88},
-    "avif": {"low": 40, "medium": 52, "high": 66},
+    "jpeg": {"low": 42, "medium": 68, "high": 82},
+    "webp": {"low": 45, "medium": 78, "high": 87},
+    "avif": {"low": 40, "medium": 55, "high": 68},
     "png": {"low": 60, "medium": 80},
     "gif": {"low": 7, "medium": 8, "high": 8},
 }
@@ -30,7 +60,7 @@ PRESETS: dict[str, dict[str, int]] = {
 AVIF_EFFORT = 3
 # libimagequant / cgif quantisation effort (1..10): cheap for web-sized images.
 PALETTE_EFFORT = 7
-PNG_COMPRESSION = 9
+PNG_COMPRESSION = 1  # oxipng recompresses anyway (lossless.py)
 
 _MOZJPEG = dict(optimize_coding=True, trellis_quant=True, overshoot_deringing=True,
                 optimize_scans=True, quant_table=3, interlace=True)
@@ -42,18 +72,11 @@ class Encoding:
 
     format: str
     quality: str | int
-    encoder_quality: int | None
+    encoder_quality: int | None  # the setting, or the search's first guess
     lossless: bool = False
     palette: bool = False
-
-
-def choose_format(requested: str, alpha_used: bool, few_colours: bool,
-                  lossless: bool = False) -> str:
-    """format=auto: PNG for transparency in use, few colours (graphics) or a lossless request
-    that can hold (JPEG cannot keep every pixel), else JPEG."""
-    if requested != AUTO:
-        return requested
-    return "png" if alpha_used or few_colours or lossless else "jpeg"
+    target: float | None = None  # search for the lowest quality meeting this score
+    ceiling: int | None = None  # the highest quality the search may use
 
 
 def plan(fmt: str, quality: str | int, resizes: bool, few_colours: bool,
@@ -83,21 +106,32 @@ def plan(fmt: str, quality: str | int, resizes: bool, few_colours: bool,
     if fmt == "gif":  # a fixed quality=N means nothing to a palette: full 8 bits
         bits = PRESETS["gif"][quality] if isinstance(quality, str) else 8
         return Encoding(fmt, quality, bits), tuple(warnings)
-    if fmt == "jpeg" and jpeg_cap is not None and number > jpeg_cap:
-        number = jpeg_cap  # never above the source's own quality (DESIGN §2)
+    ceiling = SCALES[fmt].high if fmt in SCALES else None
+    if fmt == "jpeg" and jpeg_cap is not None:
+        # Never above the source's own quality (DESIGN §2): the same artefacts, more bytes.
+        number = min(number, jpeg_cap)
+        ceiling = min(ceiling or jpeg_cap, jpeg_cap)
+    if isinstance(quality, str) and fmt in SCALES:
+        return Encoding(fmt, quality, number, target=TARGETS[quality],
+                        ceiling=ceiling), tuple(warnings)
     return Encoding(fmt, quality, number), tuple(warnings)
 
 
-def encode(image: pyvips.Image, enc: Encoding) -> bytes:
-    """Encoded bytes, metadata stripped (keep=none: no EXIF, XMP or ICC; the pixels are sRGB)."""
+def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> bytes:
+    """Encoded bytes, metadata stripped (keep=none: no EXIF, XMP or ICC; the pixels are sRGB).
+    `seconds` bounds the optional lossless optimisation of a PNG."""
     q = enc.encoder_quality
     if enc.format == "jpeg":
         return image.jpegsave_buffer(Q=q, keep="none", **_MOZJPEG)
     if enc.format == "png":
+        # libvips writes fast; oxipng then finds the filters and deflate that libvips' zlib
+        # would not (a third smaller on photos, a few percent on palette graphics).
         if enc.palette:
-            return image.pngsave_buffer(palette=True, Q=q, effort=PALETTE_EFFORT, dither=1.0,
+            data = image.pngsave_buffer(palette=True, Q=q, effort=PALETTE_EFFORT, dither=1.0,
                                         compression=PNG_COMPRESSION, keep="none")
-        return image.pngsave_buffer(compression=PNG_COMPRESSION, keep="none")
+        else:
+            data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep="none")
+        return optimise_png(data, seconds)
     if enc.format == "webp":
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.

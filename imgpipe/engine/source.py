@@ -19,12 +19,12 @@ from ..formats import FORMATS
 from ..geometry import compute
 from ..options import Recipe
 from . import animate, placeholder, svg
-from .encode import choose_format, encode, keeps_alpha, plan
 from .failure import because, fail
 from .load import check_size, decode, identify, jpeg_shrink, read_header
+from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
-from .transform import alpha_in_use, few_colours, settle_alpha, shape, to_srgb, trim
+from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
 from .types import Limits, Rendition, SourceInfo
 
 
@@ -37,6 +37,7 @@ class Source:
         self.info = info
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
+        self._pristine = False  # the decoded pixels are the file's own (no rotation, no ICC)
 
     def render(self, recipe: Recipe) -> Rendition:
         """One rendition; raises ImageError."""
@@ -79,8 +80,12 @@ class Source:
         for index in moving:
             results[index] = animate.render(frames, recipes[index], self.name)
         colours = _Lazy(lambda: few_colours(base))
+        # Smallest first: each size's quality search starts from the last one's result, so
+        # the full search runs where encodes are cheapest (see optimise.py).
+        todo.sort(key=lambda i: (self._area(recipes[i]), _COST.get(recipes[i].format, 0)))
+        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
         for index in todo:
-            result = self._render_one(base, shrunk, recipes[index], colours)
+            result = self._render_one(base, shrunk, recipes[index], colours, optimiser)
             if animated and isinstance(result, Rendition):
                 dropped = animate.first_frame_warning(result.format, self.info.frames)
                 result = replace(result, warnings=(*result.warnings, dropped))
@@ -107,6 +112,7 @@ class Source:
     def _prepared(self, image: pyvips.Image, recipes: list[Recipe]) -> pyvips.Image:
         try:
             prepared = to_srgb(image)
+            self._pristine = prepared is image
             if len(recipes) > 1 and prepared is not image:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = prepared.copy_memory()
@@ -115,12 +121,16 @@ class Source:
             raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
                        f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
 
+    def _area(self, recipe: Recipe) -> int:
+        g = compute(recipe, self.info.width, self.info.height)
+        return g.width * g.height
+
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
         return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
 
     def _render_one(self, base: pyvips.Image, shrunk: bool, recipe: Recipe,
-                    colours: _Lazy) -> Rendition | ImageError:
+                    colours: _Lazy, optimiser: Optimiser) -> Rendition | ImageError:
         deadline = time.monotonic() + recipe.timeout
         stage = "transform"
         try:
@@ -136,23 +146,18 @@ class Source:
                 width, height = image.width, image.height
             geometry = compute(recipe, width, height)
             shaped = shape(image, geometry, recipe)
+            # The file's own pixels, so its bytes may stand in for the rendition.
+            untouched = (shaped is base and self._pristine and not shrunk
+                         and self.info.frames == 1)
             if shaped is not base:  # a fresh pipeline of this rendition's own: watch the clock
                 shaped = _within(shaped, deadline)
             shaped = shaped.copy_memory()  # evaluated once, read by the checks and the encoder
 
-            alpha_used = alpha_in_use(shaped)
-            few = recipe.format == "auto" or (recipe.format == "gif"
-                                              and recipe.quality == "lossless")
-            lossless = recipe.quality == "lossless" and not geometry.resizes
-            fmt = choose_format(recipe.format, alpha_used, few and colours(), lossless)
-            encoding, planned = plan(fmt, recipe.quality, geometry.resizes,
-                                     few and colours(), self._jpeg_quality)
-            warnings.extend(planned)
-            final = settle_alpha(shaped, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
             stage = "encode"
-            data = encode(final, encoding)
-            if time.monotonic() > deadline:
-                raise TimeoutError
+            out = optimiser.encode(shaped, recipe, alpha_used=alpha_in_use(shaped),
+                                   few_colours=colours, resizes=geometry.resizes,
+                                   untouched=untouched, deadline=deadline)
+            warnings.extend(out.warnings)
         except TimeoutError:
             return self._timed_out(recipe, stage)
         except ImageError as error:
@@ -164,8 +169,9 @@ class Source:
             return fail(f"{stage}-failed", self.name,
                         f"cannot {verb} it as {recipe}{because(error)}",
                         "an image libvips can work on", "report this file to imgpipe", stage)
-        return Rendition(data=data, format=fmt, width=geometry.width, height=geometry.height,
-                         quality=encoding.quality, encoder_quality=encoding.encoder_quality,
+        return Rendition(data=out.data, format=out.format, width=geometry.width,
+                         height=geometry.height, quality=out.quality,
+                         encoder_quality=out.encoder_quality, score=out.score,
                          warnings=tuple(warnings))
 
     def _timed_out(self, recipe: Recipe, stage: str) -> ImageError:
@@ -179,6 +185,10 @@ class Source:
                     f"still {self.kind.label} image (1 frame)",
                     "an animated GIF or WebP for format=webm|h264",
                     "use format=webp or format=avif for still images", "encode")
+
+
+# Encoders by cost per pixel: among renditions of one size, the cheapest search goes first.
+_COST = {"jpeg": 0, "webp": 1, "avif": 2}
 
 
 def _within(image: pyvips.Image, deadline: float) -> pyvips.Image:

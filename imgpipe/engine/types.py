@@ -51,6 +51,7 @@ class Rendition:
     quality: str | int  # the preset or fixed quality actually used
     encoder_quality: int | None  # the number handed to the encoder, if any
     warnings: tuple[Problem, ...] = ()
+    score: float | None = None  # perceptual score (engine/metric.py), where one was measured
 
     @property
     def bytes(self) -> int:

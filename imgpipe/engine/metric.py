@@ -1,0 +1,183 @@
+"""The perceptual metric the quality presets aim at: a score from 0 (ruined) to 100 (identical).
+
+Design (after SSIMULACRA 2 and butteraugli, in about 100 lines of numpy):
+- both images go to an XYB-like opponent space: linear sRGB -> the JPEG XL opsin (LMS-like)
+  mix -> cube root, so equal steps are roughly equally visible;
+- at 2 scales (1:4 and 1:8, box-averaged in linear light) three error maps per channel: SSIM
+  (structure and contrast), "artifacts" (edges the original does not have: ringing, blocks,
+  banding) and "detail lost" (edges the original has and the encoding smoothed away);
+- each map is summarised by its mean and its 4-norm (the 4-norm sees a bad patch that a mean
+  would average away), giving 36 features;
+- a non-negative weighted sum of the features predicts butteraugli's 3-norm distance for the
+  same pair; the score is 100 - 10 x that distance (butteraugli 1.0, "just noticeable", is 90).
+
+The weights were fitted by non-negative least squares on encodings of photos that are not in
+the benchmark set (bench/bench_quality.py --calibrate explains and redoes it). Non-negative
+weights keep the score monotone: more error anywhere never raises it.
+
+Images with alpha are judged on black and on white and the worse result counts: an error in a
+half-transparent pixel shows on some background. An encoding without alpha (JPEG) is judged
+against the reference it was made from, which the caller flattened the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyvips
+
+# Which halvings are scored. Finer ones are left out: fitted with scales 0-4, predictions for
+# photos left out of the fit were worse (rmse 0.21 butteraugli units) than with 2-3 alone
+# (0.18), and 1:1 and 1:2 are 94% of the cost. What butteraugli's 3-norm sees in web
+# encodings (ringing, blocks, smearing) spans several pixels, so it shows at 1:4 and 1:8.
+SCALES = (2, 3)
+MIN_SIZE = 8  # pixels of the smallest scale; smaller images cannot be scored (see `scorable`)
+_C2 = 0.0009  # SSIM's stabiliser for flat areas (values are about 0..1 here)
+
+# JPEG XL's opsin absorbance matrix and bias (linear sRGB -> LMS-like cone responses).
+_OPSIN = np.array([[0.30, 0.622, 0.078],
+                   [0.23, 0.692, 0.078],
+                   [0.24342268924547819, 0.20476744424496821, 0.5518098665095536]],
+                  dtype=np.float32)
+_BIAS = np.float32(0.0037930732552754493)
+_CBRT_BIAS = np.cbrt(_BIAS)
+
+# Gaussian blur, sigma 1.5 (SSIM's window), radius 4: truncating there loses < 0.1% weight.
+_g = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
+_KERNEL = (_g / _g.sum()).astype(np.float32)
+
+# Feature order: scale, then map (ssim, artifact, detail), then norm (mean, 4-norm), then
+# channel (X, Y, B). Fitted by bench/bench_quality.py --calibrate; zero means "no help".
+WEIGHTS = np.array([
+    0, 9.15185, 0, 0, 5.82199, 0,
+    0, 0, 0, 0, 132.232, 0,
+    0, 0, 0, 8.1006, 5.16039, 39.0823,
+    0, 0, 0, 0, 6.43036, 0,
+    0, 0, 0, 0, 58.4384, 0,
+    0, 0, 0, 0, 151.801, 0,
+])
+INTERCEPT = 0.277099
+
+
+class Reference:
+    """The original pixels, prepared once and scored against many encodings of them."""
+
+    def __init__(self, image: pyvips.Image):
+        if not scorable(image.width, image.height):
+            raise ValueError(f"{image.width}x{image.height} is too small to score")
+        self.size = (image.width, image.height)
+        self.alpha = image.hasalpha()
+        self._views = [_Prepared(lin) for lin in _on_backgrounds(image, self.alpha)]
+
+    def features(self, distorted: pyvips.Image) -> np.ndarray:
+        """The 36 error features against each background (one row each), for calibration."""
+        if (distorted.width, distorted.height) != self.size:
+            raise ValueError(f"sizes differ: {distorted.width}x{distorted.height} vs {self.size}")
+        return np.array([view.features(lin) for view, lin in
+                         zip(self._views, _on_backgrounds(distorted, self.alpha), strict=True)])
+
+    def distance(self, distorted: pyvips.Image) -> float:
+        """Predicted butteraugli 3-norm distance (0 = identical, 1 = just noticeable)."""
+        return float(max(0.0, (self.features(distorted) @ WEIGHTS).max() + INTERCEPT))
+
+    def score(self, distorted: pyvips.Image) -> float:
+        return score_of(self.distance(distorted))
+
+
+def scorable(width: int, height: int) -> bool:
+    """Big enough for every scale of the metric."""
+    return min(width, height) >> max(SCALES) >= MIN_SIZE
+
+
+def score_of(distance: float) -> float:
+    return round(max(0.0, 100.0 - 10.0 * distance), 2)
+
+
+def _on_backgrounds(image: pyvips.Image, alpha: bool) -> list[np.ndarray]:
+    """Linear-light RGB at the first scale: as it is, or on black and on white with alpha.
+
+    libvips does the sRGB decoding and the first box-averaging (many times faster than numpy
+    on full-size pixels). Blending commutes with box averages when colour is premultiplied,
+    so it happens after the shrink, on few pixels.
+    """
+    if image.bands < 3:  # a grey decode; everything scored here is RGB(A) otherwise
+        image = image.colourspace("srgb")
+    colour = image.extract_band(0, n=3) if image.bands > 3 else image
+    linear = colour.copy(interpretation="srgb").colourspace("scrgb")
+    if alpha:
+        opacity = (image.extract_band(3) / 255.0 if image.bands > 3
+                   else pyvips.Image.black(image.width, image.height) + 1.0)
+        linear = (linear * opacity).bandjoin(opacity)
+    factor = 1 << min(SCALES)
+    linear = linear.cast("float").shrink(factor, factor)
+    planes = np.frombuffer(linear.write_to_memory(), dtype=np.float32).reshape(
+        linear.height, linear.width, linear.bands)
+    if not alpha:
+        return [planes]
+    on_black, coverage = planes[..., :3], planes[..., 3:]
+    return [on_black, on_black + (1 - coverage)]
+
+
+class _Prepared:
+    """Per scale: the original's XYB planes, their blur and their blurred square."""
+
+    def __init__(self, linear: np.ndarray):
+        self.scales = []
+        for lin in _pyramid(linear):
+            x = _xyb(lin)
+            mu = _blur(x)
+            self.scales.append((x, mu, _blur(x * x) - mu * mu, 1 + np.abs(x - mu)))
+
+    def features(self, linear: np.ndarray) -> np.ndarray:
+        out = []
+        for (x1, mu1, var1, edge1), lin in zip(self.scales, _pyramid(linear), strict=True):
+            x2 = _xyb(lin)
+            mu2 = _blur(x2)
+            var2 = _blur(x2 * x2) - mu2 * mu2
+            cov = _blur(x1 * x2) - mu1 * mu2
+            # SSIM without the luminance ratio term (XYB is already perceptually even; the
+            # ratio would overweight dark areas), as SSIMULACRA 2 does.
+            ssim = np.maximum(1 - (1 - (mu1 - mu2) ** 2) * (2 * cov + _C2) / (var1 + var2 + _C2),
+                              0)
+            edge = (1 + np.abs(x2 - mu2)) / edge1 - 1
+            for error in (ssim, np.maximum(edge, 0), np.maximum(-edge, 0)):
+                out.append(error.mean(axis=(1, 2)))
+                out.append(np.sqrt(np.sqrt((error ** 4).mean(axis=(1, 2)))))
+        return np.concatenate(out)
+
+
+def _pyramid(linear: np.ndarray):
+    """The image at each of SCALES (it comes in at the first), box-averaged in linear light."""
+    scale = min(SCALES)
+    yield linear
+    for wanted in SCALES[1:]:
+        # 2^n x 2^n blocks averaged in one pass: the same as n halvings, without the copies.
+        n = 1 << (wanted - scale)
+        h, w = linear.shape[0] // n * n, linear.shape[1] // n * n
+        linear = linear[:h, :w].reshape(h // n, n, w // n, n, 3).mean(axis=(1, 3),
+                                                                        dtype=np.float32)
+        scale = wanted
+        yield linear
+
+
+def _xyb(linear: np.ndarray) -> np.ndarray:
+    """3 x H x W planes: X (red-green), Y (luma), B - Y (blue-yellow), shifted to be >= 0."""
+    cone = np.cbrt(linear @ _OPSIN.T + _BIAS) - _CBRT_BIAS
+    x = (cone[..., 0] - cone[..., 1]) * 0.5
+    y = (cone[..., 0] + cone[..., 1]) * 0.5
+    return np.stack([x * 14 + 0.42, y + 0.01, cone[..., 2] - y + 0.55]).astype(np.float32)
+
+
+def _blur(planes: np.ndarray) -> np.ndarray:
+    """Separable Gaussian over the last two axes, edges mirrored."""
+    r = len(_KERNEL) // 2
+    h, w = planes.shape[-2:]
+    pad = [(0, 0)] * (planes.ndim - 2)
+    p = np.pad(planes, [*pad, (r, r), (0, 0)], mode="reflect")
+    rows = _KERNEL[0] * p[..., 0:h, :]
+    for i in range(1, len(_KERNEL)):
+        rows += _KERNEL[i] * p[..., i:i + h, :]
+    p = np.pad(rows, [*pad, (0, 0), (r, r)], mode="reflect")
+    out = _KERNEL[0] * p[..., :, 0:w]
+    for i in range(1, len(_KERNEL)):
+        out += _KERNEL[i] * p[..., :, i:i + w]
+    return out

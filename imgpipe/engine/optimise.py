@@ -1,0 +1,200 @@
+"""How each rendition is encoded: the format, the quality meeting the preset's perceptual target,
+and when the source's own bytes are the better answer.
+
+One `Optimiser` serves every rendition of one source (`Source.render_all`). It remembers the
+quality found per format and preset, so the next size of the same source starts its search
+from there (corrected for size: a bigger rendition needs a lower quality for the same score)
+and usually lands within the tolerance at its first encode: searching costs about one extra
+encode per format and source, not one per rendition. Renditions come smallest first, so the
+full search runs on the cheapest encodes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import pyvips
+
+from ..errors import Problem
+from ..formats import AUTO
+from ..options import Recipe
+from . import metric
+from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
+from .lossless import optimise_jpeg
+from .search import TOLERANCE, Found, find_quality
+from .transform import settle_alpha
+
+_LOADERS = {"jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer",
+            "avif": "heifload_buffer"}
+
+
+@dataclass(frozen=True)
+class Outcome:
+    data: bytes
+    format: str
+    quality: str | int
+    encoder_quality: int | None
+    score: float | None
+    warnings: tuple[Problem, ...] = ()
+
+
+@dataclass(frozen=True)
+class Original:
+    """The source as far as the optimiser cares: its bytes may stand in for a rendition."""
+
+    data: bytes
+    family: str  # loader family (jpeg, png, webp...)
+    jpeg_quality: int | None  # estimated from its quantisation tables
+
+
+class Optimiser:
+    def __init__(self, original: Original):
+        self.original = original
+        self._found: dict[tuple[str, str, bool], list[tuple[int, int]]] = {}  # -> (width, q)
+        # How much more (or less) this image asks than the tables expect, in score points per
+        # preset: learnt from the first format searched, a head start for the others.
+        self._demand: dict[str, float] = {}
+        self._optimised_jpeg: bytes | None = None
+
+    def encode(self, image: pyvips.Image, recipe: Recipe, *, alpha_used: bool,
+               few_colours: Callable[[], bool], resizes: bool, untouched: bool,
+               deadline: float = math.inf) -> Outcome:
+        """The rendition of `image` (shaped, sRGB) for `recipe`. `untouched`: these are the
+        source's own pixels (no resize, crop, trim, rotation or colour conversion), so its
+        bytes may be kept. Raises TimeoutError when nothing could be made in time."""
+        lossless = recipe.quality == "lossless" and not resizes
+        if recipe.format != AUTO:
+            candidates = [recipe.format]
+        elif alpha_used:
+            candidates = ["png"]
+        elif lossless:
+            # A JPEG source kept as it is loses nothing and beats any PNG of a photo.
+            candidates = ["png", "jpeg"] if self._keepable("jpeg", untouched) else ["png"]
+        elif few_colours():
+            candidates = ["png", "jpeg"]
+        else:
+            candidates = ["jpeg"]  # a photo: a PNG is never the smallest at any target
+        outcomes = [self._one(image, fmt, recipe, alpha_used, few_colours, resizes, untouched,
+                              deadline, auto=len(candidates) > 1) for fmt in candidates]
+        # Smallest first; every candidate meets the target by construction.
+        return min(outcomes, key=lambda o: len(o.data))
+
+    def _one(self, image: pyvips.Image, fmt: str, recipe: Recipe, alpha_used: bool,
+             few_colours: Callable[[], bool], resizes: bool, untouched: bool, deadline: float,
+             auto: bool) -> Outcome:
+        if recipe.quality == "lossless" and fmt == "jpeg" and self._keepable(fmt, untouched):
+            # mozjpeg's lossless recoding keeps every DCT coefficient: the pixels stay exact.
+            return Outcome(self._optimised_source(), fmt, "lossless", None, 100.0)
+        few = fmt == "gif" and recipe.quality == "lossless" and few_colours()
+        encoding, warnings = plan(fmt, recipe.quality, resizes, few,
+                                  self.original.jpeg_quality)
+        final = settle_alpha(image, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
+        if encoding.target is not None and metric.scorable(final.width, final.height):
+            outcome = self._searched(final, encoding, recipe, untouched, deadline)
+        else:
+            data = encode(final, encoding, _left(deadline))
+            score = 100.0 if encoding.lossless else None
+            if auto and encoding.palette:
+                # Among candidates, a palette PNG must meet the target like the others.
+                score = _score_of(final, data, fmt)
+                if score is not None and score < TARGETS[str(recipe.quality)] - TOLERANCE:
+                    encoding = replace(encoding, palette=False, lossless=True,
+                                       encoder_quality=None)
+                    data, score = encode(final, encoding, _left(deadline)), 100.0
+            if time.monotonic() > deadline:
+                raise TimeoutError
+            outcome = Outcome(data, fmt, encoding.quality, encoding.encoder_quality, score)
+        return replace(outcome, warnings=(*warnings, *outcome.warnings))
+
+    def _searched(self, final: pyvips.Image, encoding: Encoding, recipe: Recipe,
+                  untouched: bool, deadline: float) -> Outcome:
+        fmt, preset = encoding.format, str(encoding.quality)
+        scale = SCALES[fmt]
+        assert encoding.target is not None and encoding.ceiling is not None
+        low = min(scale.low, encoding.ceiling)
+        reference = metric.Reference(final)
+        encoded: dict[int, bytes] = {}
+
+        def evaluate(quality: int) -> float:
+            encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
+            return reference.score(_decode(encoded[quality], fmt))
+
+        key = (fmt, preset, final.hasalpha())
+        found = find_quality(evaluate, encoding.target, low, encoding.ceiling,
+                             self._guess(key, final.width, encoding), scale.slope, deadline)
+        if found.quality is None:
+            return self._nothing_in_time(fmt, recipe, untouched)
+        if key not in self._found and found.reachable and found.quality < encoding.ceiling:
+            expected = self._guess(key, final.width, encoding)
+            self._demand.setdefault(preset, (found.quality - expected) * scale.slope)
+        self._found.setdefault(key, []).append((final.width, found.quality))
+        data, quality, score = encoded[found.quality], found.quality, found.score
+        if fmt == "jpeg" and self._keepable(fmt, untouched):
+            # DESIGN §2: JPEG quality only goes down. When even the capped re-encode is not
+            # smaller than the source itself, the source's bytes (losslessly optimised) are
+            # both smaller and exact.
+            kept = self._optimised_source()
+            if len(kept) <= len(data):
+                data, quality, score = kept, self.original.jpeg_quality, 100.0
+        warnings = (_search_timeout(recipe, found, encoding.target),) if found.timed_out else ()
+        return Outcome(data, fmt, encoding.quality, quality, score, warnings)
+
+    def _guess(self, key: tuple[str, str, bool], width: int, encoding: Encoding) -> int:
+        """Where to start: the quality found for the nearest size of this source, else the
+        table's, moved by the usual drift with size."""
+        scale = SCALES[encoding.format]
+        done = self._found.get(key)
+        drift = scale.drift
+        if len(done or ()) >= 2:
+            # This image's own drift, from the two sizes nearest to this one.
+            (w1, q1), (w2, q2) = sorted(done, key=lambda wq: abs(math.log2(width / wq[0])))[:2]
+            if w1 != w2:
+                drift = min(0.0, max(3 * scale.drift, (q1 - q2) / math.log2(w1 / w2)))
+        if done:
+            known_width, known = min(done, key=lambda wq: abs(math.log2(width / wq[0])))
+        else:
+            known_width, known = GUESS_WIDTH, encoding.encoder_quality or scale.high
+            known += self._demand.get(key[1], 0.0) / scale.slope
+        return round(known + drift * math.log2(width / known_width))
+
+    def _keepable(self, fmt: str, untouched: bool) -> bool:
+        return untouched and self.original.family == fmt == "jpeg"
+
+    def _optimised_source(self) -> bytes:
+        if self._optimised_jpeg is None:
+            self._optimised_jpeg = optimise_jpeg(self.original.data)
+        return self._optimised_jpeg
+
+    def _nothing_in_time(self, fmt: str, recipe: Recipe, untouched: bool) -> Outcome:
+        """The deadline passed before a single encode: the source itself, if it fits."""
+        if not (untouched and self.original.family == fmt):
+            raise TimeoutError
+        return Outcome(self.original.data, fmt, recipe.quality, self.original.jpeg_quality,
+                       None, (Problem("timeout-copied",
+                                      f"no encoding was ready within timeout="
+                                      f"{recipe.timeout:g}s; the source file is used as it is"),))
+
+
+def _search_timeout(recipe: Recipe, found: Found, target: float) -> Problem:
+    return Problem("timeout-search",
+                   f"the quality search stopped at timeout={recipe.timeout:g}s after "
+                   f"{len(found.trials)} encodes; using quality {found.quality} "
+                   f"(score {found.score:g}, target {target:g})")
+
+
+def _decode(data: bytes, fmt: str) -> pyvips.Image:
+    # Named loaders only (load.py blocks format sniffing by libvips).
+    return getattr(pyvips.Image, _LOADERS[fmt])(data)
+
+
+def _score_of(final: pyvips.Image, data: bytes, fmt: str) -> float | None:
+    if not metric.scorable(final.width, final.height):
+        return None
+    return metric.Reference(final).score(_decode(data, fmt))
+
+
+def _left(deadline: float) -> float:
+    return max(0.0, deadline - time.monotonic())
