@@ -190,9 +190,10 @@ def _not_smaller(by_format: dict[str, dict[int, str]], sized: Mapping[tuple[str,
                 continue
             if base is not None and size > (1 - MIN_SAVING) * base["bytes"]:
                 saving = 1 - size / base["bytes"]
-                reasons[width] = (f"{size} bytes, {saving:.0%} smaller than the {fallback} of "
-                                  f"this width ({base['bytes']} bytes): "
-                                  f"less than {MIN_SAVING:.0%}")
+                than = f"the {fallback} of this width ({base['bytes']} bytes)"
+                reasons[width] = (f"{size} bytes, {saving:.0%} smaller than {than}: less than "
+                                  f"{MIN_SAVING:.0%}" if saving >= 0 else
+                                  f"{size} bytes, larger than {than}")
             elif below is not None and size > sized[below, width]["bytes"]:
                 reasons[width] = (f"{size} bytes, larger than the {below} of this width "
                                   f"({sized[below, width]['bytes']} bytes)")

@@ -1,0 +1,257 @@
+"""Quality benchmarks (not tests): perceptual presets judged by an independent metric.
+
+    python bench/bench_quality.py quality     # medium preset vs fixed settings, by butteraugli
+    python bench/bench_quality.py eleventy    # imgpipe build vs eleventy-img: time, bytes, worst
+    python bench/bench_quality.py calibrate   # refit metric.py's weights against butteraugli
+
+Photos: `bash shared/bench-photos.sh bench/.photos` (Debian's desktop photos). The benchmark
+uses BENCH_PHOTOS; calibration uses the others (CALIBRATION_PHOTOS), so the metric is never
+judged on photos it was fitted to. The judge is butteraugli's 3-norm (`butteraugli_main` from
+Debian's libjxl-devtools), at each rendition's own size against the same resize kept
+lossless. eleventy mode needs node and npm: it installs @11ty/eleventy-img into a scratch dir
+(bench/eleventy/package.json; node_modules never enters the repository).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+sys.path.insert(0, str(REPO))
+
+from imgpipe.engine import open_source  # noqa: E402
+from imgpipe.options import parse  # noqa: E402
+
+PHOTOS = BENCH / ".photos"
+OUT = BENCH / ".out" / "quality"
+SCRATCH = Path(tempfile.gettempdir()) / "imgpipe-eleventy-bench"
+BENCH_PHOTOS = ("Aqua", "Blinds", "Dune", "Elephants", "Garden", "GreenMeadow", "LadyBird",
+                "RainDrops")
+CALIBRATION_PHOTOS = ("GreenTraditional", "Storm", "TwoWings", "Wood", "YellowFlower")
+WIDTHS = (480, 960, 1600)
+FORMATS = ("avif", "webp", "jpeg")
+FIXED = {"jpeg": 80, "webp": 80, "avif": 50}  # the issue's comparison settings
+
+
+def photos(names: tuple[str, ...]) -> list[Path]:
+    found = [PHOTOS / f"{n}.jpg" for n in names if (PHOTOS / f"{n}.jpg").is_file()]
+    if not found:
+        sys.exit(f"no photos: run `bash shared/bench-photos.sh {PHOTOS}` first")
+    return found
+
+
+def butteraugli(reference: Path, data: bytes) -> float:
+    """butteraugli_main's 3-norm of an encoded image against a lossless PNG reference."""
+    import pyvips
+
+    with tempfile.NamedTemporaryFile(suffix=".png") as tmp:
+        pyvips.Image.new_from_buffer(data, "").pngsave(tmp.name)
+        out = subprocess.run(["butteraugli_main", str(reference), tmp.name, "--pnorm", "3"],
+                             capture_output=True, text=True, check=True).stdout
+    return float(re.search(r"3-norm: ([\d.]+)", out).group(1))
+
+
+def reference_png(photo: Path, width: int, where: Path) -> Path:
+    """imgpipe's own resize of `photo`, kept lossless (PNG at quality=high is lossless)."""
+    path = where / f"{photo.stem}-{width}.png"
+    if not path.exists():
+        where.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(open_source(photo).render(parse(f"{width},format=png,quality=high")).data)
+    return path
+
+
+def spread(scores: list[float]) -> tuple[float, float, float, float, float]:
+    cut = statistics.quantiles(scores, n=20, method="inclusive")
+    return cut[0], statistics.median(scores), cut[-1], cut[-1] - cut[0], max(scores)
+
+
+def describe(name: str, total: int, scores: list[float]) -> str:
+    p5, p50, p95, width, worst = spread(scores)
+    return (f"{name:<22} bytes {total:>9,}  butteraugli p5 {p5:.2f} median {p50:.2f} "
+            f"p95 {p95:.2f} spread {width:.2f} worst {worst:.2f}")
+
+
+# --- quality: presets vs fixed settings ---------------------------------------------------
+
+def quality(names: tuple[str, ...], presets: tuple[str, ...]) -> None:
+    settings = {p: {f: p for f in FORMATS} for p in presets} | {"fixed": FIXED}
+    scores: dict[str, list[float]] = {s: [] for s in settings}
+    totals = dict.fromkeys(settings, 0)
+    for photo in photos(names):
+        for setting, by_format in settings.items():
+            recipes = [parse(f"{w},format={f},quality={by_format[f]}")
+                       for w in WIDTHS for f in FORMATS]
+            for recipe, r in zip(recipes, open_source(photo).render_all(recipes), strict=True):
+                ref = reference_png(photo, int(recipe.width), OUT / "ref")
+                scores[setting].append(butteraugli(ref, r.data))
+                totals[setting] += r.bytes
+                print(f"  {photo.stem} {recipe} q={r.encoder_quality} score={r.score} "
+                      f"{r.bytes} B butteraugli {scores[setting][-1]:.3f}", flush=True)
+    print(f"\n{len(names)} photos x {WIDTHS} x {FORMATS}, butteraugli 3-norm (lower is better)")
+    for setting in settings:
+        print(describe(setting, totals[setting], scores[setting]))
+    if "medium" in settings:
+        m, f = spread(scores["medium"]), spread(scores["fixed"])
+        print(f"medium vs fixed: spread {m[3] / f[3]:.2f}x (goal <= 0.5), worst {m[4]:.2f} vs "
+              f"{f[4]:.2f} (goal <=), bytes {totals['medium'] / totals['fixed']:.3f}x (goal <= 1)")
+
+
+# --- eleventy: the same job in both tools ---------------------------------------------------
+
+JOB_CONFIG = f"""source = "photos"
+output = "public"
+cache_dir = "cache"
+
+[[rules]]
+include = ["*.jpg"]
+widths = {list(WIDTHS)}
+formats = {json.dumps(list(FORMATS))}
+"""
+
+
+def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
+    """Wall seconds, CPU seconds (user + sys of the child) and stdout of one process."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    out = subprocess.run(cmd, cwd=cwd, check=True, capture_output=True, text=True).stdout
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, out
+
+
+def eleventy(names: tuple[str, ...], runs: int) -> None:
+    job = photos(names)
+    if not (SCRATCH / "node_modules" / "@11ty" / "eleventy-img").is_dir():
+        SCRATCH.mkdir(parents=True, exist_ok=True)
+        shutil.copy(BENCH / "eleventy" / "package.json", SCRATCH)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=SCRATCH, check=True)
+    shutil.copy(BENCH / "eleventy" / "run.mjs", SCRATCH)
+    site = OUT / "job"
+    shutil.rmtree(site, ignore_errors=True)
+    (site / "photos").mkdir(parents=True)
+    for p in job:
+        (site / "photos" / p.name).symlink_to(p)
+    (site / "imgpipe.toml").write_text(JOB_CONFIG)
+    widths = ",".join(map(str, WIDTHS))
+    times: dict[str, list[tuple[float, float]]] = {"imgpipe": [], "eleventy-img": []}
+    listing = ""
+    for _ in range(runs):  # interleaved, so the machine's load hits both alike
+        for what in ("public", "cache"):
+            shutil.rmtree(site / what, ignore_errors=True)
+        wall, cpu, _ = timed([sys.executable, "-c", "from imgpipe.cli import main; main()",
+                              "build", "--no-progress"], cwd=site)
+        times["imgpipe"].append((wall, cpu))
+        out = SCRATCH / "out"
+        shutil.rmtree(out, ignore_errors=True)
+        wall, cpu, listing = timed(["node", "run.mjs", "build", str(out), widths,
+                                    *map(str, job)], cwd=SCRATCH)
+        times["eleventy-img"].append((wall, cpu))
+    for tool, runs_ in times.items():
+        walls = [w for w, _ in runs_]
+        print(f"{tool:<13} wall median {statistics.median(walls):.2f} s of "
+              f"{[round(w, 2) for w in walls]}; CPU median "
+              f"{statistics.median(c for _, c in runs_):.2f} s")
+    ratio = statistics.median(w for w, _ in times["imgpipe"]) / statistics.median(
+        w for w, _ in times["eleventy-img"])
+    print(f"imgpipe / eleventy-img wall time: {ratio:.2f} (goal <= 0.5)")
+
+    # Bytes and the worst butteraugli, each tool against its own resize kept lossless.
+    refs = SCRATCH / "refs"
+    shutil.rmtree(refs, ignore_errors=True)
+    refs.mkdir()
+    subprocess.run(["node", "run.mjs", "reference", str(refs), widths, *map(str, job)],
+                   cwd=SCRATCH, check=True)
+    theirs = [(Path(o["photo"]).stem, o["width"], Path(o["path"]).read_bytes())
+              for o in json.loads(listing)["outputs"]]
+    manifest = json.loads((site / "public" / "imgpipe-manifest.json").read_text())
+    ours = [(Path(rel).stem, r["width"], (site / "public" / r["path"]).read_bytes())
+            for rel, entry in manifest["sources"].items() for r in entry["renditions"].values()]
+    by_photo = {p.stem: p for p in job}
+    for tool, outputs, ref_of in (
+            ("imgpipe", ours, lambda s, w: reference_png(by_photo[s], w, OUT / "ref-job")),
+            ("eleventy-img", theirs, lambda s, w: refs / f"{s}-{w}.png")):
+        scores = [butteraugli(ref_of(stem, width), data) for stem, width, data in outputs]
+        print(describe(f"{tool} ({len(outputs)} files)", sum(len(d) for *_, d in outputs),
+                       scores))
+
+
+# --- calibrate: refit the metric against butteraugli ----------------------------------------
+
+QUALITIES = {"jpeg": (30, 45, 60, 70, 78, 85, 92), "webp": (30, 45, 60, 70, 78, 85, 92),
+             "avif": (20, 30, 40, 50, 58, 66, 75)}
+
+
+def calibrate(names: tuple[str, ...]) -> None:
+    """Encode calibration photos at 3 widths x 3 formats x 7 qualities with imgpipe's
+    encoders; fit butteraugli's 3-norm from metric.py's features by non-negative least squares
+    (non-negative: more error never raises the score); report the fit on photos left out."""
+    import numpy as np
+    import pyvips
+    from scipy.optimize import nnls
+
+    from imgpipe.engine import metric
+    from imgpipe.engine.encode import Encoding, encode
+
+    rows: list[tuple[str, np.ndarray, float]] = []
+    for photo in photos(names):
+        for width in (400, 800, 1400):
+            image = pyvips.Image.new_from_buffer(
+                reference_png(photo, width, OUT / "ref").read_bytes(), "").copy_memory()
+            reference = metric.Reference(image)
+            for fmt, qualities in QUALITIES.items():
+                for q in qualities:
+                    data = encode(image, Encoding(fmt, q, q))
+                    judged = butteraugli(OUT / "ref" / f"{photo.stem}-{width}.png", data)
+                    rows.append((photo.stem, reference.features(pyvips.Image.new_from_buffer(
+                        data, ""))[0], judged))
+                    print(f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}",
+                          flush=True)
+    features = np.array([r[1] for r in rows])
+    design = np.hstack([features, np.ones((len(rows), 1))])
+    target = np.array([r[2] for r in rows])
+    names_ = np.array([r[0] for r in rows])
+    errors = []
+    for left_out in sorted(set(names_)):
+        fit, _ = nnls(design[names_ != left_out], target[names_ != left_out])
+        errors.extend(design[names_ == left_out] @ fit - target[names_ == left_out])
+    fit, _ = nnls(design, target)
+    rmse = float(np.sqrt(np.mean((design @ fit - target) ** 2)))
+    print(f"\n{len(rows)} encodings; rmse {rmse:.3f} fitted, "
+          f"{float(np.sqrt(np.mean(np.square(errors)))):.3f} on photos left out of the fit")
+    print("WEIGHTS =", np.array2string(fit[:-1], precision=6, separator=", "))
+    print(f"INTERCEPT = {fit[-1]:.6g}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("which", choices=("quality", "eleventy", "calibrate"))
+    parser.add_argument("--runs", type=int, default=3, help="eleventy: interleaved runs")
+    parser.add_argument("--photos", type=int, default=len(BENCH_PHOTOS),
+                        help="use the first N benchmark photos")
+    parser.add_argument("--presets", default="medium",
+                        help="quality: comma-separated presets besides the fixed settings")
+    args = parser.parse_args()
+    if shutil.which("butteraugli_main") is None:
+        sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
+    names = BENCH_PHOTOS[: args.photos]
+    if args.which == "quality":
+        quality(names, tuple(args.presets.split(",")))
+    elif args.which == "eleventy":
+        eleventy(names, args.runs)
+    else:
+        calibrate(CALIBRATION_PHOTOS)
+
+
+if __name__ == "__main__":
+    main()
