@@ -133,11 +133,12 @@ class Optimiser:
         self._found.setdefault(key, []).append((final.width, found.quality))
         data, quality, score = encoded[found.quality], found.quality, found.score
         if fmt == "jpeg" and self._keepable(fmt, untouched):
-            # DESIGN §2: JPEG quality only goes down. When even the capped re-encode is not
-            # smaller than the source itself, the source's bytes (losslessly optimised) are
-            # both smaller and exact.
+            # DESIGN §2: JPEG quality only goes down. When the re-encode is not smaller than
+            # the source itself, or the cap kept it below the target (a second generation of
+            # artefacts), the source's own bytes, losslessly optimised, are exact and small.
             kept = self._optimised_source()
-            if len(kept) <= len(data):
+            capped = not found.reachable and score < encoding.target - TOLERANCE
+            if len(kept) <= len(data) or capped:
                 data, quality, score = kept, self.original.jpeg_quality, 100.0
         warnings = (_search_timeout(recipe, found, encoding.target),) if found.timed_out else ()
         return Outcome(data, fmt, encoding.quality, quality, score, warnings)

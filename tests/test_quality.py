@@ -1,0 +1,172 @@
+"""Perceptual presets through the real engine: ordering, the JPEG cap, kept sources, timeouts.
+
+Images stay small (a few hundred pixels) so the searches cost milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from imgpipe.engine import metric, open_source, optimise
+from imgpipe.engine.encode import TARGETS
+from imgpipe.engine.quality import estimate_jpeg_quality
+from imgpipe.engine.search import TOLERANCE
+from imgpipe.errors import ImageError
+from imgpipe.options import parse
+
+PHOTOS = sorted((Path(__file__).parent.parent / "example-site/images/photos").glob("*.jpg"))
+
+
+def render(data: bytes, options: str):
+    return open_source(data).render(parse(options))
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    import pyvips
+
+    # A real photo, small: 360 px wide, saved near-losslessly so no cap applies.
+    return pyvips.Image.new_from_file(str(PHOTOS[0])).thumbnail_image(360).jpegsave_buffer(Q=98)
+
+
+@pytest.fixture(scope="module")
+def graphic() -> bytes:
+    """A logo-like graphic with soft (antialiased) transparency and a gradient fill."""
+    import pyvips
+
+    xy = pyvips.Image.xyz(256, 192)
+    disc = (((xy[0] - 128) ** 2 + (xy[1] - 96) ** 2) ** 0.5)
+    alpha = ((80 - disc) * 64).cast("uchar")  # 255 inside, a soft edge, 0 outside
+    fill = (xy[0]).cast("uchar").bandjoin([(xy[1] * 1.3).cast("uchar"),
+                                           ((xy[0] + xy[1]) / 2).cast("uchar")])
+    noise = pyvips.Image.gaussnoise(256, 192, sigma=6)
+    return (fill + noise).cast("uchar").bandjoin(alpha).copy(
+        interpretation="srgb").pngsave_buffer()
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
+def test_presets_order_bytes_and_scores_on_a_photo(photo, fmt):
+    low, medium, high = (render(photo, f"300,format={fmt},quality={q}")
+                         for q in ("low", "medium", "high"))
+    assert low.bytes < medium.bytes < high.bytes
+    assert low.score < medium.score < high.score
+    for r, preset in ((low, "low"), (medium, "medium"), (high, "high")):
+        # Met; maybe overshot where the encoder jumps (mozjpeg stops subsampling chroma at 90).
+        assert r.score >= TARGETS[preset] - TOLERANCE - 0.01, (preset, r.score)
+        assert r.quality == preset and isinstance(r.encoder_quality, int)
+
+
+@pytest.mark.parametrize("fmt", ["webp", "avif"])
+def test_presets_order_bytes_and_scores_on_a_graphic_with_alpha(graphic, fmt):
+    low, medium, high = (render(graphic, f"200,format={fmt},quality={q}")
+                         for q in ("low", "medium", "high"))
+    assert low.bytes < medium.bytes < high.bytes
+    assert low.score < medium.score < high.score
+
+
+def test_the_same_photo_at_several_sizes_is_searched_from_the_last_answer(photo, monkeypatch):
+    trials: list[int] = []
+    real = optimise.find_quality
+
+    def counting(*args, **kwargs):
+        found = real(*args, **kwargs)
+        trials.append(len(found.trials))
+        return found
+
+    monkeypatch.setattr(optimise, "find_quality", counting)
+    recipes = [parse(f"{w},format=webp") for w in (320, 240, 160)]
+    results = open_source(photo).render_all(recipes)
+    assert [r.width for r in results] == [320, 240, 160]  # results keep the request order
+    assert all(abs(r.score - TARGETS["medium"]) <= TOLERANCE + 0.01 for r in results)
+    assert sum(trials) <= 3 + 2 * 2  # the first size searched in full, the others seeded
+
+
+def test_fixed_quality_is_not_searched(photo):
+    r = render(photo, "300,format=avif,quality=40")
+    assert (r.quality, r.encoder_quality, r.score) == (40, 40, None)
+
+
+# --- JPEG quality only goes down ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def poor_jpeg() -> bytes:
+    import pyvips
+
+    return pyvips.Image.new_from_file(str(PHOTOS[1])).thumbnail_image(320).jpegsave_buffer(Q=30)
+
+
+@pytest.mark.parametrize("options", ["200,format=jpeg,quality=high", "full,format=jpeg,quality=high",
+                                     "200,format=jpeg", "200,format=jpeg,quality=low"])
+def test_a_low_quality_jpeg_is_never_reencoded_higher(poor_jpeg, options):
+    source_quality = estimate_jpeg_quality(poor_jpeg)
+    assert source_quality == 30
+    r = render(poor_jpeg, options)
+    assert r.encoder_quality <= source_quality
+
+
+def test_a_jpeg_capped_below_the_target_keeps_its_own_pixels_losslessly_optimised(poor_jpeg,
+                                                                                 synth):
+    # Re-encoded at its own quality 30 it would lose more (score ~84 for a target of 91)
+    # for a few bytes: its own pixels, recoded losslessly, are both exact and small.
+    exif = synth.decode(poor_jpeg).copy()
+    exif.set_type(synth.vips.GValue.gstr_type, "exif-ifd0-Artist", "someone")
+    source = exif.jpegsave_buffer(Q=30, keep="exif")  # a low quality source with metadata
+    r = render(source, "full,format=jpeg,quality=high")
+    assert r.bytes < len(source)
+    assert (synth.decode(r.data) - synth.decode(source)).abs().max() == 0
+    assert not synth.decode(r.data).get_typeof("exif-data")
+    assert r.score == 100.0 and r.encoder_quality == 30
+
+
+# --- format=auto ---------------------------------------------------------------------------
+
+def test_auto_takes_the_smaller_of_png_and_jpeg_for_a_graphic(synth):
+    logo = synth.block(300, 200, "FFFFFF", [40, 40, 120, 80], "1155AA")
+    auto = render(logo.pngsave_buffer(), "200")
+    candidates = [render(logo.pngsave_buffer(), f"200,format={f}") for f in ("png", "jpeg")]
+    assert auto.bytes == min(c.bytes for c in candidates)
+
+
+# --- timeout= bounds the search ---------------------------------------------------------------
+
+def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
+    real = optimise.encode
+
+    def slow(*args, **kwargs):
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(optimise, "encode", slow)
+    # Never good enough, so the search would go on if the clock let it.
+    monkeypatch.setattr(metric.Reference, "score", lambda self, distorted: 50.0)
+    r = render(photo, "300,format=webp,timeout=0.2")
+    assert [w.code for w in r.warnings] == ["timeout-search"]
+    assert "timeout=0.2s after 1 encodes" in r.warnings[0].message
+    assert r.score == 50.0 and isinstance(r.encoder_quality, int)
+
+
+def test_with_nothing_in_time_a_fitting_source_is_copied(photo, monkeypatch):
+    monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
+    r = render(photo, "full,format=jpeg,timeout=1")
+    assert r.data == photo and [w.code for w in r.warnings] == ["timeout-copied"]
+
+
+def test_with_nothing_in_time_and_no_fitting_source_it_fails(photo, monkeypatch):
+    monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
+    with pytest.raises(ImageError) as caught:
+        render(photo, "200,format=jpeg,timeout=1")  # resized: the source does not fit
+    assert caught.value.code == "timeout"
+
+
+# --- the metric ------------------------------------------------------------------------------
+
+def test_the_score_falls_as_the_damage_grows(photo, synth):
+    image = synth.decode(photo)
+    reference = metric.Reference(image)
+    scores = [reference.score(synth.decode(image.jpegsave_buffer(Q=q))) for q in (95, 70, 40, 10)]
+    assert scores == sorted(scores, reverse=True) and scores[0] > 90 > scores[-1]
+    assert reference.score(image) >= scores[0]
+    assert not metric.scorable(60, 400) and metric.scorable(64, 64)
