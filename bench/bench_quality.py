@@ -5,11 +5,14 @@
     python bench/bench_quality.py calibrate   # refit metric.py's weights against butteraugli
 
 Photos: `bash shared/bench-photos.sh bench/.photos` (Debian's desktop photos). The benchmark
-uses BENCH_PHOTOS; calibration uses the others (CALIBRATION_PHOTOS), so the metric is never
-judged on photos it was fitted to. The judge is butteraugli's 3-norm (`butteraugli_main` from
-Debian's libjxl-devtools), at each rendition's own size against the same resize kept
-lossless. eleventy mode needs node and npm: it installs @11ty/eleventy-img into a scratch dir
-(bench/eleventy/package.json; node_modules never enters the repository).
+uses BENCH_PHOTOS. Calibration uses the others (CALIBRATION_PHOTOS) and the photos among
+Debian's ukui-wallpapers and lomiri-wallpapers (EXTRA_PHOTOS, fetched into bench/.out with
+apt-get download), so the metric is never judged on photos it was fitted to. (The example
+site's photos are downscaled copies of benchmark ones: never calibrate on them.) The judge is
+butteraugli's 3-norm (`butteraugli_main` from Debian's libjxl-devtools), at each rendition's
+own size against the same resize kept lossless. eleventy mode needs node and npm: it
+installs @11ty/eleventy-img into a scratch dir (bench/eleventy/package.json; node_modules
+never enters the repository).
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ SCRATCH = Path(tempfile.gettempdir()) / "imgpipe-eleventy-bench"
 BENCH_PHOTOS = ("Aqua", "Blinds", "Dune", "Elephants", "Garden", "GreenMeadow", "LadyBird",
                 "RainDrops")
 CALIBRATION_PHOTOS = ("GreenTraditional", "Storm", "TwoWings", "Wood", "YellowFlower")
+CALIBRATION = BENCH / ".out" / "calibration"  # git-ignored with the rest of .out
+EXTRA_PACKAGES = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
+EXTRA_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Infinite-Sea_by_Aury88",
+                "Kleiber_by_Lukas_Baubkus", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
+                "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
+                "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
+                "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
+                "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
 WIDTHS = (480, 960, 1600)
 FORMATS = ("avif", "webp", "jpeg")
 FIXED = {"jpeg": 80, "webp": 80, "avif": 50}  # the issue's comparison settings
@@ -192,7 +203,19 @@ QUALITIES = {"jpeg": (30, 45, 60, 70, 78, 85, 92), "webp": (30, 45, 60, 70, 78, 
              "avif": (20, 30, 40, 50, 58, 66, 75)}
 
 
-def calibrate(names: tuple[str, ...]) -> None:
+def extra_photos() -> list[Path]:
+    """The wallpapers that are photos (the rest are drawings), fetched once."""
+    backgrounds = CALIBRATION / "raw" / "usr" / "share" / "backgrounds"
+    if not backgrounds.is_dir():
+        debs = CALIBRATION / "debs"
+        debs.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["apt-get", "download", *EXTRA_PACKAGES], cwd=debs, check=True)
+        for deb in debs.glob("*.deb"):
+            subprocess.run(["dpkg", "-x", str(deb), str(CALIBRATION / "raw")], check=True)
+    return [backgrounds / f"{name}.jpg" for name in EXTRA_PHOTOS]
+
+
+def calibrate(names: tuple[str, ...], save: Path | None) -> None:
     """Encode calibration photos at 3 widths x 3 formats x 7 qualities with imgpipe's
     encoders; fit butteraugli's 3-norm from metric.py's features by non-negative least squares
     (non-negative: more error never raises the score); report the fit on photos left out."""
@@ -204,7 +227,7 @@ def calibrate(names: tuple[str, ...]) -> None:
     from imgpipe.engine.encode import Encoding, encode
 
     rows: list[tuple[str, np.ndarray, float]] = []
-    for photo in photos(names):
+    for photo in photos(names) + extra_photos():
         for width in (400, 800, 1400):
             image = pyvips.Image.new_from_buffer(
                 reference_png(photo, width, OUT / "ref").read_bytes(), "").copy_memory()
@@ -218,6 +241,9 @@ def calibrate(names: tuple[str, ...]) -> None:
                     print(f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}",
                           flush=True)
     features = np.array([r[1] for r in rows])
+    if save:
+        np.savez(save, names=[r[0] for r in rows], features=features,
+                 butteraugli=[r[2] for r in rows])
     design = np.hstack([features, np.ones((len(rows), 1))])
     target = np.array([r[2] for r in rows])
     names_ = np.array([r[0] for r in rows])
@@ -241,6 +267,7 @@ def main() -> None:
                         help="use the first N benchmark photos")
     parser.add_argument("--presets", default="medium",
                         help="quality: comma-separated presets besides the fixed settings")
+    parser.add_argument("--save", type=Path, help="calibrate: keep the data set (.npz)")
     args = parser.parse_args()
     if shutil.which("butteraugli_main") is None:
         sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
@@ -250,7 +277,7 @@ def main() -> None:
     elif args.which == "eleventy":
         eleventy(names, args.runs)
     else:
-        calibrate(CALIBRATION_PHOTOS)
+        calibrate(CALIBRATION_PHOTOS, args.save)
 
 
 if __name__ == "__main__":
