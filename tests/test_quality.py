@@ -34,15 +34,16 @@ def photo() -> bytes:
 
 @pytest.fixture(scope="module")
 def graphic() -> bytes:
-    """A logo-like graphic with soft (antialiased) transparency and a gradient fill."""
+    """A sticker-like graphic: soft (antialiased) transparency, a textured fill, stripes."""
     import pyvips
 
     xy = pyvips.Image.xyz(256, 192)
     disc = (((xy[0] - 128) ** 2 + (xy[1] - 96) ** 2) ** 0.5)
     alpha = ((80 - disc) * 64).cast("uchar")  # 255 inside, a soft edge, 0 outside
-    fill = (xy[0]).cast("uchar").bandjoin([(xy[1] * 1.3).cast("uchar"),
-                                           ((xy[0] + xy[1]) / 2).cast("uchar")])
-    noise = pyvips.Image.gaussnoise(256, 192, sigma=6)
+    stripes = ((xy[0] + xy[1]) % 24 < 12).ifthenelse(60, 0)
+    fill = (xy[0] + stripes).cast("uchar").bandjoin([(xy[1] * 1.3).cast("uchar"),
+                                                     ((xy[0] + xy[1]) / 2).cast("uchar")])
+    noise = pyvips.Image.gaussnoise(256, 192, sigma=20)
     return (fill + noise).cast("uchar").bandjoin(alpha).copy(
         interpretation="srgb").pngsave_buffer()
 
@@ -141,7 +142,7 @@ def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
 
     monkeypatch.setattr(optimise, "encode", slow)
     # Never good enough, so the search would go on if the clock let it.
-    monkeypatch.setattr(metric.Reference, "score", lambda self, distorted: 50.0)
+    monkeypatch.setattr(metric.Reference, "score", lambda self, distorted, fmt=None: 50.0)
     r = render(photo, "300,format=webp,timeout=0.2")
     assert [w.code for w in r.warnings] == ["timeout-search"]
     assert "timeout=0.2s after 1 encodes" in r.warnings[0].message

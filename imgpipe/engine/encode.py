@@ -35,9 +35,9 @@ class Scale:
 
 
 SCALES: dict[str, Scale] = {
-    "jpeg": Scale(25, 95, slope=0.22, drift=-4.0),
-    "webp": Scale(25, 95, slope=0.33, drift=-4.0),
-    "avif": Scale(15, 85, slope=0.30, drift=-6.0),
+    "jpeg": Scale(25, 95, slope=0.25, drift=-1.0),
+    "webp": Scale(25, 95, slope=0.25, drift=0.0),
+    "avif": Scale(15, 85, slope=0.30, drift=-3.0),
 }
 GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
 
@@ -46,9 +46,9 @@ GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
 # an image is too small to score. PNG: the libimagequant quality ceiling for palette PNGs
 # (high is lossless PNG). GIF: bits of palette.
 PRESETS: dict[str, dict[str, int]] = {
-    "jpeg": {"low": 42, "medium": 68, "high": 82},
-    "webp": {"low": 45, "medium": 78, "high": 87},
-    "avif": {"low": 40, "medium": 55, "high": 68},
+    "jpeg": {"low": 48, "medium": 72, "high": 85},
+    "webp": {"low": 47, "medium": 77, "high": 86},
+    "avif": {"low": 45, "medium": 57, "high": 70},
     "png": {"low": 60, "medium": 80},
     "gif": {"low": 7, "medium": 8, "high": 8},
 }

@@ -120,7 +120,7 @@ class Optimiser:
 
         def evaluate(quality: int) -> float:
             encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
-            return reference.score(_decode(encoded[quality], fmt))
+            return reference.score(_decode(encoded[quality], fmt), fmt)
 
         key = (fmt, preset, final.hasalpha())
         found = find_quality(evaluate, encoding.target, low, encoding.ceiling,
@@ -194,7 +194,7 @@ def _decode(data: bytes, fmt: str) -> pyvips.Image:
 def _score_of(final: pyvips.Image, data: bytes, fmt: str) -> float | None:
     if not metric.scorable(final.width, final.height):
         return None
-    return metric.Reference(final).score(_decode(data, fmt))
+    return metric.Reference(final).score(_decode(data, fmt), fmt)
 
 
 def _left(deadline: float) -> float:
