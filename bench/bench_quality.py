@@ -218,7 +218,8 @@ def extra_photos() -> list[Path]:
 def calibrate(names: tuple[str, ...], save: Path | None) -> None:
     """Encode calibration photos at 3 widths x 3 formats x 7 qualities with imgpipe's
     encoders; fit butteraugli's 3-norm from metric.py's features by non-negative least squares
-    (non-negative: more error never raises the score); report the fit on photos left out."""
+    (non-negative: more error never raises the score), with an offset per format (either sign;
+    AVIF is the baseline); report the fit on photos left out."""
     import numpy as np
     import pyvips
     from scipy.optimize import nnls
@@ -226,7 +227,7 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
     from imgpipe.engine import metric
     from imgpipe.engine.encode import Encoding, encode
 
-    rows: list[tuple[str, np.ndarray, float]] = []
+    rows: list[tuple[str, str, np.ndarray, float]] = []
     for photo in photos(names) + extra_photos():
         for width in (400, 800, 1400):
             image = pyvips.Image.new_from_buffer(
@@ -236,16 +237,18 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
                 for q in qualities:
                     data = encode(image, Encoding(fmt, q, q))
                     judged = butteraugli(OUT / "ref" / f"{photo.stem}-{width}.png", data)
-                    rows.append((photo.stem, reference.features(pyvips.Image.new_from_buffer(
-                        data, ""))[0], judged))
+                    rows.append((photo.stem, fmt, reference.features(
+                        pyvips.Image.new_from_buffer(data, ""))[0], judged))
                     print(f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}",
                           flush=True)
-    features = np.array([r[1] for r in rows])
+    features = np.array([r[2] for r in rows])
+    target = np.array([r[3] for r in rows])
     if save:
-        np.savez(save, names=[r[0] for r in rows], features=features,
-                 butteraugli=[r[2] for r in rows])
-    design = np.hstack([features, np.ones((len(rows), 1))])
-    target = np.array([r[2] for r in rows])
+        np.savez(save, names=[r[0] for r in rows], formats=[r[1] for r in rows],
+                 features=features, butteraugli=target)
+    fmts = np.array([r[1] for r in rows])
+    offsets = [sign * (fmts == f) for f in ("jpeg", "webp") for sign in (1.0, -1.0)]
+    design = np.hstack([features, np.array(offsets).T, np.ones((len(rows), 1))])
     names_ = np.array([r[0] for r in rows])
     errors = []
     for left_out in sorted(set(names_)):
@@ -255,8 +258,9 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
     rmse = float(np.sqrt(np.mean((design @ fit - target) ** 2)))
     print(f"\n{len(rows)} encodings; rmse {rmse:.3f} fitted, "
           f"{float(np.sqrt(np.mean(np.square(errors)))):.3f} on photos left out of the fit")
-    print("WEIGHTS =", np.array2string(fit[:-1], precision=6, separator=", "))
-    print(f"INTERCEPT = {fit[-1]:.6g}")
+    print("WEIGHTS =", np.array2string(fit[:-5], precision=6, separator=", "))
+    print(f'FORMAT_OFFSETS = {{"jpeg": {fit[-5] - fit[-4]:.4g}, "webp": {fit[-3] - fit[-2]:.4g}}}')
+    print(f"INTERCEPT = {fit[-1]:.4g}")
 
 
 def main() -> None:
