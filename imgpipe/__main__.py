@@ -1,0 +1,5 @@
+"""`python -m imgpipe` runs the CLI."""
+
+from .cli import main
+
+main()
