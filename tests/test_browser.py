@@ -14,9 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -25,34 +23,16 @@ pytest.importorskip("pyvips")
 pytest.importorskip("mkdocs")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
 from sites import copy_site  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure, not a skip
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run should have installed chromium")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
-
-
-class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".avif": "image/avif",
-                      ".webp": "image/webp"}
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
+require_chromium()
 
 
 @functools.cache
 def _serve(directory: Path) -> str:
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Handler, directory=str(directory)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}/"
+    return url_of(serve(directory))
 
 
 @pytest.fixture(scope="module")
@@ -83,10 +63,8 @@ def mkdocs_site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium(sync_api) as browser:
         yield browser
-        browser.close()
 
 
 # Scrolls each image into view (they are lazy) and waits for it; returns what the browser chose.

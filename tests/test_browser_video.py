@@ -10,32 +10,19 @@ animated WebP and GIF renders as <picture>, and the WebP the browser takes is an
 
 from __future__ import annotations
 
-import functools
-import os
-import threading
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("pyvips")
 pytest.importorskip("av")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
 from test_animation_support import coloured_frames, gif, photo_frames  # noqa: E402
 
 from imgpipe.build import build  # noqa: E402
 from imgpipe.config import load  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
-
-if not Path(CHROMIUM).exists():
-    if os.environ.get("CI"):  # .ci/run installs it: missing there is a failure, not a skip
-        raise RuntimeError(f"{CHROMIUM} is missing; .ci/run should have installed chromium")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
+require_chromium()
 
 SITE = """
 source = "images"
@@ -56,14 +43,6 @@ formats = ["webp", "auto"]
 """
 
 
-class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".webp": "image/webp",
-                      ".webm": "video/webm", ".mp4": "video/mp4"}
-
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
-        pass
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     root = tmp_path_factory.mktemp("animated")
@@ -79,20 +58,16 @@ def site(tmp_path_factory):
     mp4_only = "\n".join(line for line in video.splitlines() if ".webm" not in line)
     (public / "index.html").write_text(f"<!doctype html><body>{video}\n{picture}</body>")
     (public / "mp4.html").write_text(f"<!doctype html><body>{mp4_only}</body>")
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Handler, directory=str(public)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
+    server = serve(public)
+    yield url_of(server)
     server.shutdown()
     server.server_close()
 
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium(sync_api) as browser:
         yield browser
-        browser.close()
 
 
 # Waits until the video plays (or 10 s pass), then reports what the browser did with it.
