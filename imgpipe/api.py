@@ -6,8 +6,6 @@ dry runs and tests that never touch pixels.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 from .engine.types import Limits, Rendition
@@ -26,25 +24,3 @@ def optimize(source: Path | bytes | str, options: str | Recipe, *,
 
     return open_source(source, limits or Limits()).render(recipe)
 
-
-def write_atomic(path: Path | str, data: bytes) -> None:
-    """Write `data` to `path` so that it is either the old file or all of the new one.
-
-    Temp file in the same directory (same filesystem, so the rename is atomic), fsync, then
-    os.replace; on any failure the temp file is removed and `path` is untouched.
-    """
-    path = Path(path)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except FileNotFoundError:
-            pass
-        raise

@@ -68,8 +68,8 @@ def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queu
 def optimize(options: str, source: str, output: str) -> None:
     """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
     from .api import optimize as optimize_image
-    from .api import write_atomic
     from .errors import ImageError, OptionError
+    from .state import atomic_write
 
     try:
         rendition = optimize_image(source, options)
@@ -86,7 +86,7 @@ def optimize(options: str, source: str, output: str) -> None:
         click.echo(rendition.data, nl=False)  # bytes go to the binary stdout
     else:
         try:
-            write_atomic(output, rendition.data)
+            atomic_write(output, rendition.data)
         except OSError as error:
             click.echo(f"error[unwritable]: {output}: cannot write ({error.strerror or error}); "
                        "expected a writable path; check the directory exists", err=True)

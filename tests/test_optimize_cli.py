@@ -56,10 +56,18 @@ def test_bad_options_exit_2_listing_every_problem(photo, tmp_path):
 
 
 def test_unwritable_output_is_a_clean_error(photo, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
     result = CliRunner().invoke(main, ["optimize", "100", str(photo), "-o",
-                                       str(tmp_path / "missing-dir" / "x.jpg")])
+                                       str(tmp_path / "a-file" / "x.jpg")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error[unwritable]:") and "Traceback" not in result.output
+
+
+def test_missing_output_directory_is_created(photo, tmp_path):
+    out = tmp_path / "new" / "dir" / "x.jpg"
+    result = CliRunner().invoke(main, ["optimize", "100", str(photo), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:2] == b"\xff\xd8"
 
 
 COMMAND = [sys.executable, "-c", "from imgpipe.cli import main; main()"]

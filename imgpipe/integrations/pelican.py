@@ -28,8 +28,8 @@ from urllib.parse import unquote, urlsplit
 from pelican import signals
 from pelican.contents import Content
 
-from ..api import write_atomic
 from ..errors import closest, describe
+from ..state import atomic_write
 from . import rewrite, site
 
 if TYPE_CHECKING:
@@ -164,7 +164,7 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
     html = Path(path).read_text(encoding="utf-8")
     new = rewrite.rewrite_images(html, replace)
     if new != html:
-        write_atomic(path, new.encode("utf-8"))
+        atomic_write(path, new.encode("utf-8"))
 
 
 def _publish(pelican: Pelican) -> None:
