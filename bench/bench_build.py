@@ -3,6 +3,7 @@
     python bench/bench_build.py noop     # no-op build of 10,000 generated sources
     python bench/bench_build.py jobs     # photos: clean build with jobs=1 vs jobs=2
     python bench/bench_build.py plain    # photos: clean build vs a plain pyvips script
+    python bench/bench_build.py plain --fixed   # the same with quality=75, the script's setting
 
 Photos come from `bash shared/bench-photos.sh bench/.photos` (real 1–18 MP JPEGs). Every run
 is a separate process (`imgpipe build` via the CLI), so figures include interpreter start-up.
@@ -33,13 +34,17 @@ jobs = {{jobs}}
 
 [[rules]]
 include = ["*.jpg"]
-renditions = {{{{ thumb = "240x240,crop" }}}}
+renditions = {{{{ thumb = "240x240,crop,{{quality}}" }}}}
 
 [[rules]]
 include = ["*.jpg"]
 widths = {list(WIDTHS)}
 formats = {list(FORMATS)!r}
+options = "{{quality}}"
 """.replace("'", '"')
+# `--fixed`: the plain script's encoder setting instead of the perceptual search, so the two
+# do exactly the same encodes and the difference is imgpipe's own overhead.
+FIXED, PRESET = "quality=75", "quality=medium"
 
 # The same renditions with nothing but pyvips: shrink-on-load thumbnails and the engine's
 # encoder settings (imgpipe/engine/encode.py), written with plain file writes.
@@ -125,12 +130,12 @@ def _touch_and_build(site: Path) -> float:
     return imgpipe(site, "build", "--no-progress")
 
 
-def photo_site(jobs: int) -> Path:
+def photo_site(jobs: int, fixed: bool = False) -> Path:
     if not PHOTOS.is_dir():
         sys.exit(f"no photos: run `bash shared/bench-photos.sh {PHOTOS}` first")
-    site = OUT / f"photos-j{jobs}"
+    site = OUT / f"photos-j{jobs}{'-fixed' if fixed else ''}"
     site.mkdir(parents=True, exist_ok=True)
-    (site / "imgpipe.toml").write_text(PHOTO_CONFIG.format(jobs=jobs))
+    (site / "imgpipe.toml").write_text(PHOTO_CONFIG.format(jobs=jobs, quality=FIXED if fixed else PRESET))
     return site
 
 
@@ -170,8 +175,8 @@ def jobs(runs: int, quiet: float = 0) -> None:
     print(f"speed-up: {statistics.median(one) / statistics.median(two):.2f}x")
 
 
-def plain(runs: int) -> None:
-    site = photo_site(1)
+def plain(runs: int, fixed: bool = False) -> None:
+    site = photo_site(1, fixed)
     out = OUT / "plain"
     times: dict[str, list[float]] = {"imgpipe build, jobs=1": [], "plain pyvips script": [],
                                      "plain script, one decode": []}
@@ -194,13 +199,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=("noop", "jobs", "plain"))
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--fixed", action="store_true",
+                        help="plain: quality=75 as the script uses, instead of the presets")
     parser.add_argument("--quiet", type=float, default=0, metavar="SECONDS",
                         help="jobs: before each run, wait up to this long for idle cores")
     args = parser.parse_args()
     if args.which == "jobs":
         jobs(args.runs, args.quiet)
+    elif args.which == "plain":
+        plain(args.runs, args.fixed)
     else:
-        {"noop": noop, "plain": plain}[args.which](args.runs)
+        noop(args.runs)
 
 
 if __name__ == "__main__":

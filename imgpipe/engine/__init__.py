@@ -30,7 +30,7 @@ __all__ = ["ENGINE_VERSION", "Limits", "Rendition", "Source", "SourceInfo", "ope
 # pipeline order): it is part of every cache key.
 # 2: animated GIF/WebP sources stay animated in GIF and WebP. 3: perceptual quality presets,
 # oxipng for PNG, kept JPEG sources.
-ENGINE_VERSION = "3"
+ENGINE_VERSION = "4"
 
 _LIBS = re.compile(r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
                    r"\.so\.([\d.]+)")

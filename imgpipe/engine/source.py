@@ -24,7 +24,7 @@ from .load import check_size, decode, identify, jpeg_shrink, read_header
 from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
-from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
+from .transform import alpha_in_use, few_colours, resize_exact, shape, to_srgb, trim
 from .types import Limits, Rendition, SourceInfo
 
 
@@ -106,8 +106,22 @@ class Source:
             scale = 1 / reduction if math.isfinite(reduction) else 1.0
             image = decode(self.kind, self.data, self.name, scale=scale)
             return self._prepared(image, recipes), scale != 1
-        image = decode(self.kind, self.data, self.name, shrink)
-        return self._prepared(image, recipes), shrink > 1
+        image = self._prepared(decode(self.kind, self.data, self.name, shrink), recipes)
+        reduced = self._reduced(image, recipes, reduction)
+        return (reduced, True) if reduced is not None else (image, shrink > 1)
+
+    def _reduced(self, image: pyvips.Image, recipes: list[Recipe],
+                 reduction: float) -> pyvips.Image | None:
+        """The pixels resized once to the largest rendition, when that is well below what was
+        decoded: the smaller renditions then resize from it, not each from the full decode
+        (shrink-on-load only reaches powers of two). None when it would not pay or would change
+        the largest rendition (trim works on every pixel; geometry needs no enlargement)."""
+        if len(recipes) < 2 or any(r.trim for r in recipes) or not math.isfinite(reduction):
+            return None
+        largest = compute(min(recipes, key=self._reduction), self.info.width, self.info.height)
+        if largest.scaled_width * 1.25 > image.width or largest.scaled_height * 1.25 > image.height:
+            return None
+        return resize_exact(image, largest.scaled_width, largest.scaled_height).copy_memory()
 
     def _prepared(self, image: pyvips.Image, recipes: list[Recipe]) -> pyvips.Image:
         try:
