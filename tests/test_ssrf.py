@@ -80,9 +80,10 @@ def origin():
         yield server
 
 
-def fetch(url: str, resolver=None):
-    """Fetch with the test policy; return (result or FetchError, hosts the transport saw)."""
-    tripwire = Tripwire()
+def fetch(url: str, resolver=None, inner=None):
+    """Fetch with the test policy; return (result or FetchError, hosts the transport saw).
+    `inner` is the real transport behind the tripwire (default: the tripwire's own)."""
+    tripwire = Tripwire(inner) if inner is not None else Tripwire()
 
     async def go():
         fetcher = Fetcher(AddressPolicy.from_strings(ALLOW), max_bytes=1 << 20, timeout=5,
@@ -219,19 +220,7 @@ def test_tls_pins_the_address_and_checks_the_name(tmp_path):
         return [ipaddress.ip_address(ORIGIN_IP)] if host.endswith(".test") else []
 
     def get(url: str):
-        tripwire = Tripwire(httpx.AsyncHTTPTransport(verify=client_tls, retries=0))
-
-        async def go():
-            fetcher = Fetcher(AddressPolicy.from_strings(ALLOW), max_bytes=1 << 20,
-                              timeout=5, resolver=names, transport=tripwire)
-            try:
-                return await fetcher.fetch(url)
-            except FetchError as error:
-                return error
-            finally:
-                await fetcher.aclose()
-
-        return asyncio.run(go()), tripwire.seen
+        return fetch(url, names, httpx.AsyncHTTPTransport(verify=client_tls, retries=0))
 
     with Origin(tls=server_tls) as origin:
         good, seen = get(f"https://origin.test:{origin.port}/img/8x8.png")
