@@ -103,10 +103,16 @@ def _load_config(config_path):
     try:
         config = load(config_path)
     except ConfigError as error:
-        _print_problems(error.problems, "error")
-        raise SystemExit(2) from None
+        _config_failed(error)
     _print_problems(config.warnings, "warning")
     return config
+
+
+def _config_failed(error) -> None:
+    """Print a ConfigError's errors and warnings; exit 2."""
+    _print_problems(error.warnings, "warning")
+    _print_problems(error.problems, "error")
+    raise SystemExit(2) from None
 
 
 def _print_problems(problems, kind: str) -> None:
@@ -152,8 +158,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
             if bar:
                 events.close()
     except ConfigError as error:
-        _print_problems(error.problems, "error")
-        raise SystemExit(2) from None
+        _config_failed(error)
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
@@ -191,8 +196,7 @@ def watch(config_path, jobs, debounce, rescan) -> None:
     try:
         watcher.start()
     except ConfigError as error:
-        _print_problems(error.problems, "error")
-        raise SystemExit(2) from None
+        _config_failed(error)
     signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly on `kill` as on Ctrl-C
     echo(f"watching {watcher.config.source} and {watcher.config.path} (Ctrl-C to stop)")
     try:
@@ -231,8 +235,7 @@ def check(config_path) -> None:
     try:
         sources = check_sources(config)
     except ConfigError as error:
-        _print_problems(error.problems, "error")
-        raise SystemExit(2) from None
+        _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
     count = sum(len(labels) for _rel, labels in sources)

@@ -179,7 +179,7 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         if not rules_raw:
             v.warnings.append(Problem("no-rules", "no [[rules]]: nothing will be built", "rules"))
     if v.errors:
-        raise ConfigError(v.errors)
+        raise ConfigError(v.errors, tuple(v.warnings))
 
     def resolve(p: str) -> Path:
         return Path(os.path.normpath(root / p))

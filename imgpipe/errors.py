@@ -66,9 +66,14 @@ class OptionError(ImgpipeError):
 
 
 class ConfigError(ImgpipeError):
-    """imgpipe.toml is not valid (exit status 2)."""
+    """imgpipe.toml is not valid (exit status 2). Carries the warnings found on the way too,
+    so a user fixing errors also sees the misspelt key that may be their cause."""
 
     exit_code = 2
+
+    def __init__(self, problems: Problem | list[Problem], warnings: tuple[Problem, ...] = ()):
+        super().__init__(problems)
+        self.warnings = tuple(warnings)
 
 
 class ImageError(ImgpipeError):

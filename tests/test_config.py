@@ -240,3 +240,24 @@ def test_check_reports_config_errors_with_exit_2(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr == ("error[bad-type]: 'x' at rules[0].widths[1]: expected an integer "
                              "from 1 to 10000, not a string\n")
+
+
+def test_check_shows_warnings_beside_errors(tmp_path, monkeypatch):
+    """A misspelt key is often why a config is wrong: its warning comes with the errors."""
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgpipe.toml").write_text(
+        'source = "i"\noutput = "o"\n[[rules]]\ninclude = ["*"]\nwidths = [480, "x"]\n'
+        'formts = ["webp"]\n')
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "warning[unknown-key]: 'formts' at rules[0].formts: expected one of include, exclude, "
+        "renditions, widths, formats, options, sizes, name, rasterize_svg; "
+        "did you mean 'formats'?",
+        "error[bad-type]: 'x' at rules[0].widths[1]: expected an integer from 1 to 10000, "
+        "not a string",
+    ]
