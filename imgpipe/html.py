@@ -143,18 +143,19 @@ class Images:
     def picture(self, src: str, alt: str = "", group: str | None = None,
                 sizes: str | None = None, **attrs: Any) -> Markup:
         """`<picture>` with a `<source>` per modern format and an `<img>` fallback."""
-        source, name = self._source(src, group)
-        attrs = _proportional(attrs, source["srcsets"][name])
-        sizes = sizes or _fixed_width_sizes(attrs)
-        return Markup(self.renderer.picture(source, name, alt, sizes, **attrs).rstrip("\n"))
+        return self._render(self.renderer.picture, src, alt, group, sizes, attrs)
 
     def img(self, src: str, alt: str = "", group: str | None = None,
             sizes: str | None = None, **attrs: Any) -> Markup:
         """A lone `<img srcset sizes>` in the group's fallback format."""
+        return self._render(self.renderer.img, src, alt, group, sizes, attrs)
+
+    def _render(self, template, src: str, alt: str, group: str | None, sizes: str | None,
+                attrs: dict[str, Any]) -> Markup:
         source, name = self._source(src, group)
         attrs = _proportional(attrs, source["srcsets"][name])
         sizes = sizes or _fixed_width_sizes(attrs)
-        return Markup(self.renderer.img(source, name, alt, sizes, **attrs).rstrip("\n"))
+        return Markup(template(source, name, alt, sizes, **attrs).rstrip("\n"))
 
     def install(self, env: jinja2.Environment, base_url: BaseUrl | None = None) -> None:
         """Offer `picture` and `img` to `env` as globals and filters, and `images` (this
