@@ -164,3 +164,11 @@ def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stag
                     f"a complete {kind.label} file", "re-export or re-download it", stage)
     return fail("decode-failed", name, f"the {kind.label} data is corrupt{detail}",
                 f"a valid {kind.label} file", "re-export it from the original", stage)
+
+
+def stream(kind: Kind, data: bytes, shrink: int = 1, **options) -> pyvips.Image:
+    """The first frame as a lazy, read-once pipeline (what `decode` materialises): for a
+    rendition that reads its pixels exactly once. Decode errors surface when it is read."""
+    if kind.family == "jpeg" and shrink > 1:
+        options["shrink"] = shrink
+    return _load(kind, data, access="sequential", **options)

@@ -1,8 +1,8 @@
 """Placeholders: a dominant colour and a tiny blurred preview (LQIP) per source.
 
-Computed from pixels the render already decoded (the first frame of an animation), so a
-placeholder never costs a second decode. Both go into the manifest; templates put them in a
-`style` while the real image loads.
+Computed from a small decode fixed by the source alone (shared with renditions loaded at the
+same size), so the manifest never depends on which renditions were built with it. Both go into
+the manifest; templates put them in a `style` while the real image loads.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from .types import Placeholder
 LQIP_SIDES = (24, 16, 12)
 LQIP_QUALITY = 40
 LQIP_BUDGET = 1000  # characters of the whole data URI: it travels inline in every page
-_SAMPLE_SIDE = 32  # the dominant colour is counted on at most 32 x 32 pixels
+SAMPLE_SIDE = 32  # the dominant colour is counted on at most 32 x 32 pixels
+SVG_SIDE = 256  # an SVG's placeholder is drawn at most this large
 
 
 def make(image: pyvips.Image) -> Placeholder | None:
@@ -51,7 +52,7 @@ def dominant_colour(image: pyvips.Image) -> str:
     """The most common colour, as "#rrggbb": pixels are counted in coarse buckets (4 bits a
     channel), then the winning bucket's pixels are averaged, so a photo of a blue sky says
     blue rather than a muddy mean of everything. Mostly transparent pixels do not vote."""
-    tiny = _thumbnail(image, _SAMPLE_SIDE)
+    tiny = _thumbnail(image, SAMPLE_SIDE)
     bands = tiny.bands
     pixels = bytes(tiny.write_to_memory())
     buckets: Counter[tuple[int, int, int]] = Counter()

@@ -1,4 +1,4 @@
-"""A validated source and its renditions: one decode feeds every rendition of it.
+"""A validated source and its renditions: renditions loaded at the same size share a decode.
 
 Order per rendition (each step has a test): decode -> autorotate -> sRGB -> trim -> resize
 -> crop/pad -> choose format -> flatten alpha -> encode.
@@ -6,25 +6,25 @@ Order per rendition (each step has a test): decode -> autorotate -> sRGB -> trim
 
 from __future__ import annotations
 
-import math
 import os
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyvips
 
 from ..errors import ImageError
-from ..formats import FORMATS
+from ..formats import AUTO, FORMATS
 from ..geometry import compute
 from ..options import Recipe
 from . import animate, placeholder, svg
 from .failure import because, fail
 from .load import check_size, decode, identify, jpeg_shrink, read_header
+from .load import stream as stream_pixels
 from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
-from .transform import alpha_in_use, few_colours, resize_exact, shape, to_srgb, trim
+from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
 from .types import Limits, Rendition, SourceInfo
 
 
@@ -37,26 +37,34 @@ class Source:
         self.info = info
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
-        self._pristine = False  # the decoded pixels are the file's own (no rotation, no ICC)
 
     def render(self, recipe: Recipe) -> Rendition:
-        """One rendition; raises ImageError."""
-        result = self.render_all([recipe])[0]
+        """One rendition; raises ImageError. Makes no placeholder (nobody asked for one), and
+        its bytes are those `render_all` gives the same recipe among any others."""
+        result = self._render([recipe], with_placeholder=False)[0]
         if isinstance(result, ImageError):
             raise result
         return result
 
     def render_all(self, recipes: list[Recipe]) -> list[Rendition | ImageError]:
-        """Every rendition from one decode; a failing recipe does not stop the others.
+        """Every rendition; a failing recipe does not stop the others.
 
-        The decode also gives the source its placeholder (`info.placeholder`), even with no
-        recipes at all."""
+        Also gives the source its placeholder (`info.placeholder`), even with no recipes."""
+        return self._render(recipes, with_placeholder=True)
+
+    def _render(self, recipes: list[Recipe],
+                with_placeholder: bool) -> list[Rendition | ImageError]:
+        # Each rendition's bytes are a function of the source and its own recipe alone, never
+        # of what else is rendered with it (its output name is a hash of just those): each is
+        # loaded at its own shrink-on-load (`_load_key`), and renditions share a decode only
+        # when their keys are equal, that is when it is the very decode each would make alone.
         results: list[Rendition | ImageError | None] = [None] * len(recipes)
         if self.kind.family == "svg":
             # A vector loses nothing when drawn larger: "never enlarge" guards raster sources
             # only, so a 64 px logo still comes out at 128 px for a 2x screen.
             recipes = [replace(r, mode="fit") if r.mode == "scale-down" else r for r in recipes]
-        todo, moving = [], []
+        groups: dict[float, list[int]] = {}
+        moving = []
         animated = self.info.frames > 1
         for index, recipe in enumerate(recipes):
             if animated and animate.keeps_motion(recipe.format):
@@ -64,95 +72,111 @@ class Source:
             elif recipe.format in FORMATS and FORMATS[recipe.format].video:
                 results[index] = self._video_refused(recipe)
             else:
-                todo.append(index)
-        try:
-            if moving:  # every frame, once; stills of it take the first frame from there
+                groups.setdefault(self._load_key(recipe), []).append(index)
+        if moving:  # every frame, once, for all the animated renditions
+            try:
                 frames = animate.load(self.kind, self.data, self.name)
-                base, shrunk = frames.first, False
-            else:
-                base, shrunk = self._decode([recipes[i] for i in todo])
-        except ImageError as error:
-            for index in todo + moving:
-                results[index] = error
-            return results  # type: ignore[return-value]
-        if self.info.placeholder is None:
-            self.info = replace(self.info, placeholder=placeholder.make(base))
-        for index in moving:
-            results[index] = animate.render(frames, recipes[index], self.name)
-        colours = _Lazy(lambda: few_colours(base))
-        # Smallest first: each size's quality search starts from the last one's result, so
-        # the full search runs where encodes are cheapest (see optimise.py).
-        todo.sort(key=lambda i: (self._area(recipes[i]), _COST.get(recipes[i].format, 0)))
+            except ImageError as error:
+                frames = error
+            for index in moving:
+                results[index] = (frames if isinstance(frames, ImageError)
+                                  else animate.render(frames, recipes[index], self.name))
+        placeholder_key = None
+        if with_placeholder and self.info.placeholder is None:
+            placeholder_key = self._placeholder_key()
+            groups.setdefault(placeholder_key, [])
         optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
-        for index in todo:
-            result = self._render_one(base, shrunk, recipes[index], colours, optimiser)
-            if animated and isinstance(result, Rendition):
-                dropped = animate.first_frame_warning(result.format, self.info.frames)
-                result = replace(result, warnings=(*result.warnings, dropped))
-            results[index] = result
+        for key in sorted(groups):
+            group = [recipes[i] for i in groups[key]]
+            try:
+                outcomes = self._render_group(key, group, key == placeholder_key, optimiser)
+            except ImageError as error:
+                outcomes = [error] * len(group)
+            for index, result in zip(groups[key], outcomes, strict=True):
+                if animated and isinstance(result, Rendition):
+                    dropped = animate.first_frame_warning(result.format, self.info.frames)
+                    result = replace(result, warnings=(*result.warnings, dropped))
+                results[index] = result
         return results  # type: ignore[return-value]
 
-    def _decode(self, recipes: list[Recipe]) -> tuple[pyvips.Image, bool]:
-        """The prepared (autorotated, sRGB) pixels, and whether they were shrunk on load."""
-        shrink = 1
-        # Shrink-on-load for the largest rendition asked for (with none, only the placeholder
-        # needs the pixels: the smallest will do); trim needs every pixel.
-        reduction = min((self._reduction(r) for r in recipes), default=math.inf)
-        if self.kind.family == "jpeg" and not any(r.trim for r in recipes):
-            shrink = jpeg_shrink(reduction)
-        if self.kind.family == "svg" and not any(r.trim for r in recipes):
-            # A vector is drawn at the size the largest rendition needs, not drawn small and
-            # enlarged; geometry then works on the declared size, as for a shrunk JPEG.
-            scale = 1 / reduction if math.isfinite(reduction) else 1.0
-            image = decode(self.kind, self.data, self.name, scale=scale)
-            return self._prepared(image, recipes), scale != 1
-        image = self._prepared(decode(self.kind, self.data, self.name, shrink), recipes)
-        reduced = self._reduced(image, recipes, reduction)
-        return (reduced, True) if reduced is not None else (image, shrink > 1)
+    def _render_group(self, key: float, recipes: list[Recipe], placeholder_too: bool,
+                      optimiser: Optimiser) -> list[Rendition | ImageError]:
+        """The renditions loaded at `key`, from one decode (and the placeholder from it)."""
+        # A single rendition that reads its pixels once streams them: decode, resize and
+        # encode run as one pipeline, and the full-size decode never sits in memory.
+        streams = (not placeholder_too and len(recipes) == 1
+                   and _reads_source_once(recipes[0]))
+        decoded = self._decoded(key, stream=streams, shared=len(recipes) + placeholder_too > 1)
+        if placeholder_too:
+            self.info = replace(self.info, placeholder=placeholder.make(decoded.image))
+        colours = _Lazy(lambda: few_colours(decoded.image))
+        results = []
+        for recipe in recipes:
+            try:
+                results.append(self._render_one(decoded, recipe, colours, optimiser))
+            except _StreamFailed:
+                # Decode errors of a stream surface mid-pipeline: the in-memory decode says
+                # what was wrong in the words (and with the code) a build uses.
+                decoded = self._decoded(key, stream=False, shared=False)
+                results.append(self._render_one(decoded, recipe, colours, optimiser))
+        return results
 
-    def _reduced(self, image: pyvips.Image, recipes: list[Recipe],
-                 reduction: float) -> pyvips.Image | None:
-        """The pixels resized once to the largest rendition, when that is well below what was
-        decoded: the smaller renditions then resize from it, not each from the full decode
-        (shrink-on-load only reaches powers of two). None when it would not pay or would change
-        the largest rendition (trim works on every pixel; geometry needs no enlargement)."""
-        if len(recipes) < 2 or any(r.trim for r in recipes) or not math.isfinite(reduction):
-            return None
-        largest = compute(min(recipes, key=self._reduction), self.info.width, self.info.height)
-        if largest.scaled_width * 1.25 > image.width or largest.scaled_height * 1.25 > image.height:
-            return None
-        return resize_exact(image, largest.scaled_width, largest.scaled_height).copy_memory()
+    def _load_key(self, recipe: Recipe) -> float:
+        """What the pixels of `recipe` are loaded at: a JPEG's shrink-on-load factor (as libvips
+        thumbnail chooses it) or an SVG's drawing scale; 1 for everything else."""
+        if recipe.trim or self.kind.family not in ("jpeg", "svg"):
+            return 1  # trim needs every source pixel
+        reduction = self._reduction(recipe)
+        if self.kind.family == "jpeg":
+            return jpeg_shrink(reduction)
+        # A vector is drawn at the size the rendition needs, not drawn small and enlarged;
+        # geometry then works on the declared size, as for a shrunk JPEG.
+        return 1 / reduction
 
-    def _prepared(self, image: pyvips.Image, recipes: list[Recipe]) -> pyvips.Image:
+    def _placeholder_key(self) -> float:
+        # Fixed by the source alone, so the manifest does not depend on what else was built.
+        side = min(self.info.width, self.info.height)
+        if self.kind.family == "jpeg":
+            return jpeg_shrink(side / placeholder.SAMPLE_SIDE)
+        if self.kind.family == "svg":
+            return min(1.0, placeholder.SVG_SIDE / max(self.info.width, self.info.height))
+        return 1
+
+    def _decoded(self, key: float, *, stream: bool, shared: bool) -> _Decoded:
+        """The prepared (autorotated, sRGB) pixels loaded at `key`."""
+        if self.kind.family == "svg":
+            image, shrunk, stream = decode(self.kind, self.data, self.name, scale=key), key != 1, False
+        else:
+            shrink, shrunk = int(key), key > 1
+            image = stream_pixels(self.kind, self.data, shrink) if stream else None
+            if image is None or _turns(image):  # a turn reads rows out of order
+                image, stream = decode(self.kind, self.data, self.name, shrink), False
         try:
             prepared = to_srgb(image)
-            self._pristine = prepared is image
-            if len(recipes) > 1 and prepared is not image:
-                # Rotation and colour conversion once, not once per rendition.
-                prepared = prepared.copy_memory()
-            return prepared
         except pyvips.Error as error:
             raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
                        f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
-
-    def _area(self, recipe: Recipe) -> int:
-        g = compute(recipe, self.info.width, self.info.height)
-        return g.width * g.height
+        pristine = prepared is image
+        if shared and not pristine:
+            # Rotation and colour conversion once, not once per rendition.
+            prepared = prepared.copy_memory()
+        return _Decoded(prepared, shrunk, pristine, stream)
 
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
         return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
 
-    def _render_one(self, base: pyvips.Image, shrunk: bool, recipe: Recipe,
-                    colours: _Lazy, optimiser: Optimiser) -> Rendition | ImageError:
+    def _render_one(self, decoded: _Decoded, recipe: Recipe, colours: _Lazy,
+                    optimiser: Optimiser) -> Rendition | ImageError:
         deadline = time.monotonic() + recipe.timeout
         stage = "transform"
+        base = decoded.image
         try:
             warnings = list(recipe.warnings)
             # Geometry works on full-size dimensions: the header's when the JPEG was shrunk
             # on load, else the decoded image's own (what gets resized, so no aspect drifts).
             image = base
-            width, height = (self.info.width, self.info.height) if shrunk else (
+            width, height = (self.info.width, self.info.height) if decoded.shrunk else (
                 base.width, base.height)
             if recipe.trim:  # before anything else, on every pixel (base is full size)
                 image, trimmed = trim(image)
@@ -161,11 +185,12 @@ class Source:
             geometry = compute(recipe, width, height)
             shaped = shape(image, geometry, recipe)
             # The file's own pixels, so its bytes may stand in for the rendition.
-            untouched = (shaped is base and self._pristine and not shrunk
+            untouched = (shaped is base and decoded.pristine and not decoded.shrunk
                          and self.info.frames == 1)
-            if shaped is not base:  # a fresh pipeline of this rendition's own: watch the clock
+            if shaped is not base or decoded.streamed:  # a pipeline of its own: watch the clock
                 shaped = _within(shaped, deadline)
-            shaped = shaped.copy_memory()  # evaluated once, read by the checks and the encoder
+            if not (decoded.streamed and _encodes_once(recipe, shaped)):
+                shaped = shaped.copy_memory()  # evaluated once, read by the checks and encoder
 
             stage = "encode"
             out = optimiser.encode(shaped, recipe, alpha_used=alpha_in_use(shaped),
@@ -179,6 +204,8 @@ class Source:
         except pyvips.Error as error:
             if time.monotonic() > deadline:
                 return self._timed_out(recipe, stage)
+            if decoded.streamed:
+                raise _StreamFailed from None
             verb = "encode" if stage == "encode" else "process"
             return fail(f"{stage}-failed", self.name,
                         f"cannot {verb} it as {recipe}{because(error)}",
@@ -201,8 +228,30 @@ class Source:
                     "use format=webp or format=avif for still images", "encode")
 
 
-# Encoders by cost per pixel: among renditions of one size, the cheapest search goes first.
-_COST = {"jpeg": 0, "webp": 1, "avif": 2}
+@dataclass(frozen=True)
+class _Decoded:
+    image: pyvips.Image  # autorotated sRGB
+    shrunk: bool  # loaded below full size: geometry works on the header's dimensions
+    pristine: bool  # the file's own pixels (no rotation, no colour conversion)
+    streamed: bool  # a read-once pipeline from the file, not pixels in memory
+
+
+class _StreamFailed(Exception):
+    """A streamed rendition failed before its deadline: redo it from an in-memory decode."""
+
+
+def _reads_source_once(recipe: Recipe) -> bool:
+    # trim and crop=auto take several passes over the pixels; format=auto counts colours.
+    return not recipe.trim and recipe.gravity != "auto" and recipe.format != AUTO
+
+
+def _encodes_once(recipe: Recipe, image: pyvips.Image) -> bool:
+    """One encode and no check reads `image`: a fixed quality, a named format, no alpha."""
+    return isinstance(recipe.quality, int) and recipe.format != AUTO and not image.hasalpha()
+
+
+def _turns(image: pyvips.Image) -> bool:
+    return bool(image.get_typeof("orientation")) and image.get("orientation") != 1
 
 
 def _within(image: pyvips.Image, deadline: float) -> pyvips.Image:
