@@ -103,7 +103,7 @@ def test_stills_of_an_animation_are_its_first_frame_with_a_warning():
         assert still.pages == 1 and near(colour_at(still.frames[0], 30, 22)[:3], COLOURS[0])
 
 
-def test_one_decode_feeds_animated_and_still_renditions(monkeypatch):
+def test_every_frame_is_decoded_once_for_all_animated_renditions(monkeypatch):
     from imgpipe.engine import animate
 
     calls = []
@@ -113,7 +113,9 @@ def test_one_decode_feeds_animated_and_still_renditions(monkeypatch):
     results = source.render_all([parse(o) for o in ("format=gif", "32,format=webp",
                                                     "32,format=jpeg")])
     assert calls == [{"n": -1}] and all(not isinstance(r, ImageError) for r in results)
-    assert source.info.placeholder is not None  # from the first frame, no second decode
+    # Stills and the placeholder come from a first-frame decode of their own (as when built
+    # alone: their bytes must not depend on an animated rendition next to them).
+    assert source.info.placeholder is not None
 
 
 def test_browsers_show_tiny_gif_delays_as_100ms_and_webp_gets_what_they_showed():

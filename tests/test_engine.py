@@ -42,23 +42,29 @@ def test_each_allowed_family_loads_and_renders(family, synth):
 
 # --- one decode feeds every rendition ---------------------------------------------------
 
-def test_render_all_decodes_once_at_the_largest_size_needed(synth, monkeypatch):
+def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
     calls = []
-    real = source_module.decode
 
-    def counting(kind, data, name, shrink=1):
-        calls.append(shrink)
-        return real(kind, data, name, shrink)
+    def counting(real):
+        def load(kind, data, name_or_shrink=None, shrink=1, **options):
+            calls.append(shrink if isinstance(name_or_shrink, str) else name_or_shrink or 1)
+            return real(kind, data, name_or_shrink, shrink, **options) if isinstance(
+                name_or_shrink, str) else real(kind, data, name_or_shrink or 1, **options)
+        return load
 
-    monkeypatch.setattr(source_module, "decode", counting)
+    monkeypatch.setattr(source_module, "decode", counting(source_module.decode))
+    monkeypatch.setattr(source_module, "stream_pixels", counting(source_module.stream_pixels))
     source = open_source(synth.coords(2000, 1000).jpegsave_buffer())
     results = source.render_all([parse("100"), parse("200,format=webp"), parse("50x50,crop")])
-    assert calls == [4]  # 200 px wide needs a 10x reduction: JPEG shrink-on-load 4, then resize
+    # Each loads as libvips thumbnail would for it alone: 200 px wide is a 10x reduction
+    # (shrink-on-load 4, then resize); 100 px and the 50 px crop (20x) share shrink 8, and so
+    # does the placeholder (a 32 px sample of the 1000 px side).
+    assert sorted(calls) == [4, 8]
     assert [(r.width, r.height) for r in results] == [(100, 50), (200, 100), (50, 50)]
 
     calls.clear()
     source.render_all([parse("100"), parse("trim,100")])
-    assert calls == [1]  # trim needs every source pixel
+    assert sorted(calls) == [1, 8]  # trim needs every source pixel
 
 
 def test_one_failing_recipe_does_not_stop_the_others(synth):

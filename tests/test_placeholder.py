@@ -55,7 +55,7 @@ def test_transparency_is_kept_in_the_preview(synth):
         pyvips.Image.black(64, 32).new_from_image([0]).insert(
             pyvips.Image.black(32, 32).new_from_image([255]), 16, 0)).cast("uchar")
     source = open_source(rgba.copy(interpretation="srgb").pngsave_buffer())
-    source.render(parse("32,format=png"))
+    source.render_all([parse("32,format=png")])
     preview = check(source.info.placeholder)
     assert preview.hasalpha() and preview.getpoint(0, preview.height // 2)[3] < 64
     assert source.info.placeholder.color == "#ff8800"

@@ -68,21 +68,25 @@ def test_presets_order_bytes_and_scores_on_a_graphic_with_alpha(graphic, fmt):
     assert low.score < medium.score < high.score
 
 
-def test_the_same_photo_at_several_sizes_is_searched_from_the_last_answer(photo, monkeypatch):
-    trials: list[int] = []
+def test_each_size_is_searched_from_the_tables_not_from_the_other_sizes(photo, monkeypatch):
+    starts: list[tuple[int, int]] = []
     real = optimise.find_quality
 
-    def counting(*args, **kwargs):
-        found = real(*args, **kwargs)
-        trials.append(len(found.trials))
+    def recording(evaluate, target, low, high, guess, *args, **kwargs):
+        found = real(evaluate, target, low, high, guess, *args, **kwargs)
+        starts.append((guess, found.quality))
         return found
 
-    monkeypatch.setattr(optimise, "find_quality", counting)
+    monkeypatch.setattr(optimise, "find_quality", recording)
     recipes = [parse(f"{w},format=webp") for w in (320, 240, 160)]
     results = open_source(photo).render_all(recipes)
     assert [r.width for r in results] == [320, 240, 160]  # results keep the request order
     assert all(abs(r.score - TARGETS["medium"]) <= TOLERANCE + 0.01 for r in results)
-    assert sum(trials) <= 3 + 2 * 2  # the first size searched in full, the others seeded
+    together = list(starts)
+    starts.clear()
+    for recipe in recipes:  # alone, each starts where it started among the others
+        open_source(photo).render(recipe)
+    assert starts == together
 
 
 def test_fixed_quality_is_not_searched(photo):

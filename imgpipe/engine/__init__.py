@@ -5,8 +5,11 @@ Contract used by the rest of imgpipe (build, server, plugins):
     source = open_source(path_or_bytes, limits)   # validates: allow-listed loader, limits
     source.info                                   # SourceInfo (size after autorotate, format...)
     source.render(recipe) -> Rendition            # raises ImageError
-    source.render_all(recipes)                    # one decode feeds every rendition
+    source.render_all(recipes)                    # renditions loading alike share a decode
     source.info.placeholder                       # set by render_all (colour + tiny preview)
+
+A rendition's bytes depend on the source and its own recipe only: `render(r)` and
+`render_all([..., r, ...])` give the same bytes for `r` (its output name hashes just those).
     open_source(..., svg_mode="copy"|"rasterize") # SVGs: refused unless a mode is given
 
 `render` never writes files; callers write `Rendition.data` atomically.
@@ -29,8 +32,9 @@ __all__ = ["ENGINE_VERSION", "Limits", "Rendition", "Source", "SourceInfo", "ope
 # Bump when the bytes produced for the same input and options change (settings, presets,
 # pipeline order): it is part of every cache key.
 # 2: animated GIF/WebP sources stay animated in GIF and WebP. 3: perceptual quality presets,
-# oxipng for PNG, kept JPEG sources.
-ENGINE_VERSION = "4"
+# oxipng for PNG, kept JPEG sources. 5: each rendition from its own shrink-on-load and its own
+# quality search, whatever else is built with it (deterministic outputs).
+ENGINE_VERSION = "5"
 
 _LIBS = re.compile(r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
                    r"\.so\.([\d.]+)")
