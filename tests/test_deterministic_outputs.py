@@ -112,3 +112,40 @@ def test_placeholder_does_not_depend_on_the_renditions_built_with_it():
         source.render_all([parse(o) for o in options])
         placeholders.add(source.info.placeholder)
     assert len(placeholders) == 1 and None not in placeholders
+
+
+# --- issue 11.4: the single-output path streams ---------------------------------------------
+
+def test_optimize_streams_one_rendition_and_makes_no_placeholder(monkeypatch):
+    """No in-memory decode and no placeholder for one rendition (imgpipe optimize, serve),
+    and still the bytes a build makes."""
+    import imgpipe
+    from imgpipe.engine import placeholder
+    from imgpipe.engine import source as source_module
+
+    data = pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(
+        900).jpegsave_buffer(Q=90)
+    built = {o: open_source(data).render_all([parse(o), parse("100")])[0].data
+             for o in ("300,format=jpeg,quality=80", "300,format=webp,quality=80")}
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the single-output path decoded into memory or made a placeholder")
+
+    monkeypatch.setattr(source_module, "decode", refused)
+    monkeypatch.setattr(placeholder, "make", refused)
+    for options, data_built in built.items():
+        assert imgpipe.optimize(data, options).data == data_built
+
+
+def test_a_streamed_truncated_jpeg_fails_as_in_a_build():
+    photo = pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(600)
+    data = photo.jpegsave_buffer(Q=90)
+    cut = data[: len(data) // 2]
+    source = open_source(cut)
+    streamed = source.render_all([parse("300,format=webp,quality=80")])[0]
+    with pytest.raises(Exception) as alone:
+        open_source(cut).render(parse("300,format=webp,quality=80"))
+    shared = open_source(cut).render_all([parse("300,format=webp,quality=80"),
+                                          parse("290,format=webp,quality=80")])[0]
+    assert alone.value.code == streamed.code == shared.code == "truncated"
+    assert str(alone.value) == str(shared)

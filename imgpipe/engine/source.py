@@ -7,7 +7,10 @@ Order per rendition (each step has a test): decode -> autorotate -> sRGB -> trim
 from __future__ import annotations
 
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -187,15 +190,15 @@ class Source:
             # The file's own pixels, so its bytes may stand in for the rendition.
             untouched = (shaped is base and decoded.pristine and not decoded.shrunk
                          and self.info.frames == 1)
-            if shaped is not base or decoded.streamed:  # a pipeline of its own: watch the clock
-                shaped = _within(shaped, deadline)
-            if not (decoded.streamed and _encodes_once(recipe, shaped)):
-                shaped = shaped.copy_memory()  # evaluated once, read by the checks and encoder
-
-            stage = "encode"
-            out = optimiser.encode(shaped, recipe, alpha_used=alpha_in_use(shaped),
-                                   few_colours=colours, resizes=geometry.resizes,
-                                   untouched=untouched, deadline=deadline)
+            # A pipeline of its own (not the shared decode): watch the clock while it runs.
+            watched = shaped is not base or decoded.streamed
+            with _within(shaped, deadline) if watched else nullcontext(shaped):
+                if not (decoded.streamed and _encodes_once(recipe, shaped)):
+                    shaped = shaped.copy_memory()  # evaluated once, read by checks and encoder
+                stage = "encode"
+                out = optimiser.encode(shaped, recipe, alpha_used=alpha_in_use(shaped),
+                                       few_colours=colours, resizes=geometry.resizes,
+                                       untouched=untouched, deadline=deadline)
             warnings.extend(out.warnings)
         except TimeoutError:
             return self._timed_out(recipe, stage)
@@ -254,16 +257,20 @@ def _turns(image: pyvips.Image) -> bool:
     return bool(image.get_typeof("orientation")) and image.get("orientation") != 1
 
 
-def _within(image: pyvips.Image, deadline: float) -> pyvips.Image:
-    """Make libvips abandon evaluating `image` once the deadline has passed."""
-    image.set_progress(True)
+@contextmanager
+def _within(image: pyvips.Image, deadline: float) -> Iterator[pyvips.Image]:
+    """Make libvips abandon evaluating `image` once the deadline has passed.
 
-    def on_eval(evaluated: pyvips.Image, _progress) -> None:
-        if time.monotonic() > deadline:
-            evaluated.set_kill(True)
-
-    image.signal_connect("eval", on_eval)
-    return image
+    A timer sets the kill flag, which libvips' worker threads check between tiles: a Python
+    callback on libvips' progress signal did the same, but runs for every tile under the GIL
+    (measured: +20% on a streamed 1600 px WebP)."""
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), image.set_kill, [True])
+    timer.daemon = True
+    timer.start()
+    try:
+        yield image
+    finally:
+        timer.cancel()
 
 
 class _Lazy:
