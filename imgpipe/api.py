@@ -17,7 +17,9 @@ def optimize(source: Path | bytes | str, options: str | Recipe, *,
     """Render one rendition of `source` (a path or the image bytes) as `options` ask.
 
     Raises OptionError (bad options, exit status 2) or ImageError (bad image, exit status 1).
-    The result carries the bytes and what was decided: size, format, quality, warnings.
+    The result carries the bytes and what was decided: size, format, quality, warnings. The
+    bytes are those a build writes for the same options (and no placeholder is made); with a
+    fixed quality and a named format the image streams from decode to encoder.
     """
     recipe = parse(options) if isinstance(options, str) else options
     from .engine import open_source  # the only pyvips importer, loaded on first use

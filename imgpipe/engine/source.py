@@ -244,8 +244,9 @@ class _StreamFailed(Exception):
 
 
 def _reads_source_once(recipe: Recipe) -> bool:
-    # trim and crop=auto take several passes over the pixels; format=auto counts colours.
-    return not recipe.trim and recipe.gravity != "auto" and recipe.format != AUTO
+    # trim and crop=auto take several passes over the pixels; format=auto (and a lossless
+    # GIF) count the decoded colours first.
+    return not recipe.trim and recipe.gravity != "auto" and recipe.format not in (AUTO, "gif")
 
 
 def _encodes_once(recipe: Recipe, image: pyvips.Image) -> bool:
