@@ -19,14 +19,15 @@ PHOTOS = Path(__file__).parent.parent / "example-site/images/photos"
 
 
 def make_sources(directory: Path, width: int) -> None:
-    """Two real photos, one with an EXIF turn (decoded, then rotated), and a PNG with alpha."""
+    """Two real photos, one progressive with an EXIF turn (decoded, then rotated), and a PNG
+    with alpha."""
     directory.mkdir(parents=True)
     for name in ("dune.jpg", "storm.jpg"):
         image = pyvips.Image.new_from_file(str(PHOTOS / name)).thumbnail_image(width)
         if name == "storm.jpg":
             image = image.copy()
             image.set_type(pyvips.GValue.gint_type, "orientation", 6)
-        image.jpegsave(str(directory / name), Q=92)
+        image.jpegsave(str(directory / name), Q=92, interlace=name == "storm.jpg")
     rgba = pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(width // 2)
     rgba.bandjoin(rgba[1]).copy(interpretation="srgb").pngsave(str(directory / "leaf.png"))
 

@@ -67,6 +67,17 @@ def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
     assert sorted(calls) == [1, 8]  # trim needs every source pixel
 
 
+def test_a_progressive_jpeg_is_decoded_once_at_full_size_for_all_renditions(synth, monkeypatch):
+    calls = []
+    real = source_module.decode
+    monkeypatch.setattr(source_module, "decode",
+                        lambda kind, data, name, shrink=1: calls.append(shrink) or real(
+                            kind, data, name, shrink))
+    source = open_source(synth.coords(2000, 1000).jpegsave_buffer(interlace=True))
+    source.render_all([parse("100"), parse("200,format=webp"), parse("1000")])
+    assert calls == [1]  # shrinking saves little on a progressive JPEG; a second decode costs
+
+
 def test_one_failing_recipe_does_not_stop_the_others(synth):
     source = open_source(synth.coords(200, 100).pngsave_buffer())
     video, image = source.render_all([parse("100,format=webm"), parse("100,format=png")])

@@ -40,6 +40,7 @@ class Source:
         self.info = info
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
+        self._interlaced: bool | None = None if kind.family == "jpeg" else False
 
     def render(self, recipe: Recipe) -> Rendition:
         """One rendition; raises ImageError. Makes no placeholder (nobody asked for one), and
@@ -127,7 +128,7 @@ class Source:
     def _load_key(self, recipe: Recipe) -> float:
         """What the pixels of `recipe` are loaded at: a JPEG's shrink-on-load factor (as libvips
         thumbnail chooses it) or an SVG's drawing scale; 1 for everything else."""
-        if recipe.trim or self.kind.family not in ("jpeg", "svg"):
+        if recipe.trim or self.kind.family not in ("jpeg", "svg") or self._progressive():
             return 1  # trim needs every source pixel
         reduction = self._reduction(recipe)
         if self.kind.family == "jpeg":
@@ -139,11 +140,21 @@ class Source:
     def _placeholder_key(self) -> float:
         # Fixed by the source alone, so the manifest does not depend on what else was built.
         side = min(self.info.width, self.info.height)
-        if self.kind.family == "jpeg":
+        if self.kind.family == "jpeg" and not self._progressive():
             return jpeg_shrink(side / placeholder.SAMPLE_SIDE)
         if self.kind.family == "svg":
             return min(1.0, placeholder.SVG_SIDE / max(self.info.width, self.info.height))
         return 1
+
+    def _progressive(self) -> bool:
+        """A progressive JPEG: it loads at full size whatever the rendition. Its decode costs
+        nearly as much shrunk as not (measured, 18 MP: 970 ms at full size, 860 at 1/4: the
+        entropy decoding of every scan dominates), so every rendition of it shares one decode
+        instead of paying one per shrink factor."""
+        if self._interlaced is None:
+            header = pyvips.Image.jpegload_buffer(self.data, access="sequential")
+            self._interlaced = bool(header.get_typeof("interlaced") and header.get("interlaced"))
+        return self._interlaced
 
     def _decoded(self, key: float, *, stream: bool, shared: bool) -> _Decoded:
         """The prepared (autorotated, sRGB) pixels loaded at `key`."""
