@@ -1,12 +1,13 @@
 """How each rendition is encoded: the format, the quality meeting the preset's perceptual target,
 and when the source's own bytes are the better answer.
 
-One `Optimiser` serves every rendition of one source (`Source.render_all`), but each search
-starts from the tables' guess for that rendition's own format, preset and width, never from
-what another rendition found: the search's answer depends on where it starts, and a
-rendition's bytes must not depend on what else was built with it (its output name is a hash
-of its own inputs). Seeding from the nearest size saved ~0.2 encodes a rendition (measured
-on 15 photos: 1.33 vs 1.53), not worth output names that lie.
+One `Optimiser` serves every rendition of one source (`Source.render_all`). A search's answer
+depends on where it starts, and a rendition's bytes must not depend on what else was built
+with it (its output name is a hash of its own inputs): so a search never starts from what
+another rendition found, but from a *probe*, the quality found on a small rendition of the
+same source, format and preset that is fixed by the source alone (`Optimiser.probe`, run by
+Source), moved by the usual drift with size. It lands most searches within the tolerance at
+the first encode, as seeding from the last size did.
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class Original:
 class Optimiser:
     def __init__(self, original: Original):
         self.original = original
+        # (format, preset) -> (width, quality) found on a small probe of this source fixed
+        # by the source alone (Source sets it): where every search of that kind starts.
+        self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
         self._optimised_jpeg: bytes | None = None
 
     def encode(self, image: pyvips.Image, recipe: Recipe, *, alpha_used: bool,
@@ -105,21 +109,29 @@ class Optimiser:
             outcome = Outcome(data, fmt, encoding.quality, encoding.encoder_quality, score)
         return replace(outcome, warnings=(*warnings, *outcome.warnings))
 
+    def probe(self, image: pyvips.Image, recipe: Recipe) -> tuple[int, int] | None:
+        """(width, quality) found for `image` (shaped, sRGB) as `recipe` asks, searched from
+        the tables with no deadline; None when there is nothing to learn from it."""
+        fmt = recipe.format
+        encoding, _ = plan(fmt, recipe.quality, True, False, self.original.jpeg_quality)
+        final = settle_alpha(image, keeps_alpha(fmt) and image.hasalpha(), recipe.bgcolor)
+        if encoding.target is None or not metric.scorable(final.width, final.height):
+            return None
+        found, _ = _search(final, encoding, _guess(final.width, encoding), math.inf)
+        if found.quality is None or not found.reachable or found.quality >= encoding.ceiling:
+            return None
+        return final.width, found.quality
+
     def _searched(self, final: pyvips.Image, encoding: Encoding, recipe: Recipe,
                   untouched: bool, deadline: float) -> Outcome:
         fmt = encoding.format
-        scale = SCALES[fmt]
-        assert encoding.target is not None and encoding.ceiling is not None
-        low = min(scale.low, encoding.ceiling)
-        reference = metric.Reference(final)
-        encoded: dict[int, bytes] = {}
-
-        def evaluate(quality: int) -> float:
-            encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
-            return reference.score(_decode(encoded[quality], fmt), fmt)
-
-        found = find_quality(evaluate, encoding.target, low, encoding.ceiling,
-                             _guess(final.width, encoding), scale.slope, deadline)
+        guess = _guess(final.width, encoding)
+        if self.seed is not None:
+            probed = self.seed(fmt, str(encoding.quality))
+            if probed is not None:  # this image's own demand, moved by the usual drift
+                width, quality = probed
+                guess = round(quality + SCALES[fmt].drift * math.log2(final.width / width))
+        found, encoded = _search(final, encoding, guess, deadline)
         if found.quality is None:
             return self._nothing_in_time(fmt, recipe, untouched)
         data, quality, score = encoded[found.quality], found.quality, found.score
@@ -150,6 +162,22 @@ class Optimiser:
                        None, (Problem("timeout-copied",
                                       f"no encoding was ready within timeout="
                                       f"{recipe.timeout:g}s; the source file is used as it is"),))
+
+
+def _search(final: pyvips.Image, encoding: Encoding, guess: int,
+            deadline: float) -> tuple[Found, dict[int, bytes]]:
+    fmt, scale = encoding.format, SCALES[encoding.format]
+    assert encoding.target is not None and encoding.ceiling is not None
+    reference = metric.Reference(final)
+    encoded: dict[int, bytes] = {}
+
+    def evaluate(quality: int) -> float:
+        encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
+        return reference.score(_decode(encoded[quality], fmt), fmt)
+
+    found = find_quality(evaluate, encoding.target, min(scale.low, encoding.ceiling),
+                         encoding.ceiling, guess, scale.slope, deadline)
+    return found, encoded
 
 
 def _guess(width: int, encoding: Encoding) -> int:

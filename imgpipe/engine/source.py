@@ -21,6 +21,7 @@ from ..formats import AUTO, FORMATS
 from ..geometry import compute
 from ..options import Recipe
 from . import animate, placeholder, svg
+from .encode import SCALES, TARGETS
 from .failure import because, fail
 from .load import check_size, decode, identify, jpeg_shrink, read_header
 from .load import stream as stream_pixels
@@ -41,6 +42,7 @@ class Source:
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
         self._interlaced: bool | None = None if kind.family == "jpeg" else False
+        self._probes: dict[tuple[str, str], tuple[int, int] | None] = {}
 
     def render(self, recipe: Recipe) -> Rendition:
         """One rendition; raises ImageError. Makes no placeholder (nobody asked for one), and
@@ -90,10 +92,18 @@ class Source:
             placeholder_key = self._placeholder_key()
             groups.setdefault(placeholder_key, [])
         optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
-        for key in sorted(groups):
+        optimiser.seed = self._probed
+        probes = {_probe_of(recipes[i]) for indices in groups.values() for i in indices}
+        probes = {p for p in probes if p is not None and p not in self._probes}
+        probe_key = self._load_key(_probe_recipe("jpeg", "medium")) if probes else None
+        if probe_key is not None:
+            groups.setdefault(probe_key, [])
+        # The probes' group first: every search in the other groups starts from them.
+        for key in sorted(groups, key=lambda k: (k != probe_key, k)):
             group = [recipes[i] for i in groups[key]]
             try:
-                outcomes = self._render_group(key, group, key == placeholder_key, optimiser)
+                outcomes = self._render_group(key, group, key == placeholder_key,
+                                              probes if key == probe_key else set(), optimiser)
             except ImageError as error:
                 outcomes = [error] * len(group)
             for index, result in zip(groups[key], outcomes, strict=True):
@@ -104,15 +114,19 @@ class Source:
         return results  # type: ignore[return-value]
 
     def _render_group(self, key: float, recipes: list[Recipe], placeholder_too: bool,
+                      probes: set[tuple[str, str]],
                       optimiser: Optimiser) -> list[Rendition | ImageError]:
-        """The renditions loaded at `key`, from one decode (and the placeholder from it)."""
+        """The renditions loaded at `key`, from one decode (and the placeholder and quality
+        probes from it)."""
         # A single rendition that reads its pixels once streams them: decode, resize and
         # encode run as one pipeline, and the full-size decode never sits in memory.
-        streams = (not placeholder_too and len(recipes) == 1
-                   and _reads_source_once(recipes[0]))
-        decoded = self._decoded(key, stream=streams, shared=len(recipes) + placeholder_too > 1)
+        extra = placeholder_too or bool(probes)
+        streams = not extra and len(recipes) == 1 and _reads_source_once(recipes[0])
+        decoded = self._decoded(key, stream=streams, shared=len(recipes) + extra > 1)
         if placeholder_too:
             self.info = replace(self.info, placeholder=placeholder.make(decoded.image))
+        for fmt, preset in sorted(probes):
+            self._probe(decoded, fmt, preset, optimiser)
         colours = _Lazy(lambda: few_colours(decoded.image))
         results = []
         for recipe in recipes:
@@ -124,6 +138,25 @@ class Source:
                 decoded = self._decoded(key, stream=False, shared=False)
                 results.append(self._render_one(decoded, recipe, colours, optimiser))
         return results
+
+    def _probed(self, fmt: str, preset: str) -> tuple[int, int] | None:
+        """The probe's (width, quality) for the search of `fmt` at `preset` (see optimise)."""
+        if (fmt, preset) not in self._probes:  # a search no recipe announced: probe alone
+            key = self._load_key(_probe_recipe(fmt, preset))
+            decoded = self._decoded(key, stream=False, shared=False)
+            self._probe(decoded, fmt, preset, Optimiser(
+                Original(self.data, self.kind.family, self._jpeg_quality)))
+        return self._probes[(fmt, preset)]
+
+    def _probe(self, decoded: _Decoded, fmt: str, preset: str, optimiser: Optimiser) -> None:
+        recipe = _probe_recipe(fmt, preset)
+        width, height = (self.info.width, self.info.height) if decoded.shrunk else (
+            decoded.image.width, decoded.image.height)
+        try:
+            shaped = shape(decoded.image, compute(recipe, width, height), recipe).copy_memory()
+            self._probes[(fmt, preset)] = optimiser.probe(shaped, recipe)
+        except pyvips.Error:
+            self._probes[(fmt, preset)] = None  # the renditions will say what is wrong
 
     def _load_key(self, recipe: Recipe) -> float:
         """What the pixels of `recipe` are loaded at: a JPEG's shrink-on-load factor (as libvips
@@ -252,6 +285,22 @@ class _Decoded:
 
 class _StreamFailed(Exception):
     """A streamed rendition failed before its deadline: redo it from an in-memory decode."""
+
+
+# The quality probe: a small rendition fixed by the source, format and preset alone.
+PROBE_BOX = 320
+
+
+def _probe_recipe(fmt: str, preset: str) -> Recipe:
+    return Recipe(width=PROBE_BOX, height=PROBE_BOX, format=fmt, quality=preset)
+
+
+def _probe_of(recipe: Recipe) -> tuple[str, str] | None:
+    """The probe a recipe's quality search starts from, if it searches (auto: a photo's JPEG)."""
+    if not isinstance(recipe.quality, str) or recipe.quality not in TARGETS:
+        return None
+    fmt = "jpeg" if recipe.format == AUTO else recipe.format
+    return (fmt, recipe.quality) if fmt in SCALES else None
 
 
 def _reads_source_once(recipe: Recipe) -> bool:
