@@ -55,7 +55,9 @@ def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
     monkeypatch.setattr(source_module, "decode", counting(source_module.decode))
     monkeypatch.setattr(source_module, "stream_pixels", counting(source_module.stream_pixels))
     source = open_source(synth.coords(2000, 1000).jpegsave_buffer())
-    results = source.render_all([parse("100"), parse("200,format=webp"), parse("50x50,crop")])
+    # (Fixed qualities: a preset would also load the quality probe at its own size.)
+    results = source.render_all([parse("100,quality=80"), parse("200,format=webp,quality=80"),
+                                 parse("50x50,crop,quality=80")])
     # Each loads as libvips thumbnail would for it alone: 200 px wide is a 10x reduction
     # (shrink-on-load 4, then resize); 100 px and the 50 px crop (20x) share shrink 8, and so
     # does the placeholder (a 32 px sample of the 1000 px side).
@@ -63,7 +65,7 @@ def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
     assert [(r.width, r.height) for r in results] == [(100, 50), (200, 100), (50, 50)]
 
     calls.clear()
-    source.render_all([parse("100"), parse("trim,100")])
+    source.render_all([parse("100,quality=80"), parse("trim,100,quality=80")])
     assert sorted(calls) == [1, 8]  # trim needs every source pixel
 
 
