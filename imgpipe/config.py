@@ -31,7 +31,7 @@ SNIPPETS_DIR = "_snippets"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
-            "templates", "limits", "presets", "rules")
+            "templates", "follow_symlinks", "limits", "presets", "rules")
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
 RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name",
              "rasterize_svg")
@@ -100,6 +100,7 @@ class Config:
     presets: dict[str, str]
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
+    follow_symlinks: bool = False  # follow links that lead out of the source tree
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -165,6 +166,9 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     manifest = v.string(raw, "manifest", "")
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
+    follow_symlinks = raw.get("follow_symlinks", False)
+    if not isinstance(follow_symlinks, bool):
+        v.type_error(follow_symlinks, "true or false", "follow_symlinks")
     limits = _limits(v, raw.get("limits", {}))
     presets = _presets(v, raw.get("presets", {}))
     rules_raw = raw.get("rules", [])
@@ -200,24 +204,58 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         presets=presets or {},
         rules=tuple(rules),
         warnings=tuple(v.warnings),
+        follow_symlinks=follow_symlinks is True,
     )
-    _check_dirs(config)
+    written = {"source": source, "output": output, "cache_dir": cache_dir, "manifest": manifest,
+               "snippets": snippets}
+    _check_paths(config, {k: value for k, value in written.items() if value})
     return config
 
 
-def _check_dirs(config: Config) -> None:
-    """The cache must survive output cleaning and never be published or read as a source;
-    outputs inside the source tree would be discovered as sources on the next build."""
-    dirs = {"source": config.source, "output": config.output, "cache_dir": config.cache_dir}
+# Directories that must not overlap (either inside the other): the cache must survive output
+# cleaning and never be published or read as a source; outputs and snippets inside the source
+# tree would be discovered as sources on the next build.
+_APART = (("cache_dir", "source"), ("cache_dir", "output"), ("output", "source"),
+          ("snippets", "source"), ("snippets", "cache_dir"))
+
+
+def _check_paths(config: Config, given: dict[str, str]) -> None:
+    """Nothing the build writes may land on what it reads or keeps: compared as real paths,
+    so a symlinked directory cannot smuggle the output into the source tree."""
+    real = {key: Path(os.path.realpath(getattr(config, key)))
+            for key in ("source", "output", "cache_dir", "snippets", "manifest")}
+    defaults = {"cache_dir": ".imgpipe-cache",
+                "manifest": _relative(config.output / MANIFEST_NAME, config.root),
+                "snippets": _relative(config.output / SNIPPETS_DIR, config.root)}
     problems = []
-    for a, b in (("cache_dir", "source"), ("cache_dir", "output"), ("output", "source")):
-        pa, pb = dirs[a], dirs[b]
-        if pa == pb or pa in pb.parents or pb in pa.parents:
-            problems.append(Problem("overlapping-dirs",
-                                    f"{a} ({pa}) must be outside {b} ({pb}), and {b} outside {a}",
-                                    a))
+    for a, b in _APART:
+        if a == "snippets" and a not in given:  # by default inside output: checked with it
+            continue
+        if _inside(real[a], real[b]) or _inside(real[b], real[a]):
+            problems.append(describe(
+                "overlapping-dirs", given.get(a, str(getattr(config, a))),
+                f"a directory outside {b} ({getattr(config, b)}) that does not contain it "
+                "either", a, suggestion=defaults.get(a)))
+    # The manifest is one file: it may sit in `output`, never in what is read or kept, and
+    # never on the config (or another config file) itself.
+    configs = {Path(os.path.realpath(p)) for p in (config.path, config.root / CONFIG_FILE,
+                                                  config.root / PYPROJECT)}
+    manifest = real["manifest"]
+    if "manifest" in given and manifest in configs or any(_inside(manifest, real[d]) for d in ("source", "cache_dir")):
+        problems.append(describe(
+            "overlapping-dirs", given.get("manifest", str(config.manifest)),
+            f"a file outside source ({config.source}) and cache_dir ({config.cache_dir}), and "
+            "not a config file", "manifest", suggestion=defaults["manifest"]))
     if problems:
         raise ConfigError(problems)
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    return path == directory or directory in path.parents
+
+
+def _relative(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root)
 
 
 def _limits(v: Validator, raw: Any) -> Limits:

@@ -6,8 +6,16 @@
 - `record`: cache key → what the engine produced; the bytes are a blob under `blobs/`, so a
   CI job that restores only `cache_dir` refills `output` without re-encoding.
 - `written`: every file the build wrote (relative to the project root) with the fingerprint it
-  was written for and its stat, so unchanged files are neither read nor rewritten, and stale
-  ones can be removed without touching files imgpipe did not make.
+  was written for, its stat and the sha256 of its bytes, so unchanged files are neither read
+  nor rewritten, and stale ones can be removed without touching files imgpipe did not make
+  (nor one the user put back at such a path since).
+- `used`: which records each scope stands by.
+
+Several projects may share one `cache_dir` (CI caches one directory for a monorepo). Records,
+blobs and source info are content-addressed, so they are shared; everything that describes
+one project's files (`stat`, `written`, `used`, the build stamp in `meta`) belongs to a
+*scope*, the project's output directory, and a build reads and cleans only its own scope. A
+record and its blob go only when no scope uses them.
 
 A blob is written (atomically) before its record is committed, and is only used when its
 bytes hash to what the record says, so a killed build leaves nothing half-trusted.
@@ -29,21 +37,22 @@ from typing import NamedTuple
 
 from .engine.types import Placeholder, SourceInfo
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INT, mtime_ns INT, ctime_ns INT,
-                                 inode INT, sha256 TEXT);
+CREATE TABLE IF NOT EXISTS meta (scope TEXT, key TEXT, value TEXT, PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS stat (scope TEXT, path TEXT, size INT, mtime_ns INT, ctime_ns INT,
+                                 inode INT, sha256 TEXT, PRIMARY KEY (scope, path));
 CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT, format TEXT,
                                  bytes INT, frames INT, has_alpha INT, loop INT,
                                  placeholder TEXT);
 CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
                                    bytes INT, quality TEXT, encoder_quality INT, warnings TEXT,
                                    sha256 TEXT, score REAL);
-CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
-                                    mtime_ns INT);
+CREATE TABLE IF NOT EXISTS written (scope TEXT, path TEXT, fingerprint TEXT, size INT,
+                                    mtime_ns INT, sha256 TEXT, PRIMARY KEY (scope, path));
+CREATE TABLE IF NOT EXISTS used (scope TEXT, key TEXT, PRIMARY KEY (scope, key));
 """
 
 
@@ -64,18 +73,29 @@ class Record(NamedTuple):
     score: float | None = None  # perceptual score of the rendition (engine/metric.py)
 
 
+def scope_of(config) -> str:
+    """The scope of a project's state: its output directory, relative to the cache dir (so
+    a project and its cache can move together, as a CI checkout does), on real paths."""
+    return os.path.relpath(os.path.realpath(config.output), os.path.realpath(config.cache_dir))
+
+
 class Written(NamedTuple):
     fingerprint: str
     size: int
     mtime_ns: int
+    sha256: str = ""  # of the bytes written
+
+
+_TABLES = ("meta", "stat", "info", "record", "written", "used")
 
 
 class State:
     """The state store. Not thread-safe: only the build's main thread uses it."""
 
-    def __init__(self, cache_dir: Path, readonly: bool = False):
+    def __init__(self, cache_dir: Path, readonly: bool = False, scope: str = ""):
         self.cache_dir = Path(cache_dir)
         self.readonly = readonly
+        self.scope = scope
         self.blobs = str(self.cache_dir / "blobs")
         db = self.cache_dir / "state.sqlite"
         if readonly:
@@ -98,9 +118,14 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._check_schema()
-        self._stats = {row[0]: row[1:] for row in self.db.execute("SELECT * FROM stat")}
-        self._written = {row[0]: Written(row[1], row[2], row[3]) for row in self.db.execute(
-            "SELECT * FROM written")}
+        self._stats = {row[0]: row[1:] for row in self.db.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM stat WHERE scope=?",
+            (scope,))}
+        self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
+            "SELECT path, fingerprint, size, mtime_ns, sha256 FROM written WHERE scope=?",
+            (scope,))}
+        self._used = {row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?",
+                                                        (scope,))}
         # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
         # beats tens of thousands of small ones.
         self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
@@ -119,12 +144,14 @@ class State:
         """State from another schema is a cache like any other: dropped, not migrated."""
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is not None and row[0] != str(SCHEMA_VERSION):
-            for table in ("meta", "stat", "info", "record", "written"):
-                self.db.execute(f"DROP TABLE {table}")
+            for table in _TABLES:
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
             self.db.executescript(_SCHEMA)
             shutil.rmtree(self.blobs, ignore_errors=True)
         if row is None or row[0] != str(SCHEMA_VERSION):
-            self.set_meta("schema", str(SCHEMA_VERSION))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('', 'schema', ?)",
+                            (str(SCHEMA_VERSION),))
+            self.db.commit()
 
     def close(self) -> None:
         self.db.close()
@@ -141,11 +168,13 @@ class State:
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        """A value of this scope (the build stamp, the last summary...)."""
+        row = self.db.execute("SELECT value FROM meta WHERE scope=? AND key=?",
+                              (self.scope, key)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)", (self.scope, key, value))
         self.db.commit()
 
     # -- stat cache ---------------------------------------------------------------------------
@@ -161,13 +190,15 @@ class State:
         row = (size, mtime_ns, ctime_ns, inode, sha256)
         if self._stats.get(path) != row and not self.readonly:
             self._stats[path] = row
-            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", (path, *row))
+            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)",
+                            (self.scope, path, *row))
 
     def forget_stats(self, keep: set[str]) -> None:
         gone = [p for p in self._stats if p not in keep]
         for path in gone:
             del self._stats[path]
-        self.db.executemany("DELETE FROM stat WHERE path=?", [(p,) for p in gone])
+        self.db.executemany("DELETE FROM stat WHERE scope=? AND path=?",
+                            [(self.scope, p) for p in gone])
 
     # -- source info --------------------------------------------------------------------------
     def info(self, sha256: str) -> SourceInfo | None:
@@ -202,6 +233,7 @@ class State:
         power cut truncated fails its hash check in `has_blob` and is simply re-rendered."""
         atomic_write(Path(self.blob_path(record.key)), data, durable=False)
         self._records[record.key] = record
+        self.use(record.key)
         self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (record.key, record.format, record.width, record.height, record.bytes,
                          str(record.quality), record.encoder_quality,
@@ -214,9 +246,22 @@ class State:
         except FileNotFoundError:
             return None
 
+    def use(self, key: str) -> None:
+        """This scope stands by the record of `key`: another scope's GC must keep it."""
+        if key not in self._used and not self.readonly:
+            self._used.add(key)
+            self.db.execute("INSERT OR IGNORE INTO used VALUES (?, ?)", (self.scope, key))
+
     def drop_records(self, keep: set[str]) -> int:
-        """Remove records and blobs that no current rendition uses; returns how many."""
-        gone = [k for k in self._records if k not in keep]
+        """This scope no longer uses records outside `keep`; remove the records (and blobs)
+        that no scope uses any more. Returns how many were removed."""
+        unused = [k for k in self._used if k not in keep]
+        self._used.difference_update(unused)
+        self.db.executemany("DELETE FROM used WHERE scope=? AND key=?",
+                            [(self.scope, k) for k in unused])
+        elsewhere = {row[0] for row in self.db.execute(
+            "SELECT key FROM used WHERE scope!=?", (self.scope,))}
+        gone = [k for k in self._records if k not in keep and k not in elsewhere]
         for key in gone:
             _unlink(Path(self.blob_path(key)))
             del self._records[key]
@@ -230,12 +275,13 @@ class State:
     def written_paths(self) -> Iterable[str]:
         return list(self._written)
 
-    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int) -> None:
-        entry = Written(fingerprint, size, mtime_ns)
+    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int,
+                    sha256: str = "") -> None:
+        entry = Written(fingerprint, size, mtime_ns, sha256)
         if self._written.get(relpath) != entry:
             self._written[relpath] = entry
-            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?)",
-                            (relpath, fingerprint, size, mtime_ns))
+            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?,?,?)",
+                            (self.scope, relpath, fingerprint, size, mtime_ns, sha256))
 
     def all_written_intact(self, root: str) -> bool:
         """Every file this tool wrote is still there exactly as it left it (size and mtime)."""
@@ -250,7 +296,7 @@ class State:
 
     def forget_written(self, relpath: str) -> None:
         self._written.pop(relpath, None)
-        self.db.execute("DELETE FROM written WHERE path=?", (relpath,))
+        self.db.execute("DELETE FROM written WHERE scope=? AND path=?", (self.scope, relpath))
 
 
 def _record(row: tuple) -> Record:
