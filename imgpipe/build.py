@@ -138,11 +138,14 @@ def _planned_size(options: str, info: SourceInfo | None) -> tuple[int, int] | No
     return g.width, g.height
 
 
-def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:
-    """Every matched source with its labels, without reading a byte of any source.
-    Raises ConfigError for label clashes (the one check that needs the source list)."""
-    plan = make(config, discover(config), lambda f: "", "check")
-    return [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources]
+def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipped]]:
+    """Every matched source with its labels, without reading a byte of any source, and the
+    sources discovery had to leave out. Raises ConfigError for label clashes (the one check
+    that needs the source list)."""
+    files, skipped = scan(config)
+    plan = make(config, files, lambda f: "", "check")
+    return [(sp.source.relpath, tuple(r.label for r in sp.renditions))
+            for sp in plan.sources], skipped
 
 
 @dataclass

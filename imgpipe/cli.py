@@ -233,11 +233,16 @@ def check(config_path) -> None:
 
     config = _load_config(config_path)
     try:
-        sources = check_sources(config)
+        sources, skipped = check_sources(config)
     except ConfigError as error:
         _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
+    for s in skipped:
+        kind = "error" if s.failed else "warning"
+        click.echo(f"{kind}[{s.code}]: {s.relpath}: {s.stage}: {s.message}", err=True)
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, "
                f"{count} renditions")
+    if any(s.failed for s in skipped):
+        raise SystemExit(1)

@@ -54,7 +54,7 @@ class Skipped:
 # errno -> (code, what it means here, what to do). Anything else is "unreadable" with the
 # system's own words.
 _OS_ERRORS = {
-    errno.ELOOP: ("symlink-loop", "a symbolic link loop (or a chain of more than 40 links)",
+    errno.ELOOP: ("symlink-loop", "a symbolic link loop, or a chain of over 40 links",
                   "point the link at a real file, or remove it"),
     errno.ENOENT: ("source-vanished", "the file was deleted or renamed during the build",
                    "run the build again"),

@@ -102,8 +102,14 @@ class State:
             # A dry run must not create the cache dir; a missing database is an empty state.
             # So is the state of another schema, which means nothing here (see _check_schema).
             current = False
-            if db.exists():
-                self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            # A WAL database needs its -shm file to be read, and SQLite cannot create one in
+            # a read-only cache dir (a CI cache mounted read-only): it is then read as an
+            # immutable file, which needs no -shm (what a -wal holds is not seen, at worst
+            # counting a few renditions as still to build).
+            for mode in ("ro", "ro&immutable=1"):
+                if current or not db.exists():
+                    break
+                self.db = sqlite3.connect(f"file:{db}?mode={mode}", uri=True)
                 current = self._schema_is_current()
                 if not current:
                     self.db.close()
@@ -136,7 +142,7 @@ class State:
     def _schema_is_current(self) -> bool:
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.OperationalError:  # no meta table at all
+        except sqlite3.OperationalError:  # no meta table at all, or the file cannot be read
             return False
         return row is not None and row[0] == str(SCHEMA_VERSION)
 

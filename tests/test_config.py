@@ -202,7 +202,7 @@ def test_repository_example_config_is_valid_and_matches_the_example_photos():
 
     config = load(directory=Path(__file__).resolve().parents[1])
     assert config.warnings == ()
-    sources = dict(check(config))
+    sources = dict(check(config)[0])
     assert len(sources) == 6 and sources["graphics/badge.png"] == (
         "badge-128-avif", "badge-128-webp", "badge-128-png", "badge-256-avif", "badge-256-webp",
         "badge-256-png")
