@@ -170,7 +170,7 @@ def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = 
         return _locked_build(config, force, gc, wait, jobs, engine or default_engine(),
                              events or Events())
     except (OSError, sqlite3.OperationalError) as exc:
-        raise storage_error(exc) or exc from None
+        raise storage_error(exc, config.cache_dir) or exc from None
 
 
 def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int | None,

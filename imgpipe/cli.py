@@ -140,7 +140,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
 
     from . import build as builder
     from . import report
-    from .errors import ConfigError
+    from .errors import ConfigError, StorageError
     from .state import BuildLocked
 
     config = _load_config(config_path)
@@ -162,6 +162,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
+    except StorageError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(error.exit_code) from None
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import Problem, StorageError
-from .state import State, atomic_write
+from .state import TEMP_PREFIX, State, atomic_write
 
 # Write failures that are about the disk, not one file: the build cannot go on anywhere.
 # errno -> (code, reason, advice)
@@ -33,22 +33,34 @@ STORAGE_ERRNOS = {
 }
 
 
+def _no_space(directory: Path | None) -> bool:
+    """SQLite reports a full disk met while growing its WAL index as a "disk I/O error"."""
+    try:
+        return directory is not None and os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
+
+
 _SQLITE_STORAGE = ("database or disk is full", "readonly database", "unable to open database",
                    "disk I/O error")
 
 
-def storage_error(exc: BaseException) -> StorageError | None:
+def storage_error(exc: BaseException, cache_dir: Path | None = None) -> StorageError | None:
     """The one-line error that ends a build for a disk-wide write failure, or None when `exc`
     is not one (it is then one file's problem, or a bug)."""
     if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
         code, reason, advice = STORAGE_ERRNOS[exc.errno]
-        where = exc.filename or "the output"
+        where = str(exc.filename or "the output")
+        if os.path.basename(where).startswith(TEMP_PREFIX):  # its temp name tells nothing
+            where = os.path.dirname(where)
         return StorageError(Problem(code, f"cannot write {where} ({reason}); {advice}"))
     text = str(exc)
     # SQLite words these itself; any other OperationalError is a bug and stays one.
     if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _SQLITE_STORAGE):
-        code = "disk-full" if "full" in text else "read-only"
-        return StorageError(Problem(code, f"cannot write the build state in cache_dir ({text}); "
+        code = "disk-full" if "full" in text or _no_space(cache_dir) else (
+            "disk-error" if "I/O" in text else "read-only")
+        where = cache_dir or "cache_dir"
+        return StorageError(Problem(code, f"cannot write the build state in {where} ({text}); "
                                           "free some space or make cache_dir writable, then "
                                           "build again"))
     return None

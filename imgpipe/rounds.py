@@ -18,7 +18,7 @@ from typing import Any
 
 from .build import Events, Summary, build, default_engine
 from .config import CONFIG_FILE, PYPROJECT, Config, load
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, StorageError
 from .plan import discover
 from .report import human_bytes
 from .state import BuildLocked
@@ -173,6 +173,9 @@ class Rounds:
                 self.log_line(f"waiting: {exc}")
         except ConfigError as exc:  # a missing source dir, a label clash between rules
             error = "config"
+            self._print_problems(exc.problems, "error")
+        except StorageError as exc:  # disk full or read-only: one line, then watching on
+            error = "storage"
             self._print_problems(exc.problems, "error")
         except Exception:  # the watcher must outlive any bug in one round
             error = "exception"
