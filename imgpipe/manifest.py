@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from urllib.parse import quote
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .config import SrcsetSpec
 from .engine.types import SourceInfo

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from imgpipe import build as b
 from imgpipe import sources
 from imgpipe.cli import main
-from imgpipe.config import from_dict, load
+from imgpipe.config import from_dict
 from imgpipe.errors import ConfigError
 from imgpipe.plan import NAME_MAX
 
