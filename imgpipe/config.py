@@ -18,14 +18,11 @@ from .engine.types import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .errors import ConfigError, Problem, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
+from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .options import MAX_SIDE, VOCABULARY, Recipe
 from .validate import Validator
 
-CONFIG_FILE = "imgpipe.toml"
-PYPROJECT = "pyproject.toml"
 DEFAULT_GROUP = "default"
-MANIFEST_NAME = "imgpipe-manifest.json"
-SNIPPETS_DIR = "_snippets"
 
 # Labels become parts of file names, so they stay in a portable alphabet.
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -208,54 +205,8 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     )
     written = {"source": source, "output": output, "cache_dir": cache_dir, "manifest": manifest,
                "snippets": snippets}
-    _check_paths(config, {k: value for k, value in written.items() if value})
+    check_paths(config, {k: value for k, value in written.items() if value})
     return config
-
-
-# Directories that must not overlap (either inside the other): the cache must survive output
-# cleaning and never be published or read as a source; outputs and snippets inside the source
-# tree would be discovered as sources on the next build.
-_APART = (("cache_dir", "source"), ("cache_dir", "output"), ("output", "source"),
-          ("snippets", "source"), ("snippets", "cache_dir"))
-
-
-def _check_paths(config: Config, given: dict[str, str]) -> None:
-    """Nothing the build writes may land on what it reads or keeps: compared as real paths,
-    so a symlinked directory cannot smuggle the output into the source tree."""
-    real = {key: Path(os.path.realpath(getattr(config, key)))
-            for key in ("source", "output", "cache_dir", "snippets", "manifest")}
-    defaults = {"cache_dir": ".imgpipe-cache",
-                "manifest": _relative(config.output / MANIFEST_NAME, config.root),
-                "snippets": _relative(config.output / SNIPPETS_DIR, config.root)}
-    problems = []
-    for a, b in _APART:
-        if a == "snippets" and a not in given:  # by default inside output: checked with it
-            continue
-        if _inside(real[a], real[b]) or _inside(real[b], real[a]):
-            problems.append(describe(
-                "overlapping-dirs", given.get(a, str(getattr(config, a))),
-                f"a directory outside {b} ({getattr(config, b)}) that does not contain it "
-                "either", a, suggestion=defaults.get(a)))
-    # The manifest is one file: it may sit in `output`, never in what is read or kept, and
-    # never on the config (or another config file) itself.
-    configs = {Path(os.path.realpath(p)) for p in (config.path, config.root / CONFIG_FILE,
-                                                  config.root / PYPROJECT)}
-    manifest = real["manifest"]
-    if "manifest" in given and manifest in configs or any(_inside(manifest, real[d]) for d in ("source", "cache_dir")):
-        problems.append(describe(
-            "overlapping-dirs", given.get("manifest", str(config.manifest)),
-            f"a file outside source ({config.source}) and cache_dir ({config.cache_dir}), and "
-            "not a config file", "manifest", suggestion=defaults["manifest"]))
-    if problems:
-        raise ConfigError(problems)
-
-
-def _inside(path: Path, directory: Path) -> bool:
-    return path == directory or directory in path.parents
-
-
-def _relative(path: Path, root: Path) -> str:
-    return os.path.relpath(path, root)
 
 
 def _limits(v: Validator, raw: Any) -> Limits:
