@@ -87,6 +87,9 @@ class Written(NamedTuple):
 
 
 _TABLES = ("meta", "stat", "info", "record", "written", "used")
+# The tables schema 5 had without a scope, and their columns.
+_SCOPED_5 = {"meta": "key, value", "stat": "path, size, mtime_ns, ctime_ns, inode, sha256",
+             "written": "path, fingerprint, size, mtime_ns"}
 
 
 class State:
@@ -147,8 +150,12 @@ class State:
         return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _check_schema(self) -> None:
-        """State from another schema is a cache like any other: dropped, not migrated."""
+        """State from another schema is a cache like any other: dropped, not migrated; except
+        the one before scopes, whose encoded results are worth keeping."""
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and row[0] == "5":
+            self._migrate_from_5()
+            row = None
         if row is not None and row[0] != str(SCHEMA_VERSION):
             for table in _TABLES:
                 self.db.execute(f"DROP TABLE IF EXISTS {table}")
@@ -158,6 +165,20 @@ class State:
             self.db.execute("INSERT OR REPLACE INTO meta VALUES ('', 'schema', ?)",
                             (str(SCHEMA_VERSION),))
             self.db.commit()
+
+    def _migrate_from_5(self) -> None:
+        """Schema 5 kept one project per cache dir: its rows become the scope of the first
+        build that opens it, and records, blobs and source infos stay as they are, so an
+        upgrade re-encodes nothing."""
+        for table, columns in _SCOPED_5.items():
+            self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+        self.db.executescript(_SCHEMA)
+        for table, columns in _SCOPED_5.items():
+            self.db.execute(f"INSERT INTO {table} (scope, {columns}) SELECT ?, {columns} "
+                            f"FROM old_{table}", (self.scope,))
+            self.db.execute(f"DROP TABLE old_{table}")
+        self.db.execute("DELETE FROM meta WHERE key='schema'")
+        self.db.execute("INSERT INTO used SELECT ?, key FROM record", (self.scope,))
 
     def close(self) -> None:
         self.db.close()

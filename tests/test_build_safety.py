@@ -129,3 +129,40 @@ def test_stale_cleanup_keeps_a_file_the_user_restored(tmp_path, fake_engine):
     # And the path is no longer the build's: a later build leaves it alone too.
     b.build(config, engine=fake_engine, force=True)
     assert thumb.read_bytes() == mine
+
+
+V5_TABLES = {  # the state schema before scopes (5), as it was on disk
+    "meta": "key TEXT PRIMARY KEY, value TEXT",
+    "stat": "path TEXT PRIMARY KEY, size INT, mtime_ns INT, ctime_ns INT, inode INT, sha256 TEXT",
+    "written": "path TEXT PRIMARY KEY, fingerprint TEXT, size INT, mtime_ns INT",
+}
+
+
+def test_state_from_before_scopes_is_migrated_not_re_encoded(tmp_path, fake_engine):
+    import sqlite3
+
+    config = load(project(tmp_path, "one.toml", "public"))
+    b.build(config, engine=fake_engine)
+    before, renders = files(tmp_path / "public"), fake_engine.renders
+    db = sqlite3.connect(tmp_path / ".cache/state.sqlite")
+    for table, columns in V5_TABLES.items():
+        names = ", ".join(c.split()[0] for c in columns.split(", "))
+        db.execute(f"ALTER TABLE {table} RENAME TO new_{table}")
+        db.execute(f"CREATE TABLE {table} ({columns})")
+        db.execute(f"INSERT INTO {table} SELECT {names} FROM new_{table}")
+        db.execute(f"DROP TABLE new_{table}")
+    db.execute("DROP TABLE used")
+    db.execute("UPDATE meta SET value='5' WHERE key='schema'")
+    db.execute("UPDATE meta SET value='' WHERE key='stamp'")  # no fast path: check it all
+    db.commit()
+    db.close()
+    s = b.build(config, engine=fake_engine)
+    assert (s.built, s.cached, s.files_written, s.files_removed) == (0, 8, 0, 0)
+    assert fake_engine.renders == renders and files(tmp_path / "public") == before
+    # The migrated records belong to this project: another one's GC keeps them.
+    other = load(project(tmp_path, "two.toml", "public2", extra=""))
+    b.build(other, engine=fake_engine)
+    for path in (tmp_path / "public").rglob("*.jpg"):
+        path.unlink()
+    s = b.build(config, engine=fake_engine)
+    assert s.built == 0 and fake_engine.renders == renders + 8
