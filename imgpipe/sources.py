@@ -103,6 +103,13 @@ def scan(config: Config) -> tuple[list[SourceFile], list[Skipped]]:
             if not any(r.matches(rel) for r in rules):
                 continue
             try:
+                rel.encode()
+            except UnicodeEncodeError:  # manifest keys and URLs are text: the name must be
+                shown = rel.encode(errors="surrogateescape").decode(errors="backslashreplace")
+                skipped.append(Skipped(shown, "discover", "bad-file-name",
+                                       "the file name is not valid UTF-8; rename the file"))
+                continue
+            try:
                 st = entry.stat(follow_symlinks=True)
             except FileNotFoundError:  # a dangling link, or gone since the listing
                 continue

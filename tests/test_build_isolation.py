@@ -223,3 +223,14 @@ def in_mount_namespace(command: str) -> subprocess.CompletedProcess:
         pytest.skip(f"cannot mount here: {probe.stderr.decode().strip()}")
     return subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True,
                           text=True, timeout=120)
+
+
+def test_file_name_not_utf8_is_one_sources_error(tmp_path, fake_engine):
+    """Such a name cannot be a manifest key or a URL: it used to end the build with a
+    UnicodeEncodeError traceback."""
+    config = site(tmp_path)
+    with open(os.fsencode(tmp_path / "images") + b"/caf\xe9.jpg", "wb") as fh:
+        fh.write(b"300x200\nLatin-1")
+    s = b.build(config, engine=fake_engine)
+    assert failures(s) == {"caf\\xe9.jpg": ("discover", "bad-file-name")}
+    assert sorted(manifest(tmp_path)) == ["a.jpg", "b.jpg"]
