@@ -44,16 +44,19 @@ def check_paths(config: Config, given: dict[str, str]) -> None:
                 "overlapping-dirs", given.get(a, str(getattr(config, a))),
                 f"a directory outside {b} ({getattr(config, b)}) that does not contain it "
                 "either", a, suggestion=defaults.get(a)))
-    # The manifest is one file: it may sit in `output`, never in what is read or kept, and
-    # never on the config (or another config file) itself.
+    # The manifest is one file: it may sit in `output`, never in what is read or kept, never
+    # on the config (or another config file), nor on a directory.
     configs = {Path(os.path.realpath(p)) for p in (config.path, config.root / CONFIG_FILE,
                                                   config.root / PYPROJECT)}
     manifest = real["manifest"]
-    if "manifest" in given and manifest in configs or any(_inside(manifest, real[d]) for d in ("source", "cache_dir")):
+    if "manifest" in given and (
+            manifest in configs or manifest in (real["output"], real["snippets"])
+            or manifest.is_dir() or any(_inside(manifest, real[d]) for d in ("source",
+                                                                            "cache_dir"))):
         problems.append(describe(
-            "overlapping-dirs", given.get("manifest", str(config.manifest)),
+            "overlapping-dirs", given["manifest"],
             f"a file outside source ({config.source}) and cache_dir ({config.cache_dir}), and "
-            "not a config file", "manifest", suggestion=defaults["manifest"]))
+            "not a config file or a directory", "manifest", suggestion=defaults["manifest"]))
     if problems:
         raise ConfigError(problems)
 

@@ -79,6 +79,8 @@ def test_shared_cache_dir_keeps_other_projects_outputs(tmp_path, fake_engine):
     ("manifest", "one-images/a.jpg", "manifest"),
     ("manifest", "one.toml", "manifest"),
     ("manifest", ".cache/m.json", "manifest"),
+    ("manifest", "public", "manifest"),
+    ("manifest", "one-images/blog", "manifest"),
     ("snippets", "one-images/snippets", "snippets"),
     ("snippets", ".cache/snippets", "snippets"),
 ])
