@@ -122,19 +122,19 @@ class Outputs:
         for rel in self.state.written_paths():
             if rel not in self.keep:
                 path = os.path.join(self.root, rel)
-                if _still_ours(path, self.state.written(rel)):
+                if _still_ours(path, self.state.written(rel), self.state.written_sha256(rel)):
                     os.unlink(path)
                     self.removed += 1
                 self.state.forget_written(rel)
 
 
-def _still_ours(path: str, written) -> bool:
+def _still_ours(path: str, written, sha256: str) -> bool:
     """Stale files are few, so reading each one to compare its hash costs little."""
     try:
         st = os.stat(path)
         if (st.st_size, st.st_mtime_ns) != (written.size, written.mtime_ns):
             return False
-        return not written.sha256 or hashlib.sha256(_read(path)).hexdigest() == written.sha256
+        return not sha256 or hashlib.sha256(_read(path)).hexdigest() == sha256
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         return False
 

@@ -83,7 +83,6 @@ class Written(NamedTuple):
     fingerprint: str
     size: int
     mtime_ns: int
-    sha256: str = ""  # of the bytes written
 
 
 _TABLES = ("meta", "stat", "info", "record", "written", "used")
@@ -131,10 +130,9 @@ class State:
             "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM stat WHERE scope=?",
             (scope,))}
         self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
-            "SELECT path, fingerprint, size, mtime_ns, sha256 FROM written WHERE scope=?",
+            "SELECT path, fingerprint, size, mtime_ns FROM written WHERE scope=?",
             (scope,))}
-        self._used = {row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?",
-                                                        (scope,))}
+        self._used_keys: set[str] | None = None  # loaded on first use: a no-op build needs none
         # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
         # beats tens of thousands of small ones.
         self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
@@ -273,6 +271,13 @@ class State:
         except FileNotFoundError:
             return None
 
+    @property
+    def _used(self) -> set[str]:
+        if self._used_keys is None:
+            self._used_keys = {row[0] for row in self.db.execute(
+                "SELECT key FROM used WHERE scope=?", (self.scope,))}
+        return self._used_keys
+
     def use(self, key: str) -> None:
         """This scope stands by the record of `key`: another scope's GC must keep it."""
         if key not in self._used and not self.readonly:
@@ -304,11 +309,18 @@ class State:
 
     def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int,
                     sha256: str = "") -> None:
-        entry = Written(fingerprint, size, mtime_ns, sha256)
+        entry = Written(fingerprint, size, mtime_ns)
         if self._written.get(relpath) != entry:
             self._written[relpath] = entry
             self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?,?,?)",
                             (self.scope, relpath, fingerprint, size, mtime_ns, sha256))
+
+    def written_sha256(self, relpath: str) -> str:
+        """The sha256 of what was written at `relpath` ("" if unknown). Read on demand: only
+        stale files need it, and a no-op build should not load 40,000 of them."""
+        row = self.db.execute("SELECT sha256 FROM written WHERE scope=? AND path=?",
+                              (self.scope, relpath)).fetchone()
+        return (row and row[0]) or ""
 
     def all_written_intact(self, root: str) -> bool:
         """Every file this tool wrote is still there exactly as it left it (size and mtime)."""
