@@ -168,7 +168,7 @@ class State:
         """Schema 5 kept one project per cache dir: its rows become the scope of the first
         build that opens it, and records, blobs and source infos stay as they are, so an
         upgrade re-encodes nothing."""
-        for table, columns in _SCOPED_5.items():
+        for table in _SCOPED_5:
             self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
         self.db.executescript(_SCHEMA)
         for table, columns in _SCOPED_5.items():
