@@ -166,10 +166,9 @@ class _Server:
         self._check_user(path.user)
         recipe = self._validate(request, path)
         try:
-            slot = self.queue.slot()
-        except QueueFull:
-            raise _problem("busy", f"all {self.queue.capacity} work slots are taken; "
-                           "retry shortly") from None
+            slot = self.queue.slot(request.client.host if request.client else "")
+        except QueueFull as full:
+            raise _problem("busy", f"{full}; retry shortly") from None
         with slot:
             cache_control = None
             if path.url is not None:
