@@ -10,6 +10,7 @@ import json
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -263,8 +264,9 @@ def test_idle_connections_are_shed_under_the_open_files_limit(tmp_path):
                 assert server.poll() is None and time.monotonic() < deadline, \
                     log_path.read_text()
                 time.sleep(0.1)
-        for _ in range(200):  # more than the server could hold
-            idle.append(socket.create_connection(("127.0.0.1", port)))
+        with ThreadPoolExecutor(20) as pool:  # in parallel: a full backlog delays a connect
+            idle += pool.map(lambda _: socket.create_connection(("127.0.0.1", port)),
+                             range(200))  # more than the server could hold
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert response.status_code == 200
     finally:

@@ -30,7 +30,7 @@ from .settings import ServerConfig
 log = logging.getLogger("imgpipe.server")
 
 # Descriptors the process needs besides client connections: listening sockets, the event loop,
-# logs, libraries; plus a fetch socket and a spare for every admitted request (see connection_cap).
+# logs, libraries; plus a fetch socket and a spare for every admitted request (connection_limits).
 FD_RESERVE = 64
 FLOOR = 16  # connections allowed even under an absurdly low open-files limit
 REFUSED_LINGER = 1.0  # seconds a refused connection may take to read its 503
@@ -49,9 +49,16 @@ def raise_open_files_limit() -> int:
     return soft
 
 
-def connection_cap(config: ServerConfig, open_files: int) -> int:
-    reserve = FD_RESERVE + 2 * (config.workers + config.queue)
-    return max(FLOOR, min(config.max_connections, open_files - reserve))
+def connection_limits(config: ServerConfig, open_files: int) -> tuple[int, int]:
+    """(connection cap, listen backlog) that together stay below `open_files`.
+
+    asyncio accepts up to `backlog` connections in one go before any of them reaches the
+    protocol (and the cap check), and the connections shed for them close on the next loop
+    turn: so at worst cap + 2 x backlog sockets are open at once, plus the reserve.
+    """
+    available = open_files - FD_RESERVE - 2 * (config.workers + config.queue)
+    backlog = max(1, min(2048, available // 4))
+    return max(FLOOR, min(config.max_connections, available - 2 * backlog)), backlog
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -140,10 +147,10 @@ _BUSY = _busy_bytes()
 
 def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.Config:
     """uvicorn settings for `app`; call raise_open_files_limit() first to get the most room."""
-    cap = connection_cap(config, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+    cap, backlog = connection_limits(config, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,),
                     {"max_connections": cap, "head_timeout": config.head_timeout})
     settings: dict[str, Any] = dict(host=config.host, port=config.port, http=protocol,
                                     log_level="info", server_header=False,
-                                    timeout_keep_alive=5, backlog=min(2048, cap))
+                                    timeout_keep_alive=5, backlog=backlog)
     return uvicorn.Config(app, **{**settings, **overrides})
