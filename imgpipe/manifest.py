@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import Any
 
 from .config import SrcsetSpec
-from .engine.types import SourceInfo
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
+from .model import Record, SourceInfo
 from .plan import PlannedRendition, SourcePlan, output_name, poster_label
-from .state import Record
 
 VERSION = 1
 

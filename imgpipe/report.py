@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from .build import Events, Issue, PlannedItem, Summary
+from .model import Events, Issue, PlannedItem, Summary
 from .state import atomic_write
 
 REPORT_VERSION = 1

@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .engine.types import Placeholder, SourceInfo
+from .model import Placeholder, Record, SourceInfo
 
 SCHEMA_VERSION = 5
 TEMP_PREFIX = ".imgpipe-tmp-"
@@ -45,23 +45,6 @@ CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT,
 CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
                                     mtime_ns INT);
 """
-
-
-class Record(NamedTuple):
-    """One encoded rendition as produced by the engine (its bytes are in the blob store).
-    A NamedTuple, not a dataclass: tens of thousands are loaded per build, and tuple
-    construction is several times cheaper."""
-
-    key: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-    quality: str | int
-    encoder_quality: int | None
-    warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
-    sha256: str = ""  # of the encoded bytes: a blob is checked against it before it is used
-    score: float | None = None  # perceptual score of the rendition (engine/metric.py)
 
 
 class Written(NamedTuple):

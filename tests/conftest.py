@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
+from pathlib import Path
 
 import pytest
 
-from imgpipe.engine.types import Limits, Rendition, SourceInfo
-from imgpipe.errors import image_error
+from imgpipe.errors import ImageError, image_error
 from imgpipe.geometry import compute
+from imgpipe.model import Limits, Rendition, SourceInfo, SvgMode
+from imgpipe.options import Recipe
 
 
 class FakeEngine:
     """Stands in for imgpipe.engine in planning/build tests: a "source" is a text file whose
     first line is `WxH`; anything else fails to load. Output bytes depend on source and options,
-    so caching is observable, and `renders` counts encodes."""
+    so caching is observable, and `renders` counts encodes. An SVG (`<svg width="W"
+    height="H"...`) follows `svg_mode` as the real engine does: refused without one, its own
+    bytes with "copy", drawn like any source with "rasterize"."""
 
     ENGINE_VERSION = "fake-1"
 
@@ -28,10 +33,21 @@ class FakeEngine:
     def versions(self) -> dict[str, str]:
         return dict(self._versions)
 
-    def open_source(self, source: bytes | str, limits: Limits) -> _FakeSource:
+    def identity(self) -> dict[str, str] | None:
+        return None  # like a system libvips: every build asks versions()
+
+    def open_source(self, source: bytes | str | Path, limits: Limits, *,
+                    svg_mode: SvgMode | None = None) -> _FakeSource:
         data = source if isinstance(source, bytes) else open(source, "rb").read()
         with self._lock:
             self.opens += 1
+        if data.lstrip().startswith(b"<svg"):
+            if svg_mode is None:
+                raise image_error("svg-refused", "an SVG, and no svg mode was given", "load")
+            size = re.search(rb'width="(\d+)"\s+height="(\d+)"', data)
+            w, h = (int(size.group(1)), int(size.group(2))) if size else (300, 150)
+            return _FakeSource(self, data, SourceInfo(w, h, "svg", len(data)),
+                               copy=svg_mode == "copy")
         try:
             w, h = (int(x) for x in data.split(b"\n", 1)[0].decode().split("x"))
         except ValueError:
@@ -40,14 +56,24 @@ class FakeEngine:
 
 
 class _FakeSource:
-    def __init__(self, engine: FakeEngine, data: bytes, info: SourceInfo):
-        self.engine, self.data, self.info = engine, data, info
+    def __init__(self, engine: FakeEngine, data: bytes, info: SourceInfo, copy: bool = False):
+        self.engine, self.data, self.info, self.copy = engine, data, info, copy
 
-    def render_all(self, recipes):
-        out = []
+    def render(self, recipe: Recipe) -> Rendition:
+        result = self.render_all([recipe])[0]
+        if isinstance(result, ImageError):
+            raise result
+        return result
+
+    def render_all(self, recipes: list[Recipe]) -> list[Rendition | ImageError]:
+        out: list[Rendition | ImageError] = []
         for recipe in recipes:
             with self.engine._lock:
                 self.engine.renders += 1
+            if self.copy:
+                out.append(Rendition(self.data, "svg", self.info.width, self.info.height,
+                                     "lossless", None))
+                continue
             g = compute(recipe, self.info.width, self.info.height)
             fmt = "jpeg" if recipe.format == "auto" else recipe.format
             # Modern formats come out smaller, as real ones do (the manifest drops those that
