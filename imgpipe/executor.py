@@ -71,7 +71,7 @@ class ThreadExecutor:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         pending = iter(jobs)
-        in_flight: set[Future] = set()
+        in_flight: set[Future[JobResult]] = set()
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
             try:
                 while True:
