@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -84,12 +85,18 @@ class State:
         self._stats = {row[0]: row[1:] for row in self.db.execute("SELECT * FROM stat")}
         self._written = {row[0]: Written(row[1], row[2], row[3]) for row in self.db.execute(
             "SELECT * FROM written")}
-        # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
-        # beats tens of thousands of small ones.
-        self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
-        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]),
-                                          row[7], _placeholder(row[8]))
-                       for row in self.db.execute("SELECT * FROM info")}
+
+    # Loaded whole, on first use: a build that plans looks each up once, and one query beats
+    # tens of thousands of small ones; a no-op build (the stamp matches) never needs them.
+    @functools.cached_property
+    def _records(self) -> dict[str, Record]:
+        return {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
+
+    @functools.cached_property
+    def _infos(self) -> dict[str, SourceInfo]:
+        return {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
+                                   _placeholder(row[8]))
+                for row in self.db.execute("SELECT * FROM info")}
 
     def _schema_is_current(self) -> bool:
         try:
