@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from .build import build, default_engine
 from .config import CONFIG_FILE, PYPROJECT, Config, load
@@ -138,7 +138,7 @@ class Rounds:
         self.config: Config = self._load()  # ConfigError here: there is no last good one
         self._print_warnings(self.config)
         # Stat fields of every source (and the config) when the last round started reading.
-        self.snapshot: dict[str, Any] = {}
+        self.snapshot: dict[str, Stat | tuple[Stat, ...]] = {}
         self._locked = False  # the last round found another build running
 
     def _load(self) -> Config:
@@ -157,7 +157,7 @@ class Rounds:
         """Sources and config whose stat differs from the last round's snapshot: the
         catch-up for lost events. Reads no bytes."""
         try:
-            current = stat_snapshot(self.config)
+            current: dict[str, Stat] = stat_snapshot(self.config)
         except (ConfigError, OSError):
             current = {}
         old = {k: v for k, v in self.snapshot.items() if k != CONFIG_KEY}
@@ -254,6 +254,6 @@ def _stat(path: Path) -> Stat:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
-def stat_snapshot(config: Config) -> dict[str, Any]:
+def stat_snapshot(config: Config) -> dict[str, Stat]:
     """The stat fields the build's stat cache keys on, for every source (no bytes read)."""
     return {f.relpath: (f.size, f.mtime_ns, f.ctime_ns, f.inode) for f in discover(config)}
