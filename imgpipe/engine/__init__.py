@@ -51,6 +51,10 @@ def versions() -> dict[str, str]:
     """libvips and encoder versions, for cache keys: an encoder upgrade rebuilds everything."""
     import pyvips
 
+    # The whole engine, as a render would load it: the shared libraries listed below must not
+    # depend on whether this process has rendered yet, or cache keys would.
+    from . import source  # noqa: F401
+
     found = {"engine": ENGINE_VERSION,
              "libvips": ".".join(str(pyvips.version(i)) for i in range(3))}
     found.update(_packages())
