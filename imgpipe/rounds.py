@@ -31,7 +31,7 @@ from .model import (
 )
 from .options import Recipe
 from .plan import discover
-from .report import human_bytes
+from .report import human_bytes, issue_line
 from .state import BuildLocked
 
 CONFIG_KEY = "\0config"  # the snapshot's entry for the config file(s): never a source path
@@ -235,9 +235,8 @@ class Rounds:
 
     def _report(self, done: Round, s: Summary, changing: Callable[[str], bool]) -> None:
         for f in s.failures:
-            place = f"{f.source} [{f.label}]" if f.label else f.source
             tail = " (it changed during the round; retrying)" if changing(f.source) else ""
-            self.log_line(f"error[{f.code}]: {place}: {f.stage}: {f.message}{tail}")
+            self.log_line(issue_line(f) + tail)
         paths = len(done.changed)
         what = (f"round {done.number} ({', '.join(done.reasons)}; "
                 f"{paths} path{'' if paths == 1 else 's'})" if done.number else "initial build")
