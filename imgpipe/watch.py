@@ -43,6 +43,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from .config import Config
+from .model import Engine
 from .rounds import Round, Rounds
 
 __all__ = ["Round", "Watcher"]
@@ -80,7 +81,7 @@ class Watcher:
                  on_round: Callable[[Round], None] | None = None,
                  log_line: Callable[[str], None] | None = None,
                  debounce: float = 0.2, max_wait: float = 3.0, settle: float = 0.2,
-                 rescan: float = 30.0, jobs: int | None = None, engine: Any = None):
+                 rescan: float = 30.0, jobs: int | None = None, engine: Engine | None = None):
         # Resolved now: events carry absolute paths, and the cwd may change later.
         self.config_path = Path(config_path).resolve() if config_path else None
         self.directory = Path(directory) if directory else None
