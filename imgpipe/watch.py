@@ -237,8 +237,8 @@ class Watcher:
                 except (KeyError, OSError):
                     pass  # already gone with its directory
         for key in wanted - set(self._watches):
-            inode = _inode(key[0])
-            if inode is None:  # missing: retried after every round and rescan
+            found = _inode(key[0])
+            if found is None:  # missing: retried after every round and rescan
                 continue
             try:
                 watch = self._observer.schedule(_Handler(self), key[0], recursive=key[1],
@@ -249,7 +249,7 @@ class Watcher:
                     self.log_line(f"error[watch]: cannot watch {key[0]} ({exc}); changes are "
                                   f"seen by the rescan every {self.rescan:g} s")
                 continue
-            self._watches[key] = (watch, inode)
+            self._watches[key] = (watch, found)
 
     # -- the loop (the watcher's thread) ------------------------------------------------------
     def _loop(self) -> None:
