@@ -16,7 +16,7 @@ import httpx
 import pytest
 from test_server_support import ALLOW, ServerThread, Tripwire, png
 
-from imgpipe.engine.types import Rendition
+from imgpipe.model import Rendition
 from imgpipe.server import ServerConfig, create_app
 from imgpipe.server.upload import MAX_PARTS
 
