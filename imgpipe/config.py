@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.types import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .errors import ConfigError, Problem, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
+from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .options import MAX_SIDE, VOCABULARY, Recipe
 from .validate import Validator
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .config import Config
 from .errors import ConfigError, Problem
+from .model import Issue
 from .state import State
 
 _CHUNK = 1 << 20
@@ -49,6 +50,9 @@ class Skipped:
     code: str
     message: str
     failed: bool = True
+
+    def issue(self) -> Issue:
+        return Issue(self.relpath, None, self.stage, self.code, self.message)
 
 
 # errno -> (code, what it means here, what to do). Anything else is "unreadable" with the

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -35,7 +36,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .engine.types import Placeholder, SourceInfo
+from .model import Placeholder, Record, SourceInfo
 
 SCHEMA_VERSION = 6
 TEMP_PREFIX = ".imgpipe-tmp-"
@@ -54,23 +55,6 @@ CREATE TABLE IF NOT EXISTS written (scope TEXT, path TEXT, fingerprint TEXT, siz
                                     mtime_ns INT, sha256 TEXT, PRIMARY KEY (scope, path));
 CREATE TABLE IF NOT EXISTS used (scope TEXT, key TEXT, PRIMARY KEY (scope, key));
 """
-
-
-class Record(NamedTuple):
-    """One encoded rendition as produced by the engine (its bytes are in the blob store).
-    A NamedTuple, not a dataclass: tens of thousands are loaded per build, and tuple
-    construction is several times cheaper."""
-
-    key: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-    quality: str | int
-    encoder_quality: int | None
-    warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
-    sha256: str = ""  # of the encoded bytes: a blob is checked against it before it is used
-    score: float | None = None  # perceptual score of the rendition (engine/metric.py)
 
 
 def scope_of(config) -> str:
@@ -132,13 +116,24 @@ class State:
         self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
             "SELECT path, fingerprint, size, mtime_ns FROM written WHERE scope=?",
             (scope,))}
-        self._used_keys: set[str] | None = None  # loaded on first use: a no-op build needs none
-        # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
-        # beats tens of thousands of small ones.
-        self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
-        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]),
-                                          row[7], _placeholder(row[8]))
-                       for row in self.db.execute("SELECT * FROM info")}
+
+    # Loaded whole, on first use: a build that plans looks each up once, and one query beats
+    # tens of thousands of small ones; a no-op build (the stamp matches) never needs them.
+    @functools.cached_property
+    def _records(self) -> dict[str, Record]:
+        return {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
+
+    @functools.cached_property
+    def _infos(self) -> dict[str, SourceInfo]:
+        return {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
+                                   _placeholder(row[8]))
+                for row in self.db.execute("SELECT * FROM info")}
+
+    @functools.cached_property
+    def _used(self) -> set[str]:
+        """Keys of the records this scope stands by."""
+        return {row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?",
+                                                  (self.scope,))}
 
     def _schema_is_current(self) -> bool:
         try:
@@ -270,13 +265,6 @@ class State:
                 return fh.read()
         except FileNotFoundError:
             return None
-
-    @property
-    def _used(self) -> set[str]:
-        if self._used_keys is None:
-            self._used_keys = {row[0] for row in self.db.execute(
-                "SELECT key FROM used WHERE scope=?", (self.scope,))}
-        return self._used_keys
 
     def use(self, key: str) -> None:
         """This scope stands by the record of `key`: another scope's GC must keep it."""

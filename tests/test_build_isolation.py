@@ -195,7 +195,7 @@ def test_dry_run_with_read_only_cache_counts_cached(tmp_path, fake_engine):
         (tmp_path / leftover).unlink(missing_ok=True)
     before = snapshot(tmp_path / ".cache")
     script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-              "from conftest import FakeEngine; from imgpipe import build as b; "
+              "from fake_engine import FakeEngine; from imgpipe import build as b; "
               "from pathlib import Path; from imgpipe.config import from_dict; "
               f"c = from_dict({{'source': 'images', 'output': 'public', 'cache_dir': '.cache', "
               f"'jobs': 2, 'rules': {RULES!r}}}, Path({str(tmp_path)!r})); "

@@ -10,9 +10,9 @@ from contextlib import contextmanager
 
 import pyvips
 
+from ..model import Limits, SourceInfo
 from .failure import because, fail, megapixels, size_text, vips_reason
 from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
-from .types import Limits, SourceInfo
 
 
 def _harden_libvips() -> None:
