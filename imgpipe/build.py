@@ -27,6 +27,7 @@ from .config import Config
 from .executor import ThreadExecutor
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .lock import Lock
 from .model import (
     Engine,
     Events,
@@ -51,7 +52,7 @@ from .plan import (
     output_name,
 )
 from .sources import Skipped, SourceFile, discover, hasher, scan
-from .state import Lock, State, remove_temp_files, scope_of
+from .state import State, remove_temp_files, scope_of
 
 
 def default_engine() -> Engine:

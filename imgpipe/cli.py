@@ -145,7 +145,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     from . import build as builder
     from . import report
     from .errors import ConfigError, StorageError
-    from .state import BuildLocked
+    from .lock import BuildLocked
 
     config = _load_config(config_path)
     try:

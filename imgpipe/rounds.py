@@ -20,6 +20,7 @@ from .build import build, default_engine
 from .config import Config, load
 from .errors import ConfigError, ImageError, Problem, StorageError
 from .layout import CONFIG_FILE, PYPROJECT
+from .lock import BuildLocked
 from .model import (
     Engine,
     Events,
@@ -33,7 +34,6 @@ from .model import (
 from .options import Recipe
 from .report import human_bytes, issue_line
 from .sources import discover
-from .state import BuildLocked
 
 CONFIG_KEY = "\0config"  # the snapshot's entry for the config file(s): never a source path
 

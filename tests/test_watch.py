@@ -269,7 +269,7 @@ def test_a_lost_event_is_caught_by_the_rescan(tmp_path):
 
 
 def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
-    from imgpipe.state import Lock
+    from imgpipe.lock import Lock
 
     root = make_site(tmp_path / "site")
     watcher = watch(root)
@@ -298,7 +298,7 @@ def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
 
 
 def test_a_round_that_finds_another_build_running_retries_after_it(site):
-    from imgpipe.state import Lock
+    from imgpipe.lock import Lock
 
     lock = Lock(site.root / ".cache")
     lock.acquire()  # as a separate `imgpipe build` would
