@@ -34,21 +34,21 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .config import SrcsetSpec
-from .engine.types import SourceInfo
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
+from .model import Record, RenditionEntry, SourceEntry, SourceInfo
 from .plan import PlannedRendition, SourcePlan, output_name, poster_label
-from .state import Record
 
 VERSION = 1
 
 
 def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
-                    base_url: str) -> dict[str, Any]:
+                    base_url: str) -> RenditionEntry:
     path = output_name(relpath, planned.label, planned.key, record.format)
     return {
-        "url": base_url + path,
+        "url": base_url + url_path(path),
         "path": path,
         "width": record.width,
         "height": record.height,
@@ -65,8 +65,15 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
     }
 
 
+def url_path(path: str) -> str:
+    """A file path as the path part of a URL, percent-encoded once, here, where every URL is
+    made. Only unreserved characters and `/` stay as they are: `,` would split a srcset
+    candidate, `#` and `?` would end the path, `%` and spaces would be misread."""
+    return quote(path, safe="/")
+
+
 def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record],
-                 base_url: str) -> dict[str, Any]:
+                 base_url: str) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
     that exist (`records` by cache key; failed renditions are simply absent)."""
     rel = plan.source.relpath

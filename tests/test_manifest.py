@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 from imgpipe.config import SrcsetSpec
-from imgpipe.engine.types import SourceInfo
 from imgpipe.manifest import dumps, encode_entry, source_entry
-from imgpipe.plan import PlannedRendition, SourceFile, SourcePlan
+from imgpipe.model import SourceInfo
+from imgpipe.plan import PlannedRendition, SourcePlan
+from imgpipe.sources import SourceFile
 from imgpipe.state import Record
 
 

@@ -19,6 +19,7 @@ import pyvips
 from ..errors import ImageError
 from ..formats import AUTO, FORMATS
 from ..geometry import compute
+from ..model import Limits, Rendition, SourceInfo
 from ..options import Recipe
 from . import animate, placeholder, svg
 from .encode import SCALES, TARGETS
@@ -29,7 +30,6 @@ from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
 from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
-from .types import Limits, Rendition, SourceInfo
 
 
 class Source:

@@ -15,11 +15,11 @@ import math
 import re
 import xml.etree.ElementTree as ET
 
+from ..model import Limits, Rendition, SourceInfo
 from ..options import Recipe
 from .failure import fail
 from .load import check_pixels
 from .sniff import Kind
-from .types import Limits, Rendition, SourceInfo
 
 SVG = Kind("svg", "SVG", "svgload_buffer")
 
