@@ -9,7 +9,9 @@ Per photo, width and format: `imgpipe.optimize(path, "W,format=F,quality=80")` a
 `pyvips.Image.thumbnail(path, W)` then `jpegsave_buffer`/`webpsave_buffer` with the encoder
 settings imgpipe passes (engine/encode.py). Both start from the file name and end with the
 bytes. The two alternate case by case, so background load hits both alike; a case's figure is
-its median over the runs, and a format's ratio is the sum of its cases' medians.
+its median over the runs, and a format's ratio is the sum of its cases' medians. Wall time
+and CPU time (all threads of this process) are both reported: on a shared machine other
+processes inflate wall time, CPU time much less.
 """
 
 from __future__ import annotations
@@ -60,22 +62,27 @@ def main() -> None:
           f" widths {widths}, quality={QUALITY}, median of {args.runs} runs per case")
     cases = [(p, w, f) for p in photos for w in widths for f in formats]
     times: dict[tuple, dict[str, list[float]]] = {c: {"plain": [], "imgpipe": []} for c in cases}
+    cpu: dict[tuple, dict[str, list[float]]] = {c: {"plain": [], "imgpipe": []} for c in cases}
     methods = {"plain": plain, "imgpipe": ours}
     ours(*cases[0])  # load the engine (and its imports) before timing
     for run in range(args.runs):
         for case in cases:
             order = ["plain", "imgpipe"] if run % 2 == 0 else ["imgpipe", "plain"]
             for name in order:
-                started = time.perf_counter()
+                started, started_cpu = time.perf_counter(), time.process_time()
                 methods[name](*case)
                 times[case][name].append(time.perf_counter() - started)
+                cpu[case][name].append(time.process_time() - started_cpu)
     for fmt in formats:
         for width in widths + [None]:
             chosen = [c for c in cases if c[2] == fmt and (width is None or c[1] == width)]
             total = {n: sum(statistics.median(times[c][n]) for c in chosen) for n in methods}
+            used = {n: sum(statistics.median(cpu[c][n]) for c in chosen) for n in methods}
             label = f"{width} px" if width else "all widths"
-            print(f"  {fmt:5s} {label:10s} plain {total['plain']:6.2f} s  imgpipe "
-                  f"{total['imgpipe']:6.2f} s  ratio {total['imgpipe'] / total['plain']:.2f}")
+            print(f"  {fmt:5s} {label:10s} wall: plain {total['plain']:6.2f} s  imgpipe "
+                  f"{total['imgpipe']:6.2f} s  ratio {total['imgpipe'] / total['plain']:.2f}   "
+                  f"CPU: plain {used['plain']:6.2f} s  imgpipe {used['imgpipe']:6.2f} s  "
+                  f"ratio {used['imgpipe'] / used['plain']:.2f}")
 
 
 if __name__ == "__main__":
