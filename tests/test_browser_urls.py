@@ -66,9 +66,12 @@ def test_every_srcset_candidate_with_odd_names_loads(tmp_path):
                     assert len(images) == len(ODD)
                     for image in images:
                         assert image["error"] is None and image["natural"] > 0, image
-                        assert re.search(rf"-{width}-{fmt}\.[0-9a-f]{{8}}\.{fmt}$",
-                                         image["currentSrc"]) or (
-                            fmt == "jpg" and f"-{width}-jpeg." in image["currentSrc"]), image
+                        name = "jpeg" if fmt == "jpg" else fmt
+                        found = re.search(rf"-(\d+)-{name}\.[0-9a-f]{{8}}\.{fmt}$",
+                                          image["currentSrc"])
+                        # A WebP that saves under 5% at a width is dropped from the srcset
+                        # (manifest `dropped`): the browser then takes the next one up.
+                        assert found and int(found.group(1)) >= width, image
     finally:
         server.shutdown()
         server.server_close()
