@@ -1,15 +1,19 @@
 """Reading sources safely: allow-listed loaders only, limits checked on the header, pixels
-decoded once into memory with truncation treated as an error.
+decoded once into memory with truncation treated as an error, and within the time budget.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pyvips
 
+from ..errors import ImageError
 from .failure import because, fail, megapixels, size_text, vips_reason
 from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
 from .types import Limits, SourceInfo
@@ -37,6 +41,11 @@ _harden_libvips()
 # (extraneous bytes, odd EXIF), common in camera files, still pass.
 FAIL_ON = "error"
 EXPECTED = ALLOWED_LABELS
+# The longest side a source may have: the most a JPEG can hold, far beyond any rendition's
+# box (10000 CSS px at 3x). Within the pixel limit a longer side means a sliver like 1x100
+# million, whose hundred million one-pixel rows cost minutes of per-row work in the decoder
+# and the resize (measured: 229 s and 440 MB for a 194 KB PNG) for nothing a page can show.
+MAX_SIDE = 65_500
 
 
 def identify(data: bytes, name: str, limits: Limits) -> Kind:
@@ -95,6 +104,7 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
     claimed = claimed_size(kind.family, data)
     if claimed:  # checked before libvips parses anything: a bomb may not even have a header
         check_pixels(claimed[0], claimed[1], 1, name, limits)
+        check_sides(claimed[0], claimed[1], name)
     try:
         header = _load(kind, data, access="sequential")
         width, height = header.width, header.height
@@ -112,6 +122,7 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
                    f"at most {limits.max_frames} frames",
                    "shorten the animation, or raise the max_frames limit")
     check_pixels(width, height, frames, name, limits)
+    check_sides(width, height, name)
     if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
         width, height = height, width
     return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
@@ -126,6 +137,59 @@ def check_pixels(width: int, height: int, frames: int, name: str, limits: Limits
                    f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
                    f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
                    "resize the original, or raise the max_pixels limit")
+
+
+def check_sides(width: int, height: int, name: str) -> None:
+    if max(width, height) > MAX_SIDE:
+        raise fail("too-many-pixels", name,
+                   f"{width}x{height} has a side longer than {MAX_SIDE} pixels",
+                   f"sides of at most {MAX_SIDE} pixels (the largest JPEG)",
+                   "split or resize the original")
+
+
+# The deadline of the renditions being made on this thread (Source.render_all sets it around
+# the decode they share): the decode stops there instead of running past every timeout=.
+_DEADLINE: ContextVar[tuple[float, float]] = ContextVar("deadline", default=(math.inf, math.inf))
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Decodes inside stop `seconds` from now with a `timeout` ImageError."""
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def watched(image: pyvips.Image) -> pyvips.Image:
+    """`image`, whose evaluation libvips abandons (a pyvips.Error) once the budget is spent.
+
+    libvips checks the kill flag between tiles of the image being computed, so this must be
+    the image a sink (copy_memory, a save) runs on, not one further up its pipeline. And a
+    fresh one, dropped after that: the signal outlives this Python object, and pyvips aborts
+    the process if a later evaluation of the same libvips image calls the dead callback."""
+    deadline = _DEADLINE.get()[0]
+    if math.isinf(deadline):
+        return image
+    image.set_progress(True)
+
+    def on_eval(evaluated: pyvips.Image, _progress) -> None:
+        if time.monotonic() > deadline:
+            evaluated.set_kill(True)
+
+    image.signal_connect("eval", on_eval)
+    return image
+
+
+def out_of_time(name: str, stage: str = "decode") -> ImageError | None:
+    """The timeout error, if the budget is spent (a killed evaluation looks like any error)."""
+    deadline, seconds = _DEADLINE.get()
+    if time.monotonic() <= deadline:
+        return None
+    return fail("timeout", name, f"decoding it took longer than timeout={seconds:g}s",
+                "a source that decodes within its time budget",
+                "raise timeout=, or shrink the original", stage)
 
 
 def jpeg_shrink(factor: float) -> int:
@@ -150,9 +214,9 @@ def decode(kind: Kind, data: bytes, name: str, shrink: int = 1, **options) -> py
     try:
         # Sequential: the decoder streams once into memory; autorotation happens afterwards,
         # on the memory image, because a 90-degree turn reads rows out of order.
-        return _load(kind, data, access="sequential", **options).copy_memory()
+        return watched(_load(kind, data, access="sequential", **options)).copy_memory()
     except pyvips.Error as error:
-        raise decode_failure(kind, data, name, error, stage="decode") from None
+        raise out_of_time(name) or decode_failure(kind, data, name, error, "decode") from None
 
 
 def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stage: str):

@@ -31,9 +31,17 @@ def optimise_png(data: bytes, seconds: float = math.inf) -> bytes:
     return out if len(out) < len(data) else data
 
 
-def optimise_jpeg(data: bytes) -> bytes:
-    """`data` (a JPEG) recoded losslessly by mozjpeg. No marker is copied (EXIF, XMP, ICC and
-    comments go; libjpeg writes JFIF/Adobe itself as the colour space needs). Raises
-    ValueError if the data is not a JPEG mozjpeg can read."""
-    return mozjpeg_lossless_optimization.optimize(
-        data, copy=mozjpeg_lossless_optimization.COPY_MARKERS.NONE)
+def optimise_jpeg(data: bytes) -> bytes | None:
+    """`data` (a JPEG) recoded losslessly by mozjpeg, or None when mozjpeg cannot read it.
+
+    No marker is copied (EXIF, XMP, ICC and comments go; libjpeg writes JFIF/Adobe itself as
+    the colour space needs). None is an answer, not an error: libvips decodes files mozjpeg
+    refuses, valid ones (arithmetic-coded and lossless JPEGs, which mozjpeg is built without
+    and browsers do not show either) and damaged ones alike (libjpeg passes over corrupt
+    entropy-coded data with a warning). Either way the source's bytes are no rendition: the
+    caller encodes the decoded pixels instead."""
+    try:
+        return mozjpeg_lossless_optimization.optimize(
+            data, copy=mozjpeg_lossless_optimization.COPY_MARKERS.NONE)
+    except ValueError:  # its only error: "MozJPEG was not able to process the input image"
+        return None
