@@ -159,7 +159,8 @@ def test_a_few_hostile_files_from_a_real_process_print_one_line(hostile, tmp_pat
         assert lines[0].startswith("error[" if done.returncode else str(out)), (name, lines)
 
 
-def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, tmp_path):
+def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, optimized,
+                                                                      tmp_path):
     folder, families = hostile
     source = tmp_path / "src"
     source.mkdir()
@@ -179,5 +180,13 @@ def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, t
     assert report["renditions"]["built"] + report["renditions"]["failed"] == len(families)
     internal = [f for f in report["failures"] if f["stage"] == "internal"]
     assert not internal, internal
-    assert report["renditions"]["built"] > len(families) // 4
+    built = set(json.loads((tmp_path / "public" / "imgpipe-manifest.json").read_text())[
+        "sources"])
+    assert {n for n, o in optimized[0].items() if o["exit"] == 0} <= built
+    # SVGs only build (optimize does not rasterise them): their inline rasters count.
+    assert "inline-small.svg" in built
+    codes = {f["source"]: f["code"] for f in report["failures"]}
+    assert codes["inline-20000x20000.svg"] == codes["inline-many.svg"] == "too-many-pixels"
+    assert codes["inline-1x100000000.svg"] == "too-many-pixels"
+    assert codes["css-escaped-import.svg"] == codes["css-escaped-url.svg"] == "unsafe-svg"
     assert _peak_mb(done.stderr) < MEMORY_CEILING_MB

@@ -23,6 +23,7 @@ from ..geometry import Geometry, compute
 from ..options import Recipe
 from .failure import because, fail
 from .load import decode, out_of_time, watched
+from .optimise import check_fits
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
 from .types import Rendition
@@ -102,6 +103,7 @@ def render(frames: Frames, recipe: Recipe, name: str,
         geometry = compute(recipe, images[0].width, images[0].height)
         images = _shape(images, geometry, recipe, deadline)
         fmt = "gif" if recipe.format == AUTO else recipe.format
+        check_fits(fmt, geometry.width, geometry.height, name)
         stage = "encode"
         if FORMATS[fmt].video:
             from . import video  # PyAV is loaded only when a video is asked for

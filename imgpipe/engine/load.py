@@ -219,9 +219,23 @@ def decode(kind: Kind, data: bytes, name: str, shrink: int = 1, **options) -> py
         raise out_of_time(name) or decode_failure(kind, data, name, error, "decode") from None
 
 
+# libheif's words when the codec of a HEIF file has no decoder in this build. pyvips' bundled
+# libvips has none for HEVC (patent-encumbered), which is what iPhones write (.heic): that is a
+# missing codec, not a corrupt file.
+_NO_DECODER = ("has not been built in", "no decoding plugin", "unsupported codec")
+
+
 def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stage: str):
     reason = vips_reason(error)
     detail = because(error)
+    if kind.family == "heif" and any(s in str(error).lower() for s in _NO_DECODER):
+        problem = ("it is a HEIC image: its pixels are HEVC-coded, and this build of libvips "
+                   "has no HEVC decoder" if "hevc" in str(error).lower() else
+                   "its pixels are in a codec this build of libvips cannot decode")
+        return fail("unsupported-codec", name, problem + detail,
+                    "a JPEG, PNG, WebP, GIF, TIFF or AVIF image",
+                    "convert it to JPEG or AVIF first (or use a libvips built with libde265)",
+                    stage)
     short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
     if any(s in (reason or "").lower() for s in short) or is_complete(kind.family, data) is False:
         return fail("truncated", name, f"the {kind.label} data ends early{detail}",

@@ -23,12 +23,28 @@ from ..formats import AUTO
 from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
+from .failure import fail
 from .lossless import optimise_jpeg
 from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
 _LOADERS = {"jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer",
             "avif": "heifload_buffer"}
+# The longest side each encoder writes (libjpeg, libwebp, libvips' heifsave, GIF's 16 bits);
+# PNG has no practical limit. Past it libvips fails mid-encode, which is a refusal to word
+# as one, not an engine bug to report.
+MAX_SIDES = {"jpeg": ("JPEG", 65_500), "webp": ("WebP", 16_383), "avif": ("AVIF", 16_384),
+             "gif": ("GIF", 65_535)}
+
+
+def check_fits(fmt: str, width: int, height: int, name: str) -> None:
+    """Raise an ImageError when a `width` x `height` rendition is too large for `fmt`."""
+    label, limit = MAX_SIDES.get(fmt, (fmt, math.inf))
+    if max(width, height) > limit:
+        raise fail("too-many-pixels", name, f"a {width}x{height} {label} is too large: "
+                   f"{label} holds at most {limit} pixels a side",
+                   f"a rendition of at most {limit} pixels a side in {label}",
+                   "ask for a smaller size, or format=png", "encode")
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Original:
     data: bytes
     family: str  # loader family (jpeg, png, webp...)
     jpeg_quality: int | None  # estimated from its quantisation tables
+    name: str = "<bytes>"  # for messages
 
 
 class Optimiser:
@@ -85,6 +102,7 @@ class Optimiser:
     def _one(self, image: pyvips.Image, fmt: str, recipe: Recipe, alpha_used: bool,
              few_colours: Callable[[], bool], resizes: bool, untouched: bool, deadline: float,
              auto: bool) -> Outcome:
+        check_fits(fmt, image.width, image.height, self.original.name)
         if recipe.quality == "lossless" and fmt == "jpeg" and self._keepable(fmt, untouched):
             # mozjpeg's lossless recoding keeps every DCT coefficient: the pixels stay exact.
             kept = self._optimised_source()

@@ -20,8 +20,16 @@ from ..geometry import compute
 from ..options import DEFAULT_TIMEOUT, Recipe
 from . import animate, placeholder, svg
 from .failure import because, fail
-from .load import (check_size, decode, identify, jpeg_shrink, out_of_time, read_header,
-                   time_budget, watched)
+from .load import (
+    check_size,
+    decode,
+    identify,
+    jpeg_shrink,
+    out_of_time,
+    read_header,
+    time_budget,
+    watched,
+)
 from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
@@ -94,7 +102,8 @@ class Source:
         # Smallest first: each size's quality search starts from the last one's result, so
         # the full search runs where encodes are cheapest (see optimise.py).
         todo.sort(key=lambda i: (self._area(recipes[i]), _COST.get(recipes[i].format, 0)))
-        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
+        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality,
+                                       self.name))
         for index in todo:
             result = self._render_one(base, shrunk, recipes[index], colours, optimiser)
             if animated and isinstance(result, Rendition):

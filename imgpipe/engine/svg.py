@@ -23,8 +23,7 @@ import urllib.parse
 import xml.etree.ElementTree as ET
 
 from ..options import Recipe
-from .failure import fail
-from .failure import megapixels
+from .failure import fail, megapixels
 from .load import check_pixels, identify, read_header
 from .sniff import Kind
 from .types import Limits, Rendition, SourceInfo
