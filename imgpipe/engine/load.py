@@ -14,6 +14,7 @@ from contextvars import ContextVar
 import pyvips
 
 from ..errors import ImageError
+from . import diagnostics
 from .failure import because, fail, megapixels, size_text, vips_reason
 from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
 from .types import Limits, SourceInfo
@@ -31,6 +32,7 @@ def _harden_libvips() -> None:
     # one's address (or a file replaced under the same name) could come back stale. Each
     # source is decoded once per render anyway, so the cache buys nothing here.
     pyvips.cache_set_max(0)
+    diagnostics.install()  # libvips' log lines: collected, never printed (see there)
 
 
 _harden_libvips()

@@ -18,7 +18,7 @@ from ..errors import ImageError
 from ..formats import FORMATS
 from ..geometry import compute
 from ..options import DEFAULT_TIMEOUT, Recipe
-from . import animate, placeholder, svg
+from . import animate, diagnostics, placeholder, svg
 from .failure import because, fail
 from .load import (
     check_size,
@@ -79,7 +79,8 @@ class Source:
         try:
             # timeout= covers the decode too: it stops when the most patient rendition's
             # budget is spent, and what it took is taken off each rendition's own budget.
-            with time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)):
+            with (time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)),
+                  diagnostics.listening() as heard):
                 if moving:  # every frame, once; stills of it take the first frame from there
                     frames = animate.load(self.kind, self.data, self.name)
                     base, shrunk = frames.first, False
@@ -94,6 +95,7 @@ class Source:
                 results[index] = error
             return results  # type: ignore[return-value]
         self._spent = time.monotonic() - started
+        damage = diagnostics.damage_warning(heard, self.kind.label)
         if self.info.placeholder is None:
             self.info = replace(self.info, placeholder=placeholder.make(base))
         for index in moving:
@@ -110,6 +112,9 @@ class Source:
                 dropped = animate.first_frame_warning(result.format, self.info.frames)
                 result = replace(result, warnings=(*result.warnings, dropped))
             results[index] = result
+        if damage:
+            results = [replace(r, warnings=(*r.warnings, damage)) if isinstance(r, Rendition)
+                       else r for r in results]
         return results  # type: ignore[return-value]
 
     def _decode(self, recipes: list[Recipe]) -> tuple[pyvips.Image, bool]:
