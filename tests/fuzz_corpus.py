@@ -206,5 +206,74 @@ def svgs(vips) -> list[Case]:
     ]
 
 
+def _box(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", 8 + len(body)) + kind + body
+
+
+def _full(kind: bytes, version: int, flags: int, body: bytes) -> bytes:
+    return _box(kind, struct.pack(">I", (version << 24) | flags) + body)
+
+
+def heic_without_decoder(width: int = 64, height: int = 48) -> bytes:
+    """A minimal HEIC (one hvc1 image item) whose HEVC stream is 16 bytes of nothing: enough
+    for libheif to read the header and then need an HEVC decoder."""
+    payload = b"\x00\x00\x00\x0c" + b"\x26\x01" + b"\xaf" * 10  # a NAL of sorts
+    ftyp = _box(b"ftyp", b"heic" + b"\0\0\0\0" + b"mif1heic")
+    hdlr = _full(b"hdlr", 0, 0, b"\0\0\0\0pict" + b"\0" * 12 + b"\0")
+    pitm = _full(b"pitm", 0, 0, struct.pack(">H", 1))
+    infe = _full(b"infe", 2, 0, struct.pack(">HH", 1, 0) + b"hvc1" + b"\0")
+    iinf = _full(b"iinf", 0, 0, struct.pack(">H", 1) + infe)
+    hvcc = _box(b"hvcC", bytes([1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 90, 0xF0, 0, 0xFC,
+                               0xFD, 0xF8, 0xF8, 0, 0, 0x0F, 0]))
+    ispe = _full(b"ispe", 0, 0, struct.pack(">II", width, height))
+    ipco = _box(b"ipco", hvcc + ispe)
+    ipma = _full(b"ipma", 0, 0, struct.pack(">IHB", 1, 1, 2) + bytes([0x81, 0x02]))
+    iprp = _box(b"iprp", ipco + ipma)
+
+    def meta(offset: int) -> bytes:
+        iloc = _full(b"iloc", 0, 0, bytes([0x44, 0x00]) + struct.pack(">HHHHII", 1, 1, 0, 1,
+                                                                       offset, len(payload)))
+        return _full(b"meta", 0, 0, hdlr + pitm + iloc + iinf + iprp)
+
+    head = ftyp + meta(0)
+    head = ftyp + meta(len(head) + 8)
+    return head + _box(b"mdat", payload)
+
+
+WORKER = r"""
+import json, os, sys, time
+from click.testing import CliRunner
+from imgpipe.cli import main
+
+options, out_dir = sys.argv[1], sys.argv[2]
+runner = CliRunner()
+for line in sys.stdin:
+    path = line.strip()
+    out = os.path.join(out_dir, os.path.basename(path) + ".out")
+    print(json.dumps({"start": path}), flush=True)
+    started = time.monotonic()
+    result = runner.invoke(main, ["optimize", options, path, "-o", out])
+    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
+    print(json.dumps({"done": path, "exit": result.exit_code, "stderr": result.stderr,
+                      "crashed": repr(result.exception) if crashed else None,
+                      "output": os.path.exists(out), "seconds": time.monotonic() - started}),
+          flush=True)
+"""
+
+# Runs argv as its only child; prints that child's peak RSS (KB on Linux) last, on stderr.
+WRAPPER = r"""
+import resource, subprocess, sys
+code = subprocess.run(sys.argv[1:]).returncode
+print(f"peak-rss-kb {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def peak_mb(stderr: str) -> float:
+    line = [x for x in stderr.splitlines() if x.startswith("peak-rss-kb ")][-1]
+    return int(line.split()[1]) / 1024
+
+
 def corpus(vips, seed: int = 18, per_kind: int = 40) -> list[Case]:
-    return (mutated(vips, seed, per_kind) + degenerate(vips) + frame_bombs(vips) + svgs(vips))
+    return (mutated(vips, seed, per_kind) + degenerate(vips) + frame_bombs(vips) + svgs(vips)
+            + [Case("heic", "iphone.heic", heic_without_decoder())])

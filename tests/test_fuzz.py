@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from fuzz_corpus import corpus
+from fuzz_corpus import WORKER, WRAPPER, corpus, peak_mb
 
 OPTIONS = "400,timeout=10"
 # A hang is a file still running this long after its own timeout= (10 s): a bound on
@@ -26,40 +26,6 @@ HANG_SECONDS = 120
 # The worst input here peaks near 560 MB (a 98-megapixel animation held once in memory); the
 # 100-megapixel limit allows about that much for a strip of RGBA frames, and no more.
 MEMORY_CEILING_MB = 1024
-
-WORKER = r"""
-import json, os, sys, time
-from click.testing import CliRunner
-from imgpipe.cli import main
-
-options, out_dir = sys.argv[1], sys.argv[2]
-runner = CliRunner()
-for line in sys.stdin:
-    path = line.strip()
-    out = os.path.join(out_dir, os.path.basename(path) + ".out")
-    print(json.dumps({"start": path}), flush=True)
-    started = time.monotonic()
-    result = runner.invoke(main, ["optimize", options, path, "-o", out])
-    crashed = result.exception is not None and not isinstance(result.exception, SystemExit)
-    print(json.dumps({"done": path, "exit": result.exit_code, "stderr": result.stderr,
-                      "crashed": repr(result.exception) if crashed else None,
-                      "output": os.path.exists(out), "seconds": time.monotonic() - started}),
-          flush=True)
-"""
-
-# Runs argv as its only child; prints that child's peak RSS (KB on Linux) last, on stderr.
-WRAPPER = r"""
-import resource, subprocess, sys
-code = subprocess.run(sys.argv[1:]).returncode
-print(f"peak-rss-kb {resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss}", file=sys.stderr)
-sys.exit(code)
-"""
-
-
-def _peak_mb(stderr: str) -> float:
-    line = [x for x in stderr.splitlines() if x.startswith("peak-rss-kb ")][-1]
-    return int(line.split()[1]) / 1024
-
 
 @pytest.fixture(scope="module")
 def hostile(synth, tmp_path_factory) -> tuple[Path, dict[str, str]]:
@@ -91,7 +57,7 @@ def optimized(hostile, tmp_path_factory) -> tuple[dict[str, dict], float]:
     assert worker.returncode == 0 and len(outcomes) == len(families), (
         f"worker ended with {worker.returncode} on {started[-1] if started else None}: "
         f"{stderr[-2000:]}")
-    return outcomes, _peak_mb(stderr)
+    return outcomes, peak_mb(stderr)
 
 
 def test_every_hostile_file_is_a_rendition_or_one_clean_error_line(hostile, optimized):
@@ -191,4 +157,4 @@ def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, o
     assert codes["inline-20000x20000.svg"] == codes["inline-many.svg"] == "too-many-pixels"
     assert codes["inline-1x100000000.svg"] == "too-many-pixels"
     assert codes["css-escaped-import.svg"] == codes["css-escaped-url.svg"] == "unsafe-svg"
-    assert _peak_mb(done.stderr) < MEMORY_CEILING_MB
+    assert peak_mb(done.stderr) < MEMORY_CEILING_MB
