@@ -237,7 +237,7 @@ def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stag
         return fail("unsupported-codec", name, problem + detail,
                     "a JPEG, PNG, WebP, GIF, TIFF or AVIF image",
                     "convert it to JPEG or AVIF first (or use a libvips built with libde265)",
-                    stage)
+                    "load")  # a refusal of the input's format, like blocked-format
     short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
     if any(s in (reason or "").lower() for s in short) or is_complete(kind.family, data) is False:
         return fail("truncated", name, f"the {kind.label} data ends early{detail}",
