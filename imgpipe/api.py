@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .engine.types import Limits, Rendition
+from .model import Limits, Rendition
 from .options import Recipe, parse
 
 

@@ -20,15 +20,26 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from types import ModuleType
 from typing import Any
 
 from . import manifest as mf
 from .config import Config
-from .engine.types import Rendition, SourceInfo
-from .executor import Engine, Failure, Job, JobResult, ThreadExecutor
+from .executor import ThreadExecutor
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .model import (
+    Engine,
+    Events,
+    Failure,
+    Issue,
+    Job,
+    JobResult,
+    PlannedItem,
+    Record,
+    Rendition,
+    SourceInfo,
+    Summary,
+)
 from .options import parse
 from .outputs import Outputs
 from .plan import (
@@ -42,68 +53,32 @@ from .plan import (
     make,
     output_name,
 )
-from .state import Lock, Record, State, remove_temp_files
+from .state import Lock, State, remove_temp_files
 
 
-@dataclass(frozen=True)
-class Issue:
-    """A failure or warning in the report: where it happened and what it was."""
-
-    source: str
-    label: str | None
-    stage: str
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class Summary:
-    sources: int
-    built: int
-    cached: int
-    failed: int
-    bytes_before: int
-    bytes_after: int
-    seconds: float
-    files_written: int
-    files_removed: int
-    failures: tuple[Issue, ...] = ()
-    warnings: tuple[Issue, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
-@dataclass(frozen=True)
-class PlannedItem:
-    """A line of `--dry-run`: one rendition and whether it would be built."""
-
-    source: str
-    label: str
-    options: str
-    key: str
-    cached: bool
-    output: str | None  # None when format=auto and nothing was built yet
-    size: tuple[int, int] | None = None  # known from a cached header (not with trim)
-
-
-class Events:
-    """Progress callbacks; the CLI passes a terminal or CI reporter. Defaults do nothing."""
-
-    def waiting(self, holder: str) -> None: ...
-    def start(self, sources: int, to_render: int) -> None: ...
-    def source_done(self, relpath: str, built: int, failed: int) -> None: ...
-
-
-def default_engine() -> Any:
-    from . import engine  # imported late: planning, dry runs and tests need no pyvips
+def default_engine() -> Engine:
+    # Cheap: the engine package loads libvips only when a source is opened (engine/__init__).
+    from . import engine
 
     return engine
 
 
-def fingerprint_of(engine: Engine | ModuleType) -> str:
-    return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+def fingerprint_of(engine: Engine, state: State | None = None) -> str:
+    """The engine's part of every cache key. `versions()` loads libvips (most of a no-op
+    build's time), so the state remembers the fingerprint under the engine's cheap `identity()`
+    (package versions, which change whenever the versions can) and only a new identity, or
+    an engine that has none, asks `versions()`."""
+    identity = engine.identity()
+    if identity is None or state is None:
+        return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+    key = json.dumps([engine.ENGINE_VERSION, identity], sort_keys=True)
+    known = json.loads(state.get_meta("engine") or "[null, null]")
+    if known[0] == key:
+        return str(known[1])
+    fingerprint = engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+    if not state.readonly:
+        state.set_meta("engine", json.dumps([key, fingerprint]))
+    return fingerprint
 
 
 def plan_sources(config: Config, state: State, fingerprint: str,
@@ -123,11 +98,11 @@ def plan_sources(config: Config, state: State, fingerprint: str,
     return make(config, discover(config) if files is None else files, sha256_of, fingerprint)
 
 
-def dry_run(config: Config, engine: Engine | ModuleType | None = None,
+def dry_run(config: Config, engine: Engine | None = None,
             force: bool = False) -> list[PlannedItem]:
     """The plan as it would run now. Reads sources it must hash; writes nothing."""
-    fingerprint = fingerprint_of(engine or default_engine())
     with State(config.cache_dir, readonly=True) as state:
+        fingerprint = fingerprint_of(engine or default_engine(), state)
         plan = plan_sources(config, state, fingerprint)
         items = []
         for sp in plan.sources:
@@ -171,17 +146,17 @@ class _Run:
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
-          jobs: int | None = None, engine: Engine | ModuleType | None = None,
+          jobs: int | None = None, engine: Engine | None = None,
           events: Events | None = None) -> Summary:
     """Run a build (see the module docstring). Raises ConfigError, BuildLocked."""
     started = time.monotonic()
     events = events or Events()
     engine = engine or default_engine()
-    fingerprint = fingerprint_of(engine)
     lock = Lock(config.cache_dir)
     lock.acquire(wait=wait, on_wait=events.waiting)
     try:
         with State(config.cache_dir) as state:
+            fingerprint = fingerprint_of(engine, state)
             # The last build was killed (or the state is new, so we cannot know): sweep the
             # temp files a killed build may have left next to outputs.
             if state.get_meta("running") != "0":

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .engine.types import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .errors import ConfigError, Problem, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
+from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .options import MAX_SIDE, VOCABULARY, Recipe
 from .validate import Validator
 

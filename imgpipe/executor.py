@@ -10,53 +10,13 @@ import hashlib
 import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
-from types import ModuleType
-from typing import Protocol
 
-from .engine.types import Limits, Rendition, SourceInfo
 from .errors import ImgpipeError
+from .model import Engine, Failure, Job, JobResult, Rendition
 from .options import parse
 
 
-@dataclass(frozen=True)
-class Job:
-    """Render `items` (cache key, canonical options) of one source; one decode feeds them all.
-
-    With no items the job only reads the header (source info for the manifest)."""
-
-    relpath: str
-    path: str
-    sha256: str
-    items: tuple[tuple[str, str], ...]
-    limits: Limits
-    svg: str | None = None  # what to do with an SVG: "copy" or "rasterize" (else refused)
-
-
-@dataclass(frozen=True)
-class Failure:
-    stage: str  # load, transform, encode, read, internal
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
-class JobResult:
-    relpath: str
-    info: SourceInfo | None
-    renditions: tuple[tuple[str, Rendition | Failure], ...]  # (cache key, outcome)
-    failure: Failure | None = None  # the whole source failed (unreadable, over a limit...)
-
-
-class Engine(Protocol):
-    ENGINE_VERSION: str
-
-    def open_source(self, source: bytes | str, limits: Limits): ...
-
-    def versions(self) -> dict[str, str]: ...
-
-
-def run_job(job: Job, engine: Engine | ModuleType) -> JobResult:
+def run_job(job: Job, engine: Engine) -> JobResult:
     """Render one job. Never raises: every problem becomes a Failure in the result."""
     try:
         with open(job.path, "rb") as fh:
@@ -72,10 +32,9 @@ def run_job(job: Job, engine: Engine | ModuleType) -> JobResult:
     try:
         # Over the byte limit, the engine gets the path so it reports the limit in its words.
         source = engine.open_source(job.path if too_big else data, job.limits,
-                                    **({"svg_mode": job.svg} if job.svg else {}))
+                                    svg_mode=job.svg)
         # With no items the render only decodes: the source info gets its placeholder.
-        recipes = [parse(options) for _key, options in job.items]
-        outcomes = _render(source, recipes)
+        outcomes = source.render_all([parse(options) for _key, options in job.items])
         info = source.info  # after rendering, which adds the placeholder
         results = tuple(
             (key, outcome if isinstance(outcome, Rendition) else _failure(outcome))
@@ -87,18 +46,6 @@ def run_job(job: Job, engine: Engine | ModuleType) -> JobResult:
         return JobResult(job.relpath, None, (), Failure(
             "internal", type(exc).__name__, f"{exc} ({_where(exc)})"))
     return JobResult(job.relpath, info, results)
-
-
-def _render(source, recipes: list) -> list:
-    if hasattr(source, "render_all"):
-        return source.render_all(recipes)
-    outcomes: list = []
-    for recipe in recipes:
-        try:
-            outcomes.append(source.render(recipe))
-        except ImgpipeError as exc:
-            outcomes.append(exc)
-    return outcomes
 
 
 def _failure(exc: BaseException) -> Failure:
@@ -118,13 +65,13 @@ class ThreadExecutor:
     """Sources in parallel on `jobs` threads. At most 2 x jobs are in flight, so finished
     renditions never pile up in memory while the main thread writes them."""
 
-    def __init__(self, jobs: int, engine: Engine | ModuleType):
+    def __init__(self, jobs: int, engine: Engine):
         self.jobs = max(1, jobs)
         self.engine = engine
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         pending = iter(jobs)
-        in_flight: set[Future] = set()
+        in_flight: set[Future[JobResult]] = set()
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
             try:
                 while True:

@@ -36,16 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from .config import SrcsetSpec
-from .engine.types import SourceInfo
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
+from .model import Record, RenditionEntry, SourceEntry, SourceInfo
 from .plan import PlannedRendition, SourcePlan, output_name, poster_label
-from .state import Record
 
 VERSION = 1
 
 
 def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
-                    base_url: str) -> dict[str, Any]:
+                    base_url: str) -> RenditionEntry:
     path = output_name(relpath, planned.label, planned.key, record.format)
     return {
         "url": base_url + path,
@@ -66,7 +65,7 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
 
 
 def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record],
-                 base_url: str) -> dict[str, Any]:
+                 base_url: str) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
     that exist (`records` by cache key; failed renditions are simply absent)."""
     rel = plan.source.relpath

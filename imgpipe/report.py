@@ -9,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
-from .build import Events, Issue, PlannedItem, Summary
+from .model import Events, Issue, PlannedItem, Summary
 from .state import atomic_write
 
 REPORT_VERSION = 1
@@ -88,9 +88,9 @@ SHOWN_WARNINGS = 10  # the rest are in --report and the manifest
 
 def summary_lines(s: Summary) -> list[str]:
     """Failures, the first few render warnings (config ones were printed at load), totals."""
-    lines = [f"error[{f.code}]: {_place(f)}: {f.stage}: {f.message}" for f in s.failures]
+    lines = [issue_line(f) for f in s.failures]
     warnings = [w for w in s.warnings if w.stage != "config"]
-    lines += [f"warning[{w.code}]: {_place(w)}: {w.message}" for w in warnings[:SHOWN_WARNINGS]]
+    lines += [issue_line(w, "warning") for w in warnings[:SHOWN_WARNINGS]]
     if len(warnings) > SHOWN_WARNINGS:
         lines.append(f"... and {len(warnings) - SHOWN_WARNINGS} more warnings (see --report)")
     lines.append(
@@ -100,8 +100,11 @@ def summary_lines(s: Summary) -> list[str]:
     return lines
 
 
-def _place(issue: Issue) -> str:
-    return f"{issue.source} [{issue.label}]" if issue.label else issue.source
+def issue_line(issue: Issue, kind: str = "error") -> str:
+    """The one wording of a build's failure (with its stage) or warning, for the CLI and watch."""
+    place = f"{issue.source} [{issue.label}]" if issue.label else issue.source
+    stage = f"{issue.stage}: " if kind == "error" else ""
+    return f"{kind}[{issue.code}]: {place}: {stage}{issue.message}"
 
 
 def report_data(s: Summary) -> dict[str, Any]:

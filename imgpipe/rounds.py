@@ -11,21 +11,33 @@ from __future__ import annotations
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TypeVar
 
-from .build import Events, Summary, build, default_engine
+from .build import build, default_engine
 from .config import CONFIG_FILE, PYPROJECT, Config, load
-from .errors import ConfigError, Problem
+from .errors import ConfigError, ImageError, Problem
+from .model import (
+    Engine,
+    Events,
+    Limits,
+    Rendition,
+    SourceHandle,
+    SourceInfo,
+    Summary,
+    SvgMode,
+)
+from .options import Recipe
 from .plan import discover
-from .report import human_bytes
+from .report import human_bytes, issue_line
 from .state import BuildLocked
 
 CONFIG_KEY = "\0config"  # the snapshot's entry for the config file(s): never a source path
 
 Stat = tuple[int, int, int, int] | None
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -63,39 +75,54 @@ class _StopEvents(Events):
 
 class TimedEngine:
     """An engine that adds up the seconds spent inside it, so a round can tell its own
-    overhead (events, planning, writing) from the encoding it had to do anyway."""
+    overhead (events, planning, writing) from the encoding it had to do anyway.
 
-    def __init__(self, engine: Any):
+    Each method of `Engine` is spelled out (no `__getattr__`, no `*args`): a wrapper that
+    passed arguments on loosely once dropped `svg_mode`, and every SVG failed under watch."""
+
+    def __init__(self, engine: Engine):
         self.engine = engine
-        self.ENGINE_VERSION = engine.ENGINE_VERSION
         self.seconds = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def ENGINE_VERSION(self) -> str:  # noqa: N802 - the protocol's name
+        return self.engine.ENGINE_VERSION
 
     def versions(self) -> dict[str, str]:
         # Not cached: it must always agree with what a separate `imgpipe build` computes.
         return self.engine.versions()
 
-    def timed(self, fn: Callable, *args: Any) -> Any:
+    def identity(self) -> dict[str, str] | None:
+        return self.engine.identity()
+
+    def timed(self, fn: Callable[[], T]) -> T:
         started = time.perf_counter()
         try:
-            return fn(*args)
+            return fn()
         finally:
             with self._lock:
                 self.seconds += time.perf_counter() - started
 
-    def open_source(self, source: bytes | str, limits: Any) -> _TimedSource:
-        return _TimedSource(self, self.timed(self.engine.open_source, source, limits))
+    def open_source(self, source: bytes | str | Path, limits: Limits, *,
+                    svg_mode: SvgMode | None = None) -> SourceHandle:
+        opened = self.timed(lambda: self.engine.open_source(source, limits, svg_mode=svg_mode))
+        return _TimedSource(self, opened)
 
 
 class _TimedSource:
-    def __init__(self, timer: TimedEngine, source: Any):
+    def __init__(self, timer: TimedEngine, source: SourceHandle):
         self._timer, self._source = timer, source
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._source, name)  # AttributeError keeps `hasattr` honest
-        if name in ("render", "render_all"):
-            return lambda *args: self._timer.timed(value, *args)
-        return value
+    @property
+    def info(self) -> SourceInfo:
+        return self._source.info
+
+    def render(self, recipe: Recipe) -> Rendition:
+        return self._timer.timed(lambda: self._source.render(recipe))
+
+    def render_all(self, recipes: list[Recipe]) -> Sequence[Rendition | ImageError]:
+        return self._timer.timed(lambda: self._source.render_all(recipes))
 
 
 class Rounds:
@@ -104,14 +131,14 @@ class Rounds:
 
     def __init__(self, config_path: Path | None, directory: Path | None,
                  stop: threading.Event, log_line: Callable[[str], None],
-                 jobs: int | None = None, engine: Any = None):
+                 jobs: int | None = None, engine: Engine | None = None):
         self.config_path, self.directory = config_path, directory
         self.stop, self.log_line, self.jobs = stop, log_line, jobs
         self.timer = TimedEngine(engine or default_engine())
         self.config: Config = self._load()  # ConfigError here: there is no last good one
         self._print_warnings(self.config)
         # Stat fields of every source (and the config) when the last round started reading.
-        self.snapshot: dict[str, Any] = {}
+        self.snapshot: dict[str, Stat | tuple[Stat, ...]] = {}
         self._locked = False  # the last round found another build running
 
     def _load(self) -> Config:
@@ -130,7 +157,7 @@ class Rounds:
         """Sources and config whose stat differs from the last round's snapshot: the
         catch-up for lost events. Reads no bytes."""
         try:
-            current = stat_snapshot(self.config)
+            current: dict[str, Stat] = stat_snapshot(self.config)
         except (ConfigError, OSError):
             current = {}
         old = {k: v for k, v in self.snapshot.items() if k != CONFIG_KEY}
@@ -208,9 +235,8 @@ class Rounds:
 
     def _report(self, done: Round, s: Summary, changing: Callable[[str], bool]) -> None:
         for f in s.failures:
-            place = f"{f.source} [{f.label}]" if f.label else f.source
             tail = " (it changed during the round; retrying)" if changing(f.source) else ""
-            self.log_line(f"error[{f.code}]: {place}: {f.stage}: {f.message}{tail}")
+            self.log_line(issue_line(f) + tail)
         paths = len(done.changed)
         what = (f"round {done.number} ({', '.join(done.reasons)}; "
                 f"{paths} path{'' if paths == 1 else 's'})" if done.number else "initial build")
@@ -227,6 +253,6 @@ def _stat(path: Path) -> Stat:
     return st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino
 
 
-def stat_snapshot(config: Config) -> dict[str, Any]:
+def stat_snapshot(config: Config) -> dict[str, Stat]:
     """The stat fields the build's stat cache keys on, for every source (no bytes read)."""
     return {f.relpath: (f.size, f.mtime_ns, f.ctime_ns, f.inode) for f in discover(config)}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -27,7 +28,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
-from .engine.types import Placeholder, SourceInfo
+from .model import Placeholder, Record, SourceInfo
 
 SCHEMA_VERSION = 5
 TEMP_PREFIX = ".imgpipe-tmp-"
@@ -45,23 +46,6 @@ CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT,
 CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
                                     mtime_ns INT);
 """
-
-
-class Record(NamedTuple):
-    """One encoded rendition as produced by the engine (its bytes are in the blob store).
-    A NamedTuple, not a dataclass: tens of thousands are loaded per build, and tuple
-    construction is several times cheaper."""
-
-    key: str
-    format: str
-    width: int
-    height: int
-    bytes: int
-    quality: str | int
-    encoder_quality: int | None
-    warnings: tuple[tuple[str, str], ...] = ()  # (code, message)
-    sha256: str = ""  # of the encoded bytes: a blob is checked against it before it is used
-    score: float | None = None  # perceptual score of the rendition (engine/metric.py)
 
 
 class Written(NamedTuple):
@@ -101,12 +85,18 @@ class State:
         self._stats = {row[0]: row[1:] for row in self.db.execute("SELECT * FROM stat")}
         self._written = {row[0]: Written(row[1], row[2], row[3]) for row in self.db.execute(
             "SELECT * FROM written")}
-        # Loaded whole: a no-op build of 10,000 sources looks each up once, and one query
-        # beats tens of thousands of small ones.
-        self._records = {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
-        self._infos = {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]),
-                                          row[7], _placeholder(row[8]))
-                       for row in self.db.execute("SELECT * FROM info")}
+
+    # Loaded whole, on first use: a build that plans looks each up once, and one query beats
+    # tens of thousands of small ones; a no-op build (the stamp matches) never needs them.
+    @functools.cached_property
+    def _records(self) -> dict[str, Record]:
+        return {row[0]: _record(row) for row in self.db.execute("SELECT * FROM record")}
+
+    @functools.cached_property
+    def _infos(self) -> dict[str, SourceInfo]:
+        return {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
+                                   _placeholder(row[8]))
+                for row in self.db.execute("SELECT * FROM info")}
 
     def _schema_is_current(self) -> bool:
         try:

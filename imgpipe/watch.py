@@ -43,6 +43,7 @@ from watchdog.events import (
 from watchdog.observers import Observer
 
 from .config import Config
+from .model import Engine
 from .rounds import Round, Rounds
 
 __all__ = ["Round", "Watcher"]
@@ -80,7 +81,7 @@ class Watcher:
                  on_round: Callable[[Round], None] | None = None,
                  log_line: Callable[[str], None] | None = None,
                  debounce: float = 0.2, max_wait: float = 3.0, settle: float = 0.2,
-                 rescan: float = 30.0, jobs: int | None = None, engine: Any = None):
+                 rescan: float = 30.0, jobs: int | None = None, engine: Engine | None = None):
         # Resolved now: events carry absolute paths, and the cwd may change later.
         self.config_path = Path(config_path).resolve() if config_path else None
         self.directory = Path(directory) if directory else None
@@ -236,8 +237,8 @@ class Watcher:
                 except (KeyError, OSError):
                     pass  # already gone with its directory
         for key in wanted - set(self._watches):
-            inode = _inode(key[0])
-            if inode is None:  # missing: retried after every round and rescan
+            found = _inode(key[0])
+            if found is None:  # missing: retried after every round and rescan
                 continue
             try:
                 watch = self._observer.schedule(_Handler(self), key[0], recursive=key[1],
@@ -248,7 +249,7 @@ class Watcher:
                     self.log_line(f"error[watch]: cannot watch {key[0]} ({exc}); changes are "
                                   f"seen by the rescan every {self.rescan:g} s")
                 continue
-            self._watches[key] = (watch, inode)
+            self._watches[key] = (watch, found)
 
     # -- the loop (the watcher's thread) ------------------------------------------------------
     def _loop(self) -> None:

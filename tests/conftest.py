@@ -2,60 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
-import threading
-
 import pytest
-
-from imgpipe.engine.types import Limits, Rendition, SourceInfo
-from imgpipe.errors import image_error
-from imgpipe.geometry import compute
-
-
-class FakeEngine:
-    """Stands in for imgpipe.engine in planning/build tests: a "source" is a text file whose
-    first line is `WxH`; anything else fails to load. Output bytes depend on source and options,
-    so caching is observable, and `renders` counts encodes."""
-
-    ENGINE_VERSION = "fake-1"
-
-    def __init__(self, versions: dict[str, str] | None = None):
-        self._versions = versions or {"libvips": "0.0.0"}
-        self.renders = 0
-        self.opens = 0
-        self._lock = threading.Lock()
-
-    def versions(self) -> dict[str, str]:
-        return dict(self._versions)
-
-    def open_source(self, source: bytes | str, limits: Limits) -> _FakeSource:
-        data = source if isinstance(source, bytes) else open(source, "rb").read()
-        with self._lock:
-            self.opens += 1
-        try:
-            w, h = (int(x) for x in data.split(b"\n", 1)[0].decode().split("x"))
-        except ValueError:
-            raise image_error("unreadable", "not an image (fake engine)", "load") from None
-        return _FakeSource(self, data, SourceInfo(w, h, "jpeg", len(data)))
-
-
-class _FakeSource:
-    def __init__(self, engine: FakeEngine, data: bytes, info: SourceInfo):
-        self.engine, self.data, self.info = engine, data, info
-
-    def render_all(self, recipes):
-        out = []
-        for recipe in recipes:
-            with self.engine._lock:
-                self.engine.renders += 1
-            g = compute(recipe, self.info.width, self.info.height)
-            fmt = "jpeg" if recipe.format == "auto" else recipe.format
-            # Modern formats come out smaller, as real ones do (the manifest drops those that
-            # do not: manifest._not_smaller).
-            repeat = {"avif": 2, "webp": 3}.get(fmt, 4)
-            blob = hashlib.sha256(self.data + recipe.byte_form().encode()).digest() * repeat
-            out.append(Rendition(blob, fmt, g.width, g.height, recipe.quality, 80))
-        return out
+from fake_engine import FakeEngine
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from imgpipe.config import SrcsetSpec
-from imgpipe.engine.types import SourceInfo
 from imgpipe.manifest import dumps, encode_entry, source_entry
+from imgpipe.model import SourceInfo
 from imgpipe.plan import PlannedRendition, SourceFile, SourcePlan
 from imgpipe.state import Record
 

@@ -20,8 +20,8 @@ import pytest
 import pyvips
 from test_server_support import ALLOW, Listener, Origin, ServerThread, Tripwire, png
 
-from imgpipe.engine.types import Rendition
 from imgpipe.errors import OptionError
+from imgpipe.model import Rendition
 from imgpipe.options import parse
 from imgpipe.server import ServerConfig, create_app
 from imgpipe.server.fetch import system_resolver

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from imgpipe.engine.types import SourceInfo
+from imgpipe.model import SourceInfo
 from imgpipe.state import BuildLocked, Lock, Record, State, atomic_write, remove_temp_files
 
 

@@ -375,3 +375,56 @@ def test_a_source_dir_deleted_and_made_again_is_watched_again(site, tmp_path):
     r = site.settle()[-1]
     assert r.changed == ("b.jpg",) and r.reasons == ("change",)
     site.matches_clean_build(tmp_path / "clean")
+
+
+SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+       '<rect width="{w}" height="{h}" fill="#336699"/><circle cx="8" cy="8" r="6"/></svg>')
+SVG_CONFIG = """
+source = "images"
+output = "public/img"
+base_url = "/img/"
+cache_dir = ".cache"
+jobs = 2
+
+[[rules]]
+include = ["art/*.svg"]
+rasterize_svg = true
+widths = [32]
+formats = ["png", "webp"]
+
+[[rules]]
+include = ["icons/*.svg"]
+renditions = { icon = "full" }
+"""
+
+
+def test_watch_renders_svg_like_build(tmp_path):
+    """Watch's timing wrapper once dropped `svg_mode`: every SVG failed under watch while
+    `imgpipe build` rendered it. Drawn and copied SVGs, at start and added while watching."""
+    images = tmp_path / "site" / "images"
+    (images / "icons").mkdir(parents=True)
+    (images / "art").mkdir()
+    root = make_site(tmp_path / "site", names=(), config=SVG_CONFIG)
+    (images / "art" / "logo.svg").write_text(SVG.format(w=64, h=32))
+    (images / "icons" / "home.svg").write_text(SVG.format(w=24, h=24))
+    watcher = watch(root)
+    watcher.start()
+    try:
+        site = Site(root, watcher)
+        (initial,) = site.settle()
+        assert initial.summary.ok, initial.summary.failures
+        (images / "art" / "wide.svg").write_text(SVG.format(w=96, h=24))
+        (images / "icons" / "gear.svg").write_text(SVG.format(w=16, h=16))
+        rounds = site.settle()
+        assert all(r.summary.ok for r in rounds), [r.summary.failures for r in rounds]
+    finally:
+        watcher.stop()
+    manifest, files = output_of(root)
+    assert sorted(manifest["sources"]) == ["art/logo.svg", "art/wide.svg", "icons/gear.svg",
+                                           "icons/home.svg"]
+    assert manifest["sources"]["icons/home.svg"]["renditions"]["svg"]["format"] == "svg"
+    assert manifest["sources"]["art/logo.svg"]["renditions"]["32-png"]["width"] == 32
+    assert (manifest, files) == clean_build(root, tmp_path / "clean")
+    for name in files:  # the very bytes, not only the names and sizes
+        assert (root / "public/img" / name).read_bytes() == (
+            tmp_path / "clean/public/img" / name).read_bytes(), name

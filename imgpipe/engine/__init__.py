@@ -1,6 +1,7 @@
 """The image engine: the only package that imports pyvips.
 
-Contract used by the rest of imgpipe (build, server, plugins):
+This module is the `imgpipe.model.Engine` the rest of imgpipe uses (build, watch, server,
+plugins):
 
     source = open_source(path_or_bytes, limits)   # validates: allow-listed loader, limits
     source.info                                   # SourceInfo (size after autorotate, format...)
@@ -10,6 +11,10 @@ Contract used by the rest of imgpipe (build, server, plugins):
     open_source(..., svg_mode="copy"|"rasterize") # SVGs: refused unless a mode is given
 
 `render` never writes files; callers write `Rendition.data` atomically.
+
+Importing this package is cheap: libvips (and numpy, which the metric uses) load on the first
+`open_source` or `versions()`, so a no-op build, which needs only `identity()`, never loads
+them (loading them costs ~0.3 s of every process).
 """
 
 from __future__ import annotations
@@ -18,12 +23,9 @@ import importlib.metadata
 import re
 from pathlib import Path
 
-import pyvips
+from ..model import Limits, Rendition, SourceHandle, SourceInfo, SvgMode
 
-from .source import Source, open_source
-from .types import Limits, Rendition, SourceInfo
-
-__all__ = ["ENGINE_VERSION", "Limits", "Rendition", "Source", "SourceInfo", "open_source",
+__all__ = ["ENGINE_VERSION", "Limits", "Rendition", "SourceInfo", "identity", "open_source",
            "versions"]
 
 # Bump when the bytes produced for the same input and options change (settings, presets,
@@ -34,21 +36,51 @@ ENGINE_VERSION = "4"
 
 _LIBS = re.compile(r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
                    r"\.so\.([\d.]+)")
+_DEFAULT_LIMITS = Limits()
+
+
+def open_source(source: bytes | str | Path, limits: Limits = _DEFAULT_LIMITS, *,
+                svg_mode: SvgMode | None = None, name: str | None = None) -> SourceHandle:
+    """Read and validate a source (see `engine.source.open_source`); raises ImageError."""
+    from .source import open_source as open_  # loads libvips: the first pixel is needed
+
+    return open_(source, limits, name=name, svg_mode=svg_mode)
 
 
 def versions() -> dict[str, str]:
     """libvips and encoder versions, for cache keys: an encoder upgrade rebuilds everything."""
+    import pyvips
+
+    # The whole engine, as a render would load it: the shared libraries listed below must not
+    # depend on whether this process has rendered yet, or cache keys would.
+    from . import source  # noqa: F401
+
     found = {"engine": ENGINE_VERSION,
              "libvips": ".".join(str(pyvips.version(i)) for i in range(3))}
-    for package in ("pyvips", "pyvips-binary"):
-        try:
-            # pyvips-binary bundles libvips with fixed versions of every codec.
-            found[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            pass
+    found.update(_packages())
     try:  # a system libvips: its codecs are separate shared libraries with their own versions
         for match in _LIBS.finditer(Path("/proc/self/maps").read_text()):
             found.setdefault(f"lib{match.group(1)}", match.group(2))
     except OSError:
         pass
+    return found
+
+
+def identity() -> dict[str, str] | None:
+    """What determines `versions()`, read from package metadata without loading libvips.
+
+    pyvips-binary bundles libvips with fixed versions of every codec, so its version (with
+    pyvips' and ours) pins everything `versions()` reports. With a system libvips only loading
+    it tells its version: None, and the build asks `versions()`."""
+    found = {"engine": ENGINE_VERSION, **_packages()}
+    return found if "pyvips-binary" in found else None
+
+
+def _packages() -> dict[str, str]:
+    found = {}
+    for package in ("pyvips", "pyvips-binary"):
+        try:
+            found[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            pass
     return found

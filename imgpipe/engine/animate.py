@@ -20,13 +20,13 @@ import pyvips
 from ..errors import ImageError, Problem
 from ..formats import AUTO, FORMATS
 from ..geometry import Geometry, compute
+from ..model import Rendition
 from ..options import Recipe
 from .failure import because, fail
 from .load import decode, out_of_time, watched
 from .optimise import check_fits
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
-from .types import Rendition
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.

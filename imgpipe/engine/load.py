@@ -14,10 +14,10 @@ from contextvars import ContextVar
 import pyvips
 
 from ..errors import ImageError
+from ..model import Limits, SourceInfo
 from . import diagnostics
 from .failure import because, fail, megapixels, size_text, vips_reason
 from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
-from .types import Limits, SourceInfo
 
 
 def _harden_libvips() -> None:

@@ -12,7 +12,7 @@ from collections import Counter
 
 import pyvips
 
-from .types import Placeholder
+from ..model import Placeholder
 
 # The preview's longer side, in pixels: tried in order until the data URI fits the budget.
 # The browser stretches it to the image's box, which blurs it by itself; the blur below only

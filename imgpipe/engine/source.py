@@ -17,6 +17,7 @@ import pyvips
 from ..errors import ImageError
 from ..formats import FORMATS
 from ..geometry import compute
+from ..model import Limits, Rendition, SourceInfo
 from ..options import DEFAULT_TIMEOUT, Recipe
 from . import animate, diagnostics, placeholder, svg
 from .failure import because, fail
@@ -34,7 +35,6 @@ from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
 from .transform import alpha_in_use, few_colours, resize_exact, shape, to_srgb, trim
-from .types import Limits, Rendition, SourceInfo
 
 
 class Source:

@@ -22,11 +22,11 @@ import re
 import urllib.parse
 import xml.etree.ElementTree as ET
 
+from ..model import Limits, Rendition, SourceInfo
 from ..options import Recipe
 from .failure import fail, megapixels
 from .load import check_pixels, identify, read_header
 from .sniff import Kind
-from .types import Limits, Rendition, SourceInfo
 
 SVG = Kind("svg", "SVG", "svgload_buffer")
 

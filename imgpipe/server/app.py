@@ -22,9 +22,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from .. import options as option_language
-from ..engine.types import Limits, Rendition
 from ..errors import ImgpipeError, OptionError, Problem
 from ..formats import FORMATS
+from ..model import Limits, Rendition
 from ..options import Recipe
 from . import apipath
 from .fetch import Fetcher, FetchError, Resolver, system_resolver

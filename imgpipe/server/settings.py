@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..engine.types import MAX_BYTES
+from ..model import MAX_BYTES
 
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
 
