@@ -34,8 +34,11 @@ def main() -> None:
               help="Requests allowed to wait beyond those; more get 503.")
 @click.option("--fetch-timeout", type=click.FloatRange(min=0.1), default=30.0,
               show_default=True, help="Seconds allowed for downloading a source image.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Open client connections (kept below the open-files limit); idle ones "
+                   "are closed first.")
 def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queue,
-          fetch_timeout) -> None:
+          fetch_timeout, max_connections) -> None:
     """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
     import importlib.util
 
@@ -54,6 +57,7 @@ def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queu
     config = ServerConfig(users=tuple(users), host=host, port=port,
                           allowed_hosts=tuple(allowed_hosts), allow_nets=tuple(allow_nets),
                           max_bytes=max_bytes, queue=queue, fetch_timeout=fetch_timeout,
+                          max_connections=max_connections,
                           **({"workers": workers} if workers else {}))
     click.echo(f"imgpipe serve: POST http://{host}:{port}/<user>/<options>/<image URL> "
                f"({len(users)} user(s), {config.workers} workers, queue {queue})", err=True)
