@@ -158,8 +158,9 @@ class Source:
                 prepared = watched(prepared).copy_memory()
             return prepared
         except pyvips.Error as error:
-            raise out_of_time(self.name) or fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
-                       f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
+            raise out_of_time(self.name) or fail(
+                "decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
+                f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
 
     def _area(self, recipe: Recipe) -> int:
         g = compute(recipe, self.info.width, self.info.height)
