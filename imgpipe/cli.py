@@ -144,8 +144,8 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
 
     from . import build as builder
     from . import report
-    from .errors import ConfigError
-    from .state import BuildLocked
+    from .errors import ConfigError, StorageError
+    from .lock import BuildLocked
 
     config = _load_config(config_path)
     try:
@@ -166,6 +166,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
+    except StorageError as error:
+        _print_problems(error.problems, "error")
+        raise SystemExit(error.exit_code) from None
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
@@ -234,14 +237,19 @@ def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
     from .build import check as check_sources
     from .errors import ConfigError
+    from .report import issue_line
 
     config = _load_config(config_path)
     try:
-        sources = check_sources(config)
+        sources, skipped = check_sources(config)
     except ConfigError as error:
         _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
+    for s in skipped:
+        click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, "
                f"{count} renditions")
+    if any(s.failed for s in skipped):
+        raise SystemExit(1)
