@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -168,6 +170,48 @@ def test_libvips_warnings_are_no_stray_log_lines_but_a_warning(synth):
     assert "Corrupt JPEG data" in rendition.warnings[0].message
     clean = open_source(jpeg).render(parse("200"))
     assert clean.warnings == ()
+
+
+REENTRANT_LOG = r"""
+import logging
+import pyvips
+import imgpipe.engine.load  # the engine as a render loads it
+from fuzz_corpus import _scan_start
+
+xy = pyvips.Image.xyz(320, 200)
+photo = (xy[0] % 256).bandjoin([xy[1] % 256, (xy[0] + xy[1]) % 256]).cast("uchar")
+jpeg = photo.copy(interpretation="srgb").jpegsave_buffer(Q=85)
+damaged = bytearray(jpeg)
+damaged[_scan_start(jpeg) + 40: _scan_start(jpeg) + 56] = b"\xff\x00" * 8
+
+def decode():  # logs "read gave 1 warnings" and libjpeg's report, on this thread
+    pyvips.Image.jpegload_buffer(bytes(damaged), fail_on="error",
+                                 access="sequential").copy_memory()
+
+class Reentrant(logging.Handler):
+    # What Python's garbage collector does inside pyvips' log handler when it frees a JPEG
+    # loader: libvips logs again, on the same thread, from within the handler.
+    busy = False
+
+    def emit(self, record):
+        if not Reentrant.busy:
+            Reentrant.busy = True
+            decode()
+
+logging.getLogger("pyvips").addHandler(Reentrant())
+decode()
+print("alive")
+"""
+
+
+def test_a_libvips_message_inside_its_log_handler_does_not_abort(tmp_path):
+    # GLib makes a recursive log message fatal: a build of the hostile corpus died of SIGABRT
+    # after "VIPS-WARNING (recursed) **: read gave 2 warnings".
+    done = subprocess.run([sys.executable, "-c", REENTRANT_LOG], capture_output=True,
+                          text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    assert done.returncode == 0, done.stderr[-1000:]
+    assert done.stdout.strip().endswith("alive")
 
 
 def test_legitimate_refusal_does_not_ask_for_a_report(synth, tmp_path):

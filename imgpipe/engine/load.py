@@ -115,7 +115,11 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
         orientation = header.get("orientation") if header.get_typeof("orientation") else 1
         has_alpha = header.hasalpha()
     except pyvips.Error as error:
-        raise decode_failure(kind, data, name, error, stage="load") from None
+        failure = decode_failure(kind, data, name, error, stage="load")
+    else:
+        failure = None
+    if failure:  # raised outside the except block: see decode()
+        raise failure
     # Only animation frames count: the engine decodes the first page of a TIFF or HEIF only.
     frames = max(1, pages) if kind.animated else 1
     loop = header.get("loop") if frames > 1 and header.get_typeof("loop") else 0
@@ -219,7 +223,11 @@ def decode(kind: Kind, data: bytes, name: str, shrink: int = 1, **options) -> py
         # on the memory image, because a 90-degree turn reads rows out of order.
         return watched(_load(kind, data, access="sequential", **options)).copy_memory()
     except pyvips.Error as error:
-        raise out_of_time(name) or decode_failure(kind, data, name, error, "decode") from None
+        failure = out_of_time(name) or decode_failure(kind, data, name, error, "decode")
+    # Raised here, not in the except block: the ImageError would keep the pyvips.Error as its
+    # context, and with it the frames that hold the loader, until the garbage collector
+    # frees it at some random point, maybe inside a log handler (see diagnostics.py).
+    raise failure
 
 
 # libheif's words when the codec of a HEIF file has no decoder in this build. pyvips' bundled
