@@ -20,11 +20,20 @@ from ..errors import ImageError
 from ..formats import AUTO, FORMATS
 from ..geometry import compute
 from ..model import Limits, Rendition, SourceInfo
-from ..options import Recipe
-from . import animate, placeholder, svg
+from ..options import DEFAULT_TIMEOUT, Recipe
+from . import animate, diagnostics, placeholder, svg
 from .encode import SCALES, TARGETS
 from .failure import because, fail
-from .load import check_size, decode, identify, jpeg_shrink, read_header
+from .load import (
+    check_size,
+    decode,
+    identify,
+    jpeg_shrink,
+    out_of_time,
+    read_header,
+    time_budget,
+    watched,
+)
 from .load import stream as stream_pixels
 from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
@@ -79,19 +88,36 @@ class Source:
                 results[index] = self._video_refused(recipe)
             else:
                 groups.setdefault(self._load_key(recipe), []).append(index)
+        # timeout= covers the decode too: it stops when the most patient rendition's budget is
+        # spent, and what it took is taken off each rendition's own budget.
+        with (time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)),
+              diagnostics.listening() as heard):
+            self._render_groups(recipes, groups, moving, results, with_placeholder)
+        damage = diagnostics.damage_warning(heard, self.kind.label)
+        if damage:
+            results = [replace(r, warnings=(*r.warnings, damage)) if isinstance(r, Rendition)
+                       else r for r in results]
+        return results  # type: ignore[return-value]
+
+    def _render_groups(self, recipes: list[Recipe], groups: dict[float, list[int]],
+                       moving: list[int], results: list, with_placeholder: bool) -> None:
+        animated = self.info.frames > 1
         if moving:  # every frame, once, for all the animated renditions
+            started = time.monotonic()
             try:
                 frames = animate.load(self.kind, self.data, self.name)
             except ImageError as error:
                 frames = error
+            spent = time.monotonic() - started
             for index in moving:
-                results[index] = (frames if isinstance(frames, ImageError)
-                                  else animate.render(frames, recipes[index], self.name))
+                results[index] = (frames if isinstance(frames, ImageError) else
+                                  animate.render(frames, recipes[index], self.name, spent))
         placeholder_key = None
         if with_placeholder and self.info.placeholder is None:
             placeholder_key = self._placeholder_key()
             groups.setdefault(placeholder_key, [])
-        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
+        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality,
+                                       self.name))
         optimiser.seed = self._probed
         probes = {_probe_of(recipes[i]) for indices in groups.values() for i in indices}
         probes = {p for p in probes if p is not None and p not in self._probes}
@@ -104,14 +130,18 @@ class Source:
             try:
                 outcomes = self._render_group(key, group, key == placeholder_key,
                                               probes if key == probe_key else set(), optimiser)
-            except ImageError as error:
+            except (ImageError, pyvips.Error) as error:
+                if isinstance(error, pyvips.Error):  # the probe's or placeholder's pixels
+                    error = out_of_time(self.name) or fail(
+                        "decode-failed", self.name, f"cannot resize it{because(error)}",
+                        f"a valid {self.kind.label} file", "re-export it from the original",
+                        "decode")
                 outcomes = [error] * len(group)
             for index, result in zip(groups[key], outcomes, strict=True):
                 if animated and isinstance(result, Rendition):
                     dropped = animate.first_frame_warning(result.format, self.info.frames)
                     result = replace(result, warnings=(*result.warnings, dropped))
                 results[index] = result
-        return results  # type: ignore[return-value]
 
     def _render_group(self, key: float, recipes: list[Recipe], placeholder_too: bool,
                       probes: set[tuple[str, str]],
@@ -145,7 +175,7 @@ class Source:
             key = self._load_key(_probe_recipe(fmt, preset))
             decoded = self._decoded(key, stream=False, shared=False)
             self._probe(decoded, fmt, preset, Optimiser(
-                Original(self.data, self.kind.family, self._jpeg_quality)))
+                Original(self.data, self.kind.family, self._jpeg_quality, self.name)))
         return self._probes[(fmt, preset)]
 
     def _probe(self, decoded: _Decoded, fmt: str, preset: str, optimiser: Optimiser) -> None:
@@ -191,6 +221,7 @@ class Source:
 
     def _decoded(self, key: float, *, stream: bool, shared: bool) -> _Decoded:
         """The prepared (autorotated, sRGB) pixels loaded at `key`."""
+        started = time.monotonic()
         if self.kind.family == "svg":
             image, shrunk, stream = decode(self.kind, self.data, self.name, scale=key), key != 1, False
         else:
@@ -200,14 +231,16 @@ class Source:
                 image, stream = decode(self.kind, self.data, self.name, shrink), False
         try:
             prepared = to_srgb(image)
+            pristine = prepared is image
+            if shared and not pristine:
+                # Rotation and colour conversion once, not once per rendition.
+                prepared = watched(prepared).copy_memory()
         except pyvips.Error as error:
-            raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
-                       f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
-        pristine = prepared is image
-        if shared and not pristine:
-            # Rotation and colour conversion once, not once per rendition.
-            prepared = prepared.copy_memory()
-        return _Decoded(prepared, shrunk, pristine, stream)
+            raise out_of_time(self.name) or fail(
+                "decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
+                f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
+        # A stream decodes during its rendition's own pipeline, under that one's clock.
+        return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started)
 
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
@@ -215,7 +248,7 @@ class Source:
 
     def _render_one(self, decoded: _Decoded, recipe: Recipe, colours: _Lazy,
                     optimiser: Optimiser) -> Rendition | ImageError:
-        deadline = time.monotonic() + recipe.timeout
+        deadline = time.monotonic() + recipe.timeout - decoded.spent
         stage = "transform"
         base = decoded.image
         try:
@@ -281,6 +314,7 @@ class _Decoded:
     shrunk: bool  # loaded below full size: geometry works on the header's dimensions
     pristine: bool  # the file's own pixels (no rotation, no colour conversion)
     streamed: bool  # a read-once pipeline from the file, not pixels in memory
+    spent: float  # seconds the decode took, already gone from each rendition's timeout=
 
 
 class _StreamFailed(Exception):
