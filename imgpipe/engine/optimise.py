@@ -189,6 +189,22 @@ class Optimiser:
                                       f"{recipe.timeout:g}s; the source file is used as it is"),))
 
 
+# The quality probe: a small rendition fixed by the source, format and preset alone.
+PROBE_BOX = 320
+
+
+def probe_recipe(fmt: str, preset: str) -> Recipe:
+    return Recipe(width=PROBE_BOX, height=PROBE_BOX, format=fmt, quality=preset)
+
+
+def probe_of(recipe: Recipe) -> tuple[str, str] | None:
+    """The probe a recipe's quality search starts from, if it searches (auto: a photo's JPEG)."""
+    if not isinstance(recipe.quality, str) or recipe.quality not in TARGETS:
+        return None
+    fmt = "jpeg" if recipe.format == AUTO else recipe.format
+    return (fmt, recipe.quality) if fmt in SCALES else None
+
+
 def _search(final: pyvips.Image, encoding: Encoding, guess: int,
             deadline: float) -> tuple[Found, dict[int, bytes]]:
     fmt, scale = encoding.format, SCALES[encoding.format]

@@ -22,7 +22,6 @@ from ..geometry import compute
 from ..model import Limits, Rendition, SourceInfo
 from ..options import DEFAULT_TIMEOUT, Recipe
 from . import animate, diagnostics, placeholder, svg
-from .encode import SCALES, TARGETS
 from .failure import because, fail
 from .load import (
     check_size,
@@ -35,7 +34,7 @@ from .load import (
     watched,
 )
 from .load import stream as stream_pixels
-from .optimise import Optimiser, Original
+from .optimise import Optimiser, Original, probe_of, probe_recipe
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
 from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
@@ -119,9 +118,9 @@ class Source:
         optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality,
                                        self.name))
         optimiser.seed = self._probed
-        probes = {_probe_of(recipes[i]) for indices in groups.values() for i in indices}
+        probes = {probe_of(recipes[i]) for indices in groups.values() for i in indices}
         probes = {p for p in probes if p is not None and p not in self._probes}
-        probe_key = self._load_key(_probe_recipe("jpeg", "medium")) if probes else None
+        probe_key = self._load_key(probe_recipe("jpeg", "medium")) if probes else None
         if probe_key is not None:
             groups.setdefault(probe_key, [])
         # The probes' group first: every search in the other groups starts from them.
@@ -172,14 +171,14 @@ class Source:
     def _probed(self, fmt: str, preset: str) -> tuple[int, int] | None:
         """The probe's (width, quality) for the search of `fmt` at `preset` (see optimise)."""
         if (fmt, preset) not in self._probes:  # a search no recipe announced: probe alone
-            key = self._load_key(_probe_recipe(fmt, preset))
+            key = self._load_key(probe_recipe(fmt, preset))
             decoded = self._decoded(key, stream=False, shared=False)
             self._probe(decoded, fmt, preset, Optimiser(
                 Original(self.data, self.kind.family, self._jpeg_quality, self.name)))
         return self._probes[(fmt, preset)]
 
     def _probe(self, decoded: _Decoded, fmt: str, preset: str, optimiser: Optimiser) -> None:
-        recipe = _probe_recipe(fmt, preset)
+        recipe = probe_recipe(fmt, preset)
         width, height = (self.info.width, self.info.height) if decoded.shrunk else (
             decoded.image.width, decoded.image.height)
         try:
@@ -319,22 +318,6 @@ class _Decoded:
 
 class _StreamFailed(Exception):
     """A streamed rendition failed before its deadline: redo it from an in-memory decode."""
-
-
-# The quality probe: a small rendition fixed by the source, format and preset alone.
-PROBE_BOX = 320
-
-
-def _probe_recipe(fmt: str, preset: str) -> Recipe:
-    return Recipe(width=PROBE_BOX, height=PROBE_BOX, format=fmt, quality=preset)
-
-
-def _probe_of(recipe: Recipe) -> tuple[str, str] | None:
-    """The probe a recipe's quality search starts from, if it searches (auto: a photo's JPEG)."""
-    if not isinstance(recipe.quality, str) or recipe.quality not in TARGETS:
-        return None
-    fmt = "jpeg" if recipe.format == AUTO else recipe.format
-    return (fmt, recipe.quality) if fmt in SCALES else None
 
 
 def _reads_source_once(recipe: Recipe) -> bool:
