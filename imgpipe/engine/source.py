@@ -124,9 +124,12 @@ class Source:
         if probe_key is not None:
             groups.setdefault(probe_key, [])
         # The probes' group first: every search in the other groups starts from them.
+        failed: ImageError | None = None
         for key in sorted(groups, key=lambda k: (k != probe_key, k)):
             group = [recipes[i] for i in groups[key]]
             try:
+                if failed:  # the same bytes fail the same way at any size: say it once
+                    raise failed
                 outcomes = self._render_group(key, group, key == placeholder_key,
                                               probes if key == probe_key else set(), optimiser)
             except (ImageError, pyvips.Error) as error:
@@ -135,6 +138,7 @@ class Source:
                         "decode-failed", self.name, f"cannot resize it{because(error)}",
                         f"a valid {self.kind.label} file", "re-export it from the original",
                         "decode")
+                failed = error
                 outcomes = [error] * len(group)
             for index, result in zip(groups[key], outcomes, strict=True):
                 if animated and isinstance(result, Rendition):
