@@ -3,8 +3,10 @@
 0. if the inputs are those of the last clean build (its stamp) and every file it wrote is
    untouched, stop: the most common build of all does no more than a stat per file;
 1. discover sources, hash what the stat cache does not know, plan every rendition;
-2. skip renditions whose cache key has a record (output intact, or a blob to restore from);
-3. render the rest, sources in parallel, one decode per source;
+2. skip renditions whose cache key has a record (output intact, or a blob to restore from),
+   or, with `remote_cache`, a verified blob in the shared store (imgpipe/store.py);
+3. render the rest, sources in parallel, one decode per source: on local threads, or on a
+   dask cluster with `scheduler` (imgpipe/cluster.py);
 4. write outputs atomically (only when their bytes differ), committing state per source;
 5. write the manifest (last of the outputs, so it never names a missing file);
 6. write the HTML snippets; 7. remove stale outputs.
@@ -34,11 +36,13 @@ from .model import (
     Issue,
     Job,
     JobResult,
+    Origin,
     PlannedItem,
     Record,
     Rendition,
     SourceInfo,
     Summary,
+    record_of,
 )
 from .options import parse
 from .outputs import Outputs
@@ -54,6 +58,7 @@ from .plan import (
     output_name,
 )
 from .state import Lock, State, remove_temp_files
+from .store import Store, StoreSpec
 
 
 def default_engine() -> Engine:
@@ -143,6 +148,9 @@ class _Run:
     built: int = 0
     cached: int = 0
     failures: list[Issue] = field(default_factory=list)
+    store: Store | None = None  # the shared store (remote_cache)
+    remote: set[str] = field(default_factory=set)  # keys this build took from the store
+    origins: list[Origin] = field(default_factory=list)
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
@@ -190,7 +198,9 @@ def _replay(saved: str, started: float) -> Summary:
     data = json.loads(saved)
     data.update(built=0, cached=data["built"] + data["cached"], files_written=0,
                 files_removed=0, seconds=time.monotonic() - started,
-                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]))
+                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]),
+                origins=tuple(Origin(o["source"], o["label"], "cache")
+                              for o in data.get("origins", ())))
     return Summary(**data)
 
 
@@ -200,6 +210,8 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
     run = _Run(config, state, Outputs(config.root, state))
+    if config.remote_cache:
+        run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
@@ -209,6 +221,8 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         missing = tuple(k for k in sp.keys if force or not _usable(run, sp, k))
         if missing or state.info(sp.sha256) is None:
             to_render[sp.source.relpath] = missing
+    if run.store is not None and not force and to_render:
+        _fill_from_store(run, by_rel, to_render)
     events.start(len(plan.sources), sum(r.key in set(keys) for rel, keys in to_render.items()
                                         for r in by_rel[rel].renditions))
 
@@ -224,7 +238,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
                      tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
                      config.limits, svg=by_rel[rel].svg)
                  for rel in order]
-    for result in ThreadExecutor(jobs, engine).run(jobs_list):
+    for result in _executor(run, engine, fingerprint, jobs).run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)
         state.commit()
         events.source_done(result.relpath, *_counts(by_rel[result.relpath], result))
@@ -243,6 +257,39 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         state.drop_records({k for sp in plan.sources for k in sp.keys})
         state.commit()
     return _summary(run, plan, entries, started)
+
+
+def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
+    if not run.config.scheduler:
+        return ThreadExecutor(jobs, engine)
+    from .cluster import DaskExecutor
+
+    assert run.store is not None  # config.py requires remote_cache with a scheduler
+    return DaskExecutor(run.config.scheduler, run.store.spec, fingerprint, run.state.info)
+
+
+def _fill_from_store(run: _Run, by_rel: dict[str, SourcePlan],
+                     to_render: dict[str, tuple[str, ...]]) -> None:
+    """2b. What this machine lacks, the shared store may hold: verified blobs become local
+    records and blobs (as if rendered here), so step 4 copies them like any cached one."""
+    wanted = sorted({k for keys in to_render.values() for k in keys})
+    trusted = {k: r for k in wanted if (r := run.state.record(k)) is not None}
+    for start in range(0, len(wanted), 1024):  # bounded: blobs go to disk chunk by chunk
+        found = run.store.renditions(wanted[start:start + 1024], trusted)
+        for key, (record, data) in found.items():
+            run.state.put_record(record, data)
+            run.remote.add(key)
+    unknown = {by_rel[rel].sha256 for rel in to_render if run.state.info(by_rel[rel].sha256)
+               is None}
+    for sha, info in run.store.infos(unknown).items():
+        run.state.put_info(sha, info)
+    run.state.commit()
+    for rel in list(to_render):
+        missing = tuple(k for k in to_render[rel] if k not in run.remote)
+        if missing or run.state.info(by_rel[rel].sha256) is None:
+            to_render[rel] = missing
+        else:
+            del to_render[rel]
 
 
 def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
@@ -273,16 +320,25 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         run.failures.append(Issue(rel, None, failure.stage, failure.code, failure.message))
         return
     run.state.put_info(sp.sha256, result.info)
+    if run.store is not None and result.where == "local":
+        run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Failure] = {}
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
-            record = Record(key, outcome.format, outcome.width, outcome.height, outcome.bytes,
-                            outcome.quality, outcome.encoder_quality,
-                            tuple((w.code, w.message) for w in outcome.warnings),
-                            hashlib.sha256(outcome.data).hexdigest(), outcome.score)
+            record = record_of(key, outcome)
             run.state.put_record(record, outcome.data)
+            if run.store is not None:
+                run.store.put_rendition(record, outcome.data)
             fresh[key] = outcome.data
+        elif isinstance(outcome, Record):  # rendered on the cluster: the bytes are in the store
+            data = _stored(run, outcome)
+            if data is None:
+                failed[key] = Failure("store", "blob-missing", "the worker's rendition is not "
+                                      "in the remote cache (or does not match); build again")
+                continue
+            run.state.put_record(outcome, data)
+            fresh[key] = data
         else:
             failed[key] = outcome
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
@@ -295,11 +351,18 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         if r.key in failed:
             f = failed[r.key]
             run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
-    _finish_source(run, sp, result.info, fresh, failed, entries)
+    _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
+
+
+def _stored(run: _Run, record: Record) -> bytes | None:
+    assert run.store is not None
+    found = run.store.renditions([record.key], {record.key: record})
+    return found[record.key][1] if record.key in found else None
 
 
 def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],
-                   failed: dict[str, Failure], entries: dict[str, dict[str, Any]]) -> None:
+                   failed: dict[str, Failure], entries: dict[str, dict[str, Any]],
+                   where: str = "local") -> None:
     """Write this source's outputs and keep its manifest entry."""
     records = {}
     for r in sp.renditions:
@@ -312,6 +375,8 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
             run.built += 1
         else:
             run.cached += 1
+        run.origins.append(Origin(sp.source.relpath, r.label, where if r.key in fresh else
+                                  "remote-cache" if r.key in run.remote else "cache"))
         run.outputs.sync(path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
         records[r.key] = record
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
@@ -369,4 +434,5 @@ def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
         files_removed=run.outputs.removed,
         failures=tuple(run.failures),
         warnings=tuple(warnings),
+        origins=tuple(run.origins),
     )

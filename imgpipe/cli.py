@@ -134,17 +134,24 @@ def _print_problems(problems, kind: str) -> None:
               help="Write figures, failures and warnings as JSON.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal), else plain lines.")
-def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress) -> None:
+@click.option("--scheduler", envvar="IMGPIPE_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="Render on this dask.distributed cluster (env IMGPIPE_SCHEDULER; config key "
+                   "`scheduler`); needs remote_cache.")
+def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress,
+          scheduler) -> None:
     """Build every rendition the rules ask for, the manifest and HTML snippets."""
     import sys
 
     from . import build as builder
     from . import report
-    from .errors import ConfigError
+    from .config import with_scheduler
+    from .errors import ClusterError, ConfigError
     from .state import BuildLocked
 
     config = _load_config(config_path)
     try:
+        if scheduler:
+            config = with_scheduler(config, scheduler)
         if dry_run:
             for line in report.plan_lines(builder.dry_run(config, force=force)):
                 click.echo(line)
@@ -161,6 +168,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
         _config_failed(error)
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
+        raise SystemExit(1) from None
+    except ClusterError as error:
+        click.echo(f"error[{error.code}]: {error.problems[0].message}", err=True)
         raise SystemExit(1) from None
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,14 @@ SNIPPETS_DIR = "_snippets"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
-            "templates", "limits", "presets", "rules")
+            "templates", "limits", "presets", "rules", "scheduler", "remote_cache",
+            "remote_cache_options")
+# Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
+_SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+_NEEDS_STORE = Problem("scheduler-needs-remote-cache", "scheduler is set but remote_cache is "
+                       "not: workers share no filesystem with this machine; set remote_cache = "
+                       "\"s3://bucket/prefix\" (any fsspec URL)", "remote_cache")
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
 RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name",
              "rasterize_svg")
@@ -100,6 +107,9 @@ class Config:
     presets: dict[str, str]
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
+    scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
+    remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
+    remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -166,6 +176,15 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
     limits = _limits(v, raw.get("limits", {}))
+    scheduler = _matching(v, raw, "scheduler", _SCHEDULER, "a dask scheduler address such as "
+                          "tcp://10.0.0.5:8786")
+    remote_cache = _matching(v, raw, "remote_cache", _URL, "an fsspec URL such as "
+                             "s3://bucket/prefix")
+    remote_options = raw.get("remote_cache_options", {})
+    if not isinstance(remote_options, dict):
+        v.type_error(remote_options, "a table of fsspec storage options",
+                     "remote_cache_options")
+        remote_options = {}
     presets = _presets(v, raw.get("presets", {}))
     rules_raw = raw.get("rules", [])
     rules: list[Rule] = []
@@ -178,6 +197,8 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
                 rules.append(rule)
         if not rules_raw:
             v.warnings.append(Problem("no-rules", "no [[rules]]: nothing will be built", "rules"))
+    if scheduler and not remote_cache:
+        v.errors.append(_NEEDS_STORE)
     if v.errors:
         raise ConfigError(v.errors, tuple(v.warnings))
 
@@ -200,6 +221,9 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         presets=presets or {},
         rules=tuple(rules),
         warnings=tuple(v.warnings),
+        scheduler=scheduler,
+        remote_cache=remote_cache,
+        remote_cache_options=tuple(sorted(remote_options.items())),
     )
     _check_dirs(config)
     return config
@@ -218,6 +242,25 @@ def _check_dirs(config: Config) -> None:
                                     a))
     if problems:
         raise ConfigError(problems)
+
+
+def with_scheduler(config: Config, scheduler: str) -> Config:
+    """`--scheduler` / IMGPIPE_SCHEDULER, checked as the config key is; it wins over the key."""
+    if not _SCHEDULER.match(scheduler):
+        raise ConfigError(describe("bad-scheduler", scheduler, "a dask scheduler address such "
+                                   "as tcp://10.0.0.5:8786", "--scheduler"))
+    if not config.remote_cache:
+        raise ConfigError(_NEEDS_STORE)
+    return replace(config, scheduler=scheduler)
+
+
+def _matching(v: Validator, raw: dict, key: str, pattern: re.Pattern, expected: str
+              ) -> str | None:
+    value = v.string(raw, key, "")
+    if value is not None and not pattern.match(value):
+        v.errors.append(describe(f"bad-{key.replace('_', '-')}", value, expected, key))
+        return None
+    return value
 
 
 def _limits(v: Validator, raw: Any) -> Limits:

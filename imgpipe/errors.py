@@ -88,3 +88,26 @@ class ImageError(ImgpipeError):
 
 def image_error(code: str, message: str, stage: str = "load") -> ImageError:
     return ImageError(Problem(code=code, message=message), stage=stage)
+
+
+class ClusterError(ImgpipeError):
+    """The dask cluster cannot be used or went away mid-build (exit status 1)."""
+
+    exit_code = 1
+
+    @classmethod
+    def unreachable(cls, scheduler: str, exc: BaseException) -> ClusterError:
+        return cls(Problem("scheduler-unreachable", f"cannot reach the dask scheduler at "
+                           f"{scheduler} ({type(exc).__name__}: {exc}); expected a running "
+                           "`dask scheduler`; check the address and that it is up"))
+
+    @classmethod
+    def lost(cls, scheduler: str, exc: BaseException) -> ClusterError:
+        return cls(Problem("scheduler-lost", f"lost the dask cluster at {scheduler} mid-build "
+                           f"({type(exc).__name__}); nothing unfinished was written; "
+                           "run the build again once the scheduler is back"))
+
+    @classmethod
+    def missing_extra(cls) -> ClusterError:
+        return cls(Problem("missing-extra", "--scheduler needs dask.distributed: "
+                           "pip install 'imgpipe[cluster]'"))

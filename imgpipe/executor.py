@@ -1,7 +1,8 @@
 """Run render jobs: a job is plain data, a result is a record, so the runner is swappable.
 
-`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works). A later
-distributed runner (dask.distributed) only needs `run_job` and the same two dataclasses.
+`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works); the
+dask.distributed runner (imgpipe/cluster.py) calls `render_job` on its workers with the same
+frozen `Job` and `JobResult`.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ def run_job(job: Job, engine: Engine) -> JobResult:
     if not too_big and hashlib.sha256(data).hexdigest() != job.sha256:
         return JobResult(job.relpath, None, (), Failure(
             "read", "source-changed", "the file changed during the build; run the build again"))
+    # Over the byte limit, the engine gets the path so it reports the limit in its words.
+    return render_job(job, job.path if too_big else data, engine)
+
+
+def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
+    """Render a job from its source's bytes (or path). Never raises. A cluster worker calls
+    this with bytes fetched from the store (imgpipe/cluster.py)."""
     try:
-        # Over the byte limit, the engine gets the path so it reports the limit in its words.
-        source = engine.open_source(job.path if too_big else data, job.limits,
-                                    svg_mode=job.svg)
+        source = engine.open_source(source_data, job.limits, svg_mode=job.svg)
         # With no items the render only decodes: the source info gets its placeholder.
         outcomes = source.render_all([parse(options) for _key, options in job.items])
         info = source.info  # after rendering, which adds the placeholder

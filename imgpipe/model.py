@@ -9,6 +9,7 @@ HTML and the edges never load libvips (DESIGN §6).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -167,8 +168,29 @@ class Failure:
 class JobResult:
     relpath: str
     info: SourceInfo | None
-    renditions: tuple[tuple[str, Rendition | Failure], ...]  # (cache key, outcome)
+    # (cache key, outcome). A cluster worker answers with a Record: metadata only, its bytes
+    # are in the shared store under the key (imgpipe/store.py).
+    renditions: tuple[tuple[str, Rendition | Record | Failure], ...]
     failure: Failure | None = None  # the whole source failed (unreadable, over a limit...)
+    where: str = "local"  # who rendered it: "local" or a dask worker's address
+
+
+def record_of(key: str, rendition: Rendition) -> Record:
+    """What the state (and the shared store) keeps of a rendition."""
+    return Record(key, rendition.format, rendition.width, rendition.height, rendition.bytes,
+                  rendition.quality, rendition.encoder_quality,
+                  tuple((w.code, w.message) for w in rendition.warnings),
+                  hashlib.sha256(rendition.data).hexdigest(), rendition.score)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a rendition of this build came from: "local" (rendered here), a dask worker's
+    address, "cache" (this machine's cache) or "remote-cache" (the shared store)."""
+
+    source: str
+    label: str
+    where: str
 
 
 @dataclass(frozen=True)
@@ -195,6 +217,7 @@ class Summary:
     files_removed: int
     failures: tuple[Issue, ...] = ()
     warnings: tuple[Issue, ...] = ()
+    origins: tuple[Origin, ...] = ()  # one per rendition written (for --report)
 
     @property
     def ok(self) -> bool:

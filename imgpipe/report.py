@@ -118,7 +118,17 @@ def report_data(s: Summary) -> dict[str, Any]:
         "files": {"written": s.files_written, "removed": s.files_removed},
         "failures": [asdict(f) for f in s.failures],
         "warnings": [asdict(w) for w in s.warnings],
+        # Where each rendition came from: "local", a dask worker's address, "cache" or
+        # "remote-cache" (source -> label -> where).
+        "origins": _origins(s),
     }
+
+
+def _origins(s: Summary) -> dict[str, dict[str, str]]:
+    where: dict[str, dict[str, str]] = {}
+    for o in s.origins:
+        where.setdefault(o.source, {})[o.label] = o.where
+    return where
 
 
 def write_report(path: Path, s: Summary) -> None:

@@ -1,0 +1,156 @@
+"""Run render jobs on a dask.distributed cluster (`imgpipe build --scheduler tcp://HOST:PORT`).
+
+dask schedules and retries; the shared store (imgpipe/store.py) carries the bytes. The
+coordinator puts each source into the store by its sha256 (if absent) and submits the frozen
+`Job`; a worker fetches the source, renders it with `executor.render_job`, puts each rendition
+blob under its cache key and answers with a `JobResult` holding `Record`s: metadata only, so no
+image bytes pass through the scheduler.
+
+Memory: a job asks for the decoded pixels it needs as the dask resource `pixels` (the known
+size x frames, else the `limits.max_pixels` bound the engine enforces anyway); a worker started
+with `--resources pixels=N` runs only jobs whose sum fits in N. A worker killed mid-build loses
+nothing: the scheduler runs its jobs elsewhere, and a rendition put twice is put once.
+
+distributed is imported when a build uses a scheduler: it is an extra (`imgpipe[cluster]`).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
+
+from .errors import ClusterError
+from .executor import render_job
+from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
+from .store import Store, StoreSpec
+
+CONNECT_TIMEOUT = "10s"
+RESOURCE = "pixels"
+IN_FLIGHT_PER_THREAD = 4  # enough queued per worker thread that none waits on the coordinator
+
+
+class DaskExecutor:
+    """Jobs on the cluster at `scheduler`; results in completion order, like ThreadExecutor."""
+
+    def __init__(self, scheduler: str, store: StoreSpec, fingerprint: str,
+                 info_of: Callable[[str], SourceInfo | None] = lambda sha: None):
+        self.scheduler = scheduler
+        self.store = store
+        self.fingerprint = fingerprint
+        self.info_of = info_of
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        client = _connect(self.scheduler)
+        try:
+            yield from self._run(client, jobs)
+        finally:
+            client.close(timeout=5)
+
+    def _run(self, client, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        from distributed import as_completed
+
+        store = self.store.open()
+        workers = client.scheduler_info()["workers"].values()
+        budgets = [w.get("resources", {}).get(RESOURCE) for w in workers]
+        # No worker advertises a budget: no resource restriction (dask would wait forever).
+        budget = max((b for b in budgets if b), default=None)
+        threads = sum(w.get("nthreads", 1) for w in workers) or 1
+        pending = iter(jobs)
+        running = as_completed()
+        in_flight = 0
+        try:
+            while True:
+                while in_flight < IN_FLIGHT_PER_THREAD * threads:
+                    job = next(pending, None)
+                    if job is None:
+                        break
+                    store.put_source(job.sha256, job.path)
+                    resources = None
+                    if budget:
+                        resources = {RESOURCE: min(budget, self._pixels(job))}
+                    running.add(client.submit(
+                        render_on_worker, job, self.store, self.fingerprint,
+                        resources=resources, pure=False))
+                    in_flight += 1
+                if not in_flight:
+                    return
+                future = next(running)
+                in_flight -= 1
+                yield future.result()
+        except ClusterError:
+            raise
+        except Exception as exc:  # CancelledError, CommClosedError, KilledWorker...
+            raise ClusterError.lost(self.scheduler, exc) from None
+
+    def _pixels(self, job: Job) -> int:
+        info = self.info_of(job.sha256)
+        if info is None:
+            return job.limits.max_pixels
+        return info.width * info.height * max(1, info.frames)
+
+
+def _connect(scheduler: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ClusterError.missing_extra() from None
+    try:
+        return Client(scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ClusterError.unreachable(scheduler, exc) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _open(spec: StoreSpec) -> Store:
+    return spec.open()  # one connection pool per worker process and store
+
+
+@functools.cache
+def _worker_fingerprint() -> str:
+    # libvips reads its thread count once, when it loads: one thread per dask thread keeps
+    # a worker inside the cores it was given (override with VIPS_CONCURRENCY).
+    os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    from . import engine
+    from .plan import engine_fingerprint
+
+    return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+
+
+def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
+    """Runs on a dask worker: source from the store, renditions into it, metadata back."""
+    from distributed import get_worker
+
+    where = get_worker().address
+    if _worker_fingerprint() != fingerprint:
+        # Other library versions make other bytes: under this plan's keys they would lie.
+        return JobResult(job.relpath, None, (), Failure(
+            "internal", "engine-mismatch", f"worker {where} runs other libvips/encoder versions "
+            "than the coordinator; install the same imgpipe environment on every worker"), where)
+    from . import engine
+
+    store = _open(spec)
+    data = store.source(job.sha256)
+    if data is None:
+        return JobResult(job.relpath, None, (), Failure(
+            "read", "source-missing", "the source is not in the remote cache"), where)
+    result = render_job(job, data, engine)
+    outcomes = []
+    for key, outcome in result.renditions:
+        if isinstance(outcome, Rendition):
+            record = record_of(key, outcome)
+            # A blob already under this key stays (write once). If it is not this rendition
+            # (a hostile or broken writer), this one travels inline rather than being lost.
+            if store.put_rendition(record, outcome.data) or _same(store, record):
+                outcome = record
+        outcomes.append((key, outcome))
+    if result.info is not None:
+        store.put_info(job.sha256, result.info)
+    return replace(result, renditions=tuple(outcomes), where=where)
+
+
+def _same(store: Store, record: Record) -> bool:
+    stored = store.get("blobs", record.key)
+    return stored is not None and hashlib.sha256(stored).hexdigest() == record.sha256

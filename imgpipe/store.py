@@ -1,0 +1,210 @@
+"""The shared, content-addressed store on object storage (`remote_cache`, any fsspec URL).
+
+Layout under the URL's prefix (`xx` = the first two characters of the name):
+
+- `blobs/xx/<cache key>`: the encoded bytes of a rendition;
+- `records/xx/<cache key>.json`: what the engine produced for that key (a `Record`, with the
+  sha256 of the blob);
+- `infos/xx/<source sha256>.json`: the header facts and placeholder of a source;
+- `sources/xx/<source sha256>`: a source's bytes, for cluster workers (no shared filesystem).
+
+Every object is written once: put only if absent (S3 `If-None-Match: *`, a hard link on a local
+disk), blob before record, so a record never names a blob that is not there yet. Nothing read
+back is trusted until it checks out: a blob must hash to its record (and to the local record,
+when this machine already trusts one), a source to its name. A concurrent or hostile writer
+can therefore cost a re-render, never a wrong output. Keys hash every input (plan.py), so two
+honest writers of a key write the same rendition.
+
+fsspec is imported when a store is opened: `remote_cache` is an extra (`imgpipe[cluster]`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .errors import ConfigError, Problem
+from .model import Placeholder, Record, SourceInfo
+
+BATCH = 256  # objects fetched concurrently per request round (s3fs runs `cat` of a list async)
+
+
+@dataclass(frozen=True)
+class StoreSpec:
+    """Where the store is: plain, picklable data, so cluster workers open the same store."""
+
+    url: str
+    options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options ([remote_cache_options])
+
+    def open(self) -> Store:
+        return Store(self)
+
+
+class Store:
+    def __init__(self, spec: StoreSpec):
+        try:
+            import fsspec
+        except ImportError:
+            raise ConfigError(Problem("missing-extra", "remote_cache needs fsspec (and s3fs for "
+                                      "s3://): pip install 'imgpipe[cluster]'",
+                                      "remote_cache")) from None
+        self.spec = spec
+        try:
+            self.fs, root = fsspec.core.url_to_fs(spec.url, **dict(spec.options))
+        except (ImportError, ValueError) as exc:
+            raise ConfigError(Problem("bad-remote-cache", f"remote_cache {spec.url!r}: {exc}; "
+                                      "expected an fsspec URL such as s3://bucket/prefix",
+                                      "remote_cache")) from None
+        self.root = root.rstrip("/")
+        self.local = "file" in _protocols(self.fs)
+
+    # -- raw objects ------------------------------------------------------------------------
+    def _path(self, kind: str, name: str) -> str:
+        return f"{self.root}/{kind}/{name[:2]}/{name}"
+
+    def put(self, kind: str, name: str, data: bytes) -> bool:
+        """Write `kind/name` unless it exists; True if this call wrote it."""
+        path = self._path(kind, name)
+        if self.local:
+            return _put_local(path, data)
+        try:
+            if self.fs.exists(path):  # saves an upload; the create below is what guarantees
+                return False
+            self.fs.pipe_file(path, data, mode="create")
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if "PreconditionFailed" in str(exc) or "412" in str(exc):  # lost the race
+                return False
+            raise
+        return True
+
+    def get_many(self, kind: str, names: Iterable[str]) -> dict[str, bytes]:
+        """The objects that exist among `names`, fetched concurrently, by name."""
+        names = list(names)
+        found: dict[str, bytes] = {}
+        for start in range(0, len(names), BATCH):
+            chunk = {self._path(kind, n): n for n in names[start:start + BATCH]}
+            if not chunk:
+                continue
+            got = self.fs.cat(list(chunk), on_error="omit")
+            for path, data in got.items():
+                name = chunk.get(path) or chunk.get(_strip(path, self.fs))
+                if name is not None and isinstance(data, bytes):
+                    found[name] = data
+        return found
+
+    def get(self, kind: str, name: str) -> bytes | None:
+        return self.get_many(kind, [name]).get(name)
+
+    # -- renditions -------------------------------------------------------------------------
+    def put_rendition(self, record: Record, data: bytes) -> bool:
+        """Blob first, then its record: a record never names a missing blob. True if this
+        call wrote the blob (False: one was there already)."""
+        written = self.put("blobs", record.key, data)
+        self.put("records", f"{record.key}.json", _record_json(record))
+        return written
+
+    def renditions(self, keys: Iterable[str], trusted: dict[str, Record] | None = None
+                   ) -> dict[str, tuple[Record, bytes]]:
+        """Verified renditions among `keys`: a blob counts only when it hashes to its record,
+        and to this machine's own record of the key where it has one (`trusted`)."""
+        trusted = trusted or {}
+        keys = list(keys)
+        records = dict(trusted)
+        for name, raw in self.get_many("records", [f"{k}.json" for k in keys
+                                                   if k not in trusted]).items():
+            record = _record_from(raw, name.removesuffix(".json"))
+            if record is not None:
+                records[record.key] = record
+        blobs = self.get_many("blobs", [k for k in keys if k in records])
+        return {k: (records[k], data) for k, data in blobs.items()
+                if len(data) == records[k].bytes
+                and hashlib.sha256(data).hexdigest() == records[k].sha256}
+
+    # -- sources and their header facts ------------------------------------------------------
+    def put_info(self, sha256: str, info: SourceInfo) -> None:
+        self.put("infos", f"{sha256}.json", json.dumps(asdict(info), sort_keys=True).encode())
+
+    def infos(self, shas: Iterable[str]) -> dict[str, SourceInfo]:
+        found = {}
+        for name, raw in self.get_many("infos", [f"{s}.json" for s in shas]).items():
+            info = _info_from(raw)
+            if info is not None:
+                found[name.removesuffix(".json")] = info
+        return found
+
+    def put_source(self, sha256: str, path: str) -> None:
+        if self.local and os.path.exists(self._path("sources", sha256)):
+            return
+        if not self.local and self.fs.exists(self._path("sources", sha256)):
+            return
+        with open(path, "rb") as fh:
+            self.put("sources", sha256, fh.read())
+
+    def source(self, sha256: str) -> bytes | None:
+        """A source's bytes, only if they are the bytes named."""
+        data = self.get("sources", sha256)
+        if data is None or hashlib.sha256(data).hexdigest() != sha256:
+            return None
+        return data
+
+
+def _protocols(fs: Any) -> tuple[str, ...]:
+    p = fs.protocol
+    return (p,) if isinstance(p, str) else tuple(p)
+
+
+def _strip(path: str, fs: Any) -> str:
+    return fs._strip_protocol(path)  # cat may answer with or without the protocol
+
+
+def _put_local(path: str, data: bytes) -> bool:
+    """Put-if-absent on a local disk: a complete temp file, then a hard link, which fails if
+    the name exists (atomic, unlike an exists check followed by a write)."""
+    directory = os.path.dirname(path)
+    os.makedirs(directory, exist_ok=True)
+    if os.path.exists(path):
+        return False
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+
+
+def _record_json(record: Record) -> bytes:
+    return json.dumps(record._asdict(), sort_keys=True).encode()
+
+
+def _record_from(raw: bytes, key: str) -> Record | None:
+    """A record as another machine wrote it; anything malformed is simply not trusted."""
+    try:
+        data = json.loads(raw)
+        data["warnings"] = tuple(tuple(w) for w in data["warnings"])
+        record = Record(**data)
+    except (ValueError, TypeError, KeyError):
+        return None
+    if record.key != key or not isinstance(record.bytes, int) or not record.sha256:
+        return None
+    return record
+
+
+def _info_from(raw: bytes) -> SourceInfo | None:
+    try:
+        data = json.loads(raw)
+        if data.get("placeholder"):
+            data["placeholder"] = Placeholder(**data["placeholder"])
+        return SourceInfo(**data)
+    except (ValueError, TypeError, AttributeError):
+        return None
