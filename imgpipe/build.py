@@ -408,8 +408,8 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
 def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
     if result.failure:
         return 0, len(sp.renditions)
-    ok = {k for k, o in result.renditions if isinstance(o, Rendition)}
-    bad = {k for k, o in result.renditions if not isinstance(o, Rendition)}
+    ok = {k for k, o in result.renditions if not isinstance(o, Failure)}
+    bad = {k for k, o in result.renditions if isinstance(o, Failure)}
     return (sum(r.key in ok for r in sp.renditions), sum(r.key in bad for r in sp.renditions))
 
 

@@ -59,7 +59,7 @@ class DaskExecutor:
         budget = max((b for b in budgets if b), default=None)
         threads = sum(w.get("nthreads", 1) for w in workers) or 1
         pending = iter(jobs)
-        running = as_completed()
+        running = as_completed(loop=client.loop)
         in_flight = 0
         try:
             while True:

@@ -68,7 +68,7 @@ def files(directory: Path) -> dict[str, bytes]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen) -> None:
     """Kill the process group the service leads (dask workers spawn a nanny child)."""
     if proc.poll() is None:
         try:
@@ -140,7 +140,7 @@ class Cluster:
 
     def stop(self) -> None:
         for proc in [*self.workers, self.scheduler]:
-            _stop(proc)
+            stop(proc)
 
 
 def start_cluster(env: dict[str, str], log: Path, workers: int = 2) -> Cluster:
@@ -172,7 +172,7 @@ def _wait(probe, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None
             return
         except OSError:
             if time.monotonic() > deadline:
-                _stop(proc)
+                stop(proc)
                 raise
             time.sleep(0.1)
 
