@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
@@ -43,11 +44,19 @@ class DaskExecutor:
         self.info_of = info_of
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
-        client = _connect(self.scheduler)
+        # distributed logs a lost connection as tracebacks on stderr; the build reports it
+        # once, in its own words (ClusterError), so logging stays quiet meanwhile
+        # (distributed sets levels on its child loggers, so only a global switch holds.)
+        level = logging.root.manager.disable
+        logging.disable(logging.CRITICAL)
         try:
-            yield from self._run(client, jobs)
+            client = _connect(self.scheduler)
+            try:
+                yield from self._run(client, jobs)
+            finally:
+                client.close(timeout=5)
         finally:
-            client.close(timeout=5)
+            logging.disable(level)
 
     def _run(self, client, jobs: Iterable[Job]) -> Iterator[JobResult]:
         from distributed import as_completed

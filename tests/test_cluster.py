@@ -1,0 +1,123 @@
+"""Builds on a real dask.distributed cluster (`dask scheduler` + two `dask worker` processes on
+127.0.0.1) with the shared cache on a real S3 API (moto's server): the same bytes as a local
+build, nothing lost when a worker is SIGKILLed, a clean error when the scheduler goes away."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+
+import pytest
+from cluster_support import REPO, cli, files, fresh_machine, make_site, start_cluster
+
+pytest.importorskip("pyvips")
+pytest.importorskip("distributed")
+pytest.importorskip("s3fs")
+
+
+@pytest.fixture(scope="module")
+def local_reference(tmp_path_factory):
+    """Output of the same site built on this machine alone (6 sources: the kill tests need a
+    build long enough to interrupt)."""
+    root = make_site(tmp_path_factory.mktemp("local"), count=6)
+    done = cli(root, "build")
+    assert done.returncode == 0, done.stderr
+    return files(root / "public")
+
+
+def _cluster_site(path, s3, count=6):
+    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    return make_site(path, count=count, extra=f'remote_cache = "{url}/site"')
+
+
+def test_cluster_build_equals_local_build_byte_for_byte(tmp_path, s3, dask_cluster,
+                                                        local_reference):
+    site = _cluster_site(tmp_path / "a", s3)
+    done = cli(site, "build", "--report", "r.json", env={
+        **s3.env(), "IMGPIPE_SCHEDULER": dask_cluster.address})
+    assert done.returncode == 0, done.stderr
+    assert files(site / "public") == local_reference  # manifest included
+    report = json.loads((site / "r.json").read_text())
+    assert report["renditions"] == {"built": 38, "cached": 0, "failed": 0}
+    where = {w for labels in report["origins"].values() for w in labels.values()}
+    assert where and all(w.startswith("tcp://127.0.0.1:") for w in where)
+
+    # A second machine sharing only the store renders nothing, cluster or not.
+    second = fresh_machine(site, tmp_path / "b")
+    done = cli(second, "build", "--scheduler", dask_cluster.address, "--report", "r.json",
+               env=s3.env())
+    assert done.returncode == 0, done.stderr
+    report = json.loads((second / "r.json").read_text())
+    assert report["renditions"] == {"built": 0, "cached": 38, "failed": 0}
+    assert {w for labels in report["origins"].values() for w in labels.values()} == {
+        "remote-cache"}
+    assert files(second / "public") == local_reference
+
+
+def _build_until_first_result(site, env):
+    """Start a cluster build; return it once its first source is done (plain progress)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from imgpipe.cli import main; main()", "build", "--no-progress"],
+        cwd=site, env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if line.startswith("[1/"):
+            return proc
+    proc.wait()
+    raise AssertionError(f"the build ended before a source was done: {proc.returncode}")
+
+
+@pytest.mark.slow
+def test_worker_sigkilled_mid_build_loses_nothing(tmp_path, s3, dask_cluster, local_reference):
+    site = _cluster_site(tmp_path, s3)
+    proc = _build_until_first_result(site, {**s3.env(),
+                                            "IMGPIPE_SCHEDULER": dask_cluster.address})
+    victim = dask_cluster.workers.pop(0)
+    os.killpg(victim.pid, signal.SIGKILL)  # the worker and its nanny, with no goodbye
+    victim.wait()
+    try:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        assert files(site / "public") == local_reference
+    finally:
+        dask_cluster.add_worker()  # the next tests get two workers again
+        dask_cluster.wait_for_workers(2)
+
+
+@pytest.mark.slow
+def test_scheduler_killed_mid_build_is_a_clean_error(tmp_path, s3, local_reference):
+    cluster = start_cluster(s3.env(), tmp_path / "dask.log", workers=1)
+    try:
+        site = _cluster_site(tmp_path / "site", s3)
+        proc = _build_until_first_result(site, {**s3.env(), "IMGPIPE_SCHEDULER": cluster.address})
+        os.killpg(cluster.scheduler.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        cluster.stop()
+    assert proc.returncode == 1
+    lines = [line for line in err.splitlines() if line and not line.startswith("[")]
+    assert len(lines) == 1 and lines[0].startswith("error[scheduler-lost]: "), err
+    assert "Traceback" not in err
+    # Nothing partial: no temp file, no manifest naming files that were never written.
+    public = site / "public"
+    assert not [p for p in public.rglob("*") if p.name.startswith(".imgpipe-tmp-")]
+    assert not (public / "img/imgpipe-manifest.json").exists()
+    # The next build (here without the cluster) finishes the job, correctly.
+    done = cli(site, "build", env=s3.env())
+    assert done.returncode == 0, done.stderr
+    assert files(public) == local_reference
+
+
+def test_unreachable_scheduler_is_a_clean_error(tmp_path, s3):
+    from cluster_support import free_port
+
+    site = _cluster_site(tmp_path, s3, count=1)
+    done = cli(site, "build", "--scheduler", f"tcp://127.0.0.1:{free_port()}", env=s3.env())
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "error[scheduler-unreachable]: cannot reach the dask scheduler at tcp://127.0.0.1:")
+    assert "Traceback" not in done.stderr
