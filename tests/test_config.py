@@ -97,7 +97,8 @@ def test_every_problem_is_listed_not_only_the_first():
 
 @pytest.mark.parametrize("data,where,message", [
     (raw(jbos=2), "jbos", "'jbos' at jbos: expected one of source, output, base_url, cache_dir, "
-     "jobs, manifest, snippets, templates, limits, presets, rules; did you mean 'jobs'?"),
+     "jobs, manifest, snippets, templates, limits, presets, rules, scheduler, remote_cache, "
+     "remote_cache_options; did you mean 'jobs'?"),
     (raw(rules=[{**RULE, "exlude": ["x"]}]), "rules[0].exlude",
      "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
      "formats, options, sizes, name, rasterize_svg; did you mean 'exclude'?"),
