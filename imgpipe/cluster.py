@@ -22,11 +22,15 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from .errors import ClusterError
 from .executor import render_job
 from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
 from .store import Store, StoreSpec
+
+if TYPE_CHECKING:
+    from distributed import Client
 
 CONNECT_TIMEOUT = "10s"
 RESOURCE = "pixels"
@@ -58,7 +62,7 @@ class DaskExecutor:
         finally:
             logging.disable(level)
 
-    def _run(self, client, jobs: Iterable[Job]) -> Iterator[JobResult]:
+    def _run(self, client: Client, jobs: Iterable[Job]) -> Iterator[JobResult]:
         from distributed import as_completed
 
         store = self.store.open()
@@ -101,7 +105,7 @@ class DaskExecutor:
         return info.width * info.height * max(1, info.frames)
 
 
-def _connect(scheduler: str):
+def _connect(scheduler: str) -> Client:
     try:
         from distributed import Client
     except ImportError:

@@ -161,7 +161,7 @@ def _protocols(fs: Any) -> tuple[str, ...]:
 
 
 def _strip(path: str, fs: Any) -> str:
-    return fs._strip_protocol(path)  # cat may answer with or without the protocol
+    return str(fs._strip_protocol(path))  # cat may answer with or without the protocol
 
 
 def _put_local(path: str, data: bytes) -> bool:
