@@ -324,15 +324,16 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Failure] = {}
+    stored = _stored(run, [o for _k, o in result.renditions if isinstance(o, Record)])
+    uploads = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
             record = record_of(key, outcome)
             run.state.put_record(record, outcome.data)
-            if run.store is not None:
-                run.store.put_rendition(record, outcome.data)
+            uploads.append((record, outcome.data))
             fresh[key] = outcome.data
         elif isinstance(outcome, Record):  # rendered on the cluster: the bytes are in the store
-            data = _stored(run, outcome)
+            data = stored.get(key)
             if data is None:
                 failed[key] = Failure("store", "blob-missing", "the worker's rendition is not "
                                       "in the remote cache (or does not match); build again")
@@ -341,6 +342,8 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             fresh[key] = data
         else:
             failed[key] = outcome
+    if run.store is not None and uploads:
+        run.store.put_renditions(uploads)
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
@@ -354,10 +357,12 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
     _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
 
 
-def _stored(run: _Run, record: Record) -> bytes | None:
-    assert run.store is not None
-    found = run.store.renditions([record.key], {record.key: record})
-    return found[record.key][1] if record.key in found else None
+def _stored(run: _Run, records: list[Record]) -> dict[str, bytes]:
+    """The blobs of renditions a worker put into the store, checked against its records."""
+    if not records or run.store is None:
+        return {}
+    found = run.store.renditions([r.key for r in records], {r.key: r for r in records})
+    return {key: data for key, (_record, data) in found.items()}
 
 
 def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],

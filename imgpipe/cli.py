@@ -145,7 +145,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     from . import build as builder
     from . import report
     from .config import with_scheduler
-    from .errors import ClusterError, ConfigError
+    from .errors import ClusterError, ConfigError, StoreError
     from .state import BuildLocked
 
     config = _load_config(config_path)
@@ -169,7 +169,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
-    except ClusterError as error:
+    except (ClusterError, StoreError) as error:
         click.echo(f"error[{error.code}]: {error.problems[0].message}", err=True)
         raise SystemExit(1) from None
     for line in report.summary_lines(summary):

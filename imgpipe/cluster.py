@@ -21,10 +21,11 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .errors import ClusterError
+from .errors import ClusterError, StoreError
 from .executor import render_job
 from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
 from .store import Store, StoreSpec
@@ -71,7 +72,14 @@ class DaskExecutor:
         # No worker advertises a budget: no resource restriction (dask would wait forever).
         budget = max((b for b in budgets if b), default=None)
         threads = sum(w.get("nthreads", 1) for w in workers) or 1
-        pending = iter(jobs)
+        # Sources go up ahead of their jobs, several at a time, in job order.
+        pool = ThreadPoolExecutor(8, thread_name_prefix="imgpipe-upload")
+
+        def upload(job: Job) -> Job:
+            store.put_source(job.sha256, job.path)
+            return job
+
+        pending = iter(pool.map(upload, jobs))
         running = as_completed(loop=client.loop)
         in_flight = 0
         try:
@@ -80,7 +88,6 @@ class DaskExecutor:
                     job = next(pending, None)
                     if job is None:
                         break
-                    store.put_source(job.sha256, job.path)
                     resources = None
                     if budget:
                         resources = {RESOURCE: min(budget, self._pixels(job))}
@@ -93,10 +100,12 @@ class DaskExecutor:
                 future = next(running)
                 in_flight -= 1
                 yield future.result()
-        except ClusterError:
+        except (ClusterError, StoreError):
             raise
         except Exception as exc:  # CancelledError, CommClosedError, KilledWorker...
             raise ClusterError.lost(self.scheduler, exc) from None
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def _pixels(self, job: Job) -> int:
         info = self.info_of(job.sha256)
@@ -150,14 +159,16 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
         return JobResult(job.relpath, None, (), Failure(
             "read", "source-missing", "the source is not in the remote cache"), where)
     result = render_job(job, data, engine)
+    made = [(record_of(key, o), o.data) for key, o in result.renditions
+            if isinstance(o, Rendition)]
+    written = dict(zip((r.key for r, _ in made), store.put_renditions(made), strict=True))
+    records = {r.key: r for r, _ in made}
     outcomes = []
     for key, outcome in result.renditions:
-        if isinstance(outcome, Rendition):
-            record = record_of(key, outcome)
-            # A blob already under this key stays (write once). If it is not this rendition
-            # (a hostile or broken writer), this one travels inline rather than being lost.
-            if store.put_rendition(record, outcome.data) or _same(store, record):
-                outcome = record
+        # A blob already under this key stays (write once). If it is not this rendition
+        # (a hostile or broken writer), this one travels inline rather than being lost.
+        if key in records and (written[key] or _same(store, records[key])):
+            outcome = records[key]
         outcomes.append((key, outcome))
     if result.info is not None:
         store.put_info(job.sha256, result.info)

@@ -111,3 +111,15 @@ class ClusterError(ImgpipeError):
     def missing_extra(cls) -> ClusterError:
         return cls(Problem("missing-extra", "--scheduler needs dask.distributed: "
                            "pip install 'imgpipe[cluster]'"))
+
+
+class StoreError(ImgpipeError):
+    """The shared store (remote_cache) refused or failed a write (exit status 1)."""
+
+    exit_code = 1
+
+    @classmethod
+    def failed(cls, url: str, exc: BaseException) -> StoreError:
+        return cls(Problem("remote-cache-unavailable", f"cannot write to the remote cache "
+                           f"{url} ({type(exc).__name__}: {exc}); expected a reachable, writable "
+                           "store; check the URL, credentials (AWS_*) and endpoint"))

@@ -20,18 +20,21 @@ fsspec is imported when a store is opened: `remote_cache` is an extra (`imgpipe[
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import tempfile
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, StoreError
 from .model import Placeholder, Record, SourceInfo
 
 BATCH = 256  # objects fetched concurrently per request round (s3fs runs `cat` of a list async)
+CONCURRENCY = 8  # puts in flight (threads: fsspec's sync API is thread-safe)
 
 
 @dataclass(frozen=True)
@@ -70,18 +73,16 @@ class Store:
     def put(self, kind: str, name: str, data: bytes) -> bool:
         """Write `kind/name` unless it exists; True if this call wrote it."""
         path = self._path(kind, name)
-        if self.local:
-            return _put_local(path, data)
         try:
-            if self.fs.exists(path):  # saves an upload; the create below is what guarantees
-                return False
+            if self.local:
+                return _put_local(path, data)
             self.fs.pipe_file(path, data, mode="create")
         except FileExistsError:
             return False
-        except OSError as exc:
+        except Exception as exc:  # s3fs/botocore/gcsfs errors share no base class
             if "PreconditionFailed" in str(exc) or "412" in str(exc):  # lost the race
                 return False
-            raise
+            raise StoreError.failed(self.spec.url, exc) from None
         return True
 
     def get_many(self, kind: str, names: Iterable[str]) -> dict[str, bytes]:
@@ -109,6 +110,11 @@ class Store:
         written = self.put("blobs", record.key, data)
         self.put("records", f"{record.key}.json", _record_json(record))
         return written
+
+    def put_renditions(self, items: list[tuple[Record, bytes]]) -> list[bool]:
+        """`put_rendition` for each, concurrently: an object store answers in tens of ms, so
+        one source's renditions would otherwise wait on each other's round trips."""
+        return list(_pool().map(lambda item: self.put_rendition(*item), items))
 
     def renditions(self, keys: Iterable[str], trusted: dict[str, Record] | None = None
                    ) -> dict[str, tuple[Record, bytes]]:
@@ -140,12 +146,14 @@ class Store:
         return found
 
     def put_source(self, sha256: str, path: str) -> None:
-        if self.local and os.path.exists(self._path("sources", sha256)):
-            return
-        if not self.local and self.fs.exists(self._path("sources", sha256)):
-            return
-        with open(path, "rb") as fh:
-            self.put("sources", sha256, fh.read())
+        """A source goes up once; asking first saves uploading megabytes that are there."""
+        try:
+            there = self.fs.exists(self._path("sources", sha256))
+        except Exception as exc:
+            raise StoreError.failed(self.spec.url, exc) from None
+        if not there:
+            with open(path, "rb") as fh:
+                self.put("sources", sha256, fh.read())
 
     def source(self, sha256: str) -> bytes | None:
         """A source's bytes, only if they are the bytes named."""
@@ -153,6 +161,11 @@ class Store:
         if data is None or hashlib.sha256(data).hexdigest() != sha256:
             return None
         return data
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(CONCURRENCY, thread_name_prefix="imgpipe-store")
 
 
 def _protocols(fs: Any) -> tuple[str, ...]:

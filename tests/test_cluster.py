@@ -121,3 +121,26 @@ def test_unreachable_scheduler_is_a_clean_error(tmp_path, s3):
     assert done.stderr.strip().splitlines()[-1].startswith(
         "error[scheduler-unreachable]: cannot reach the dask scheduler at tcp://127.0.0.1:")
     assert "Traceback" not in done.stderr
+
+
+def test_jobs_declare_the_pixels_they_decode():
+    """The dask resource a job asks for: its decoded size when the header is known, else the
+    limit the engine enforces anyway (so a worker's budget is never exceeded)."""
+    from imgpipe.cluster import DaskExecutor
+    from imgpipe.model import Job, Limits, SourceInfo
+    from imgpipe.store import StoreSpec
+
+    infos = {"a" * 64: SourceInfo(400, 300, "gif", 1000, frames=5)}
+    executor = DaskExecutor("tcp://127.0.0.1:1", StoreSpec("memory://x"), "fp", infos.get)
+    limits = Limits(max_pixels=12_345)
+    assert executor._pixels(Job("a.gif", "/a.gif", "a" * 64, (), limits)) == 400 * 300 * 5
+    assert executor._pixels(Job("b.jpg", "/b.jpg", "b" * 64, (), limits)) == 12_345
+
+
+def test_bad_scheduler_address_is_a_config_error(tmp_path):
+    site = make_site(tmp_path, count=1, extra='remote_cache = "memory://x"')
+    done = cli(site, "build", env={"IMGPIPE_SCHEDULER": "localhost"})
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "error[bad-scheduler]: 'localhost' at --scheduler: expected a dask scheduler address "
+        "such as tcp://10.0.0.5:8786")

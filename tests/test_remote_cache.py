@@ -116,8 +116,9 @@ def test_remote_blob_whose_hash_does_not_match_is_not_trusted(tmp_path):
             assert (a.width, a.height) == (b.width, b.height) and (a - b).abs().avg() < 2
 
 
-def test_remote_blobs_are_write_once(tmp_path):
-    store = StoreSpec((tmp_path / "store").as_uri()).open()
+@pytest.mark.parametrize("kind", ["memory", "file", "s3"])
+def test_remote_blobs_are_write_once(tmp_path, request, kind):
+    store = StoreSpec(_remote(kind, tmp_path, request)).open()
     key = "k" * 64
     honest = b"honest rendition"
     import hashlib
@@ -162,4 +163,17 @@ def test_scheduler_without_remote_cache_is_a_clear_error(tmp_path):
     done = cli(root, "build", "--scheduler", "tcp://127.0.0.1:9")
     assert done.returncode == 2
     assert "scheduler is set but remote_cache is not" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unreachable_remote_cache_is_a_clean_error(tmp_path):
+    from cluster_support import free_port
+
+    root = make_site(tmp_path, count=1, extra='remote_cache = "s3://nowhere/x"')
+    done = cli(root, "build", env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+                                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                                   "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"})
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1].startswith(
+        "error[remote-cache-unavailable]: cannot write to the remote cache s3://nowhere/x")
     assert "Traceback" not in done.stderr
