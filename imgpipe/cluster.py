@@ -3,7 +3,7 @@
 dask schedules and retries; the shared store (imgpipe/store.py) carries the bytes. The
 coordinator puts each source into the store by its sha256 (if absent) and submits the frozen
 `Job`; a worker fetches the source, renders it with `executor.render_job`, puts each rendition
-blob under its cache key and answers with a `JobResult` holding `Record`s: metadata only, so no
+under its cache key and answers with a `JobResult` holding `Record`s: metadata only, so no
 image bytes pass through the scheduler.
 
 Memory: a job asks for the decoded pixels it needs as the dask resource `pixels` (the known
@@ -17,7 +17,6 @@ distributed is imported when a build uses a scheduler: it is an extra (`imgpipe[
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ClusterError, StoreError
 from .executor import render_job
-from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
+from .model import Failure, Job, JobResult, Rendition, SourceInfo, record_of
 from .store import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -167,14 +166,9 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     for key, outcome in result.renditions:
         # A blob already under this key stays (write once). If it is not this rendition
         # (a hostile or broken writer), this one travels inline rather than being lost.
-        if key in records and (written[key] or _same(store, records[key])):
+        if key in records and (written[key] or store.holds(records[key])):
             outcome = records[key]
         outcomes.append((key, outcome))
     if result.info is not None:
         store.put_info(job.sha256, result.info)
     return replace(result, renditions=tuple(outcomes), where=where)
-
-
-def _same(store: Store, record: Record) -> bool:
-    stored = store.get("blobs", record.key)
-    return stored is not None and hashlib.sha256(stored).hexdigest() == record.sha256

@@ -2,16 +2,15 @@
 
 Layout under the URL's prefix (`xx` = the first two characters of the name):
 
-- `blobs/xx/<cache key>`: the encoded bytes of a rendition;
-- `records/xx/<cache key>.json`: what the engine produced for that key (a `Record`, with the
-  sha256 of the blob);
+- `renditions/xx/<cache key>`: one line of JSON, what the engine produced for that key (a
+  `Record`, with the sha256 of the encoded bytes), then the encoded bytes themselves: one
+  object, so a rendition is put and fetched in one request and never half there;
 - `infos/xx/<source sha256>.json`: the header facts and placeholder of a source;
 - `sources/xx/<source sha256>`: a source's bytes, for cluster workers (no shared filesystem).
 
 Every object is written once: put only if absent (S3 `If-None-Match: *`, a hard link on a local
-disk), blob before record, so a record never names a blob that is not there yet. Nothing read
-back is trusted until it checks out: a blob must hash to its record (and to the local record,
-when this machine already trusts one), a source to its name. A concurrent or hostile writer
+disk). Nothing read back is trusted until it checks out: a rendition's bytes must hash to its
+record (and to this machine's own record of the key, when it has one), a source to its name. A concurrent or hostile writer
 can therefore cost a re-render, never a wrong output. Keys hash every input (plan.py), so two
 honest writers of a key write the same rendition.
 
@@ -105,11 +104,8 @@ class Store:
 
     # -- renditions -------------------------------------------------------------------------
     def put_rendition(self, record: Record, data: bytes) -> bool:
-        """Blob first, then its record: a record never names a missing blob. True if this
-        call wrote the blob (False: one was there already)."""
-        written = self.put("blobs", record.key, data)
-        self.put("records", f"{record.key}.json", _record_json(record))
-        return written
+        """True if this call stored it (False: the key was taken already)."""
+        return self.put("renditions", record.key, _record_json(record) + b"\n" + data)
 
     def put_renditions(self, items: list[tuple[Record, bytes]]) -> list[bool]:
         """`put_rendition` for each, concurrently: an object store answers in tens of ms, so
@@ -118,20 +114,21 @@ class Store:
 
     def renditions(self, keys: Iterable[str], trusted: dict[str, Record] | None = None
                    ) -> dict[str, tuple[Record, bytes]]:
-        """Verified renditions among `keys`: a blob counts only when it hashes to its record,
-        and to this machine's own record of the key where it has one (`trusted`)."""
+        """Verified renditions among `keys`: bytes count only when they hash to their record,
+        or to this machine's own record of the key where it has one (`trusted`)."""
         trusted = trusted or {}
-        keys = list(keys)
-        records = dict(trusted)
-        for name, raw in self.get_many("records", [f"{k}.json" for k in keys
-                                                   if k not in trusted]).items():
-            record = _record_from(raw, name.removesuffix(".json"))
-            if record is not None:
-                records[record.key] = record
-        blobs = self.get_many("blobs", [k for k in keys if k in records])
-        return {k: (records[k], data) for k, data in blobs.items()
-                if len(data) == records[k].bytes
-                and hashlib.sha256(data).hexdigest() == records[k].sha256}
+        found = {}
+        for key, raw in self.get_many("renditions", keys).items():
+            header, _, data = raw.partition(b"\n")
+            record = trusted.get(key) or _record_from(header, key)
+            if (record is not None and len(data) == record.bytes
+                    and hashlib.sha256(data).hexdigest() == record.sha256):
+                found[key] = (record, data)
+        return found
+
+    def holds(self, record: Record) -> bool:
+        """The store's rendition under `record.key` is exactly this one."""
+        return record.key in self.renditions([record.key], {record.key: record})
 
     # -- sources and their header facts ------------------------------------------------------
     def put_info(self, sha256: str, info: SourceInfo) -> None:

@@ -92,11 +92,11 @@ def test_remote_blob_whose_hash_does_not_match_is_not_trusted(tmp_path):
     first = make_site(tmp_path / "a", count=1, extra=f'remote_cache = "{url}"')
     assert build(load(first / "imgpipe.toml")).built == 8
     # A hostile (or broken) writer replaces one blob's bytes behind the record's back.
-    blobs = sorted((tmp_path / "store" / "blobs").rglob("*"))
-    victim = next(p for p in blobs if p.is_file())
-    victim.chmod(0o644)
-    forged = b"not the rendition" + victim.read_bytes()[17:]
-    victim.write_bytes(forged)
+    stored = sorted((tmp_path / "store" / "renditions").rglob("*"))
+    victim = next(p for p in stored if p.is_file())
+    record, _, data = victim.read_bytes().partition(b"\n")
+    forged = b"not the rendition" + data[17:]
+    victim.write_bytes(record + b"\n" + forged)
 
     second = fresh_machine(first, tmp_path / "b")
     summary = build(load(second / "imgpipe.toml"))
@@ -134,8 +134,7 @@ def test_remote_blobs_are_write_once(tmp_path, request, kind):
 
 def test_remote_record_that_is_malformed_is_not_trusted(tmp_path):
     store = StoreSpec((tmp_path / "store").as_uri()).open()
-    store.put("blobs", "a" * 64, b"data")
-    store.put("records", "a" * 64 + ".json", b"{not json")
+    store.put("renditions", "a" * 64, b"{not json\ndata")
     assert store.renditions(["a" * 64]) == {}
 
 
