@@ -270,20 +270,11 @@ def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
 
 def _fill_from_store(run: _Run, by_rel: dict[str, SourcePlan],
                      to_render: dict[str, tuple[str, ...]]) -> None:
-    """2b. What this machine lacks, the shared store may hold: verified blobs become local
-    records and blobs (as if rendered here), so step 4 copies them like any cached one."""
-    wanted = sorted({k for keys in to_render.values() for k in keys})
-    trusted = {k: r for k in wanted if (r := run.state.record(k)) is not None}
-    for start in range(0, len(wanted), 1024):  # bounded: blobs go to disk chunk by chunk
-        found = run.store.renditions(wanted[start:start + 1024], trusted)
-        for key, (record, data) in found.items():
-            run.state.put_record(record, data)
-            run.remote.add(key)
-    unknown = {by_rel[rel].sha256 for rel in to_render if run.state.info(by_rel[rel].sha256)
-               is None}
-    for sha, info in run.store.infos(unknown).items():
-        run.state.put_info(sha, info)
-    run.state.commit()
+    """2b. What this machine lacks, the shared store may hold: verified renditions become
+    local records and blobs (as if rendered here), so step 4 copies them like cached ones."""
+    assert run.store is not None
+    run.remote = run.store.refill(run.state, {k for keys in to_render.values() for k in keys},
+                                  {by_rel[rel].sha256 for rel in to_render})
     for rel in list(to_render):
         missing = tuple(k for k in to_render[rel] if k not in run.remote)
         if missing or run.state.info(by_rel[rel].sha256) is None:
@@ -324,7 +315,9 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Failure] = {}
-    stored = _stored(run, [o for _k, o in result.renditions if isinstance(o, Record)])
+    # Rendered on the cluster: the bytes are in the store, checked against the worker's record.
+    records = {o.key: o for _k, o in result.renditions if isinstance(o, Record)}
+    stored = run.store.renditions(records, records) if run.store and records else {}
     uploads = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
@@ -332,14 +325,13 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             run.state.put_record(record, outcome.data)
             uploads.append((record, outcome.data))
             fresh[key] = outcome.data
-        elif isinstance(outcome, Record):  # rendered on the cluster: the bytes are in the store
-            data = stored.get(key)
-            if data is None:
+        elif isinstance(outcome, Record):
+            if key not in stored:
                 failed[key] = Failure("store", "blob-missing", "the worker's rendition is not "
                                       "in the remote cache (or does not match); build again")
                 continue
-            run.state.put_record(outcome, data)
-            fresh[key] = data
+            run.state.put_record(outcome, stored[key][1])
+            fresh[key] = stored[key][1]
         else:
             failed[key] = outcome
     if run.store is not None and uploads:
@@ -355,14 +347,6 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             f = failed[r.key]
             run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
     _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
-
-
-def _stored(run: _Run, records: list[Record]) -> dict[str, bytes]:
-    """The blobs of renditions a worker put into the store, checked against its records."""
-    if not records or run.store is None:
-        return {}
-    found = run.store.renditions([r.key for r in records], {r.key: r for r in records})
-    return {key: data for key, (_record, data) in found.items()}
 
 
 def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],

@@ -31,8 +31,10 @@ from typing import Any
 
 from .errors import ConfigError, Problem, StoreError
 from .model import Placeholder, Record, SourceInfo
+from .state import State
 
 BATCH = 256  # objects fetched concurrently per request round (s3fs runs `cat` of a list async)
+REFILL_CHUNK = 1024  # renditions held in memory at once while refilling (then on disk)
 CONCURRENCY = 8  # puts in flight (threads: fsspec's sync API is thread-safe)
 
 
@@ -125,6 +127,22 @@ class Store:
                     and hashlib.sha256(data).hexdigest() == record.sha256):
                 found[key] = (record, data)
         return found
+
+    def refill(self, state: State, keys: Iterable[str], shas: Iterable[str]) -> set[str]:
+        """Copy what the store holds of `keys` into the local state (records and blobs, as if
+        rendered here) and the header facts of `shas` it lacks; returns the keys copied."""
+        wanted = sorted(keys)
+        trusted = {k: r for k in wanted if (r := state.record(k)) is not None}
+        copied = set()
+        for start in range(0, len(wanted), REFILL_CHUNK):
+            for key, (record, data) in self.renditions(wanted[start:start + REFILL_CHUNK],
+                                                       trusted).items():
+                state.put_record(record, data)
+                copied.add(key)
+        for sha, info in self.infos({s for s in shas if state.info(s) is None}).items():
+            state.put_info(sha, info)
+        state.commit()
+        return copied
 
     def holds(self, record: Record) -> bool:
         """The store's rendition under `record.key` is exactly this one."""
