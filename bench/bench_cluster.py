@@ -78,6 +78,14 @@ def timed_build(root: Path, *args: str, env: dict[str, str] | None = None) -> fl
     return seconds
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (and its waited-for children) used so far."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_cluster(count: int, runs: int) -> None:
     sources = OUT / "sources"
     if len(list(sources.glob("*.jpg"))) != count:
@@ -90,24 +98,29 @@ def bench_cluster(count: int, runs: int) -> None:
             local = []
             for run in range(runs):
                 root = site(f"local{workers}-{run}", sources, workers)
-                local.append(timed_build(root))
+                # Equal parallelism: each dask worker runs libvips with one thread per task.
+                local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
                 reference = files(root / "public")
             cluster = start_cluster(s3.env(), OUT / "dask.log", workers=workers)
             try:
-                remote = []
+                remote, s3_cpu = [], []
                 for run in range(runs):
                     url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
                     root = site(f"cluster{workers}-{run}", sources, workers,
                                 f'remote_cache = "{url}"')
+                    before = cpu_seconds(s3.proc.pid)
                     remote.append(timed_build(root, "--scheduler", cluster.address,
                                               env=s3.env()))
+                    s3_cpu.append(cpu_seconds(s3.proc.pid) - before)
                     assert files(root / "public") == reference, "cluster output differs"
             finally:
                 cluster.stop()
             lo, cl = statistics.median(local), statistics.median(remote)
             print(f"{count} sources x 5 renditions, parallelism {workers}: local jobs={workers} "
                   f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
-                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs})", flush=True)
+                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); the S3 server "
+                  f"(moto, on the same cores) used {statistics.median(s3_cpu):.2f} s CPU per "
+                  "cluster build", flush=True)
     finally:
         stop(s3.proc)
 

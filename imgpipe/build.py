@@ -273,8 +273,10 @@ def _fill_from_store(run: _Run, by_rel: dict[str, SourcePlan],
     """2b. What this machine lacks, the shared store may hold: verified renditions become
     local records and blobs (as if rendered here), so step 4 copies them like cached ones."""
     assert run.store is not None
-    run.remote = run.store.refill(run.state, {k for keys in to_render.values() for k in keys},
-                                  {by_rel[rel].sha256 for rel in to_render})
+    wanted: dict[str, set[str]] = {}
+    for rel, keys in to_render.items():
+        wanted.setdefault(by_rel[rel].sha256, set()).update(keys)
+    run.remote = run.store.refill(run.state, wanted)
     for rel in list(to_render):
         missing = tuple(k for k in to_render[rel] if k not in run.remote)
         if missing or run.state.info(by_rel[rel].sha256) is None:

@@ -128,10 +128,11 @@ class Store:
                 found[key] = (record, data)
         return found
 
-    def refill(self, state: State, keys: Iterable[str], shas: Iterable[str]) -> set[str]:
-        """Copy what the store holds of `keys` into the local state (records and blobs, as if
-        rendered here) and the header facts of `shas` it lacks; returns the keys copied."""
-        wanted = sorted(keys)
+    def refill(self, state: State, wanted_by_sha: dict[str, set[str]]) -> set[str]:
+        """Copy what the store holds of the wanted keys into the local state (records and
+        blobs, as if rendered here), and the header facts of each source whose keys were all
+        found (the others are rendered anyway); returns the keys copied."""
+        wanted = sorted({k for keys in wanted_by_sha.values() for k in keys})
         trusted = {k: r for k in wanted if (r := state.record(k)) is not None}
         copied = set()
         for start in range(0, len(wanted), REFILL_CHUNK):
@@ -139,7 +140,8 @@ class Store:
                                                        trusted).items():
                 state.put_record(record, data)
                 copied.add(key)
-        for sha, info in self.infos({s for s in shas if state.info(s) is None}).items():
+        shas = {s for s, keys in wanted_by_sha.items() if keys <= copied and not state.info(s)}
+        for sha, info in self.infos(shas).items():
             state.put_info(sha, info)
         state.commit()
         return copied
