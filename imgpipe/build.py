@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import sqlite3
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,6 +29,7 @@ from .config import Config
 from .executor import ThreadExecutor
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .lock import Lock
 from .model import (
     Engine,
     Events,
@@ -45,19 +46,17 @@ from .model import (
     record_of,
 )
 from .options import parse
-from .outputs import Outputs
+from .outputs import Outputs, storage_error
 from .plan import (
     Plan,
-    SourceFile,
     SourcePlan,
     build_stamp,
-    discover,
     engine_fingerprint,
-    hash_file,
     make,
     output_name,
 )
-from .state import Lock, State, remove_temp_files
+from .sources import Skipped, SourceFile, discover, hasher, scan
+from .state import State, remove_temp_files, scope_of
 from .store import Store, StoreSpec
 
 
@@ -88,25 +87,14 @@ def fingerprint_of(engine: Engine, state: State | None = None) -> str:
 
 def plan_sources(config: Config, state: State, fingerprint: str,
                  files: list[SourceFile] | None = None) -> Plan:
-    def sha256_of(f: SourceFile) -> str:
-        known = state.known_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode)
-        if known:
-            return known
-        sha = hash_file(f.path)
-        st = os.stat(f.path)
-        # Remembered only if the file did not change while it was read.
-        if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
-                f.size, f.mtime_ns, f.ctime_ns, f.inode):
-            state.remember_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode, sha)
-        return sha
-
-    return make(config, discover(config) if files is None else files, sha256_of, fingerprint)
+    files = discover(config) if files is None else files
+    return make(config, files, hasher(state, config.limits.max_bytes), fingerprint)
 
 
 def dry_run(config: Config, engine: Engine | None = None,
             force: bool = False) -> list[PlannedItem]:
     """The plan as it would run now. Reads sources it must hash; writes nothing."""
-    with State(config.cache_dir, readonly=True) as state:
+    with State(config.cache_dir, readonly=True, scope=scope_of(config)) as state:
         fingerprint = fingerprint_of(engine or default_engine(), state)
         plan = plan_sources(config, state, fingerprint)
         items = []
@@ -131,11 +119,14 @@ def _planned_size(options: str, info: SourceInfo | None) -> tuple[int, int] | No
     return g.width, g.height
 
 
-def check(config: Config) -> list[tuple[str, tuple[str, ...]]]:
-    """Every matched source with its labels, without reading a byte of any source.
-    Raises ConfigError for label clashes (the one check that needs the source list)."""
-    plan = make(config, discover(config), lambda f: "", "check")
-    return [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources]
+def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipped]]:
+    """Every matched source with its labels, without reading a byte of any source, and the
+    sources discovery had to leave out. Raises ConfigError for label clashes (the one check
+    that needs the source list)."""
+    files, skipped = scan(config)
+    plan = make(config, files, lambda f: "", "check")
+    return [(sp.source.relpath, tuple(r.label for r in sp.renditions))
+            for sp in plan.sources], skipped
 
 
 @dataclass
@@ -151,19 +142,28 @@ class _Run:
     store: Store | None = None  # the shared store (remote_cache)
     remote: set[str] = field(default_factory=set)  # keys this build took from the store
     origins: list[Origin] = field(default_factory=list)
+    notes: list[Issue] = field(default_factory=list)  # sources deliberately left out
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
           jobs: int | None = None, engine: Engine | None = None,
           events: Events | None = None) -> Summary:
-    """Run a build (see the module docstring). Raises ConfigError, BuildLocked."""
+    """Run a build (see the module docstring). Raises ConfigError, BuildLocked, and
+    StorageError when a disk is full or read-only."""
+    try:
+        return _locked_build(config, force, gc, wait, jobs, engine or default_engine(),
+                             events or Events())
+    except (OSError, sqlite3.OperationalError) as exc:
+        raise storage_error(exc, config.cache_dir) or exc from None
+
+
+def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int | None,
+                  engine: Engine, events: Events) -> Summary:
     started = time.monotonic()
-    events = events or Events()
-    engine = engine or default_engine()
     lock = Lock(config.cache_dir)
     lock.acquire(wait=wait, on_wait=events.waiting)
     try:
-        with State(config.cache_dir) as state:
+        with State(config.cache_dir, scope=scope_of(config)) as state:
             fingerprint = fingerprint_of(engine, state)
             # The last build was killed (or the state is new, so we cannot know): sweep the
             # temp files a killed build may have left next to outputs.
@@ -171,9 +171,9 @@ def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = 
                 for directory in {config.output, config.snippets, config.cache_dir / "blobs"}:
                     if directory.is_dir():
                         remove_temp_files(directory)
-            files = discover(config)
+            files, skipped = scan(config)
             templates = [p / TEMPLATE for p in (config.templates, BUILTIN_TEMPLATES) if p]
-            stamp = build_stamp(config, files, fingerprint, templates)
+            stamp = build_stamp(config, files, fingerprint, templates, skipped)
             # Fast path for the most common build of all, the one with nothing to do: same
             # inputs as the last clean build and every file it wrote untouched.
             if not force and state.get_meta("stamp") == stamp and state.all_written_intact(
@@ -183,7 +183,7 @@ def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = 
             state.set_meta("stamp", "")
             state.set_meta("running", "1")
             summary = _build(config, state, engine, fingerprint, force, gc,
-                             jobs or config.jobs, events, started, files)
+                             jobs or config.jobs, events, started, files, skipped)
             if summary.ok and gc:
                 state.set_meta("summary", json.dumps(asdict(summary)))
                 state.set_meta("stamp", stamp)
@@ -205,13 +205,16 @@ def _replay(saved: str, started: float) -> Summary:
 
 
 def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
-           jobs: int, events: Events, started: float, files: list[SourceFile]) -> Summary:
+           jobs: int, events: Events, started: float, files: list[SourceFile],
+           skipped: list[Skipped]) -> Summary:
     plan = plan_sources(config, state, fingerprint, files)
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
     run = _Run(config, state, Outputs(config.root, state))
     if config.remote_cache:
         run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
+    for s in (*skipped, *plan.skipped):
+        (run.failures if s.failed else run.notes).append(s.issue())
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
@@ -368,8 +371,19 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
             run.cached += 1
         run.origins.append(Origin(sp.source.relpath, r.label, where if r.key in fresh else
                                   "remote-cache" if r.key in run.remote else "cache"))
-        run.outputs.sync(path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k))
+        try:
+            run.outputs.sync(path, rel, r.key, fresh.get(r.key),
+                             load=lambda k=r.key: _blob(run.state, k))
+        except OSError as exc:
+            if storage_error(exc):
+                raise
+            # This source's own trouble (a name the file system refuses, a directory in the
+            # way): reported; its entry stays out of the manifest, the others go on.
+            run.failures.append(Issue(sp.source.relpath, r.label, "write", "unwritable",
+                                      f"cannot write {rel} ({exc.strerror or exc})"))
+            return
         records[r.key] = record
+        run.state.use(r.key)
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
 
 
@@ -407,12 +421,13 @@ def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
 def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
              started: float) -> Summary:
     warnings = [Issue("", None, "config", p.code, p.message) for p in run.config.warnings]
+    warnings.extend(run.notes)
     for rel, entry in sorted(entries.items()):
         warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
                         for w in entry["warnings"])
     # A whole-source failure counts every rendition of that source.
     per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}
-    failed = sum(per_source[i.source] if i.label is None else 1 for i in run.failures)
+    failed = sum(per_source.get(i.source, 1) if i.label is None else 1 for i in run.failures)
     return Summary(
         sources=len(plan.sources),
         built=run.built,

@@ -34,8 +34,11 @@ def main() -> None:
               help="Requests allowed to wait beyond those; more get 503.")
 @click.option("--fetch-timeout", type=click.FloatRange(min=0.1), default=30.0,
               show_default=True, help="Seconds allowed for downloading a source image.")
+@click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
+              help="Open client connections (kept below the open-files limit); idle ones "
+                   "are closed first.")
 def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queue,
-          fetch_timeout) -> None:
+          fetch_timeout, max_connections) -> None:
     """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
     import importlib.util
 
@@ -54,6 +57,7 @@ def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queu
     config = ServerConfig(users=tuple(users), host=host, port=port,
                           allowed_hosts=tuple(allowed_hosts), allow_nets=tuple(allow_nets),
                           max_bytes=max_bytes, queue=queue, fetch_timeout=fetch_timeout,
+                          max_connections=max_connections,
                           **({"workers": workers} if workers else {}))
     click.echo(f"imgpipe serve: POST http://{host}:{port}/<user>/<options>/<image URL> "
                f"({len(users)} user(s), {config.workers} workers, queue {queue})", err=True)
@@ -145,8 +149,8 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     from . import build as builder
     from . import report
     from .config import with_scheduler
-    from .errors import ClusterError, ConfigError, StoreError
-    from .state import BuildLocked
+    from .errors import ClusterError, ConfigError, StorageError
+    from .lock import BuildLocked
 
     config = _load_config(config_path)
     try:
@@ -169,9 +173,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
-    except (ClusterError, StoreError) as error:
-        click.echo(f"error[{error.code}]: {error.problems[0].message}", err=True)
-        raise SystemExit(1) from None
+    except (StorageError, ClusterError) as error:  # remote-cache trouble is a StorageError
+        _print_problems(error.problems, "error")
+        raise SystemExit(error.exit_code) from None
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
@@ -240,14 +244,19 @@ def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
     from .build import check as check_sources
     from .errors import ConfigError
+    from .report import issue_line
 
     config = _load_config(config_path)
     try:
-        sources = check_sources(config)
+        sources, skipped = check_sources(config)
     except ConfigError as error:
         _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
+    for s in skipped:
+        click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, "
                f"{count} renditions")
+    if any(s.failed for s in skipped):
+        raise SystemExit(1)

@@ -17,22 +17,19 @@ from typing import Any
 from .errors import ConfigError, Problem, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
+from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
 from .options import MAX_SIDE, VOCABULARY, Recipe
 from .validate import Validator
 
-CONFIG_FILE = "imgpipe.toml"
-PYPROJECT = "pyproject.toml"
 DEFAULT_GROUP = "default"
-MANIFEST_NAME = "imgpipe-manifest.json"
-SNIPPETS_DIR = "_snippets"
 
 # Labels become parts of file names, so they stay in a portable alphabet.
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
-            "templates", "limits", "presets", "rules", "scheduler", "remote_cache",
-            "remote_cache_options")
+            "templates", "follow_symlinks", "limits", "presets", "rules", "scheduler",
+            "remote_cache", "remote_cache_options")
 # Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
@@ -107,6 +104,7 @@ class Config:
     presets: dict[str, str]
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
+    follow_symlinks: bool = False  # follow links that lead out of the source tree
     scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
     remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
     remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
@@ -175,6 +173,9 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     manifest = v.string(raw, "manifest", "")
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
+    follow_symlinks = raw.get("follow_symlinks", False)
+    if not isinstance(follow_symlinks, bool):
+        v.type_error(follow_symlinks, "true or false", "follow_symlinks")
     limits = _limits(v, raw.get("limits", {}))
     scheduler = _matching(v, raw, "scheduler", _SCHEDULER, "a dask scheduler address such as "
                           "tcp://10.0.0.5:8786")
@@ -221,27 +222,15 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         presets=presets or {},
         rules=tuple(rules),
         warnings=tuple(v.warnings),
+        follow_symlinks=follow_symlinks is True,
         scheduler=scheduler,
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
     )
-    _check_dirs(config)
+    written = {"source": source, "output": output, "cache_dir": cache_dir, "manifest": manifest,
+               "snippets": snippets}
+    check_paths(config, {k: value for k, value in written.items() if value})
     return config
-
-
-def _check_dirs(config: Config) -> None:
-    """The cache must survive output cleaning and never be published or read as a source;
-    outputs inside the source tree would be discovered as sources on the next build."""
-    dirs = {"source": config.source, "output": config.output, "cache_dir": config.cache_dir}
-    problems = []
-    for a, b in (("cache_dir", "source"), ("cache_dir", "output"), ("output", "source")):
-        pa, pb = dirs[a], dirs[b]
-        if pa == pb or pa in pb.parents or pb in pa.parents:
-            problems.append(Problem("overlapping-dirs",
-                                    f"{a} ({pa}) must be outside {b} ({pb}), and {b} outside {a}",
-                                    a))
-    if problems:
-        raise ConfigError(problems)
 
 
 def with_scheduler(config: Config, scheduler: str) -> Config:

@@ -86,6 +86,13 @@ class ImageError(ImgpipeError):
         self.stage = stage
 
 
+class StorageError(ImgpipeError):
+    """The build cannot write where it must (disk full, read-only): it stops, exit status 1.
+    What it wrote so far is whole (atomic writes, committed state), so nothing is lost."""
+
+    exit_code = 1
+
+
 def image_error(code: str, message: str, stage: str = "load") -> ImageError:
     return ImageError(Problem(code=code, message=message), stage=stage)
 
@@ -113,7 +120,7 @@ class ClusterError(ImgpipeError):
                            "pip install 'imgpipe[cluster]'"))
 
 
-class StoreError(ImgpipeError):
+class StoreError(StorageError):
     """The shared store (remote_cache) refused or failed a write (exit status 1)."""
 
     exit_code = 1

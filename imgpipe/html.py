@@ -27,6 +27,7 @@ from markupsafe import Markup
 from . import manifest as mf
 from .errors import ImgpipeError, Problem, closest
 from .formats import by_name
+from .plan import fit_name
 
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
@@ -74,8 +75,11 @@ class Renderer:
 
 def snippet_path(relpath: str, group: str) -> str:
     """`blog/cat.jpg` + `default` → `blog/cat.jpg.default.html`. The source's extension stays
-    in the name so `cat.jpg` and `cat.png` side by side never share a snippet."""
-    return f"{relpath}.{group}.html"
+    in the name so `cat.jpg` and `cat.png` side by side never share a snippet. A name too long
+    for the file system is shortened like an output name (plan.fit_name)."""
+    directory, slash, name = relpath.rpartition("/")
+    tail = f".{group}.html"
+    return f"{directory}{slash}{fit_name(name, tail)}{tail}"
 
 
 def _group(source: Mapping[str, Any], group: str) -> Mapping[str, Any]:

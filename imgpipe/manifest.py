@@ -34,6 +34,7 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .config import SrcsetSpec
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
@@ -47,7 +48,7 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
                     base_url: str) -> RenditionEntry:
     path = output_name(relpath, planned.label, planned.key, record.format)
     return {
-        "url": base_url + path,
+        "url": base_url + url_path(path),
         "path": path,
         "width": record.width,
         "height": record.height,
@@ -62,6 +63,13 @@ def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
         "encoder_quality": record.encoder_quality,
         "score": record.score,
     }
+
+
+def url_path(path: str) -> str:
+    """A file path as the path part of a URL, percent-encoded once, here, where every URL is
+    made. Only unreserved characters and `/` stay as they are: `,` would split a srcset
+    candidate, `#` and `?` would end the path, `%` and spaces would be misread."""
+    return quote(path, safe="/")
 
 
 def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record],

@@ -17,6 +17,7 @@ from pathlib import Path
 from .config import Config, RenditionSpec, Rule, SrcsetSpec
 from .errors import ConfigError, Problem
 from .formats import FORMATS, by_name
+from .sources import Skipped, SourceFile, discover, hash_file  # noqa: F401 - re-exported
 
 SHORT_KEY = 8  # hex digits of the cache key in output names: enough to tell versions apart
 # Every video rendition gets a poster: its first frame as a JPEG of the same size, planned as
@@ -25,19 +26,8 @@ POSTER_SUFFIX = "-poster"
 POSTER_FORMAT = "jpeg"
 # An SVG that no matching rule asks to rasterise is published as it is: one rendition, this.
 SVG_COPY_LABEL = "svg"
-_CHUNK = 1 << 20
-
-
-@dataclass(frozen=True)
-class SourceFile:
-    """A discovered source and the stat fields that tell whether its bytes may have changed."""
-
-    relpath: str  # relative to the source dir, '/'-separated
-    path: str  # absolute
-    size: int
-    mtime_ns: int
-    ctime_ns: int  # changes on any write, even when size and mtime are put back
-    inode: int
+# Longest file name most file systems take (ext4, XFS, btrfs, tmpfs: 255 bytes, not characters).
+NAME_MAX = 255
 
 
 @dataclass(frozen=True)
@@ -74,6 +64,7 @@ class SourcePlan:
 class Plan:
     sources: tuple[SourcePlan, ...]
     engine_fingerprint: str
+    skipped: tuple[Skipped, ...] = ()  # sources that could not be hashed
 
     @property
     def rendition_count(self) -> int:
@@ -98,39 +89,24 @@ def output_name(relpath: str, label: str, key: str, fmt: str) -> str:
     directory, slash, name = relpath.rpartition("/")
     dot = name.rfind(".")
     stem = name[:dot] if 0 < dot < len(name) - 1 else name
-    return f"{directory}{slash}{stem}-{label}.{key[:SHORT_KEY]}.{by_name(fmt).extension}"
+    tail = f"-{label}.{key[:SHORT_KEY]}.{by_name(fmt).extension}"
+    return f"{directory}{slash}{fit_name(stem, tail)}{tail}"
 
 
-def discover(config: Config) -> list[SourceFile]:
-    """Every file under `source` that some rule matches, sorted by path. Hidden entries
-    (dot files, dot dirs) are skipped: editors and VCS keep their droppings there."""
-    root = str(config.source)
-    if not os.path.isdir(root):
-        raise ConfigError(Problem("missing-source", f"source directory {root} does not exist",
-                                  "source"))
-    found: list[SourceFile] = []
-    stack = [(root, "")]
-    rules = config.rules
-    while stack:
-        directory, prefix = stack.pop()
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name.startswith("."):
-                    continue
-                rel = prefix + entry.name
-                # Symlinked directories are not followed: a link loop would never end.
-                if entry.is_dir(follow_symlinks=False):
-                    stack.append((entry.path, rel + "/"))
-                elif entry.is_file(follow_symlinks=True) and any(r.matches(rel) for r in rules):
-                    st = entry.stat(follow_symlinks=True)
-                    found.append(SourceFile(rel, entry.path, st.st_size, st.st_mtime_ns,
-                                            st.st_ctime_ns, st.st_ino))
-    found.sort(key=lambda f: f.relpath)
-    return found
+def fit_name(stem: str, tail: str) -> str:
+    """`stem`, shortened so that `stem + tail` fits in NAME_MAX bytes (a source name of 78 CJK
+    characters already fills 234). A shortened stem ends in `~` and a hash of the whole stem,
+    so two long names that share a beginning still get different files."""
+    if len((stem + tail).encode()) <= NAME_MAX:
+        return stem
+    mark = "~" + hashlib.sha256(stem.encode()).hexdigest()[:SHORT_KEY]
+    room = max(0, NAME_MAX - len(tail.encode()) - len(mark))
+    # Cut on a character boundary: a UTF-8 sequence cut in half would not decode.
+    return stem.encode()[:room].decode(errors="ignore") + mark
 
 
 def build_stamp(config: Config, files: list[SourceFile], fingerprint: str,
-                template_files: list[Path]) -> str:
+                template_files: list[Path], skipped: list[Skipped] | None = None) -> str:
     """Everything a build's result depends on, as one hash: the config, the engine, the
     templates and every source's stat fields (which the stat cache trusts for its bytes).
     Equal stamps and intact outputs mean a build would reproduce exactly what is there."""
@@ -143,23 +119,19 @@ def build_stamp(config: Config, files: list[SourceFile], fingerprint: str,
             digest.update(f"{path}\0-\n".encode())
     for f in files:
         digest.update(f"{f.relpath}\0{f.size}\0{f.mtime_ns}\0{f.ctime_ns}\0{f.inode}\n".encode())
+    for s in skipped or ():  # a link that now leads elsewhere changes what is built
+        digest.update(f"{s.relpath}\0{s.code}\n".encode())
     return digest.hexdigest()
 
 
-def hash_file(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFile], str],
-         fingerprint: str) -> Plan:
-    """Plan every source; raise ConfigError when two rules give one source the same label."""
+def make(config: Config, files: list[SourceFile],
+         sha256_of: Callable[[SourceFile], str | Skipped], fingerprint: str) -> Plan:
+    """Plan every source; raise ConfigError when two rules give one source the same label.
+    A source `sha256_of` cannot hash (it says why) is left out, in `Plan.skipped`."""
     # Rules are matched per file, but their renditions are planned once per rule: keys differ
     # only by the source hash, so the per-source work is a few string hashes.
     sources = []
+    skipped: list[Skipped] = []
     problems: list[Problem] = []
     # What does not depend on the source is worked out once per rule, not once per file.
     specs = {rule.index: [(spec, spec.recipe.canonical(), spec.recipe.byte_form())
@@ -171,6 +143,9 @@ def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFil
             problems.append(clash)
             continue
         sha = sha256_of(f)
+        if isinstance(sha, Skipped):
+            skipped.append(sha)
+            continue
         svg = _svg_mode(f.relpath, rules)
         if svg == "copy":
             group = next((r.srcset.name for r in rules if r.srcset is not None), None)
@@ -197,7 +172,7 @@ def make(config: Config, files: list[SourceFile], sha256_of: Callable[[SourceFil
         sources.append(SourcePlan(f, sha, renditions, srcsets, svg))
     if problems:
         raise ConfigError(problems)
-    return Plan(tuple(sources), fingerprint)
+    return Plan(tuple(sources), fingerprint, tuple(skipped))
 
 
 def _svg_mode(relpath: str, rules: list[Rule]) -> str | None:

@@ -17,8 +17,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from .build import build, default_engine
-from .config import CONFIG_FILE, PYPROJECT, Config, load
-from .errors import ConfigError, ImageError, Problem
+from .config import Config, load
+from .errors import ConfigError, ImageError, Problem, StorageError
+from .layout import CONFIG_FILE, PYPROJECT
+from .lock import BuildLocked
 from .model import (
     Engine,
     Events,
@@ -30,9 +32,8 @@ from .model import (
     SvgMode,
 )
 from .options import Recipe
-from .plan import discover
 from .report import human_bytes, issue_line
-from .state import BuildLocked
+from .sources import discover
 
 CONFIG_KEY = "\0config"  # the snapshot's entry for the config file(s): never a source path
 
@@ -200,6 +201,9 @@ class Rounds:
                 self.log_line(f"waiting: {exc}")
         except ConfigError as exc:  # a missing source dir, a label clash between rules
             error = "config"
+            self._print_problems(exc.problems, "error")
+        except StorageError as exc:  # disk full or read-only: one line, then watching on
+            error = "storage"
             self._print_problems(exc.problems, "error")
         except Exception:  # the watcher must outlive any bug in one round
             error = "exception"

@@ -42,7 +42,8 @@ COMMENTS: dict[str, str] = {
                  "and a build refills `output` without re-encoding.",
     "jobs": "Sources rendered in parallel; 0 = all cores.\n"
             "Also: manifest = \"path\", snippets = \"dir\", templates = \"dir\" (your own\n"
-            "picture.html), [limits] max_pixels = 100000000, max_bytes = 52428800.",
+            "picture.html), follow_symlinks = true (follow links out of `source`),\n"
+            "[limits] max_pixels = 100000000, max_bytes = 52428800.",
     "[presets]": "Named option strings, usable as a token: \"thumb,2x\".",
     "[[rules]]": "Every matching rule applies; labels must be unique per source.\n"
                  "Globs: * and ? within a directory, ** across directories, {a,b} alternatives.",

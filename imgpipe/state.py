@@ -6,8 +6,16 @@
 - `record`: cache key → what the engine produced; the bytes are a blob under `blobs/`, so a
   CI job that restores only `cache_dir` refills `output` without re-encoding.
 - `written`: every file the build wrote (relative to the project root) with the fingerprint it
-  was written for and its stat, so unchanged files are neither read nor rewritten, and stale
-  ones can be removed without touching files imgpipe did not make.
+  was written for, its stat and the sha256 of its bytes, so unchanged files are neither read
+  nor rewritten, and stale ones can be removed without touching files imgpipe did not make
+  (nor one the user put back at such a path since).
+- `used`: which records each scope stands by.
+
+Several projects may share one `cache_dir` (CI caches one directory for a monorepo). Records,
+blobs and source info are content-addressed, so they are shared; everything that describes
+one project's files (`stat`, `written`, `used`, the build stamp in `meta`) belongs to a
+*scope*, the project's output directory, and a build reads and cleans only its own scope. A
+record and its blob go only when no scope uses them.
 
 A blob is written (atomically) before its record is committed, and is only used when its
 bytes hash to what the record says, so a killed build leaves nothing half-trusted.
@@ -15,8 +23,6 @@ bytes hash to what the record says, so a killed build leaves nothing half-truste
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import functools
 import hashlib
 import json
@@ -30,22 +36,29 @@ from typing import NamedTuple
 
 from .model import Placeholder, Record, SourceInfo
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-CREATE TABLE IF NOT EXISTS stat (path TEXT PRIMARY KEY, size INT, mtime_ns INT, ctime_ns INT,
-                                 inode INT, sha256 TEXT);
+CREATE TABLE IF NOT EXISTS meta (scope TEXT, key TEXT, value TEXT, PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS stat (scope TEXT, path TEXT, size INT, mtime_ns INT, ctime_ns INT,
+                                 inode INT, sha256 TEXT, PRIMARY KEY (scope, path));
 CREATE TABLE IF NOT EXISTS info (sha256 TEXT PRIMARY KEY, width INT, height INT, format TEXT,
                                  bytes INT, frames INT, has_alpha INT, loop INT,
                                  placeholder TEXT);
 CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT, height INT,
                                    bytes INT, quality TEXT, encoder_quality INT, warnings TEXT,
                                    sha256 TEXT, score REAL);
-CREATE TABLE IF NOT EXISTS written (path TEXT PRIMARY KEY, fingerprint TEXT, size INT,
-                                    mtime_ns INT);
+CREATE TABLE IF NOT EXISTS written (scope TEXT, path TEXT, fingerprint TEXT, size INT,
+                                    mtime_ns INT, sha256 TEXT, PRIMARY KEY (scope, path));
+CREATE TABLE IF NOT EXISTS used (scope TEXT, key TEXT, PRIMARY KEY (scope, key));
 """
+
+
+def scope_of(config) -> str:
+    """The scope of a project's state: its output directory, relative to the cache dir (so
+    a project and its cache can move together, as a CI checkout does), on real paths."""
+    return os.path.relpath(os.path.realpath(config.output), os.path.realpath(config.cache_dir))
 
 
 class Written(NamedTuple):
@@ -54,20 +67,33 @@ class Written(NamedTuple):
     mtime_ns: int
 
 
+_TABLES = ("meta", "stat", "info", "record", "written", "used")
+# The tables schema 5 had without a scope, and their columns.
+_SCOPED_5 = {"meta": "key, value", "stat": "path, size, mtime_ns, ctime_ns, inode, sha256",
+             "written": "path, fingerprint, size, mtime_ns"}
+
+
 class State:
     """The state store. Not thread-safe: only the build's main thread uses it."""
 
-    def __init__(self, cache_dir: Path, readonly: bool = False):
+    def __init__(self, cache_dir: Path, readonly: bool = False, scope: str = ""):
         self.cache_dir = Path(cache_dir)
         self.readonly = readonly
+        self.scope = scope
         self.blobs = str(self.cache_dir / "blobs")
         db = self.cache_dir / "state.sqlite"
         if readonly:
             # A dry run must not create the cache dir; a missing database is an empty state.
             # So is the state of another schema, which means nothing here (see _check_schema).
             current = False
-            if db.exists():
-                self.db = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
+            # A WAL database needs its -shm file to be read, and SQLite cannot create one in
+            # a read-only cache dir (a CI cache mounted read-only): it is then read as an
+            # immutable file, which needs no -shm (what a -wal holds is not seen, at worst
+            # counting a few renditions as still to build).
+            for mode in ("ro", "ro&immutable=1"):
+                if current or not db.exists():
+                    break
+                self.db = sqlite3.connect(f"file:{db}?mode={mode}", uri=True)
                 current = self._schema_is_current()
                 if not current:
                     self.db.close()
@@ -82,9 +108,12 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._check_schema()
-        self._stats = {row[0]: row[1:] for row in self.db.execute("SELECT * FROM stat")}
-        self._written = {row[0]: Written(row[1], row[2], row[3]) for row in self.db.execute(
-            "SELECT * FROM written")}
+        self._stats = {row[0]: row[1:] for row in self.db.execute(
+            "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM stat WHERE scope=?",
+            (scope,))}
+        self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
+            "SELECT path, fingerprint, size, mtime_ns FROM written WHERE scope=?",
+            (scope,))}
 
     # Loaded whole, on first use: a build that plans looks each up once, and one query beats
     # tens of thousands of small ones; a no-op build (the stamp matches) never needs them.
@@ -98,23 +127,49 @@ class State:
                                    _placeholder(row[8]))
                 for row in self.db.execute("SELECT * FROM info")}
 
+    @functools.cached_property
+    def _used(self) -> set[str]:
+        """Keys of the records this scope stands by."""
+        return {row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?",
+                                                  (self.scope,))}
+
     def _schema_is_current(self) -> bool:
         try:
             row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
-        except sqlite3.OperationalError:  # no meta table at all
+        except sqlite3.OperationalError:  # no meta table at all, or the file cannot be read
             return False
         return row is not None and row[0] == str(SCHEMA_VERSION)
 
     def _check_schema(self) -> None:
-        """State from another schema is a cache like any other: dropped, not migrated."""
+        """State from another schema is a cache like any other: dropped, not migrated; except
+        the one before scopes, whose encoded results are worth keeping."""
         row = self.db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and row[0] == "5":
+            self._migrate_from_5()
+            row = None
         if row is not None and row[0] != str(SCHEMA_VERSION):
-            for table in ("meta", "stat", "info", "record", "written"):
-                self.db.execute(f"DROP TABLE {table}")
+            for table in _TABLES:
+                self.db.execute(f"DROP TABLE IF EXISTS {table}")
             self.db.executescript(_SCHEMA)
             shutil.rmtree(self.blobs, ignore_errors=True)
         if row is None or row[0] != str(SCHEMA_VERSION):
-            self.set_meta("schema", str(SCHEMA_VERSION))
+            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('', 'schema', ?)",
+                            (str(SCHEMA_VERSION),))
+            self.db.commit()
+
+    def _migrate_from_5(self) -> None:
+        """Schema 5 kept one project per cache dir: its rows become the scope of the first
+        build that opens it, and records, blobs and source infos stay as they are, so an
+        upgrade re-encodes nothing."""
+        for table in _SCOPED_5:
+            self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
+        self.db.executescript(_SCHEMA)
+        for table, columns in _SCOPED_5.items():
+            self.db.execute(f"INSERT INTO {table} (scope, {columns}) SELECT ?, {columns} "
+                            f"FROM old_{table}", (self.scope,))
+            self.db.execute(f"DROP TABLE old_{table}")
+        self.db.execute("DELETE FROM meta WHERE key='schema'")
+        self.db.execute("INSERT INTO used SELECT ?, key FROM record", (self.scope,))
 
     def close(self) -> None:
         self.db.close()
@@ -131,11 +186,13 @@ class State:
 
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
-        row = self.db.execute("SELECT value FROM meta WHERE key=?", (key,)).fetchone()
+        """A value of this scope (the build stamp, the last summary...)."""
+        row = self.db.execute("SELECT value FROM meta WHERE scope=? AND key=?",
+                              (self.scope, key)).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?, ?)", (self.scope, key, value))
         self.db.commit()
 
     # -- stat cache ---------------------------------------------------------------------------
@@ -151,13 +208,15 @@ class State:
         row = (size, mtime_ns, ctime_ns, inode, sha256)
         if self._stats.get(path) != row and not self.readonly:
             self._stats[path] = row
-            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?)", (path, *row))
+            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)",
+                            (self.scope, path, *row))
 
     def forget_stats(self, keep: set[str]) -> None:
         gone = [p for p in self._stats if p not in keep]
         for path in gone:
             del self._stats[path]
-        self.db.executemany("DELETE FROM stat WHERE path=?", [(p,) for p in gone])
+        self.db.executemany("DELETE FROM stat WHERE scope=? AND path=?",
+                            [(self.scope, p) for p in gone])
 
     # -- source info --------------------------------------------------------------------------
     def info(self, sha256: str) -> SourceInfo | None:
@@ -192,6 +251,7 @@ class State:
         power cut truncated fails its hash check in `has_blob` and is simply re-rendered."""
         atomic_write(Path(self.blob_path(record.key)), data, durable=False)
         self._records[record.key] = record
+        self.use(record.key)
         self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?,?)",
                         (record.key, record.format, record.width, record.height, record.bytes,
                          str(record.quality), record.encoder_quality,
@@ -204,9 +264,22 @@ class State:
         except FileNotFoundError:
             return None
 
+    def use(self, key: str) -> None:
+        """This scope stands by the record of `key`: another scope's GC must keep it."""
+        if key not in self._used and not self.readonly:
+            self._used.add(key)
+            self.db.execute("INSERT OR IGNORE INTO used VALUES (?, ?)", (self.scope, key))
+
     def drop_records(self, keep: set[str]) -> int:
-        """Remove records and blobs that no current rendition uses; returns how many."""
-        gone = [k for k in self._records if k not in keep]
+        """This scope no longer uses records outside `keep`; remove the records (and blobs)
+        that no scope uses any more. Returns how many were removed."""
+        unused = [k for k in self._used if k not in keep]
+        self._used.difference_update(unused)
+        self.db.executemany("DELETE FROM used WHERE scope=? AND key=?",
+                            [(self.scope, k) for k in unused])
+        elsewhere = {row[0] for row in self.db.execute(
+            "SELECT key FROM used WHERE scope!=?", (self.scope,))}
+        gone = [k for k in self._records if k not in keep and k not in elsewhere]
         for key in gone:
             _unlink(Path(self.blob_path(key)))
             del self._records[key]
@@ -220,12 +293,20 @@ class State:
     def written_paths(self) -> Iterable[str]:
         return list(self._written)
 
-    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int) -> None:
+    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int,
+                    sha256: str = "") -> None:
         entry = Written(fingerprint, size, mtime_ns)
         if self._written.get(relpath) != entry:
             self._written[relpath] = entry
-            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?)",
-                            (relpath, fingerprint, size, mtime_ns))
+            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?,?,?)",
+                            (self.scope, relpath, fingerprint, size, mtime_ns, sha256))
+
+    def written_sha256(self, relpath: str) -> str:
+        """The sha256 of what was written at `relpath` ("" if unknown). Read on demand: only
+        stale files need it, and a no-op build should not load 40,000 of them."""
+        row = self.db.execute("SELECT sha256 FROM written WHERE scope=? AND path=?",
+                              (self.scope, relpath)).fetchone()
+        return (row and row[0]) or ""
 
     def all_written_intact(self, root: str) -> bool:
         """Every file this tool wrote is still there exactly as it left it (size and mtime)."""
@@ -240,7 +321,7 @@ class State:
 
     def forget_written(self, relpath: str) -> None:
         self._written.pop(relpath, None)
-        self.db.execute("DELETE FROM written WHERE path=?", (relpath,))
+        self.db.execute("DELETE FROM written WHERE scope=? AND path=?", (self.scope, relpath))
 
 
 def _record(row: tuple) -> Record:
@@ -289,43 +370,3 @@ def _unlink(path: Path) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
-
-
-class BuildLocked(Exception):
-    """Another build holds the cache dir lock and we were told not to wait."""
-
-
-class Lock:
-    """One build per cache dir: an flock on `cache_dir/lock`, released by the kernel when the
-    process dies, so a killed build never leaves a stale lock behind."""
-
-    def __init__(self, cache_dir: Path):
-        self.path = Path(cache_dir) / "lock"
-        self.fd: int | None = None
-
-    def acquire(self, wait: bool = True, on_wait=None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
-            if not wait:
-                os.close(fd)
-                raise BuildLocked(f"another imgpipe build (pid {holder}) is using "
-                                  f"{self.path.parent}; wait for it, or run without --no-wait "
-                                  "to queue behind it") from None
-            if on_wait:
-                on_wait(holder)
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
-        self.fd = fd
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing drops the flock
-            self.fd = None

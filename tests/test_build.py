@@ -10,7 +10,7 @@ import pytest
 
 from imgpipe import build as b
 from imgpipe.config import from_dict
-from imgpipe.state import BuildLocked, Lock
+from imgpipe.lock import BuildLocked, Lock
 
 RULES = [
     {"include": ["**/*.jpg"], "renditions": {"thumb": "100x100,crop", "big": "400"}},

@@ -200,7 +200,7 @@ def test_two_builds_started_together(tmp_path, reference):
 
 def test_no_wait_refuses_clearly_while_a_build_runs(tmp_path):
     root = make_site(tmp_path)
-    from imgpipe.state import Lock
+    from imgpipe.lock import Lock
 
     held = Lock(root / ".cache")
     held.acquire()

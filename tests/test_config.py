@@ -84,8 +84,9 @@ def test_bad_config_is_an_error_with_its_key_path(data, code, message):
 def test_overlapping_dirs_message_names_both():
     with pytest.raises(ConfigError) as info:
         from_dict(raw(cache_dir="images/.cache"), Path("/site"))
-    assert str(info.value) == ("overlapping-dirs: cache_dir (/site/images/.cache) must be "
-                               "outside source (/site/images), and source outside cache_dir")
+    assert str(info.value) == ("overlapping-dirs: 'images/.cache' at cache_dir: expected a "
+                               "directory outside source (/site/images) that does not contain "
+                               "it either; did you mean '.imgpipe-cache'?")
 
 
 def test_every_problem_is_listed_not_only_the_first():
@@ -97,8 +98,8 @@ def test_every_problem_is_listed_not_only_the_first():
 
 @pytest.mark.parametrize("data,where,message", [
     (raw(jbos=2), "jbos", "'jbos' at jbos: expected one of source, output, base_url, cache_dir, "
-     "jobs, manifest, snippets, templates, limits, presets, rules, scheduler, remote_cache, "
-     "remote_cache_options; did you mean 'jobs'?"),
+     "jobs, manifest, snippets, templates, follow_symlinks, limits, presets, rules, scheduler, "
+     "remote_cache, remote_cache_options; did you mean 'jobs'?"),
     (raw(rules=[{**RULE, "exlude": ["x"]}]), "rules[0].exlude",
      "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
      "formats, options, sizes, name, rasterize_svg; did you mean 'exclude'?"),
@@ -201,7 +202,7 @@ def test_repository_example_config_is_valid_and_matches_the_example_photos():
 
     config = load(directory=Path(__file__).resolve().parents[1])
     assert config.warnings == ()
-    sources = dict(check(config))
+    sources = dict(check(config)[0])
     assert len(sources) == 6 and sources["graphics/badge.png"] == (
         "badge-128-avif", "badge-128-webp", "badge-128-png", "badge-256-avif", "badge-256-webp",
         "badge-256-png")

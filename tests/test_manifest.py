@@ -7,7 +7,8 @@ import json
 from imgpipe.config import SrcsetSpec
 from imgpipe.manifest import dumps, encode_entry, source_entry
 from imgpipe.model import SourceInfo
-from imgpipe.plan import PlannedRendition, SourceFile, SourcePlan
+from imgpipe.plan import PlannedRendition, SourcePlan
+from imgpipe.sources import SourceFile
 from imgpipe.state import Record
 
 

@@ -8,7 +8,8 @@ import pytest
 
 from imgpipe.config import from_dict
 from imgpipe.errors import ConfigError
-from imgpipe.plan import cache_key, discover, engine_fingerprint, make, output_name
+from imgpipe.plan import cache_key, engine_fingerprint, make, output_name
+from imgpipe.sources import discover
 
 FP = engine_fingerprint("1", {"libvips": "8.18.7"})
 

@@ -26,6 +26,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import uvicorn
 
+from imgpipe.server.connections import uvicorn_config
+
 ORIGIN_IP = "127.0.0.2"
 ALLOW = (f"{ORIGIN_IP}/32",)
 
@@ -61,7 +63,9 @@ class ServerThread:
         self.sock.bind((host, 0))
         self.port = self.sock.getsockname()[1]
         self.url = f"http://{host}:{self.port}"
-        config = uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False)
+        # The settings `imgpipe serve` runs with (connection cap, head deadline).
+        config = uvicorn_config(app, app.state.server.config, log_level="warning",
+                                lifespan="on")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]},
                                        daemon=True)

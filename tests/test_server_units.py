@@ -109,3 +109,27 @@ def test_host_names_default_to_bind_host_and_local_names():
         "10.1.2.3", "localhost", "127.0.0.1", "::1"}
     assert ServerConfig(users=("u",), allowed_hosts=("Img.Example", "[::1]")).host_names() == {
         "img.example", "::1"}
+
+
+@pytest.mark.parametrize(("address", "embedded"), [
+    ("::ffff:169.254.169.254", ["169.254.169.254"]),  # IPv4-mapped
+    ("::ffff:0:7f00:1", ["127.0.0.1"]),  # IPv4-translated
+    ("64:ff9b::a9fe:a9fe", ["169.254.169.254"]),  # NAT64 well-known prefix
+    ("64:ff9b:1::a9fe:a9fe", ["169.254.169.254"]),  # local-use NAT64, /96 layout
+    # local-use NAT64 whose layout the site chose: every RFC 6052 layout the zero bits allow
+    ("64:ff9b:1:a9fe:a9:fe00::", ["0.0.0.0", "169.254.169.254", "254.169.254.0", "169.254.0.0"]),
+    ("64:ff9b:1::5db8:d822", ["93.184.216.34"]),
+    ("2002:a9fe:a9fe::1", ["169.254.169.254"]),  # 6to4
+    ("2001:0:4136:e378:8000:63bf:5601:5601", ["65.54.227.120", "169.254.169.254"]),  # Teredo
+    ("::a9fe:a9fe", ["169.254.169.254"]),  # IPv4-compatible
+    ("::1", []),
+    ("::", []),
+    ("2606:4700:4700::1111", []),
+    ("8.8.8.8", []),
+])
+def test_embedded_ipv4_forms(address, embedded):
+    import ipaddress
+
+    from imgpipe.server.netguard import embedded_ipv4
+
+    assert [str(a) for a in embedded_ipv4(ipaddress.ip_address(address))] == embedded

@@ -1,4 +1,7 @@
-"""SSRF matrix: every address trick is refused before any connection is made.
+"""SSRF matrix on loopback: every address trick is refused before any connection is made.
+
+Forms aimed at metadata, private or link-local addresses run in test_ssrf_netns.py, inside a
+private network namespace where those addresses are local listeners.
 
 Proof of "no connection": loopback targets point at a `Listener` that counts accepts (a guard
 bug would really connect there), and every request the fetcher makes passes a `Tripwire` that
@@ -32,12 +35,7 @@ HAS_V6 = ipv6_loopback()
 
 # Names the fake resolver answers; everything else goes to the system resolver (localhost).
 FAKE_DNS = {
-    "intranet.example": ["10.0.0.7"],
-    "metadata.google.internal": ["169.254.169.254"],
-    "mixed.example": ["93.184.216.34", "127.0.0.1"],
-    "v6private.example": ["fd12:3456::1"],
-    "cgnat.example": ["100.64.1.1"],
-    "linklocal6.example": ["fe80::1"],
+    "mixed.example": ["127.0.0.2", "127.0.0.1"],  # one allowed answer, one forbidden
 }
 
 
@@ -121,27 +119,7 @@ MATRIX = [
     ("http://[::127.0.0.1]:{p}/", "blocked-address"),  # IPv4-compatible
     ("http://[::1]:{p6}/", "blocked-address"),
     ("http://[::]:{p6}/", "blocked-address"),
-    ("http://10.0.0.1/", "blocked-address"),
-    ("http://10.255.255.255:8080/", "blocked-address"),
-    ("http://172.16.0.1/", "blocked-address"),
-    ("http://172.31.255.254/", "blocked-address"),
-    ("http://192.168.0.1/", "blocked-address"),
-    ("http://100.64.0.1/", "blocked-address"),  # carrier-grade NAT
-    ("http://169.254.169.254/latest/meta-data/", "blocked-address"),
-    ("http://0251.0376.0251.0376/", "blocked-address"),  # metadata, octal
-    ("http://[::ffff:a9fe:a9fe]/", "blocked-address"),  # metadata, mapped
-    ("http://[fd00:ec2::254]/", "blocked-address"),  # metadata, IPv6
-    ("http://[fe80::1]/", "blocked-address"),
-    ("http://[fc00::1]/", "blocked-address"),
-    ("http://224.0.0.1/", "blocked-address"),
-    ("http://255.255.255.255/", "blocked-address"),
-    ("http://192.0.0.170/", "blocked-address"),
-    ("http://intranet.example/", "blocked-address"),  # a name for a private address
-    ("http://metadata.google.internal/", "blocked-address"),
-    ("http://mixed.example:{p}/", "blocked-address"),  # one public, one loopback answer
-    ("http://v6private.example/", "blocked-address"),
-    ("http://cgnat.example/", "blocked-address"),
-    ("http://linklocal6.example/", "blocked-address"),
+    ("http://mixed.example:{p}/", "blocked-address"),
     ("http://example.com@127.0.0.1:{p}/", "url-credentials"),  # userinfo tricks
     ("http://127.0.0.1:{p}\\@example.com/", "bad-url"),
     ("http://%31%32%37.0.0.1:{p}/", "bad-url"),  # percent-encoded host
@@ -175,8 +153,6 @@ REDIRECTS = [
     ("http://[::ffff:127.0.0.1]:{p}/", 307),
     ("http://2130706433:{p}/", 308),
     ("//127.0.0.1:{p}/scheme-relative", 303),
-    ("http://169.254.169.254/latest/meta-data/", 302),
-    ("http://intranet.example/", 302),
     ("file:///etc/passwd", 302),
     ("gopher://127.0.0.1:{p}/", 302),
 ]

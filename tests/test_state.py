@@ -10,8 +10,9 @@ import time
 
 import pytest
 
+from imgpipe.lock import BuildLocked, Lock
 from imgpipe.model import SourceInfo
-from imgpipe.state import BuildLocked, Lock, Record, State, atomic_write, remove_temp_files
+from imgpipe.state import Record, State, atomic_write, remove_temp_files
 
 
 def test_state_survives_reopen(tmp_path):
@@ -70,7 +71,7 @@ def test_lock_blocks_other_processes_until_released(tmp_path):
     lock = Lock(tmp_path)
     lock.acquire()
     code = (f"import sys; sys.path.insert(0, {os.getcwd()!r})\n"
-            "from imgpipe.state import Lock\n"
+            "from imgpipe.lock import Lock\n"
             f"Lock({str(tmp_path)!r}).acquire(on_wait=lambda pid: print('waiting', pid, "
             "flush=True)); print('got it', flush=True)")
     with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,

@@ -18,7 +18,7 @@ from test_watch_support import clean_build, color, jpeg, make_site, output_of, t
 
 from imgpipe.build import build  # noqa: E402
 from imgpipe.config import load  # noqa: E402
-from imgpipe.state import Lock  # noqa: E402
+from imgpipe.lock import Lock  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -53,8 +53,9 @@ def identify(data: bytes, name: str, limits: Limits) -> Kind:
                   else "convert it to PNG or JPEG first")
         raise fail("blocked-format", name, f"this is {found.blocked}, which imgpipe does not read",
                    EXPECTED, advice)
-    start = data[:8].hex(" ")
-    raise fail("unknown-format", name, f"not a recognised image (first bytes: {start})", EXPECTED,
+    # Its bytes are never quoted: a link or a typo can point a build at any file (a key, a
+    # password file), and error lines end up in CI logs.
+    raise fail("unknown-format", name, "not a recognised image", EXPECTED,
                "check that the file really is an image, not an HTML page or an archive")
 
 

@@ -105,10 +105,10 @@ def _plain(value: Any) -> Any:
 
 def check_outside(cache_dir: Path, **published: Path) -> None:
     """The cache must not be inside what the generator reads or publishes (it would be copied
-    into the site, or wiped with it)."""
-    cache = Path(os.path.abspath(cache_dir))
+    into the site, or wiped with it). Real paths: a symlink must not hide the overlap."""
+    cache = Path(os.path.realpath(cache_dir))
     for name, directory in published.items():
-        directory = Path(os.path.abspath(directory))
+        directory = Path(os.path.realpath(directory))
         if cache == directory or directory in cache.parents or cache in directory.parents:
             raise ConfigError(Problem(
                 "overlapping-dirs",

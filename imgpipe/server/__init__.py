@@ -20,8 +20,9 @@ def run(config: ServerConfig) -> None:
     """Serve until interrupted (uvicorn handles SIGINT/SIGTERM and drains requests)."""
     import uvicorn
 
+    from .connections import raise_open_files_limit, uvicorn_config
     from .memory import tune_allocator
 
     tune_allocator()
-    uvicorn.run(create_app(config), host=config.host, port=config.port,
-                log_level="info", server_header=False)
+    raise_open_files_limit()
+    uvicorn.Server(uvicorn_config(create_app(config), config)).run()

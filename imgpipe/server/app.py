@@ -8,6 +8,7 @@ pool under `timeout=` -> the image, with warnings as `Warning: 199` headers.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hmac
@@ -19,7 +20,6 @@ import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from .. import options as option_language
 from ..errors import ImgpipeError, OptionError, Problem
@@ -37,7 +37,6 @@ from .workqueue import QueueFull, WorkQueue
 log = logging.getLogger("imgpipe.server")
 
 Optimizer = Callable[..., Rendition]  # imgpipe.api.optimize(source, recipe, *, limits)
-METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 
 
 class RequestError(ImgpipeError):
@@ -81,8 +80,14 @@ def create_app(
             await server.fetcher.aclose()
             server.queue.shutdown()
 
-    app = Starlette(routes=[Route("/{rest:path}", server.handle, methods=METHODS)],
-                    lifespan=lifespan)
+    async def every_path(scope, receive, send) -> None:
+        response = await server.handle(Request(scope, receive))
+        await response(scope, receive, send)
+
+    # No route patterns: Starlette's `{rest:path}` does not match a path holding a newline
+    # (`/%0d%0a...`), which then got Starlette's plain-text 404 instead of the API's answer.
+    app = Starlette(lifespan=lifespan)
+    app.router.default = every_path
     app.state.server = server
     return app
 
@@ -161,10 +166,9 @@ class _Server:
         self._check_user(path.user)
         recipe = self._validate(request, path)
         try:
-            slot = self.queue.slot()
-        except QueueFull:
-            raise _problem("busy", f"all {self.queue.capacity} work slots are taken; "
-                           "retry shortly") from None
+            slot = self.queue.slot(request.client.host if request.client else "")
+        except QueueFull as full:
+            raise _problem("busy", f"{full}; retry shortly") from None
         with slot:
             cache_control = None
             if path.url is not None:
@@ -183,9 +187,18 @@ class _Server:
 
     async def _upload(self, request: Request) -> bytes:
         limit = self.config.max_bytes
-        body = await read_body(request.stream(), request.headers.get("content-length"),
-                               limit + FRAMING_ALLOWANCE)
-        source = file_field(body, request.headers.get("content-type", ""))
+        try:
+            # A client that trickles its body holds a work slot: give it the fetch budget.
+            async with asyncio.timeout(self.config.fetch_timeout):
+                body = await read_body(request.stream(), request.headers.get("content-length"),
+                                       limit + FRAMING_ALLOWANCE)
+        except TimeoutError:
+            raise _problem("upload-timeout", "the upload was not received within "
+                           f"{self.config.fetch_timeout:g} seconds", "upload") from None
+        # Off the event loop: parsing a body of up to max_bytes is CPU work that would stall
+        # every other request (and the part count is capped in file_field).
+        source = await asyncio.to_thread(file_field, body,
+                                         request.headers.get("content-type", ""))
         if len(source) > limit:
             raise _problem("too-large", f"the upload is {len(source)} bytes; the limit is "
                            f"{limit} bytes", "upload")

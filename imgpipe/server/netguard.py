@@ -18,11 +18,18 @@ from dataclasses import dataclass, field
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-# Never fetched, whatever the allow-list says: cloud metadata services hand out credentials.
+# Never fetched, whatever the allow-list says: cloud metadata and credential services hand out
+# secrets. Checked on the address and on every IPv4 address it embeds.
 METADATA = {
-    ipaddress.ip_address("169.254.169.254"): "the cloud metadata service",
-    ipaddress.ip_address("fd00:ec2::254"): "the cloud metadata service",
-    ipaddress.ip_address("100.100.100.200"): "the cloud metadata service",
+    ipaddress.ip_address(a): why
+    for a, why in (
+        ("169.254.169.254", "the cloud metadata service"),
+        ("fd00:ec2::254", "the cloud metadata service"),
+        ("100.100.100.200", "the cloud metadata service"),
+        ("169.254.170.2", "the container credentials service"),  # AWS ECS
+        ("169.254.170.23", "the container credentials service"),  # AWS EKS Pod Identity
+        ("fd00:ec2::23", "the container credentials service"),
+    )
 }
 
 # Ranges that are never a public web server, with the reason shown in the error message.
@@ -57,9 +64,18 @@ BLOCKED: tuple[tuple[IPNetwork, str], ...] = tuple(
     )
 )
 
-# IPv6 forms that carry an IPv4 address which is what the packet finally reaches.
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
-_IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
+# IPv6 forms whose last 32 bits are the IPv4 address a packet finally reaches (RFC 6052 NAT64
+# well-known prefix, RFC 2765 IPv4-translated, deprecated IPv4-compatible). `ipaddress` has
+# properties for the mapped, 6to4 and Teredo forms only.
+_LAST_32_BITS = (
+    ipaddress.ip_network("64:ff9b::/96"),
+    ipaddress.ip_network("::ffff:0:0:0/96"),
+    ipaddress.ip_network("::/96"),
+)
+# RFC 8215 local-use NAT64: the site picks the prefix length (48..96), so the IPv4 address may sit
+# at any RFC 6052 position; every position that fits the address's zero bits is a candidate.
+_NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+_RFC6052_BYTES = ((6, 7, 9, 10), (7, 9, 10, 11), (9, 10, 11, 12))  # prefix /48, /56, /64
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)$")
 _NUMERIC_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
@@ -84,22 +100,41 @@ class AddressPolicy:
         return cls(allow=tuple(ipaddress.ip_network(n, strict=False) for n in nets))
 
     def refusal(self, address: IPAddress) -> str | None:
-        """Why `address` may not be fetched from, or None when it may."""
+        """Why `address` may not be fetched from, or None when it may.
+
+        Order matters: first unwrap every IPv4 address the IPv6 form embeds (the packet's real
+        destination), then metadata (never allowed), then the allow-list. Checking the
+        allow-list first let `--allow-net ::/0` open `[::ffff:169.254.169.254]`.
+        """
         address = _unscoped(address)
-        if address in METADATA:
-            return f"{address} is {METADATA[address]}"
+        inner = embedded_ipv4(address)
+        for reached in (address, *inner):
+            if reached in METADATA:
+                return _said(address, reached, METADATA[reached])
+        for reached in inner:
+            why = self._why_blocked(reached)
+            if why:
+                return _said(address, reached, why)
+        if inner and not (isinstance(address, ipaddress.IPv6Address) and address.teredo):
+            return None  # only another spelling of an IPv4 address that passed
+        why = self._why_blocked(address)  # Teredo: the tunnel itself is judged too
+        return _said(address, address, why) if why else None
+
+    def _why_blocked(self, address: IPAddress) -> str | None:
         if any(address in net for net in self.allow if net.version == address.version):
             return None
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            inner = self.refusal(embedded)
-            return f"{address} stands for {embedded}: {inner}" if inner else None
         for net, why in BLOCKED:
             if net.version == address.version and address in net:
-                return f"{address} is {why}"
+                return why
         if not address.is_global:
-            return f"{address} is not a public address"
+            return "not a public address"
         return None
+
+
+def _said(address: IPAddress, reached: IPAddress, why: str) -> str:
+    if reached == address:
+        return f"{address} is {why}"
+    return f"{address} stands for {reached}, {why}"
 
 
 def _unscoped(address: IPAddress) -> IPAddress:
@@ -108,20 +143,28 @@ def _unscoped(address: IPAddress) -> IPAddress:
     return address
 
 
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address really reaches (mapped, NAT64, 6to4, compatible)."""
+def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
+    """The IPv4 addresses an IPv6 address really reaches: mapped, translated, NAT64, 6to4,
+    Teredo (server and client), IPv4-compatible. Empty for anything else."""
     if not isinstance(address, ipaddress.IPv6Address):
-        return None
+        return ()
     if address.ipv4_mapped:
-        return address.ipv4_mapped
-    if any(address in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+        return (address.ipv4_mapped,)
     if address.sixtofour:
-        return address.sixtofour
-    if address in _IPV4_COMPATIBLE and int(address) > 1:
-        # Deprecated ::a.b.c.d; `::` and `::1` are handled by the table.
-        return ipaddress.IPv4Address(int(address))
-    return None
+        return (address.sixtofour,)
+    if address.teredo:
+        return address.teredo
+    raw = address.packed
+    if any(address in net for net in _LAST_32_BITS) and int(address) > 1:  # `::1` is loopback
+        return (ipaddress.IPv4Address(raw[12:]),)
+    if address in _NAT64_LOCAL:
+        found = [ipaddress.IPv4Address(raw[12:])]  # the /96 layout
+        if raw[8] == 0:  # RFC 6052's "u" octet is zero in the shorter layouts
+            for positions in _RFC6052_BYTES:
+                if not any(raw[positions[-1] + 1:]):  # the suffix after the address is zero
+                    found.append(ipaddress.IPv4Address(bytes(raw[i] for i in positions)))
+        return tuple(found)
+    return ()
 
 
 def parse_host(host: str) -> IPAddress | str:

@@ -13,7 +13,7 @@ import json
 
 from starlette.responses import HTMLResponse, Response
 
-from ..errors import ImageError, ImgpipeError, OptionError, Problem
+from ..errors import ImgpipeError, Problem
 
 IM2_JSON = "application/im2+json"
 ACCOUNT_CODE = "IM2ACCOUNT"
@@ -28,6 +28,7 @@ STATUS: dict[str, int] = {
     "missing-url": 400,
     "bad-upload": 400,
     "too-large": 413,
+    "upload-timeout": 408,
     "busy": 503,
     "timeout": 504,
     "internal-error": 500,
@@ -50,7 +51,14 @@ STATUS: dict[str, int] = {
     "unknown-format": 415,
     "blocked-format": 415,
     "too-many-pixels": 413,
+    "too-many-frames": 413,
     "file-too-large": 413,
+    "unreadable": 400,
+    "not-svg": 415,
+    "svg-without-size": 400,
+    "unsafe-svg": 415,
+    "video-needs-animation": 400,  # format=webm|h264 asked of a still image
+    "encode-failed": 500,  # an encoder failing on a readable image is our fault
 }
 # Answered as text/plain without an im2+json code: see the module docstring.
 PLAIN = frozenset({"origin-forbidden"})
@@ -58,13 +66,11 @@ RETRY_AFTER_SECONDS = 2
 
 
 def status_for(error: ImgpipeError) -> int:
-    if error.code in STATUS:
-        return STATUS[error.code]
-    if isinstance(error, OptionError):
-        return 400
-    if isinstance(error, ImageError) and error.stage != "load":
-        return 500  # an encoder failing on a readable image is our fault, not the client's
-    return 400
+    """The table's status; else 400: option errors and engine refusals are the request's.
+
+    A crash in our code is not an ImgpipeError and is answered 500 by the app.
+    """
+    return STATUS.get(error.code, 400)
 
 
 def error_response(error: ImgpipeError, status: int | None = None) -> Response:

@@ -23,8 +23,11 @@ class ServerConfig:
     max_bytes: int = MAX_BYTES  # download, upload and engine input limit
     workers: int = max(1, os.cpu_count() or 1)  # images processed at once
     queue: int = 32  # requests waiting beyond those; more get 503
-    fetch_timeout: float = 30.0
+    fetch_timeout: float = 30.0  # also the time allowed for receiving an upload
     max_redirects: int = 5
+    # Open client connections; lowered to stay below the open-files limit (connections.py).
+    max_connections: int = 1000
+    head_timeout: float = 10.0  # seconds for a client to send a complete request head
 
     def host_names(self) -> frozenset[str]:
         """Accepted Host header names, lower-case, without brackets or port.
