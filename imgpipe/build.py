@@ -39,7 +39,6 @@ from .model import (
     JobResult,
     Origin,
     PlannedItem,
-    Record,
     Rendition,
     SourceInfo,
     Summary,
@@ -320,9 +319,6 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Failure] = {}
-    # Rendered on the cluster: the bytes are in the store, checked against the worker's record.
-    records = {o.key: o for _k, o in result.renditions if isinstance(o, Record)}
-    stored = run.store.renditions(records, records) if run.store and records else {}
     uploads = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
@@ -330,16 +326,10 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             run.state.put_record(record, outcome.data)
             uploads.append((record, outcome.data))
             fresh[key] = outcome.data
-        elif isinstance(outcome, Record):
-            if key not in stored:
-                failed[key] = Failure("store", "blob-missing", "the worker's rendition is not "
-                                      "in the remote cache (or does not match); build again")
-                continue
-            run.state.put_record(outcome, stored[key][1])
-            fresh[key] = stored[key][1]
-        else:
+        elif isinstance(outcome, Failure):
             failed[key] = outcome
-    if run.store is not None and uploads:
+    # A worker's renditions are in the store already (cluster.py fetched them back from it).
+    if run.store is not None and uploads and result.where == "local":
         run.store.put_renditions(uploads)
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
         # Every rendition failed the same way (a truncated file fails at decode, not at

@@ -4,7 +4,8 @@ dask schedules and retries; the shared store (imgpipe/store.py) carries the byte
 coordinator puts each source into the store by its sha256 (if absent) and submits the frozen
 `Job`; a worker fetches the source, renders it with `executor.render_job`, puts each rendition
 under its cache key and answers with a `JobResult` holding `Record`s: metadata only, so no
-image bytes pass through the scheduler.
+image bytes pass through the scheduler. The coordinator fetches them back from the store
+(`_with_bytes`) and hands the build ordinary results.
 
 Memory: a job asks for the decoded pixels it needs as the dask resource `pixels` (the known
 size x frames, else the `limits.max_pixels` bound the engine enforces anyway); a worker started
@@ -19,14 +20,15 @@ from __future__ import annotations
 import functools
 import logging
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from .errors import ClusterError, StoreError
+from .errors import ClusterError, Problem, StoreError
 from .executor import render_job
-from .model import Failure, Job, JobResult, Rendition, SourceInfo, record_of
+from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
 from .store import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = "10s"
 RESOURCE = "pixels"
 IN_FLIGHT_PER_THREAD = 4  # enough queued per worker thread that none waits on the coordinator
+FETCH_AHEAD = 16  # results whose renditions are being fetched from the store at once
 
 
 class DaskExecutor:
@@ -81,6 +84,11 @@ class DaskExecutor:
         pending = iter(pool.map(upload, jobs))
         running = as_completed(loop=client.loop)
         in_flight = 0
+        # The renditions a worker put into the store are fetched here on threads, several
+        # results at a time: one round trip per result would otherwise cap the build at a few
+        # dozen sources per second, however many workers render.
+        fetcher = ThreadPoolExecutor(FETCH_AHEAD, thread_name_prefix="imgpipe-fetch")
+        fetching: deque[Future[JobResult]] = deque()
         try:
             while True:
                 while in_flight < IN_FLIGHT_PER_THREAD * threads:
@@ -94,23 +102,50 @@ class DaskExecutor:
                         render_on_worker, job, self.store, self.fingerprint,
                         resources=resources, pure=False))
                     in_flight += 1
+                while fetching and (fetching[0].done() or len(fetching) >= FETCH_AHEAD
+                                    or not in_flight):
+                    yield fetching.popleft().result()
                 if not in_flight:
                     return
-                future = next(running)
+                result = next(running).result()
                 in_flight -= 1
-                yield future.result()
+                fetching.append(fetcher.submit(_with_bytes, store, result))
         except (ClusterError, StoreError):
             raise
         except Exception as exc:  # CancelledError, CommClosedError, KilledWorker...
             raise ClusterError.lost(self.scheduler, exc) from None
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
+            fetcher.shutdown(wait=False, cancel_futures=True)
 
     def _pixels(self, job: Job) -> int:
         info = self.info_of(job.sha256)
         if info is None:
             return job.limits.max_pixels
         return info.width * info.height * max(1, info.frames)
+
+
+def _with_bytes(store: Store, result: JobResult) -> JobResult:
+    """The worker's records back into renditions, with their bytes from the store (checked
+    against the records), so the build takes a cluster result as it takes a local one."""
+    records = {o.key: o for _key, o in result.renditions if isinstance(o, Record)}
+    if not records:
+        return result
+    found = store.renditions(records, records)
+    outcomes: list[tuple[str, Rendition | Record | Failure]] = []
+    for key, outcome in result.renditions:
+        if isinstance(outcome, Record):
+            outcome = _rendition(outcome, found[key][1]) if key in found else Failure(
+                "store", "blob-missing", "the worker's rendition is not in the remote cache "
+                "(or does not match its record); run the build again")
+        outcomes.append((key, outcome))
+    return replace(result, renditions=tuple(outcomes))
+
+
+def _rendition(record: Record, data: bytes) -> Rendition:
+    return Rendition(data, record.format, record.width, record.height, record.quality,
+                     record.encoder_quality, tuple(Problem(c, m) for c, m in record.warnings),
+                     record.score)
 
 
 def _connect(scheduler: str) -> Client:

@@ -144,3 +144,29 @@ def test_bad_scheduler_address_is_a_config_error(tmp_path):
     assert done.stderr.strip() == (
         "error[bad-scheduler]: 'localhost' at --scheduler: expected a dask scheduler address "
         "such as tcp://10.0.0.5:8786")
+
+
+def test_cluster_rendition_is_trusted_only_when_the_store_holds_the_workers_bytes(tmp_path):
+    """The coordinator takes a worker's rendition from the store only if its bytes hash to
+    the worker's record; anything else is a failure of that rendition, never an output."""
+    import hashlib
+
+    from imgpipe.cluster import _with_bytes
+    from imgpipe.model import JobResult, Record, Rendition, SourceInfo
+    from imgpipe.store import StoreSpec
+
+    store = StoreSpec((tmp_path / "store").as_uri()).open()
+
+    def record(key: str, data: bytes) -> Record:
+        return Record(key, "jpeg", 2, 1, len(data), 80, 80, (("w", "a warning"),),
+                      hashlib.sha256(data).hexdigest())
+
+    good, bad = record("a" * 64, b"honest"), record("b" * 64, b"honest")
+    store.put_rendition(good, b"honest")
+    store.put_rendition(record("b" * 64, b"forged"), b"forged")  # someone else's bytes
+    result = _with_bytes(store, JobResult("x.jpg", SourceInfo(2, 1, "jpeg", 9),
+                                          ((good.key, good), (bad.key, bad)), where="tcp://w"))
+    (_, first), (_, second) = result.renditions
+    assert isinstance(first, Rendition) and first.data == b"honest"
+    assert first.warnings[0].code == "w" and first.quality == 80
+    assert second.code == "blob-missing"
