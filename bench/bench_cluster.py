@@ -86,6 +86,28 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def group_cpu(pgids: list[int]) -> float:
+    """CPU of every live process in these process groups (a dask worker is a nanny and its
+    worker child; each service runs in its own group)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def children_cpu() -> float:
+    """CPU of this script's finished children (each `imgpipe build` run)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def bench_cluster(count: int, runs: int) -> None:
     sources = OUT / "sources"
     if len(list(sources.glob("*.jpg"))) != count:
@@ -95,32 +117,38 @@ def bench_cluster(count: int, runs: int) -> None:
     try:
         reference = None
         for workers in (1, 2):
-            local = []
+            local, local_cpu = [], []
             for run in range(runs):
                 root = site(f"local{workers}-{run}", sources, workers)
                 # Equal parallelism: each dask worker runs libvips with one thread per task.
+                before = children_cpu()
                 local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
+                local_cpu.append(children_cpu() - before)
                 reference = files(root / "public")
             cluster = start_cluster(s3.env(), OUT / "dask.log", workers=workers)
             try:
-                remote, s3_cpu = [], []
+                remote, s3_cpu, cluster_cpu = [], [], []
+                groups = [p.pid for p in (cluster.scheduler, *cluster.workers)]
                 for run in range(runs):
                     url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
                     root = site(f"cluster{workers}-{run}", sources, workers,
                                 f'remote_cache = "{url}"')
-                    before = cpu_seconds(s3.proc.pid)
+                    before = (cpu_seconds(s3.proc.pid), group_cpu(groups), children_cpu())
                     remote.append(timed_build(root, "--scheduler", cluster.address,
                                               env=s3.env()))
-                    s3_cpu.append(cpu_seconds(s3.proc.pid) - before)
+                    s3_cpu.append(cpu_seconds(s3.proc.pid) - before[0])
+                    cluster_cpu.append(group_cpu(groups) - before[1]
+                                       + children_cpu() - before[2])
                     assert files(root / "public") == reference, "cluster output differs"
             finally:
                 cluster.stop()
             lo, cl = statistics.median(local), statistics.median(remote)
             print(f"{count} sources x 5 renditions, parallelism {workers}: local jobs={workers} "
                   f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
-                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); the S3 server "
-                  f"(moto, on the same cores) used {statistics.median(s3_cpu):.2f} s CPU per "
-                  "cluster build", flush=True)
+                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
+                  f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
+                  f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
+                  f"{statistics.median(s3_cpu):.2f} s", flush=True)
     finally:
         stop(s3.proc)
 
