@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from distributed import Client
 
 CONNECT_TIMEOUT = "10s"
+WORKER_WAIT = 60.0  # seconds a build waits for a first worker to join
 RESOURCE = "pixels"
 IN_FLIGHT_PER_THREAD = 4  # enough queued per worker thread that none waits on the coordinator
 FETCH_AHEAD = 16  # results whose renditions are being fetched from the store at once
@@ -69,6 +70,10 @@ class DaskExecutor:
         from distributed import as_completed
 
         store = self.store.open()
+        try:  # a scheduler with no worker would take the jobs and never run them
+            client.wait_for_workers(1, timeout=WORKER_WAIT)
+        except TimeoutError:
+            raise ClusterError.no_workers(self.scheduler, WORKER_WAIT) from None
         workers = client.scheduler_info()["workers"].values()
         budgets = [w.get("resources", {}).get(RESOURCE) for w in workers]
         # No worker advertises a budget: no resource restriction (dask would wait forever).

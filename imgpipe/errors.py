@@ -115,6 +115,12 @@ class ClusterError(ImgpipeError):
                            "run the build again once the scheduler is back"))
 
     @classmethod
+    def no_workers(cls, scheduler: str, seconds: float) -> ClusterError:
+        return cls(Problem("no-workers", f"the dask scheduler at {scheduler} has no worker "
+                           f"(waited {seconds:.0f} s); expected at least one `dask worker "
+                           f"{scheduler}`; start one"))
+
+    @classmethod
     def missing_extra(cls) -> ClusterError:
         return cls(Problem("missing-extra", "--scheduler needs dask.distributed: "
                            "pip install 'imgpipe[cluster]'"))

@@ -155,7 +155,8 @@ def start_cluster(env: dict[str, str], log: Path, workers: int = 2) -> Cluster:
               scheduler, log)
         for _ in range(workers):
             cluster.add_worker()
-        cluster.wait_for_workers(workers)
+        if workers:
+            cluster.wait_for_workers(workers)
     except BaseException:
         cluster.stop()
         raise

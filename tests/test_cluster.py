@@ -170,3 +170,26 @@ def test_cluster_rendition_is_trusted_only_when_the_store_holds_the_workers_byte
     assert isinstance(first, Rendition) and first.data == b"honest"
     assert first.warnings[0].code == "w" and first.quality == 80
     assert second.code == "blob-missing"
+
+
+def test_scheduler_without_workers_is_a_clean_error(tmp_path, s3, monkeypatch):
+    import imgpipe.cluster as cluster_module
+    from imgpipe.errors import ClusterError
+    from imgpipe.model import Job, Limits
+    from imgpipe.store import StoreSpec
+
+    cluster = start_cluster(s3.env(), tmp_path / "dask.log", workers=0)
+    try:
+        monkeypatch.setattr(cluster_module, "WORKER_WAIT", 1.0)
+        for name, value in s3.env().items():
+            monkeypatch.setenv(name, value)
+        source = tmp_path / "a.jpg"
+        source.write_bytes(b"x")
+        executor = cluster_module.DaskExecutor(
+            cluster.address, StoreSpec(s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")), "fp")
+        with pytest.raises(ClusterError) as info:
+            list(executor.run([Job("a.jpg", str(source), "a" * 64, (), Limits())]))
+    finally:
+        cluster.stop()
+    assert info.value.code == "no-workers"
+    assert "has no worker (waited 1 s)" in str(info.value)
