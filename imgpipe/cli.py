@@ -188,6 +188,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
 def watch(config_path, jobs, debounce, rescan) -> None:
     """Build, then rebuild what changes (sources, config, templates) until Ctrl-C."""
     import signal
+    import threading
     import time
 
     from .errors import ConfigError
@@ -196,21 +197,25 @@ def watch(config_path, jobs, debounce, rescan) -> None:
     def echo(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
 
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
-
+    # Ctrl-C and `kill` set a flag rather than raise KeyboardInterrupt: an exception raised
+    # while this thread waits in `Thread.join` makes Python 3.11 mark the watcher's thread as
+    # finished while it still runs (threading._wait_for_tstate_lock releases the lock that
+    # thread holds), so the process exited mid-write and left a temp file behind.
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda _signum, _frame: stopping.set())
     watcher = Watcher(config_path, log_line=echo, jobs=jobs, debounce=debounce, rescan=rescan)
     try:
         watcher.start()
     except ConfigError as error:
         _config_failed(error)
-    signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly on `kill` as on Ctrl-C
     echo(f"watching {watcher.config.source} and {watcher.config.path} (Ctrl-C to stop)")
     try:
-        while not watcher.join(0.5):  # rounds run on the watcher's thread; we only wait here
+        # Rounds run on the watcher's thread; we only wait here.
+        while not stopping.wait(0.2) and not watcher.join(0):
             pass
-    except KeyboardInterrupt:
-        echo("stopping: finishing the source being written...")
+        if stopping.is_set():
+            echo("stopping: finishing the source being written...")
     finally:
         watcher.stop()
     echo("stopped")
