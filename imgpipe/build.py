@@ -49,7 +49,6 @@ from .plan import (
     build_stamp,
     engine_fingerprint,
     make,
-    output_name,
 )
 from .sources import Skipped, SourceFile, discover, hasher, scan
 from .state import State, remove_temp_files, scope_of
@@ -99,8 +98,7 @@ def dry_run(config: Config, engine: Engine | None = None,
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
                 items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
                                          record is not None,
-                                         output_name(sp.source.relpath, r.label, r.key, fmt)
-                                         if fmt else None,
+                                         sp.output_name(r, fmt) if fmt else None,
                                          _planned_size(r.options, state.info(sp.sha256))))
         return items
 
@@ -256,8 +254,7 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
         return False
     for r in sp.renditions:
         if r.key == key:
-            path, rel = run.outputs.where(run.config.output,
-                                  output_name(sp.source.relpath, r.label, key, record.format))
+            path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
             if not run.outputs.intact(path, rel, key):
                 return run.state.has_blob(record)
             run.outputs.verified.add(rel)
@@ -309,8 +306,7 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
         record = None if r.key in failed else run.state.record(r.key)
         if record is None:
             continue
-        path, rel = run.outputs.where(run.config.output,
-                              output_name(sp.source.relpath, r.label, r.key, record.format))
+        path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
         if r.key in fresh:
             run.built += 1
         else:

@@ -20,7 +20,6 @@ DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 3600.0
 DEFAULT_BGCOLOR = "FFFFFF"
 
-MODES = ("scale-down", "fit", "crop", "pad")
 GRAVITIES = ("centre", "auto", "top", "bottom", "left", "right")
 QUALITY_PRESETS = ("low", "medium", "high", "lossless")
 FORMAT_NAMES = (AUTO, *FORMATS)
