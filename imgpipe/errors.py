@@ -24,6 +24,16 @@ class Problem:
         return f"{self.code}: {self.message}"
 
 
+def size_text(count: float) -> str:
+    """Bytes as people read them, in one unit everywhere (reports, limits, errors): decimal
+    SI multiples, as file managers and `ls -h --si` show them: 512 B, 12.5 KB, 50.0 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
 def closest(received: str, candidates: Iterable[str]) -> str | None:
     """The valid value closest to what was received, if any is reasonably close."""
     matches = difflib.get_close_matches(received, list(candidates), n=1, cutoff=0.5)
