@@ -78,12 +78,11 @@ def optimize(options: str, source: str, output: str) -> None:
     try:
         rendition = optimize_image(source, options)
     except OptionError as error:
-        for problem in error.problems:
-            click.echo(f"error[{problem.code}]: {problem.message}", err=True)
-        raise SystemExit(2) from None
+        _print_problems(error.problems, "error")
+        raise SystemExit(error.exit_code) from None
     except ImageError as error:
-        click.echo(f"error[{error.code}]: {error.problems[0].message}", err=True)
-        raise SystemExit(1) from None
+        _print_problems(error.problems[:1], "error")
+        raise SystemExit(error.exit_code) from None
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
     if output == "-":
@@ -116,7 +115,7 @@ def _config_failed(error) -> None:
     """Print a ConfigError's errors and warnings; exit 2."""
     _print_problems(error.warnings, "warning")
     _print_problems(error.problems, "error")
-    raise SystemExit(2) from None
+    raise SystemExit(error.exit_code) from None
 
 
 def _print_problems(problems, kind: str) -> None:
