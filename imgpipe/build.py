@@ -25,6 +25,7 @@ from typing import Any
 from . import manifest as mf
 from .config import Config
 from .executor import ThreadExecutor
+from .files import remove_temp_files
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
 from .lock import Lock
@@ -51,7 +52,7 @@ from .plan import (
     make,
 )
 from .sources import Skipped, SourceFile, discover, hasher, scan
-from .state import State, remove_temp_files, scope_of
+from .state import State, scope_of
 
 
 def default_engine() -> Engine:

@@ -73,7 +73,7 @@ def optimize(options: str, source: str, output: str) -> None:
     """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
     from .api import optimize as optimize_image
     from .errors import ImageError, OptionError
-    from .state import atomic_write
+    from .files import atomic_write
 
     try:
         rendition = optimize_image(source, options)

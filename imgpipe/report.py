@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .errors import size_text
+from .files import atomic_write
 from .model import Events, Issue, PlannedItem, Summary
-from .state import atomic_write
 
 REPORT_VERSION = 1
 

@@ -29,7 +29,7 @@ from pelican import signals
 from pelican.contents import Content
 
 from ..errors import closest, describe
-from ..state import atomic_write
+from ..files import atomic_write
 from . import rewrite, site
 
 if TYPE_CHECKING:
