@@ -46,12 +46,23 @@ def describe(
     expected: str,
     where: str = "",
     suggestion: str | None = None,
+    *,
+    problem: str = "",
+    advice: str = "",
 ) -> Problem:
-    """Build the one message format used for every problem."""
-    place = f" at {where}" if where else ""
-    text = f"{received!r}{place}: expected {expected}"
+    """Build the one message format used for every problem: what was received, where, what
+    was expected, and the way out: the closest valid value (`suggestion`) or what to do
+    (`advice`). A file that cannot be used is named as it is, followed by what is wrong with
+    it (`problem`): `photo.jpg: the file ends early; expected a whole JPEG; re-export it`."""
+    if problem:
+        text = f"{received}: {problem}; expected {expected}"
+    else:
+        place = f" at {where}" if where else ""
+        text = f"{received!r}{place}: expected {expected}"
     if suggestion:
         text += f"; did you mean {suggestion!r}?"
+    if advice:
+        text += f"; {advice}"
     return Problem(code=code, message=text, where=where)
 
 

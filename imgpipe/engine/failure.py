@@ -5,12 +5,13 @@ telling line is kept, and no traceback ever reaches the user.
 
 from __future__ import annotations
 
-from ..errors import ImageError, image_error, size_text  # noqa: F401 - load.py's name for it
+from ..errors import ImageError, describe, size_text  # noqa: F401 - load.py's name for it
 
 
 def fail(code: str, name: str, problem: str, expected: str, suggestion: str,
          stage: str = "load") -> ImageError:
-    return image_error(code, f"{name}: {problem}; expected {expected}; {suggestion}", stage)
+    """The engine's shorthand for `errors.describe` of a file (the one wording)."""
+    return ImageError(describe(code, name, expected, problem=problem, advice=suggestion), stage)
 
 
 _WRAPPERS = ("unable to call", "unable to load", "unable to copy", "unable to write",
