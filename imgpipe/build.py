@@ -19,7 +19,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import manifest as mf
@@ -270,8 +270,8 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
                  entries: dict[str, dict[str, Any]]) -> None:
     rel = sp.source.relpath
     if result.failure or result.info is None:
-        failure = result.failure or Failure("internal", "no-info", "no source info")
-        run.failures.append(Issue(rel, None, failure.stage, failure.code, failure.message))
+        failure = result.failure or Issue("internal", "no-info", "no source info")
+        run.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
@@ -290,12 +290,12 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
         f = next(iter(failed.values()))
-        run.failures.append(Issue(rel, None, f.stage, f.code, f.message))
+        run.failures.append(replace(f, source=rel))
         return
     for r in sp.renditions:
         if r.key in failed:
             f = failed[r.key]
-            run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
+            run.failures.append(replace(f, source=rel, label=r.label))
     _finish_source(run, sp, result.info, fresh, failed, entries)
 
 
@@ -320,8 +320,9 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
                 raise
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
-            run.failures.append(Issue(sp.source.relpath, r.label, "write", "unwritable",
-                                      f"cannot write {rel} ({exc.strerror or exc})"))
+            run.failures.append(Issue("write", "unwritable",
+                                      f"cannot write {rel} ({exc.strerror or exc})",
+                                      r.label, sp.source.relpath))
             return
         records[r.key] = record
         run.state.use(r.key)
@@ -361,10 +362,10 @@ def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
 
 def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
              started: float) -> Summary:
-    warnings = [Issue("", None, "config", p.code, p.message) for p in run.config.warnings]
+    warnings = [Issue("config", p.code, p.message) for p in run.config.warnings]
     warnings.extend(run.notes)
     for rel, entry in sorted(entries.items()):
-        warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
+        warnings.extend(Issue("render", w["code"], w["message"], w["label"], rel)
                         for w in entry["warnings"])
     # A whole-source failure counts every rendition of that source.
     per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}

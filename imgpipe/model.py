@@ -157,13 +157,6 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Failure:
-    stage: str  # load, transform, encode, read, internal
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class JobResult:
     relpath: str
     info: SourceInfo | None
@@ -173,13 +166,18 @@ class JobResult:
 
 @dataclass(frozen=True)
 class Issue:
-    """A failure or warning in the report: where it happened and what it was."""
+    """A failure or warning, one shape from the engine to the report: what went wrong at
+    which stage, then where. The executor leaves `source` and `label` out (a job's result
+    says which source and key); the build fills them in (`dataclasses.replace`)."""
 
-    source: str
-    label: str | None
-    stage: str
+    stage: str  # config, read, load, transform, encode, render, write, internal
     code: str
     message: str
+    label: str | None = None  # None: the whole source (or no source at all)
+    source: str = ""  # "" for the config
+
+
+Failure = Issue  # the executor's name for an Issue without its source yet
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Skipped:
     failed: bool = True
 
     def issue(self) -> Issue:
-        return Issue(self.relpath, None, self.stage, self.code, self.message)
+        return Issue(self.stage, self.code, self.message, source=self.relpath)
 
 
 # errno -> (code, what it means here, what to do). Anything else is "unreadable" with the
