@@ -186,6 +186,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
               help="Seconds between checks for changes whose events were lost.")
 def watch(config_path, jobs, debounce, rescan) -> None:
     """Build, then rebuild what changes (sources, config, templates) until Ctrl-C."""
+    import os
     import signal
     import threading
     import time
@@ -201,8 +202,14 @@ def watch(config_path, jobs, debounce, rescan) -> None:
     # finished while it still runs (threading._wait_for_tstate_lock releases the lock that
     # thread holds), so the process exited mid-write and left a temp file behind.
     stopping = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if stopping.is_set():  # asked twice: stop now (the next build sweeps any temp file)
+            os._exit(128 + signum)
+        stopping.set()
+
     for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda _signum, _frame: stopping.set())
+        signal.signal(signum, on_signal)
     watcher = Watcher(config_path, log_line=echo, jobs=jobs, debounce=debounce, rescan=rescan)
     try:
         watcher.start()
@@ -214,7 +221,8 @@ def watch(config_path, jobs, debounce, rescan) -> None:
         while not stopping.wait(0.2) and not watcher.join(0):
             pass
         if stopping.is_set():
-            echo("stopping: finishing the source being written...")
+            echo("stopping: finishing the source being written (Ctrl-C again to stop at "
+                 "once)...")
     finally:
         watcher.stop()
     echo("stopped")
