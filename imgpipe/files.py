@@ -9,6 +9,7 @@ without touching anything else.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -29,6 +30,21 @@ def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
                 os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are published
         os.replace(tmp, path)
+    except BaseException:
+        unlink(Path(tmp))
+        raise
+
+
+def atomic_copy(source: Path, dest: Path) -> None:
+    """Copy `source` to `dest` with its mtime (copy2: a plugin compares mtimes to skip
+    unchanged files), the same way: a temp file next to `dest`, then a rename."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=dest.parent)
+    os.close(fd)
+    try:
+        shutil.copy2(source, tmp)
+        os.replace(tmp, dest)
     except BaseException:
         unlink(Path(tmp))
         raise

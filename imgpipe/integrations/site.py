@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import shutil
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from urllib.parse import unquote, urlsplit
 from .. import build as builder
 from ..config import PYPROJECT, Config, from_dict
 from ..errors import ConfigError, Problem
+from ..files import atomic_copy
 from ..html import Images
 from . import rewrite
 
@@ -154,10 +154,7 @@ def publish(site: SiteBuild, directory: Path, clean: bool = True) -> int:
                 continue
         except FileNotFoundError:
             pass
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copy2(built, temp)  # copy2 keeps the mtime, which the check above relies on
-        os.replace(temp, dest)
+        atomic_copy(built, dest)  # keeps the mtime, which the check above relies on
         copied += 1
     if clean and directory.is_dir():
         for path in directory.rglob("*"):
