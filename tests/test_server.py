@@ -18,6 +18,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pyvips
+from fuzz_corpus import heic_without_decoder
 from test_server_support import ALLOW, Listener, Origin, ServerThread, Tripwire, png
 
 from imgpipe.errors import OptionError
@@ -294,6 +295,7 @@ def test_upload_without_file_field_is_400(client):
 @pytest.mark.parametrize(("data", "status", "code"), [
     (b"<html>not an image</html>" * 4, 415, "unknown-format"),
     (png(40, 40)[:60], 400, None),
+    (heic_without_decoder(), 415, "unsupported-codec"),
 ])
 def test_unusable_image_upload(client, data, status, code):
     body, headers = php_upload(data)

@@ -23,7 +23,8 @@ from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
 from .failure import because, fail
-from .load import decode
+from .load import decode, out_of_time, watched
+from .optimise import check_fits
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
 
@@ -72,9 +73,11 @@ def load(kind: Kind, data: bytes, name: str) -> Frames:
         strip = strip.copy()
         strip.remove("orientation")
     try:
-        strip = to_srgb(strip).copy_memory()
+        converted = to_srgb(strip)
+        if converted is not strip:  # (watched() must get a fresh image: see there)
+            strip = watched(converted).copy_memory()
     except pyvips.Error as error:
-        raise fail("decode-failed", name, f"cannot convert it to sRGB{because(error)}",
+        raise out_of_time(name) or fail("decode-failed", name, f"cannot convert it to sRGB{because(error)}",
                    f"a valid {kind.label} file", "re-export it in RGB", "decode") from None
     frames = tuple(strip.crop(0, i * height, strip.width, height) for i in range(count))
     return Frames(frames, tuple(delays), loop)
@@ -85,9 +88,11 @@ def first_frame_warning(fmt: str, frames: int) -> Problem:
                    f"first of {frames} is used (format=webp, gif, webm or h264 keep the motion)")
 
 
-def render(frames: Frames, recipe: Recipe, name: str) -> Rendition | ImageError:
-    """One animated rendition (GIF, WebP or video) of every frame."""
-    deadline = time.monotonic() + recipe.timeout
+def render(frames: Frames, recipe: Recipe, name: str,
+           spent: float = 0.0) -> Rendition | ImageError:
+    """One animated rendition (GIF, WebP or video) of every frame; `spent`: seconds the
+    decode took, already gone from timeout=."""
+    deadline = time.monotonic() + recipe.timeout - spent
     stage = "transform"
     try:
         warnings = list(recipe.warnings)
@@ -98,6 +103,7 @@ def render(frames: Frames, recipe: Recipe, name: str) -> Rendition | ImageError:
         geometry = compute(recipe, images[0].width, images[0].height)
         images = _shape(images, geometry, recipe, deadline)
         fmt = "gif" if recipe.format == AUTO else recipe.format
+        check_fits(fmt, geometry.width, geometry.height, name)
         stage = "encode"
         if FORMATS[fmt].video:
             from . import video  # PyAV is loaded only when a video is asked for
@@ -150,7 +156,10 @@ def _shape(images: tuple[pyvips.Image, ...], geometry: Geometry, recipe: Recipe,
                 window = _attention(resized, geometry.width, geometry.height)
             out.append(resized.crop(*window, geometry.width, geometry.height).copy_memory())
         else:
-            out.append(shape(image, geometry, recipe).copy_memory())
+            shaped = shape(image, geometry, recipe)
+            # An unchanged frame stays a view of the decoded strip: copying every frame of a
+            # 100-megapixel animation would hold its pixels twice.
+            out.append(shaped if shaped is image else shaped.copy_memory())
     return out
 
 
@@ -183,7 +192,9 @@ def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, reci
                       changes_pixels: bool, deadline: float
                       ) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
     """(bytes, quality used, encoder number, warnings)."""
-    strip = pyvips.Image.arrayjoin(images, across=1).copy_memory()
+    # Not copied to memory: the frames already are (or are views of the decoded strip), so
+    # joining them again for the encoder costs little, and a copy would cost a whole strip.
+    strip = pyvips.Image.arrayjoin(images, across=1)
     used = alpha_in_use(strip)
     strip = settle_alpha(strip, used, recipe.bgcolor).copy()
     height = images[0].height

@@ -1,16 +1,21 @@
 """Reading sources safely: allow-listed loaders only, limits checked on the header, pixels
-decoded once into memory with truncation treated as an error.
+decoded once into memory with truncation treated as an error, and within the time budget.
 """
 
 from __future__ import annotations
 
+import math
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 import pyvips
 
+from ..errors import ImageError
 from ..model import Limits, SourceInfo
+from . import diagnostics
 from .failure import because, fail, megapixels, size_text, vips_reason
 from .sniff import ALLOWED_LABELS, Kind, claimed_size, is_complete, sniff
 
@@ -27,6 +32,7 @@ def _harden_libvips() -> None:
     # one's address (or a file replaced under the same name) could come back stale. Each
     # source is decoded once per render anyway, so the cache buys nothing here.
     pyvips.cache_set_max(0)
+    diagnostics.install()  # libvips' log lines: collected, never printed (see there)
 
 
 _harden_libvips()
@@ -37,6 +43,11 @@ _harden_libvips()
 # (extraneous bytes, odd EXIF), common in camera files, still pass.
 FAIL_ON = "error"
 EXPECTED = ALLOWED_LABELS
+# The longest side a source may have: the most a JPEG can hold, far beyond any rendition's
+# box (10000 CSS px at 3x). Within the pixel limit a longer side means a sliver like 1x100
+# million, whose hundred million one-pixel rows cost minutes of per-row work in the decoder
+# and the resize (measured: 229 s and 440 MB for a 194 KB PNG) for nothing a page can show.
+MAX_SIDE = 65_500
 
 
 def identify(data: bytes, name: str, limits: Limits) -> Kind:
@@ -96,6 +107,7 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
     claimed = claimed_size(kind.family, data)
     if claimed:  # checked before libvips parses anything: a bomb may not even have a header
         check_pixels(claimed[0], claimed[1], 1, name, limits)
+        check_sides(claimed[0], claimed[1], name)
     try:
         header = _load(kind, data, access="sequential")
         width, height = header.width, header.height
@@ -103,7 +115,11 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
         orientation = header.get("orientation") if header.get_typeof("orientation") else 1
         has_alpha = header.hasalpha()
     except pyvips.Error as error:
-        raise decode_failure(kind, data, name, error, stage="load") from None
+        failure = decode_failure(kind, data, name, error, stage="load")
+    else:
+        failure = None
+    if failure:  # raised outside the except block: see decode()
+        raise failure
     # Only animation frames count: the engine decodes the first page of a TIFF or HEIF only.
     frames = max(1, pages) if kind.animated else 1
     loop = header.get("loop") if frames > 1 and header.get_typeof("loop") else 0
@@ -113,6 +129,7 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
                    f"at most {limits.max_frames} frames",
                    "shorten the animation, or raise the max_frames limit")
     check_pixels(width, height, frames, name, limits)
+    check_sides(width, height, name)
     if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
         width, height = height, width
     return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
@@ -127,6 +144,59 @@ def check_pixels(width: int, height: int, frames: int, name: str, limits: Limits
                    f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
                    f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
                    "resize the original, or raise the max_pixels limit")
+
+
+def check_sides(width: int, height: int, name: str) -> None:
+    if max(width, height) > MAX_SIDE:
+        raise fail("too-many-pixels", name,
+                   f"{width}x{height} has a side longer than {MAX_SIDE} pixels",
+                   f"sides of at most {MAX_SIDE} pixels (the largest JPEG)",
+                   "split or resize the original")
+
+
+# The deadline of the renditions being made on this thread (Source.render_all sets it around
+# the decode they share): the decode stops there instead of running past every timeout=.
+_DEADLINE: ContextVar[tuple[float, float]] = ContextVar("deadline", default=(math.inf, math.inf))
+
+
+@contextmanager
+def time_budget(seconds: float) -> Iterator[None]:
+    """Decodes inside stop `seconds` from now with a `timeout` ImageError."""
+    token = _DEADLINE.set((time.monotonic() + seconds, seconds))
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def watched(image: pyvips.Image) -> pyvips.Image:
+    """`image`, whose evaluation libvips abandons (a pyvips.Error) once the budget is spent.
+
+    libvips checks the kill flag between tiles of the image being computed, so this must be
+    the image a sink (copy_memory, a save) runs on, not one further up its pipeline. And a
+    fresh one, dropped after that: the signal outlives this Python object, and pyvips aborts
+    the process if a later evaluation of the same libvips image calls the dead callback."""
+    deadline = _DEADLINE.get()[0]
+    if math.isinf(deadline):
+        return image
+    image.set_progress(True)
+
+    def on_eval(evaluated: pyvips.Image, _progress) -> None:
+        if time.monotonic() > deadline:
+            evaluated.set_kill(True)
+
+    image.signal_connect("eval", on_eval)
+    return image
+
+
+def out_of_time(name: str, stage: str = "decode") -> ImageError | None:
+    """The timeout error, if the budget is spent (a killed evaluation looks like any error)."""
+    deadline, seconds = _DEADLINE.get()
+    if time.monotonic() <= deadline:
+        return None
+    return fail("timeout", name, f"decoding it took longer than timeout={seconds:g}s",
+                "a source that decodes within its time budget",
+                "raise timeout=, or shrink the original", stage)
 
 
 def jpeg_shrink(factor: float) -> int:
@@ -151,14 +221,32 @@ def decode(kind: Kind, data: bytes, name: str, shrink: int = 1, **options) -> py
     try:
         # Sequential: the decoder streams once into memory; autorotation happens afterwards,
         # on the memory image, because a 90-degree turn reads rows out of order.
-        return _load(kind, data, access="sequential", **options).copy_memory()
+        return watched(_load(kind, data, access="sequential", **options)).copy_memory()
     except pyvips.Error as error:
-        raise decode_failure(kind, data, name, error, stage="decode") from None
+        failure = out_of_time(name) or decode_failure(kind, data, name, error, "decode")
+    # Raised here, not in the except block: the ImageError would keep the pyvips.Error as its
+    # context, and with it the frames that hold the loader, until the garbage collector
+    # frees it at some random point, maybe inside a log handler (see diagnostics.py).
+    raise failure
+
+
+# libheif's words when the codec of a HEIF file has no decoder in this build. pyvips' bundled
+# libvips has none for HEVC (patent-encumbered), which is what iPhones write (.heic): that is a
+# missing codec, not a corrupt file.
+_NO_DECODER = ("has not been built in", "no decoding plugin", "unsupported codec")
 
 
 def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stage: str):
     reason = vips_reason(error)
     detail = because(error)
+    if kind.family == "heif" and any(s in str(error).lower() for s in _NO_DECODER):
+        problem = ("it is a HEIC image: its pixels are HEVC-coded, and this build of libvips "
+                   "has no HEVC decoder" if "hevc" in str(error).lower() else
+                   "its pixels are in a codec this build of libvips cannot decode")
+        return fail("unsupported-codec", name, problem + detail,
+                    "a JPEG, PNG, WebP, GIF, TIFF or AVIF image",
+                    "convert it to JPEG or AVIF first (or use a libvips built with libde265)",
+                    "load")  # a refusal of the input's format, like blocked-format
     short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
     if any(s in (reason or "").lower() for s in short) or is_complete(kind.family, data) is False:
         return fail("truncated", name, f"the {kind.label} data ends early{detail}",

@@ -23,12 +23,28 @@ from ..formats import AUTO
 from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
+from .failure import fail
 from .lossless import optimise_jpeg
 from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
 _LOADERS = {"jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer",
             "avif": "heifload_buffer"}
+# The longest side each encoder writes (libjpeg, libwebp, libvips' heifsave, GIF's 16 bits);
+# PNG has no practical limit. Past it libvips fails mid-encode, which is a refusal to word
+# as one, not an engine bug to report.
+MAX_SIDES = {"jpeg": ("JPEG", 65_500), "webp": ("WebP", 16_383), "avif": ("AVIF", 16_384),
+             "gif": ("GIF", 65_535)}
+
+
+def check_fits(fmt: str, width: int, height: int, name: str) -> None:
+    """Raise an ImageError when a `width` x `height` rendition is too large for `fmt`."""
+    label, limit = MAX_SIDES.get(fmt, (fmt, math.inf))
+    if max(width, height) > limit:
+        raise fail("too-many-pixels", name, f"a {width}x{height} {label} is too large: "
+                   f"{label} holds at most {limit} pixels a side",
+                   f"a rendition of at most {limit} pixels a side in {label}",
+                   "ask for a smaller size, or format=png", "encode")
 
 
 @dataclass(frozen=True)
@@ -48,6 +64,7 @@ class Original:
     data: bytes
     family: str  # loader family (jpeg, png, webp...)
     jpeg_quality: int | None  # estimated from its quantisation tables
+    name: str = "<bytes>"  # for messages
 
 
 class Optimiser:
@@ -57,7 +74,7 @@ class Optimiser:
         # How much more (or less) this image asks than the tables expect, in score points per
         # preset: learnt from the first format searched, a head start for the others.
         self._demand: dict[str, float] = {}
-        self._optimised_jpeg: bytes | None = None
+        self._optimised_jpeg: bytes | None = None  # b"": mozjpeg cannot read the source
 
     def encode(self, image: pyvips.Image, recipe: Recipe, *, alpha_used: bool,
                few_colours: Callable[[], bool], resizes: bool, untouched: bool,
@@ -85,9 +102,12 @@ class Optimiser:
     def _one(self, image: pyvips.Image, fmt: str, recipe: Recipe, alpha_used: bool,
              few_colours: Callable[[], bool], resizes: bool, untouched: bool, deadline: float,
              auto: bool) -> Outcome:
+        check_fits(fmt, image.width, image.height, self.original.name)
         if recipe.quality == "lossless" and fmt == "jpeg" and self._keepable(fmt, untouched):
             # mozjpeg's lossless recoding keeps every DCT coefficient: the pixels stay exact.
-            return Outcome(self._optimised_source(), fmt, "lossless", None, 100.0)
+            kept = self._optimised_source()
+            assert kept is not None  # _keepable
+            return Outcome(kept, fmt, "lossless", None, 100.0)
         few = fmt == "gif" and recipe.quality == "lossless" and few_colours()
         encoding, warnings = plan(fmt, recipe.quality, resizes, few,
                                   self.original.jpeg_quality)
@@ -137,6 +157,7 @@ class Optimiser:
             # the source itself, or the cap kept it below the target (a second generation of
             # artefacts), the source's own bytes, losslessly optimised, are exact and small.
             kept = self._optimised_source()
+            assert kept is not None  # _keepable
             capped = not found.reachable and score < encoding.target - TOLERANCE
             if len(kept) <= len(data) or capped:
                 data, quality, score = kept, self.original.jpeg_quality, 100.0
@@ -162,16 +183,20 @@ class Optimiser:
         return round(known + drift * math.log2(width / known_width))
 
     def _keepable(self, fmt: str, untouched: bool) -> bool:
-        return untouched and self.original.family == fmt == "jpeg"
+        """Whether the JPEG source's own coefficients may stand in for this rendition: only
+        when mozjpeg can recode them (see lossless.optimise_jpeg for the files it cannot)."""
+        return (untouched and self.original.family == fmt == "jpeg"
+                and self._optimised_source() is not None)
 
-    def _optimised_source(self) -> bytes:
+    def _optimised_source(self) -> bytes | None:
         if self._optimised_jpeg is None:
-            self._optimised_jpeg = optimise_jpeg(self.original.data)
-        return self._optimised_jpeg
+            self._optimised_jpeg = optimise_jpeg(self.original.data) or b""
+        return self._optimised_jpeg or None
 
     def _nothing_in_time(self, fmt: str, recipe: Recipe, untouched: bool) -> Outcome:
         """The deadline passed before a single encode: the source itself, if it fits."""
-        if not (untouched and self.original.family == fmt):
+        if not (untouched and self.original.family == fmt) or (
+                fmt == "jpeg" and not self._keepable(fmt, untouched)):
             raise TimeoutError
         return Outcome(self.original.data, fmt, recipe.quality, self.original.jpeg_quality,
                        None, (Problem("timeout-copied",

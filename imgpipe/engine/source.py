@@ -18,10 +18,19 @@ from ..errors import ImageError
 from ..formats import FORMATS
 from ..geometry import compute
 from ..model import Limits, Rendition, SourceInfo
-from ..options import Recipe
-from . import animate, placeholder, svg
+from ..options import DEFAULT_TIMEOUT, Recipe
+from . import animate, diagnostics, placeholder, svg
 from .failure import because, fail
-from .load import check_size, decode, identify, jpeg_shrink, read_header
+from .load import (
+    check_size,
+    decode,
+    identify,
+    jpeg_shrink,
+    out_of_time,
+    read_header,
+    time_budget,
+    watched,
+)
 from .optimise import Optimiser, Original
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
@@ -38,6 +47,7 @@ class Source:
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
         self._pristine = False  # the decoded pixels are the file's own (no rotation, no ICC)
+        self._spent = 0.0  # seconds the last decode took, charged to each rendition's timeout=
 
     def render(self, recipe: Recipe) -> Rendition:
         """One rendition; raises ImageError."""
@@ -65,31 +75,46 @@ class Source:
                 results[index] = self._video_refused(recipe)
             else:
                 todo.append(index)
+        started = time.monotonic()
         try:
-            if moving:  # every frame, once; stills of it take the first frame from there
-                frames = animate.load(self.kind, self.data, self.name)
-                base, shrunk = frames.first, False
-            else:
-                base, shrunk = self._decode([recipes[i] for i in todo])
-        except ImageError as error:
+            # timeout= covers the decode too: it stops when the most patient rendition's
+            # budget is spent, and what it took is taken off each rendition's own budget.
+            with (time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)),
+                  diagnostics.listening() as heard):
+                if moving:  # every frame, once; stills of it take the first frame from there
+                    frames = animate.load(self.kind, self.data, self.name)
+                    base, shrunk = frames.first, False
+                else:
+                    base, shrunk = self._decode([recipes[i] for i in todo])
+        except (ImageError, pyvips.Error) as error:
+            if isinstance(error, pyvips.Error):  # the shared resize was stopped (or failed)
+                error = out_of_time(self.name) or fail(
+                    "decode-failed", self.name, f"cannot resize it{because(error)}",
+                    f"a valid {self.kind.label} file", "re-export it from the original", "decode")
             for index in todo + moving:
                 results[index] = error
             return results  # type: ignore[return-value]
+        self._spent = time.monotonic() - started
+        damage = diagnostics.damage_warning(heard, self.kind.label)
         if self.info.placeholder is None:
             self.info = replace(self.info, placeholder=placeholder.make(base))
         for index in moving:
-            results[index] = animate.render(frames, recipes[index], self.name)
+            results[index] = animate.render(frames, recipes[index], self.name, self._spent)
         colours = _Lazy(lambda: few_colours(base))
         # Smallest first: each size's quality search starts from the last one's result, so
         # the full search runs where encodes are cheapest (see optimise.py).
         todo.sort(key=lambda i: (self._area(recipes[i]), _COST.get(recipes[i].format, 0)))
-        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality))
+        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality,
+                                       self.name))
         for index in todo:
             result = self._render_one(base, shrunk, recipes[index], colours, optimiser)
             if animated and isinstance(result, Rendition):
                 dropped = animate.first_frame_warning(result.format, self.info.frames)
                 result = replace(result, warnings=(*result.warnings, dropped))
             results[index] = result
+        if damage:
+            results = [replace(r, warnings=(*r.warnings, damage)) if isinstance(r, Rendition)
+                       else r for r in results]
         return results  # type: ignore[return-value]
 
     def _decode(self, recipes: list[Recipe]) -> tuple[pyvips.Image, bool]:
@@ -121,7 +146,8 @@ class Source:
         largest = compute(min(recipes, key=self._reduction), self.info.width, self.info.height)
         if largest.scaled_width * 1.25 > image.width or largest.scaled_height * 1.25 > image.height:
             return None
-        return resize_exact(image, largest.scaled_width, largest.scaled_height).copy_memory()
+        resized = resize_exact(image, largest.scaled_width, largest.scaled_height)
+        return watched(resized).copy_memory()
 
     def _prepared(self, image: pyvips.Image, recipes: list[Recipe]) -> pyvips.Image:
         try:
@@ -129,11 +155,12 @@ class Source:
             self._pristine = prepared is image
             if len(recipes) > 1 and prepared is not image:
                 # Rotation and colour conversion once, not once per rendition.
-                prepared = prepared.copy_memory()
+                prepared = watched(prepared).copy_memory()
             return prepared
         except pyvips.Error as error:
-            raise fail("decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
-                       f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
+            raise out_of_time(self.name) or fail(
+                "decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
+                f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
 
     def _area(self, recipe: Recipe) -> int:
         g = compute(recipe, self.info.width, self.info.height)
@@ -145,7 +172,7 @@ class Source:
 
     def _render_one(self, base: pyvips.Image, shrunk: bool, recipe: Recipe,
                     colours: _Lazy, optimiser: Optimiser) -> Rendition | ImageError:
-        deadline = time.monotonic() + recipe.timeout
+        deadline = time.monotonic() + recipe.timeout - self._spent
         stage = "transform"
         try:
             warnings = list(recipe.warnings)

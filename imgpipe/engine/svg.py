@@ -7,18 +7,25 @@ parsed by anything here (the browser renders `<img src=x.svg>` in its secure sta
 no scripts and no external loads). Before librsvg sees an SVG to rasterise, `prescan` refuses
 everything that could reach outside the file or blow up, and the loader itself is unblocked only
 for that one call (engine/load.py).
+
+Inline rasters (`data:image/png;base64,...`) are allowed, and librsvg decodes each in full
+whatever size it is drawn at: their headers are read first and their pixels count against the
+limits with the canvas' (an SVG of a few KB could otherwise embed a 20000x20000 PNG).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import math
 import re
+import urllib.parse
 import xml.etree.ElementTree as ET
 
 from ..model import Limits, Rendition, SourceInfo
 from ..options import Recipe
-from .failure import fail
-from .load import check_pixels
+from .failure import fail, megapixels
+from .load import check_pixels, identify, read_header
 from .sniff import Kind
 
 SVG = Kind("svg", "SVG", "svgload_buffer")
@@ -38,6 +45,8 @@ _FORBIDDEN_TAGS = {"script": "a <script>", "foreignObject": "a <foreignObject>",
 # Inline rasters only: a data: SVG would be a second document with references of its own.
 _SAFE_DATA = re.compile(r"^data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
 _URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
+# A CSS escape: up to six hex digits and one optional white space, or any other character.
+_CSS_ESCAPE = re.compile(r"\\(?:([0-9a-fA-F]{1,6})[ \t\r\n\f]?|(.))", re.DOTALL)
 _ROOT_TAG = re.compile(rb"<svg\b([^>]*)>", re.IGNORECASE)
 _ATTRIBUTE = re.compile(rb"([A-Za-z_][\w:.-]*)\s*=\s*(\"[^\"]*\"|'[^']*')")
 
@@ -78,8 +87,9 @@ def prescan(data: bytes, name: str, limits: Limits) -> None:
                    "a valid SVG file", "re-export it from the editor") from None
     if _local(root.tag) != "svg":
         _unsafe(name, f"its root element is <{_local(root.tag)}>, not <svg>")
+    inline: list[str] = []  # the data: references, measured once all is known to be safe
     for element in root.iter():
-        _check_element(element, name)
+        inline.extend(_check_element(element, name))
     size = declared_size_of(root.attrib)
     if size is None:
         raise fail("svg-without-size", name,
@@ -90,32 +100,77 @@ def prescan(data: bytes, name: str, limits: Limits) -> None:
         raise fail("too-many-pixels", name, f"its canvas of {width:.10g}x{height:.10g} is absurd",
                    f"sides of at most {MAX_SIDE} pixels", "fix its width, height or viewBox")
     check_pixels(math.ceil(width), math.ceil(height), 1, name, limits)
+    canvas = math.ceil(width) * math.ceil(height)
+    embedded = sum(_inline_pixels(uri, f"{name}: embedded image {i}", limits)
+                   for i, uri in enumerate(inline, 1))
+    if canvas + embedded > limits.max_pixels:
+        raise fail("too-many-pixels", name,
+                   f"its canvas and {len(inline)} embedded images add up to "
+                   f"{megapixels(canvas + embedded)}, over the {megapixels(limits.max_pixels)} "
+                   "limit", f"at most {megapixels(limits.max_pixels)} in all",
+                   "embed smaller images, or raise the max_pixels limit")
 
 
-def _check_element(element: ET.Element, name: str) -> None:
+def _inline_pixels(uri: str, name: str, limits: Limits) -> int:
+    """The pixels librsvg will decode for one data: raster, from its header alone (an
+    ImageError, named after the SVG and the image's place in it, for one it cannot use)."""
+    meta, _, payload = uri.partition(",")
+    try:
+        if meta.lower().endswith(";base64"):
+            data = base64.b64decode(re.sub(r"\s+", "", payload))
+        else:
+            data = urllib.parse.unquote_to_bytes(payload)
+    except (binascii.Error, ValueError):
+        data = b""  # refused below as empty, like any unreadable image
+    info = read_header(identify(data, name, limits), data, name, limits)
+    return info.width * info.height * info.frames
+
+
+def _check_element(element: ET.Element, name: str) -> list[str]:
+    """Refuses what reaches outside the file; returns the inline (data:) references."""
     tag = element.tag if isinstance(element.tag, str) else ""
     local = _local(tag)
     if tag.startswith(_XINCLUDE):
         _unsafe(name, f"it has an xi:{local} element (it includes other files)")
     if local in _FORBIDDEN_TAGS:
         _unsafe(name, f"it has {_FORBIDDEN_TAGS[local]} element")
+    inline = []
     for attribute, value in element.attrib.items():
         key = _local(attribute)
         if attribute == "{http://www.w3.org/XML/1998/namespace}base":
             _unsafe(name, "it has an xml:base attribute (it moves every reference)")
-        if key in ("href", "src") and local != "a" and not _internal(value):
-            _unsafe(name, f"<{local} {key}=\"{_short(value)}\"> refers outside the file")
-        _check_css(value, name, f"the {key} attribute of <{local}>")
+        if key in ("href", "src") and local != "a":
+            if not _internal(value):
+                _unsafe(name, f"<{local} {key}=\"{_short(value)}\"> refers outside the file")
+            if _SAFE_DATA.match(value.strip()):
+                inline.append(value.strip())
+        inline.extend(_check_css(value, name, f"the {key} attribute of <{local}>"))
     if local == "style":
-        _check_css("".join(element.itertext()), name, "a <style> element")
+        inline.extend(_check_css("".join(element.itertext()), name, "a <style> element"))
+    return inline
 
 
-def _check_css(text: str, name: str, where: str) -> None:
+def _check_css(text: str, name: str, where: str) -> list[str]:
+    """As _check_element, for CSS: read as librsvg's CSS parser reads it, escapes decoded
+    (`@\\69mport` is `@import`, `u\\72l(` is `url(`)."""
+    text = _CSS_ESCAPE.sub(_unescaped, text)
     if "@import" in text.lower():
         _unsafe(name, f"{where} has a CSS @import (it loads other files)")
+    inline = []
     for match in _URL.finditer(text):
-        if not _internal(match.group(2).strip()):
+        reference = match.group(2).strip()
+        if not _internal(reference):
             _unsafe(name, f"{where} has url({_short(match.group(2))}), outside the file")
+        if _SAFE_DATA.match(reference):
+            inline.append(reference)
+    return inline
+
+
+def _unescaped(match: re.Match[str]) -> str:
+    if match.group(1) is None:
+        return match.group(2)
+    code = int(match.group(1), 16)
+    return chr(code) if 0 < code <= 0x10FFFF and not 0xD800 <= code <= 0xDFFF else "\ufffd"
 
 
 def _internal(reference: str) -> bool:

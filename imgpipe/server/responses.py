@@ -50,6 +50,7 @@ STATUS: dict[str, int] = {
     "decode-failed": 400,
     "unknown-format": 415,
     "blocked-format": 415,
+    "unsupported-codec": 415,  # e.g. HEIC without an HEVC decoder
     "too-many-pixels": 413,
     "too-many-frames": 413,
     "file-too-large": 413,
