@@ -21,19 +21,19 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import manifest as mf
 from .config import Config
 from .executor import ThreadExecutor
+from .files import remove_temp_files
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
 from .lock import Lock
 from .model import (
     Engine,
     Events,
-    Failure,
     Issue,
     Job,
     JobResult,
@@ -52,10 +52,9 @@ from .plan import (
     build_stamp,
     engine_fingerprint,
     make,
-    output_name,
 )
 from .sources import Skipped, SourceFile, discover, hasher, scan
-from .state import State, remove_temp_files, scope_of
+from .state import State, scope_of
 from .store import Store, StoreSpec
 
 
@@ -103,8 +102,7 @@ def dry_run(config: Config, engine: Engine | None = None,
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
                 items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
                                          record is not None,
-                                         output_name(sp.source.relpath, r.label, r.key, fmt)
-                                         if fmt else None,
+                                         sp.output_name(r, fmt) if fmt else None,
                                          _planned_size(r.options, state.info(sp.sha256))))
         return items
 
@@ -295,8 +293,7 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
         return False
     for r in sp.renditions:
         if r.key == key:
-            path, rel = run.outputs.where(run.config.output,
-                                  output_name(sp.source.relpath, r.label, key, record.format))
+            path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
             if not run.outputs.intact(path, rel, key):
                 return run.state.has_blob(record)
             run.outputs.verified.add(rel)
@@ -311,14 +308,14 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
                  entries: dict[str, dict[str, Any]]) -> None:
     rel = sp.source.relpath
     if result.failure or result.info is None:
-        failure = result.failure or Failure("internal", "no-info", "no source info")
-        run.failures.append(Issue(rel, None, failure.stage, failure.code, failure.message))
+        failure = result.failure or Issue("internal", "no-info", "no source info")
+        run.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
     if run.store is not None and result.where == "local":
         run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
-    failed: dict[str, Failure] = {}
+    failed: dict[str, Issue] = {}
     uploads = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
@@ -326,7 +323,7 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
             run.state.put_record(record, outcome.data)
             uploads.append((record, outcome.data))
             fresh[key] = outcome.data
-        elif isinstance(outcome, Failure):
+        elif isinstance(outcome, Issue):
             failed[key] = outcome
     # A worker's renditions are in the store already (cluster.py fetched them back from it).
     if run.store is not None and uploads and result.where == "local":
@@ -335,17 +332,17 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
         f = next(iter(failed.values()))
-        run.failures.append(Issue(rel, None, f.stage, f.code, f.message))
+        run.failures.append(replace(f, source=rel))
         return
     for r in sp.renditions:
         if r.key in failed:
             f = failed[r.key]
-            run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
+            run.failures.append(replace(f, source=rel, label=r.label))
     _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
 
 
 def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],
-                   failed: dict[str, Failure], entries: dict[str, dict[str, Any]],
+                   failed: dict[str, Issue], entries: dict[str, dict[str, Any]],
                    where: str = "local") -> None:
     """Write this source's outputs and keep its manifest entry."""
     records = {}
@@ -353,8 +350,7 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
         record = None if r.key in failed else run.state.record(r.key)
         if record is None:
             continue
-        path, rel = run.outputs.where(run.config.output,
-                              output_name(sp.source.relpath, r.label, r.key, record.format))
+        path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
         if r.key in fresh:
             run.built += 1
         else:
@@ -369,8 +365,9 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
                 raise
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
-            run.failures.append(Issue(sp.source.relpath, r.label, "write", "unwritable",
-                                      f"cannot write {rel} ({exc.strerror or exc})"))
+            run.failures.append(Issue("write", "unwritable",
+                                      f"cannot write {rel} ({exc.strerror or exc})",
+                                      r.label, sp.source.relpath))
             return
         records[r.key] = record
         run.state.use(r.key)
@@ -403,17 +400,17 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
 def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
     if result.failure:
         return 0, len(sp.renditions)
-    ok = {k for k, o in result.renditions if not isinstance(o, Failure)}
-    bad = {k for k, o in result.renditions if isinstance(o, Failure)}
+    ok = {k for k, o in result.renditions if not isinstance(o, Issue)}
+    bad = {k for k, o in result.renditions if isinstance(o, Issue)}
     return (sum(r.key in ok for r in sp.renditions), sum(r.key in bad for r in sp.renditions))
 
 
 def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
              started: float) -> Summary:
-    warnings = [Issue("", None, "config", p.code, p.message) for p in run.config.warnings]
+    warnings = [Issue("config", p.code, p.message) for p in run.config.warnings]
     warnings.extend(run.notes)
     for rel, entry in sorted(entries.items()):
-        warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
+        warnings.extend(Issue("render", w["code"], w["message"], w["label"], rel)
                         for w in entry["warnings"])
     # A whole-source failure counts every rendition of that source.
     per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}

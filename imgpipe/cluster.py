@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ClusterError, Problem, StoreError
 from .executor import render_job
-from .model import Failure, Job, JobResult, Record, Rendition, SourceInfo, record_of
+from .model import Issue, Job, JobResult, Record, Rendition, SourceInfo, record_of
 from .store import Store, StoreSpec
 
 if TYPE_CHECKING:
@@ -137,10 +137,10 @@ def _with_bytes(store: Store, result: JobResult) -> JobResult:
     if not records:
         return result
     found = store.renditions(records, records)
-    outcomes: list[tuple[str, Rendition | Record | Failure]] = []
+    outcomes: list[tuple[str, Rendition | Record | Issue]] = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Record):
-            outcome = _rendition(outcome, found[key][1]) if key in found else Failure(
+            outcome = _rendition(outcome, found[key][1]) if key in found else Issue(
                 "store", "blob-missing", "the worker's rendition is not in the remote cache "
                 "(or does not match its record); run the build again")
         outcomes.append((key, outcome))
@@ -187,7 +187,7 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     where = get_worker().address
     if _worker_fingerprint() != fingerprint:
         # Other library versions make other bytes: under this plan's keys they would lie.
-        return JobResult(job.relpath, None, (), Failure(
+        return JobResult(job.relpath, None, (), Issue(
             "internal", "engine-mismatch", f"worker {where} runs other libvips/encoder versions "
             "than the coordinator; install the same imgpipe environment on every worker"), where)
     from . import engine
@@ -195,7 +195,7 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     store = _open(spec)
     data = store.source(job.sha256)
     if data is None:
-        return JobResult(job.relpath, None, (), Failure(
+        return JobResult(job.relpath, None, (), Issue(
             "read", "source-missing", "the source is not in the remote cache"), where)
     result = render_job(job, data, engine)
     made = [(record_of(key, o), o.data) for key, o in result.renditions

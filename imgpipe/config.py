@@ -19,7 +19,7 @@ from .formats import AUTO, FORMATS
 from .globs import compile_globs
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
-from .options import MAX_SIDE, VOCABULARY, Recipe
+from .options import MAX_SIDE, VOCABULARY, Recipe, parse_tokens
 from .validate import Validator
 
 DEFAULT_GROUP = "default"
@@ -389,12 +389,12 @@ def _family(v: Validator, raw: dict, where: str, presets: dict[str, str],
                                  "those", f"{where}.options"))
         return None
     spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
+    # Each member is the options' tokens with its width and format set, then settled as a
+    # parsed string would be (a density or a crop means something once the width is there).
+    tokens = parse_tokens(expand(options, presets)) if options.strip() else Recipe()
     for w in widths:
         for fmt in formats:
-            text = ",".join(t for t in (str(w), expand(options, presets),
-                                        f"format={fmt}" if fmt != AUTO else "") if t.strip())
-            recipe = v.recipe(text, f"{where}.options")
-            if recipe:
-                renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
-                                                group=name, width=w))
+            recipe = v.settled(replace(tokens, width=w, format=fmt), f"{where}.options")
+            renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
+                                            group=name, width=w))
     return spec

@@ -24,6 +24,16 @@ class Problem:
         return f"{self.code}: {self.message}"
 
 
+def size_text(count: float) -> str:
+    """Bytes as people read them, in one unit everywhere (reports, limits, errors): decimal
+    SI multiples, as file managers and `ls -h --si` show them: 512 B, 12.5 KB, 50.0 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
 def closest(received: str, candidates: Iterable[str]) -> str | None:
     """The valid value closest to what was received, if any is reasonably close."""
     matches = difflib.get_close_matches(received, list(candidates), n=1, cutoff=0.5)
@@ -36,12 +46,23 @@ def describe(
     expected: str,
     where: str = "",
     suggestion: str | None = None,
+    *,
+    problem: str = "",
+    advice: str = "",
 ) -> Problem:
-    """Build the one message format used for every problem."""
-    place = f" at {where}" if where else ""
-    text = f"{received!r}{place}: expected {expected}"
+    """Build the one message format used for every problem: what was received, where, what
+    was expected, and the way out: the closest valid value (`suggestion`) or what to do
+    (`advice`). A file that cannot be used is named as it is, followed by what is wrong with
+    it (`problem`): `photo.jpg: the file ends early; expected a whole JPEG; re-export it`."""
+    if problem:
+        text = f"{received}: {problem}; expected {expected}"
+    else:
+        place = f" at {where}" if where else ""
+        text = f"{received!r}{place}: expected {expected}"
     if suggestion:
         text += f"; did you mean {suggestion!r}?"
+    if advice:
+        text += f"; {advice}"
     return Problem(code=code, message=text, where=where)
 
 

@@ -39,14 +39,14 @@ from urllib.parse import quote
 from .config import SrcsetSpec
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
 from .model import Record, RenditionEntry, SourceEntry, SourceInfo
-from .plan import PlannedRendition, SourcePlan, output_name, poster_label
+from .plan import PlannedRendition, SourcePlan, poster_label
 
 VERSION = 1
 
 
-def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
+def rendition_entry(plan: SourcePlan, planned: PlannedRendition, record: Record,
                     base_url: str) -> RenditionEntry:
-    path = output_name(relpath, planned.label, planned.key, record.format)
+    path = plan.output_name(planned, record.format)
     return {
         "url": base_url + url_path(path),
         "path": path,
@@ -76,7 +76,6 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
                  base_url: str) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
     that exist (`records` by cache key; failed renditions are simply absent)."""
-    rel = plan.source.relpath
     renditions: dict[str, dict[str, Any]] = {}
     warnings: list[dict[str, str]] = []
     # A poster is a first frame on purpose: its "only the first frame" warning is noise.
@@ -85,7 +84,7 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
         record = records.get(planned.key)
         if record is None:
             continue
-        renditions[planned.label] = rendition_entry(rel, planned, record, base_url)
+        renditions[planned.label] = rendition_entry(plan, planned, record, base_url)
         warnings.extend({"label": planned.label, "code": code, "message": message}
                         for code, message in record.warnings
                         if not (code == "animation-dropped" and planned.label in posters))

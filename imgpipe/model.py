@@ -158,20 +158,13 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Failure:
-    stage: str  # load, transform, encode, read, internal
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class JobResult:
     relpath: str
     info: SourceInfo | None
     # (cache key, outcome). A cluster worker answers with a Record: metadata only, its bytes
     # are in the shared store under the key (imgpipe/store.py).
-    renditions: tuple[tuple[str, Rendition | Record | Failure], ...]
-    failure: Failure | None = None  # the whole source failed (unreadable, over a limit...)
+    renditions: tuple[tuple[str, Rendition | Record | Issue], ...]
+    failure: Issue | None = None  # the whole source failed (unreadable, over a limit...)
     where: str = "local"  # who rendered it: "local" or a dask worker's address
 
 
@@ -195,13 +188,15 @@ class Origin:
 
 @dataclass(frozen=True)
 class Issue:
-    """A failure or warning in the report: where it happened and what it was."""
+    """A failure or warning, one shape from the engine to the report: what went wrong at
+    which stage, then where. The executor leaves `source` and `label` out (a job's result
+    says which source and key); the build fills them in (`dataclasses.replace`)."""
 
-    source: str
-    label: str | None
-    stage: str
+    stage: str  # config, read, load, transform, encode, render, write, internal
     code: str
     message: str
+    label: str | None = None  # None: the whole source (or no source at all)
+    source: str = ""  # "" for the config
 
 
 @dataclass(frozen=True)
