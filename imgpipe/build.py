@@ -53,6 +53,7 @@ from .plan import (
     engine_fingerprint,
     make,
 )
+from .results import Results, replay, summary
 from .sources import Skipped, SourceFile, discover, hasher, scan
 from .state import State, scope_of
 from .store import Store, StoreSpec
@@ -128,18 +129,14 @@ def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipp
 
 @dataclass
 class _Run:
-    """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
+    """What one build works with, and the results it gathers (imgpipe/results.py)."""
 
     config: Config
     state: State
     outputs: Outputs
-    built: int = 0
-    cached: int = 0
-    failures: list[Issue] = field(default_factory=list)
+    results: Results = field(default_factory=Results)
     store: Store | None = None  # the shared store (remote_cache)
     remote: set[str] = field(default_factory=set)  # keys this build took from the store
-    origins: list[Origin] = field(default_factory=list)
-    notes: list[Issue] = field(default_factory=list)  # sources deliberately left out
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
@@ -176,7 +173,7 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
             if not force and state.get_meta("stamp") == stamp and state.all_written_intact(
                     str(config.root)):
                 events.start(len(files), 0)
-                return _replay(state.get_meta("summary"), started)
+                return replay(state.get_meta("summary"), started)
             state.set_meta("stamp", "")
             state.set_meta("running", "1")
             summary = _build(config, state, engine, fingerprint, force, gc,
@@ -190,17 +187,6 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
         lock.release()
 
 
-def _replay(saved: str, started: float) -> Summary:
-    """The last clean build's summary, as this build would have produced it: all cached."""
-    data = json.loads(saved)
-    data.update(built=0, cached=data["built"] + data["cached"], files_written=0,
-                files_removed=0, seconds=time.monotonic() - started,
-                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]),
-                origins=tuple(Origin(o["source"], o["label"], "cache")
-                              for o in data.get("origins", ())))
-    return Summary(**data)
-
-
 def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
            jobs: int, events: Events, started: float, files: list[SourceFile],
            skipped: list[Skipped]) -> Summary:
@@ -211,7 +197,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     if config.remote_cache:
         run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
     for s in (*skipped, *plan.skipped):
-        (run.failures if s.failed else run.notes).append(s.issue())
+        (run.results.failures if s.failed else run.results.notes).append(s.issue())
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
@@ -256,7 +242,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         run.outputs.remove_stale()
         state.drop_records({k for sp in plan.sources for k in sp.keys})
         state.commit()
-    return _summary(run, plan, entries, started)
+    return summary(run.results, config, plan, run.outputs, started)
 
 
 def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
@@ -309,7 +295,7 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
     rel = sp.source.relpath
     if result.failure or result.info is None:
         failure = result.failure or Issue("internal", "no-info", "no source info")
-        run.failures.append(replace(failure, source=rel))
+        run.results.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
     if run.store is not None and result.where == "local":
@@ -332,12 +318,12 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
         f = next(iter(failed.values()))
-        run.failures.append(replace(f, source=rel))
+        run.results.failures.append(replace(f, source=rel))
         return
     for r in sp.renditions:
         if r.key in failed:
             f = failed[r.key]
-            run.failures.append(replace(f, source=rel, label=r.label))
+            run.results.failures.append(replace(f, source=rel, label=r.label))
     _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
 
 
@@ -352,11 +338,12 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
             continue
         path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
         if r.key in fresh:
-            run.built += 1
+            run.results.built += 1
         else:
-            run.cached += 1
-        run.origins.append(Origin(sp.source.relpath, r.label, where if r.key in fresh else
-                                  "remote-cache" if r.key in run.remote else "cache"))
+            run.results.cached += 1
+        run.results.origins.append(Origin(
+            sp.source.relpath, r.label,
+            where if r.key in fresh else "remote-cache" if r.key in run.remote else "cache"))
         try:
             run.outputs.sync(path, rel, r.key, fresh.get(r.key),
                              load=lambda k=r.key: _blob(run.state, k))
@@ -365,13 +352,17 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
                 raise
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
-            run.failures.append(Issue("write", "unwritable",
+            run.results.failures.append(Issue("write", "unwritable",
                                       f"cannot write {rel} ({exc.strerror or exc})",
                                       r.label, sp.source.relpath))
             return
         records[r.key] = record
         run.state.use(r.key)
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
+    # The summary's figures and warnings from the records themselves, as the manifest's are.
+    run.results.warnings.extend(mf.warnings_of(sp, records))
+    run.results.bytes_before += info.bytes
+    run.results.bytes_after += sum(record.bytes for record in records.values())
 
 
 def _blob(state: State, key: str) -> bytes:
@@ -403,29 +394,3 @@ def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
     ok = {k for k, o in result.renditions if not isinstance(o, Issue)}
     bad = {k for k, o in result.renditions if isinstance(o, Issue)}
     return (sum(r.key in ok for r in sp.renditions), sum(r.key in bad for r in sp.renditions))
-
-
-def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
-             started: float) -> Summary:
-    warnings = [Issue("config", p.code, p.message) for p in run.config.warnings]
-    warnings.extend(run.notes)
-    for rel, entry in sorted(entries.items()):
-        warnings.extend(Issue("render", w["code"], w["message"], w["label"], rel)
-                        for w in entry["warnings"])
-    # A whole-source failure counts every rendition of that source.
-    per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}
-    failed = sum(per_source.get(i.source, 1) if i.label is None else 1 for i in run.failures)
-    return Summary(
-        sources=len(plan.sources),
-        built=run.built,
-        cached=run.cached,
-        failed=failed,
-        bytes_before=sum(e["bytes"] for e in entries.values()),
-        bytes_after=sum(r["bytes"] for e in entries.values() for r in e["renditions"].values()),
-        seconds=time.monotonic() - started,
-        files_written=run.outputs.written,
-        files_removed=run.outputs.removed,
-        failures=tuple(run.failures),
-        warnings=tuple(warnings),
-        origins=tuple(run.origins),
-    )

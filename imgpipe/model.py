@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol, TypedDict
+from typing import Literal, Protocol, TypedDict
 
 from .errors import ImageError, Problem
 from .options import Recipe
@@ -75,10 +75,12 @@ class Rendition:
         return len(self.data)
 
 
-class Record(NamedTuple):
-    """One encoded rendition as the state keeps it (its bytes are in the blob store).
-    A NamedTuple, not a dataclass: tens of thousands are loaded per build, and tuple
-    construction is several times cheaper."""
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One encoded rendition as the state keeps it (its bytes are in the blob store), from
+    `record_of` to the manifest (`manifest.rendition_entry`). Warnings stay (code, message)
+    pairs: the form the state and the shared store persist; `manifest.warnings_of` makes the
+    report's `Issue`s of them."""
 
     key: str
     format: str

@@ -214,7 +214,7 @@ def _put_local(path: str, data: bytes) -> bool:
 
 
 def _record_json(record: Record) -> bytes:
-    return json.dumps(record._asdict(), sort_keys=True).encode()
+    return json.dumps(asdict(record), sort_keys=True).encode()
 
 
 def _record_from(raw: bytes, key: str) -> Record | None:

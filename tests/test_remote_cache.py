@@ -122,13 +122,14 @@ def test_remote_blobs_are_write_once(tmp_path, request, kind):
     key = "k" * 64
     honest = b"honest rendition"
     import hashlib
+    from dataclasses import replace
 
     record = Record(key, "jpeg", 1, 1, len(honest), 80, 80, (),
                     hashlib.sha256(honest).hexdigest())
     assert store.put_rendition(record, honest)
     forged = b"forged rendition"
     assert not store.put_rendition(
-        record._replace(sha256=hashlib.sha256(forged).hexdigest()), forged)
+        replace(record, sha256=hashlib.sha256(forged).hexdigest()), forged)
     assert store.renditions([key]) == {key: (record, honest)}
 
 
