@@ -353,8 +353,8 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
             run.results.failures.append(Issue("write", "unwritable",
-                                      f"cannot write {rel} ({exc.strerror or exc})",
-                                      r.label, sp.source.relpath))
+                                              f"cannot write {rel} ({exc.strerror or exc})",
+                                              r.label, sp.source.relpath))
             return
         records[r.key] = record
         run.state.use(r.key)
