@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pyvips")
 
-from test_animation_support import (  # noqa: E402
+from animation_support import (  # noqa: E402
     COLOURS,
     DELAYS,
     colour_at,

@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("pyvips")
 
-from test_watch_support import clean_build, color, jpeg, make_site, output_of, temp_files  # noqa: E402
+from watch_support import clean_build, color, jpeg, make_site, output_of, temp_files  # noqa: E402
 
 from imgpipe.build import build  # noqa: E402
 from imgpipe.config import load  # noqa: E402
