@@ -34,7 +34,7 @@ import httpx
 import pyvips
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from test_server_support import ORIGIN_IP, Origin  # noqa: E402
+from server_support import ORIGIN_IP, Origin  # noqa: E402
 
 USER = "bench-user"
 MAX_BYTES = 8_000_000

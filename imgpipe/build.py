@@ -3,8 +3,10 @@
 0. if the inputs are those of the last clean build (its stamp) and every file it wrote is
    untouched, stop: the most common build of all does no more than a stat per file;
 1. discover sources, hash what the stat cache does not know, plan every rendition;
-2. skip renditions whose cache key has a record (output intact, or a blob to restore from);
-3. render the rest, sources in parallel, one decode per source;
+2. skip renditions whose cache key has a record (output intact, or a blob to restore from),
+   or, with `remote_cache`, a verified blob in the shared store (imgpipe/store.py);
+3. render the rest, sources in parallel, one decode per source: on local threads, or on a
+   dask cluster with `scheduler` (imgpipe/cluster.py);
 4. write outputs atomically (only when their bytes differ), committing state per source;
 5. write the manifest (last of the outputs, so it never names a missing file);
 6. write the HTML snippets; 7. remove stale outputs.
@@ -19,27 +21,28 @@ import hashlib
 import json
 import sqlite3
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import manifest as mf
 from .config import Config
 from .executor import ThreadExecutor
+from .files import remove_temp_files
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
 from .lock import Lock
 from .model import (
     Engine,
     Events,
-    Failure,
     Issue,
     Job,
     JobResult,
+    Origin,
     PlannedItem,
-    Record,
     Rendition,
     SourceInfo,
     Summary,
+    record_of,
 )
 from .options import parse
 from .outputs import Outputs, storage_error
@@ -49,10 +52,11 @@ from .plan import (
     build_stamp,
     engine_fingerprint,
     make,
-    output_name,
 )
+from .results import Results, replay, summary
 from .sources import Skipped, SourceFile, discover, hasher, scan
-from .state import State, remove_temp_files, scope_of
+from .state import State, scope_of
+from .store import Store, StoreSpec
 
 
 def default_engine() -> Engine:
@@ -99,8 +103,7 @@ def dry_run(config: Config, engine: Engine | None = None,
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
                 items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
                                          record is not None,
-                                         output_name(sp.source.relpath, r.label, r.key, fmt)
-                                         if fmt else None,
+                                         sp.output_name(r, fmt) if fmt else None,
                                          _planned_size(r.options, state.info(sp.sha256))))
         return items
 
@@ -126,15 +129,14 @@ def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipp
 
 @dataclass
 class _Run:
-    """Mutable bookkeeping of one build (kept apart from the frozen results it produces)."""
+    """What one build works with, and the results it gathers (imgpipe/results.py)."""
 
     config: Config
     state: State
     outputs: Outputs
-    built: int = 0
-    cached: int = 0
-    failures: list[Issue] = field(default_factory=list)
-    notes: list[Issue] = field(default_factory=list)  # sources deliberately left out
+    results: Results = field(default_factory=Results)
+    store: Store | None = None  # the shared store (remote_cache)
+    remote: set[str] = field(default_factory=set)  # keys this build took from the store
 
 
 def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
@@ -171,7 +173,7 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
             if not force and state.get_meta("stamp") == stamp and state.all_written_intact(
                     str(config.root)):
                 events.start(len(files), 0)
-                return _replay(state.get_meta("summary"), started)
+                return replay(state.get_meta("summary"), started)
             state.set_meta("stamp", "")
             state.set_meta("running", "1")
             summary = _build(config, state, engine, fingerprint, force, gc,
@@ -185,15 +187,6 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
         lock.release()
 
 
-def _replay(saved: str, started: float) -> Summary:
-    """The last clean build's summary, as this build would have produced it: all cached."""
-    data = json.loads(saved)
-    data.update(built=0, cached=data["built"] + data["cached"], files_written=0,
-                files_removed=0, seconds=time.monotonic() - started,
-                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]))
-    return Summary(**data)
-
-
 def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
            jobs: int, events: Events, started: float, files: list[SourceFile],
            skipped: list[Skipped]) -> Summary:
@@ -201,8 +194,10 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
     run = _Run(config, state, Outputs(config.root, state))
+    if config.remote_cache:
+        run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
     for s in (*skipped, *plan.skipped):
-        (run.failures if s.failed else run.notes).append(s.issue())
+        (run.results.failures if s.failed else run.results.notes).append(s.issue())
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.
@@ -212,6 +207,8 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         missing = tuple(k for k in sp.keys if force or not _usable(run, sp, k))
         if missing or state.info(sp.sha256) is None:
             to_render[sp.source.relpath] = missing
+    if run.store is not None and not force and to_render:
+        _fill_from_store(run, by_rel, to_render)
     events.start(len(plan.sources), sum(r.key in set(keys) for rel, keys in to_render.items()
                                         for r in by_rel[rel].renditions))
 
@@ -227,7 +224,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
                      tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
                      config.limits, svg=by_rel[rel].svg)
                  for rel in order]
-    for result in ThreadExecutor(jobs, engine).run(jobs_list):
+    for result in _executor(run, engine, fingerprint, jobs).run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)
         state.commit()
         events.source_done(result.relpath, *_counts(by_rel[result.relpath], result))
@@ -245,7 +242,33 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
         run.outputs.remove_stale()
         state.drop_records({k for sp in plan.sources for k in sp.keys})
         state.commit()
-    return _summary(run, plan, entries, started)
+    return summary(run.results, config, plan, run.outputs, started)
+
+
+def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
+    if not run.config.scheduler:
+        return ThreadExecutor(jobs, engine)
+    from .cluster import DaskExecutor
+
+    assert run.store is not None  # config.py requires remote_cache with a scheduler
+    return DaskExecutor(run.config.scheduler, run.store.spec, fingerprint, run.state.info)
+
+
+def _fill_from_store(run: _Run, by_rel: dict[str, SourcePlan],
+                     to_render: dict[str, tuple[str, ...]]) -> None:
+    """2b. What this machine lacks, the shared store may hold: verified renditions become
+    local records and blobs (as if rendered here), so step 4 copies them like cached ones."""
+    assert run.store is not None
+    wanted: dict[str, set[str]] = {}
+    for rel, keys in to_render.items():
+        wanted.setdefault(by_rel[rel].sha256, set()).update(keys)
+    run.remote = run.store.refill(run.state, wanted)
+    for rel in list(to_render):
+        missing = tuple(k for k in to_render[rel] if k not in run.remote)
+        if missing or run.state.info(by_rel[rel].sha256) is None:
+            to_render[rel] = missing
+        else:
+            del to_render[rel]
 
 
 def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
@@ -256,8 +279,7 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
         return False
     for r in sp.renditions:
         if r.key == key:
-            path, rel = run.outputs.where(run.config.output,
-                                  output_name(sp.source.relpath, r.label, key, record.format))
+            path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
             if not run.outputs.intact(path, rel, key):
                 return run.state.has_blob(record)
             run.outputs.verified.add(rel)
@@ -272,49 +294,56 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
                  entries: dict[str, dict[str, Any]]) -> None:
     rel = sp.source.relpath
     if result.failure or result.info is None:
-        failure = result.failure or Failure("internal", "no-info", "no source info")
-        run.failures.append(Issue(rel, None, failure.stage, failure.code, failure.message))
+        failure = result.failure or Issue("internal", "no-info", "no source info")
+        run.results.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
+    if run.store is not None and result.where == "local":
+        run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
-    failed: dict[str, Failure] = {}
+    failed: dict[str, Issue] = {}
+    uploads = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Rendition):
-            record = Record(key, outcome.format, outcome.width, outcome.height, outcome.bytes,
-                            outcome.quality, outcome.encoder_quality,
-                            tuple((w.code, w.message) for w in outcome.warnings),
-                            hashlib.sha256(outcome.data).hexdigest(), outcome.score)
+            record = record_of(key, outcome)
             run.state.put_record(record, outcome.data)
+            uploads.append((record, outcome.data))
             fresh[key] = outcome.data
-        else:
+        elif isinstance(outcome, Issue):
             failed[key] = outcome
+    # A worker's renditions are in the store already (cluster.py fetched them back from it).
+    if run.store is not None and uploads and result.where == "local":
+        run.store.put_renditions(uploads)
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
         f = next(iter(failed.values()))
-        run.failures.append(Issue(rel, None, f.stage, f.code, f.message))
+        run.results.failures.append(replace(f, source=rel))
         return
     for r in sp.renditions:
         if r.key in failed:
             f = failed[r.key]
-            run.failures.append(Issue(rel, r.label, f.stage, f.code, f.message))
-    _finish_source(run, sp, result.info, fresh, failed, entries)
+            run.results.failures.append(replace(f, source=rel, label=r.label))
+    _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
 
 
 def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],
-                   failed: dict[str, Failure], entries: dict[str, dict[str, Any]]) -> None:
+                   failed: dict[str, Issue], entries: dict[str, dict[str, Any]],
+                   where: str = "local") -> None:
     """Write this source's outputs and keep its manifest entry."""
     records = {}
     for r in sp.renditions:
         record = None if r.key in failed else run.state.record(r.key)
         if record is None:
             continue
-        path, rel = run.outputs.where(run.config.output,
-                              output_name(sp.source.relpath, r.label, r.key, record.format))
+        path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
         if r.key in fresh:
-            run.built += 1
+            run.results.built += 1
         else:
-            run.cached += 1
+            run.results.cached += 1
+        run.results.origins.append(Origin(
+            sp.source.relpath, r.label,
+            where if r.key in fresh else "remote-cache" if r.key in run.remote else "cache"))
         try:
             run.outputs.sync(path, rel, r.key, fresh.get(r.key),
                              load=lambda k=r.key: _blob(run.state, k))
@@ -323,12 +352,17 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
                 raise
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
-            run.failures.append(Issue(sp.source.relpath, r.label, "write", "unwritable",
-                                      f"cannot write {rel} ({exc.strerror or exc})"))
+            run.results.failures.append(Issue("write", "unwritable",
+                                              f"cannot write {rel} ({exc.strerror or exc})",
+                                              r.label, sp.source.relpath))
             return
         records[r.key] = record
         run.state.use(r.key)
     entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
+    # The summary's figures and warnings from the records themselves, as the manifest's are.
+    run.results.warnings.extend(mf.warnings_of(sp, records))
+    run.results.bytes_before += info.bytes
+    run.results.bytes_after += sum(record.bytes for record in records.values())
 
 
 def _blob(state: State, key: str) -> bytes:
@@ -357,31 +391,6 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
 def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:
     if result.failure:
         return 0, len(sp.renditions)
-    ok = {k for k, o in result.renditions if isinstance(o, Rendition)}
-    bad = {k for k, o in result.renditions if not isinstance(o, Rendition)}
+    ok = {k for k, o in result.renditions if not isinstance(o, Issue)}
+    bad = {k for k, o in result.renditions if isinstance(o, Issue)}
     return (sum(r.key in ok for r in sp.renditions), sum(r.key in bad for r in sp.renditions))
-
-
-def _summary(run: _Run, plan: Plan, entries: dict[str, dict[str, Any]],
-             started: float) -> Summary:
-    warnings = [Issue("", None, "config", p.code, p.message) for p in run.config.warnings]
-    warnings.extend(run.notes)
-    for rel, entry in sorted(entries.items()):
-        warnings.extend(Issue(rel, w["label"], "render", w["code"], w["message"])
-                        for w in entry["warnings"])
-    # A whole-source failure counts every rendition of that source.
-    per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}
-    failed = sum(per_source.get(i.source, 1) if i.label is None else 1 for i in run.failures)
-    return Summary(
-        sources=len(plan.sources),
-        built=run.built,
-        cached=run.cached,
-        failed=failed,
-        bytes_before=sum(e["bytes"] for e in entries.values()),
-        bytes_after=sum(r["bytes"] for e in entries.values() for r in e["renditions"].values()),
-        seconds=time.monotonic() - started,
-        files_written=run.outputs.written,
-        files_removed=run.outputs.removed,
-        failures=tuple(run.failures),
-        warnings=tuple(warnings),
-    )

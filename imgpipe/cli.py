@@ -73,17 +73,16 @@ def optimize(options: str, source: str, output: str) -> None:
     """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
     from .api import optimize as optimize_image
     from .errors import ImageError, OptionError
-    from .state import atomic_write
+    from .files import atomic_write
 
     try:
         rendition = optimize_image(source, options)
     except OptionError as error:
-        for problem in error.problems:
-            click.echo(f"error[{problem.code}]: {problem.message}", err=True)
-        raise SystemExit(2) from None
+        _print_problems(error.problems, "error")
+        raise SystemExit(error.exit_code) from None
     except ImageError as error:
-        click.echo(f"error[{error.code}]: {error.problems[0].message}", err=True)
-        raise SystemExit(1) from None
+        _print_problems(error.problems[:1], "error")
+        raise SystemExit(error.exit_code) from None
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
     if output == "-":
@@ -116,7 +115,7 @@ def _config_failed(error) -> None:
     """Print a ConfigError's errors and warnings; exit 2."""
     _print_problems(error.warnings, "warning")
     _print_problems(error.problems, "error")
-    raise SystemExit(2) from None
+    raise SystemExit(error.exit_code) from None
 
 
 def _print_problems(problems, kind: str) -> None:
@@ -138,17 +137,24 @@ def _print_problems(problems, kind: str) -> None:
               help="Write figures, failures and warnings as JSON.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar (default: when stderr is a terminal), else plain lines.")
-def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress) -> None:
+@click.option("--scheduler", envvar="IMGPIPE_SCHEDULER", metavar="tcp://HOST:PORT",
+              help="Render on this dask.distributed cluster (env IMGPIPE_SCHEDULER; config key "
+                   "`scheduler`); needs remote_cache.")
+def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress,
+          scheduler) -> None:
     """Build every rendition the rules ask for, the manifest and HTML snippets."""
     import sys
 
     from . import build as builder
     from . import report
-    from .errors import ConfigError, StorageError
+    from .config import with_scheduler
+    from .errors import ClusterError, ConfigError, StorageError
     from .lock import BuildLocked
 
     config = _load_config(config_path)
     try:
+        if scheduler:
+            config = with_scheduler(config, scheduler)
         if dry_run:
             for line in report.plan_lines(builder.dry_run(config, force=force)):
                 click.echo(line)
@@ -166,7 +172,7 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
     except BuildLocked as error:
         click.echo(f"error[locked]: {error}", err=True)
         raise SystemExit(1) from None
-    except StorageError as error:
+    except (StorageError, ClusterError) as error:  # remote-cache trouble is a StorageError
         _print_problems(error.problems, "error")
         raise SystemExit(error.exit_code) from None
     for line in report.summary_lines(summary):
@@ -187,7 +193,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
               help="Seconds between checks for changes whose events were lost.")
 def watch(config_path, jobs, debounce, rescan) -> None:
     """Build, then rebuild what changes (sources, config, templates) until Ctrl-C."""
+    import os
     import signal
+    import threading
     import time
 
     from .errors import ConfigError
@@ -196,21 +204,32 @@ def watch(config_path, jobs, debounce, rescan) -> None:
     def echo(line: str) -> None:
         click.echo(f"{time.strftime('%H:%M:%S')} {line}", err=True)
 
-    def interrupt(_signum, _frame):
-        raise KeyboardInterrupt
+    # Ctrl-C and `kill` set a flag rather than raise KeyboardInterrupt: an exception raised
+    # while this thread waits in `Thread.join` makes Python 3.11 mark the watcher's thread as
+    # finished while it still runs (threading._wait_for_tstate_lock releases the lock that
+    # thread holds), so the process exited mid-write and left a temp file behind.
+    stopping = threading.Event()
 
+    def on_signal(signum, _frame) -> None:
+        if stopping.is_set():  # asked twice: stop now (the next build sweeps any temp file)
+            os._exit(128 + signum)
+        stopping.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, on_signal)
     watcher = Watcher(config_path, log_line=echo, jobs=jobs, debounce=debounce, rescan=rescan)
     try:
         watcher.start()
     except ConfigError as error:
         _config_failed(error)
-    signal.signal(signal.SIGTERM, interrupt)  # stop as cleanly on `kill` as on Ctrl-C
     echo(f"watching {watcher.config.source} and {watcher.config.path} (Ctrl-C to stop)")
     try:
-        while not watcher.join(0.5):  # rounds run on the watcher's thread; we only wait here
+        # Rounds run on the watcher's thread; we only wait here.
+        while not stopping.wait(0.2) and not watcher.join(0):
             pass
-    except KeyboardInterrupt:
-        echo("stopping: finishing the source being written...")
+        if stopping.is_set():
+            echo("stopping: finishing the source being written (Ctrl-C again to stop at "
+                 "once)...")
     finally:
         watcher.stop()
     echo("stopped")

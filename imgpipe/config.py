@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,7 @@ from .formats import AUTO, FORMATS
 from .globs import compile_globs
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
-from .options import MAX_SIDE, VOCABULARY, Recipe
+from .options import MAX_SIDE, VOCABULARY, Recipe, parse_tokens
 from .validate import Validator
 
 DEFAULT_GROUP = "default"
@@ -28,7 +28,14 @@ DEFAULT_GROUP = "default"
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
-            "templates", "follow_symlinks", "limits", "presets", "rules")
+            "templates", "follow_symlinks", "limits", "presets", "rules", "scheduler",
+            "remote_cache", "remote_cache_options")
+# Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
+_SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
+_URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
+_NEEDS_STORE = Problem("scheduler-needs-remote-cache", "scheduler is set but remote_cache is "
+                       "not: workers share no filesystem with this machine; set remote_cache = "
+                       "\"s3://bucket/prefix\" (any fsspec URL)", "remote_cache")
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
 RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name",
              "rasterize_svg")
@@ -98,6 +105,9 @@ class Config:
     rules: tuple[Rule, ...]
     warnings: tuple[Problem, ...] = ()
     follow_symlinks: bool = False  # follow links that lead out of the source tree
+    scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
+    remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
+    remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -167,6 +177,15 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     if not isinstance(follow_symlinks, bool):
         v.type_error(follow_symlinks, "true or false", "follow_symlinks")
     limits = _limits(v, raw.get("limits", {}))
+    scheduler = _matching(v, raw, "scheduler", _SCHEDULER, "a dask scheduler address such as "
+                          "tcp://10.0.0.5:8786")
+    remote_cache = _matching(v, raw, "remote_cache", _URL, "an fsspec URL such as "
+                             "s3://bucket/prefix")
+    remote_options = raw.get("remote_cache_options", {})
+    if not isinstance(remote_options, dict):
+        v.type_error(remote_options, "a table of fsspec storage options",
+                     "remote_cache_options")
+        remote_options = {}
     presets = _presets(v, raw.get("presets", {}))
     rules_raw = raw.get("rules", [])
     rules: list[Rule] = []
@@ -179,6 +198,8 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
                 rules.append(rule)
         if not rules_raw:
             v.warnings.append(Problem("no-rules", "no [[rules]]: nothing will be built", "rules"))
+    if scheduler and not remote_cache:
+        v.errors.append(_NEEDS_STORE)
     if v.errors:
         raise ConfigError(v.errors, tuple(v.warnings))
 
@@ -202,11 +223,33 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         rules=tuple(rules),
         warnings=tuple(v.warnings),
         follow_symlinks=follow_symlinks is True,
+        scheduler=scheduler,
+        remote_cache=remote_cache,
+        remote_cache_options=tuple(sorted(remote_options.items())),
     )
     written = {"source": source, "output": output, "cache_dir": cache_dir, "manifest": manifest,
                "snippets": snippets}
     check_paths(config, {k: value for k, value in written.items() if value})
     return config
+
+
+def with_scheduler(config: Config, scheduler: str) -> Config:
+    """`--scheduler` / IMGPIPE_SCHEDULER, checked as the config key is; it wins over the key."""
+    if not _SCHEDULER.match(scheduler):
+        raise ConfigError(describe("bad-scheduler", scheduler, "a dask scheduler address such "
+                                   "as tcp://10.0.0.5:8786", "--scheduler"))
+    if not config.remote_cache:
+        raise ConfigError(_NEEDS_STORE)
+    return replace(config, scheduler=scheduler)
+
+
+def _matching(v: Validator, raw: dict, key: str, pattern: re.Pattern, expected: str
+              ) -> str | None:
+    value = v.string(raw, key, "")
+    if value is not None and not pattern.match(value):
+        v.errors.append(describe(f"bad-{key.replace('_', '-')}", value, expected, key))
+        return None
+    return value
 
 
 def _limits(v: Validator, raw: Any) -> Limits:
@@ -346,12 +389,12 @@ def _family(v: Validator, raw: dict, where: str, presets: dict[str, str],
                                  "those", f"{where}.options"))
         return None
     spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
+    # Each member is the options' tokens with its width and format set, then settled as a
+    # parsed string would be (a density or a crop means something once the width is there).
+    tokens = parse_tokens(expand(options, presets)) if options.strip() else Recipe()
     for w in widths:
         for fmt in formats:
-            text = ",".join(t for t in (str(w), expand(options, presets),
-                                        f"format={fmt}" if fmt != AUTO else "") if t.strip())
-            recipe = v.recipe(text, f"{where}.options")
-            if recipe:
-                renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
-                                                group=name, width=w))
+            recipe = v.settled(replace(tokens, width=w, format=fmt), f"{where}.options")
+            renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
+                                            group=name, width=w))
     return spec

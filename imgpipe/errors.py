@@ -24,6 +24,16 @@ class Problem:
         return f"{self.code}: {self.message}"
 
 
+def size_text(count: float) -> str:
+    """Bytes as people read them, in one unit everywhere (reports, limits, errors): decimal
+    SI multiples, as file managers and `ls -h --si` show them: 512 B, 12.5 KB, 50.0 MB."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    raise AssertionError("unreachable")
+
+
 def closest(received: str, candidates: Iterable[str]) -> str | None:
     """The valid value closest to what was received, if any is reasonably close."""
     matches = difflib.get_close_matches(received, list(candidates), n=1, cutoff=0.5)
@@ -36,12 +46,23 @@ def describe(
     expected: str,
     where: str = "",
     suggestion: str | None = None,
+    *,
+    problem: str = "",
+    advice: str = "",
 ) -> Problem:
-    """Build the one message format used for every problem."""
-    place = f" at {where}" if where else ""
-    text = f"{received!r}{place}: expected {expected}"
+    """Build the one message format used for every problem: what was received, where, what
+    was expected, and the way out: the closest valid value (`suggestion`) or what to do
+    (`advice`). A file that cannot be used is named as it is, followed by what is wrong with
+    it (`problem`): `photo.jpg: the file ends early; expected a whole JPEG; re-export it`."""
+    if problem:
+        text = f"{received}: {problem}; expected {expected}"
+    else:
+        place = f" at {where}" if where else ""
+        text = f"{received!r}{place}: expected {expected}"
     if suggestion:
         text += f"; did you mean {suggestion!r}?"
+    if advice:
+        text += f"; {advice}"
     return Problem(code=code, message=text, where=where)
 
 
@@ -95,3 +116,44 @@ class StorageError(ImgpipeError):
 
 def image_error(code: str, message: str, stage: str = "load") -> ImageError:
     return ImageError(Problem(code=code, message=message), stage=stage)
+
+
+class ClusterError(ImgpipeError):
+    """The dask cluster cannot be used or went away mid-build (exit status 1)."""
+
+    exit_code = 1
+
+    @classmethod
+    def unreachable(cls, scheduler: str, exc: BaseException) -> ClusterError:
+        return cls(Problem("scheduler-unreachable", f"cannot reach the dask scheduler at "
+                           f"{scheduler} ({type(exc).__name__}: {exc}); expected a running "
+                           "`dask scheduler`; check the address and that it is up"))
+
+    @classmethod
+    def lost(cls, scheduler: str, exc: BaseException) -> ClusterError:
+        return cls(Problem("scheduler-lost", f"lost the dask cluster at {scheduler} mid-build "
+                           f"({type(exc).__name__}); nothing unfinished was written; "
+                           "run the build again once the scheduler is back"))
+
+    @classmethod
+    def no_workers(cls, scheduler: str, seconds: float) -> ClusterError:
+        return cls(Problem("no-workers", f"the dask scheduler at {scheduler} has no worker "
+                           f"(waited {seconds:.0f} s); expected at least one `dask worker "
+                           f"{scheduler}`; start one"))
+
+    @classmethod
+    def missing_extra(cls) -> ClusterError:
+        return cls(Problem("missing-extra", "--scheduler needs dask.distributed: "
+                           "pip install 'imgpipe[cluster]'"))
+
+
+class StoreError(StorageError):
+    """The shared store (remote_cache) refused or failed a write (exit status 1)."""
+
+    exit_code = 1
+
+    @classmethod
+    def failed(cls, url: str, exc: BaseException) -> StoreError:
+        return cls(Problem("remote-cache-unavailable", f"cannot write to the remote cache "
+                           f"{url} ({type(exc).__name__}: {exc}); expected a reachable, writable "
+                           "store; check the URL, credentials (AWS_*) and endpoint"))

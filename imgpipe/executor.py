@@ -1,7 +1,8 @@
 """Run render jobs: a job is plain data, a result is a record, so the runner is swappable.
 
-`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works). A later
-distributed runner (dask.distributed) only needs `run_job` and the same two dataclasses.
+`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works); the
+dask.distributed runner (imgpipe/cluster.py) calls `render_job` on its workers with the same
+frozen `Job` and `JobResult`.
 """
 
 from __future__ import annotations
@@ -12,27 +13,32 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
 from .errors import ImgpipeError
-from .model import Engine, Failure, Job, JobResult, Rendition
+from .model import Engine, Issue, Job, JobResult, Rendition
 from .options import parse
 
 
 def run_job(job: Job, engine: Engine) -> JobResult:
-    """Render one job. Never raises: every problem becomes a Failure in the result."""
+    """Render one job. Never raises: every problem becomes an Issue in the result."""
     try:
         with open(job.path, "rb") as fh:
             data = fh.read(job.limits.max_bytes + 1)
     except OSError as exc:
-        return JobResult(job.relpath, None, (), Failure("read", "unreadable", str(exc)))
+        return JobResult(job.relpath, None, (), Issue("read", "unreadable", str(exc)))
     # The plan's keys were made from the hash; if the file changed since, those keys would
     # label different pixels. Rendering from these very bytes rules that out.
     too_big = len(data) > job.limits.max_bytes
     if not too_big and hashlib.sha256(data).hexdigest() != job.sha256:
-        return JobResult(job.relpath, None, (), Failure(
+        return JobResult(job.relpath, None, (), Issue(
             "read", "source-changed", "the file changed during the build; run the build again"))
+    # Over the byte limit, the engine gets the path so it reports the limit in its words.
+    return render_job(job, job.path if too_big else data, engine)
+
+
+def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
+    """Render a job from its source's bytes (or path). Never raises. A cluster worker calls
+    this with bytes fetched from the store (imgpipe/cluster.py)."""
     try:
-        # Over the byte limit, the engine gets the path so it reports the limit in its words.
-        source = engine.open_source(job.path if too_big else data, job.limits,
-                                    svg_mode=job.svg)
+        source = engine.open_source(source_data, job.limits, svg_mode=job.svg)
         # With no items the render only decodes: the source info gets its placeholder.
         outcomes = source.render_all([parse(options) for _key, options in job.items])
         info = source.info  # after rendering, which adds the placeholder
@@ -43,17 +49,17 @@ def run_job(job: Job, engine: Engine) -> JobResult:
     except ImgpipeError as exc:
         return JobResult(job.relpath, None, (), _failure(exc))
     except Exception as exc:  # an engine bug must not take the other sources down
-        return JobResult(job.relpath, None, (), Failure(
+        return JobResult(job.relpath, None, (), Issue(
             "internal", type(exc).__name__, f"{exc} ({_where(exc)})"))
     return JobResult(job.relpath, info, results)
 
 
-def _failure(exc: BaseException) -> Failure:
+def _failure(exc: BaseException) -> Issue:
     if isinstance(exc, ImgpipeError):
         # The engine names a buffer source "<bytes>"; the report already names the path.
         text = "; ".join(p.message.removeprefix("<bytes>: ") for p in exc.problems)
-        return Failure(getattr(exc, "stage", "load"), exc.code, text)
-    return Failure("internal", type(exc).__name__, str(exc))
+        return Issue(getattr(exc, "stage", "load"), exc.code, text)
+    return Issue("internal", type(exc).__name__, str(exc))
 
 
 def _where(exc: BaseException) -> str:

@@ -38,15 +38,15 @@ from urllib.parse import quote
 
 from .config import SrcsetSpec
 from .formats import AUTO, MODERN_ORDER, VIDEO_ORDER, by_name
-from .model import Record, RenditionEntry, SourceEntry, SourceInfo
-from .plan import PlannedRendition, SourcePlan, output_name, poster_label
+from .model import Issue, Record, RenditionEntry, SourceEntry, SourceInfo
+from .plan import PlannedRendition, SourcePlan, poster_label
 
 VERSION = 1
 
 
-def rendition_entry(relpath: str, planned: PlannedRendition, record: Record,
+def rendition_entry(plan: SourcePlan, planned: PlannedRendition, record: Record,
                     base_url: str) -> RenditionEntry:
-    path = output_name(relpath, planned.label, planned.key, record.format)
+    path = plan.output_name(planned, record.format)
     return {
         "url": base_url + url_path(path),
         "path": path,
@@ -76,19 +76,11 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
                  base_url: str) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
     that exist (`records` by cache key; failed renditions are simply absent)."""
-    rel = plan.source.relpath
     renditions: dict[str, dict[str, Any]] = {}
-    warnings: list[dict[str, str]] = []
-    # A poster is a first frame on purpose: its "only the first frame" warning is noise.
-    posters = {poster_label(p.label, p.group) for p in plan.renditions if _video(p.format)}
     for planned in plan.renditions:
         record = records.get(planned.key)
-        if record is None:
-            continue
-        renditions[planned.label] = rendition_entry(rel, planned, record, base_url)
-        warnings.extend({"label": planned.label, "code": code, "message": message}
-                        for code, message in record.warnings
-                        if not (code == "animation-dropped" and planned.label in posters))
+        if record is not None:
+            renditions[planned.label] = rendition_entry(plan, planned, record, base_url)
     srcsets = {}
     for spec in plan.srcsets:
         group = srcset_entry(spec, [p for p in plan.renditions if p.group == spec.name],
@@ -103,11 +95,24 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
         "format": info.format,
         "bytes": info.bytes,
         "sha256": plan.sha256,
-        "warnings": sorted(warnings, key=lambda w: (w["label"], w["code"], w["message"])),
+        "warnings": [{"label": w.label, "code": w.code, "message": w.message}
+                     for w in warnings_of(plan, records)],
         "renditions": renditions,
         "srcsets": srcsets,
         "placeholder": placeholder,
     }
+
+
+def warnings_of(plan: SourcePlan, records: Mapping[str, Record]) -> list[Issue]:
+    """The warnings of a source's renditions (those in `records`), as the report's `Issue`s,
+    in the manifest's order: by label, code, message."""
+    # A poster is a first frame on purpose: its "only the first frame" warning is noise.
+    posters = {poster_label(p.label, p.group) for p in plan.renditions if _video(p.format)}
+    warnings = [Issue("render", code, message, planned.label, plan.source.relpath)
+                for planned in plan.renditions if planned.key in records
+                for code, message in records[planned.key].warnings
+                if not (code == "animation-dropped" and planned.label in posters)]
+    return sorted(warnings, key=lambda w: (w.label or "", w.code, w.message))
 
 
 def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],

@@ -9,10 +9,11 @@ HTML and the edges never load libvips (DESIGN §6).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NamedTuple, Protocol, TypedDict
+from typing import Literal, Protocol, TypedDict
 
 from .errors import ImageError, Problem
 from .options import Recipe
@@ -74,10 +75,12 @@ class Rendition:
         return len(self.data)
 
 
-class Record(NamedTuple):
-    """One encoded rendition as the state keeps it (its bytes are in the blob store).
-    A NamedTuple, not a dataclass: tens of thousands are loaded per build, and tuple
-    construction is several times cheaper."""
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One encoded rendition as the state keeps it (its bytes are in the blob store), from
+    `record_of` to the manifest (`manifest.rendition_entry`). Warnings stay (code, message)
+    pairs: the form the state and the shared store persist; `manifest.warnings_of` makes the
+    report's `Issue`s of them."""
 
     key: str
     format: str
@@ -158,29 +161,45 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Failure:
-    stage: str  # load, transform, encode, read, internal
-    code: str
-    message: str
-
-
-@dataclass(frozen=True)
 class JobResult:
     relpath: str
     info: SourceInfo | None
-    renditions: tuple[tuple[str, Rendition | Failure], ...]  # (cache key, outcome)
-    failure: Failure | None = None  # the whole source failed (unreadable, over a limit...)
+    # (cache key, outcome). A cluster worker answers with a Record: metadata only, its bytes
+    # are in the shared store under the key (imgpipe/store.py).
+    renditions: tuple[tuple[str, Rendition | Record | Issue], ...]
+    failure: Issue | None = None  # the whole source failed (unreadable, over a limit...)
+    where: str = "local"  # who rendered it: "local" or a dask worker's address
+
+
+def record_of(key: str, rendition: Rendition) -> Record:
+    """What the state (and the shared store) keeps of a rendition."""
+    return Record(key, rendition.format, rendition.width, rendition.height, rendition.bytes,
+                  rendition.quality, rendition.encoder_quality,
+                  tuple((w.code, w.message) for w in rendition.warnings),
+                  hashlib.sha256(rendition.data).hexdigest(), rendition.score)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a rendition of this build came from: "local" (rendered here), a dask worker's
+    address, "cache" (this machine's cache) or "remote-cache" (the shared store)."""
+
+    source: str
+    label: str
+    where: str
 
 
 @dataclass(frozen=True)
 class Issue:
-    """A failure or warning in the report: where it happened and what it was."""
+    """A failure or warning, one shape from the engine to the report: what went wrong at
+    which stage, then where. The executor leaves `source` and `label` out (a job's result
+    says which source and key); the build fills them in (`dataclasses.replace`)."""
 
-    source: str
-    label: str | None
-    stage: str
+    stage: str  # config, read, load, transform, encode, render, write, internal
     code: str
     message: str
+    label: str | None = None  # None: the whole source (or no source at all)
+    source: str = ""  # "" for the config
 
 
 @dataclass(frozen=True)
@@ -196,6 +215,7 @@ class Summary:
     files_removed: int
     failures: tuple[Issue, ...] = ()
     warnings: tuple[Issue, ...] = ()
+    origins: tuple[Origin, ...] = ()  # one per rendition written (for --report)
 
     @property
     def ok(self) -> bool:

@@ -20,7 +20,6 @@ DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 3600.0
 DEFAULT_BGCOLOR = "FFFFFF"
 
-MODES = ("scale-down", "fit", "crop", "pad")
 GRAVITIES = ("centre", "auto", "top", "bottom", "left", "right")
 QUALITY_PRESETS = ("low", "medium", "high", "lossless")
 FORMAT_NAMES = (AUTO, *FORMATS)
@@ -137,6 +136,12 @@ def _warn(code: str, message: str, where: str) -> Problem:
 
 def parse(text: str) -> Recipe:
     """Parse an option string; raise OptionError listing every problem found."""
+    return settle(parse_tokens(text))
+
+
+def parse_tokens(text: str) -> Recipe:
+    """The tokens of an option string as a recipe, before the rules that need the whole
+    recipe (`settle`): a family adds its widths and formats to this, then settles each."""
     if not text or not text.strip():
         raise OptionError(
             describe(
@@ -185,7 +190,13 @@ def parse(text: str) -> Recipe:
     if errors:
         raise OptionError(errors)
 
-    recipe = Recipe(**values)
+    return Recipe(**values, warnings=tuple(warnings))
+
+
+def settle(recipe: Recipe) -> Recipe:
+    """Apply the rules that depend on the whole recipe (a density needs a size, crop and pad
+    need a box); their warnings join the recipe's."""
+    warnings = list(recipe.warnings)
     if recipe.full and recipe.density != 1:
         warnings.append(
             _warn("density-without-size", "a density means nothing without a size; ignored", "")

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import Problem, StorageError
-from .state import TEMP_PREFIX, State, atomic_write
+from .files import TEMP_PREFIX, atomic_write
+from .state import State
 
 # Write failures that are about the disk, not one file: the build cannot go on anywhere.
 # errno -> (code, reason, advice)

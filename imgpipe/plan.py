@@ -37,13 +37,8 @@ class PlannedRendition:
     key: str  # cache key: hex sha256
     format: str  # requested format; "auto" is decided by the engine from the source
     density: float
-    where: str  # config key path it comes from
     group: str | None = None  # srcset group
     width: int | None = None  # family width in CSS px
-
-    @property
-    def short_key(self) -> str:
-        return self.key[:SHORT_KEY]
 
 
 @dataclass(frozen=True)
@@ -54,6 +49,11 @@ class SourcePlan:
     srcsets: tuple[SrcsetSpec, ...]
     svg: str | None = None  # for a `.svg`: "copy" or "rasterize" (engine.open_source svg_mode)
 
+    def output_name(self, planned: PlannedRendition, fmt: str) -> str:
+        """Where `planned` is written once its format is known (after rendering, for auto):
+        the one place build, dry run and manifest get a name from."""
+        return output_name(self.source.relpath, planned.label, planned.key, fmt)
+
     @property
     def keys(self) -> tuple[str, ...]:
         """Distinct cache keys, in label order: two labels with the same options share one."""
@@ -63,12 +63,7 @@ class SourcePlan:
 @dataclass(frozen=True)
 class Plan:
     sources: tuple[SourcePlan, ...]
-    engine_fingerprint: str
     skipped: tuple[Skipped, ...] = ()  # sources that could not be hashed
-
-    @property
-    def rendition_count(self) -> int:
-        return sum(len(s.renditions) for s in self.sources)
 
 
 def engine_fingerprint(engine_version: str, versions: Mapping[str, str]) -> str:
@@ -150,7 +145,7 @@ def make(config: Config, files: list[SourceFile],
         if svg == "copy":
             group = next((r.srcset.name for r in rules if r.srcset is not None), None)
             key = cache_key(sha, "svg-copy", fingerprint)
-            copy = PlannedRendition(SVG_COPY_LABEL, "full", key, "svg", 1.0, rules[0].where, group)
+            copy = PlannedRendition(SVG_COPY_LABEL, "full", key, "svg", 1.0, group)
             srcsets = tuple(r.srcset for r in rules if r.srcset is not None)[:1]
             sources.append(SourcePlan(f, sha, (copy,), srcsets, svg))
             continue
@@ -161,7 +156,6 @@ def make(config: Config, files: list[SourceFile],
                 key=cache_key(sha, byte_form, fingerprint),
                 format=spec.recipe.format,
                 density=float(spec.recipe.density),
-                where=spec.where,
                 group=spec.group,
                 width=spec.width,
             )
@@ -172,7 +166,7 @@ def make(config: Config, files: list[SourceFile],
         sources.append(SourcePlan(f, sha, renditions, srcsets, svg))
     if problems:
         raise ConfigError(problems)
-    return Plan(tuple(sources), fingerprint, tuple(skipped))
+    return Plan(tuple(sources), tuple(skipped))
 
 
 def _svg_mode(relpath: str, rules: list[Rule]) -> str | None:

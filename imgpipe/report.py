@@ -9,18 +9,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, TextIO
 
+from .errors import size_text
+from .files import atomic_write
 from .model import Events, Issue, PlannedItem, Summary
-from .state import atomic_write
 
 REPORT_VERSION = 1
-
-
-def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000
-    return f"{n:.1f} GB"
 
 
 class PlainEvents(Events):
@@ -95,7 +88,7 @@ def summary_lines(s: Summary) -> list[str]:
         lines.append(f"... and {len(warnings) - SHOWN_WARNINGS} more warnings (see --report)")
     lines.append(
         f"{s.sources} sources; renditions: {s.built} built, {s.cached} cached, {s.failed} failed; "
-        f"{human_bytes(s.bytes_before)} -> {human_bytes(s.bytes_after)}; {s.seconds:.2f} s"
+        f"{size_text(s.bytes_before)} -> {size_text(s.bytes_after)}; {s.seconds:.2f} s"
     )
     return lines
 
@@ -118,7 +111,17 @@ def report_data(s: Summary) -> dict[str, Any]:
         "files": {"written": s.files_written, "removed": s.files_removed},
         "failures": [asdict(f) for f in s.failures],
         "warnings": [asdict(w) for w in s.warnings],
+        # Where each rendition came from: "local", a dask worker's address, "cache" or
+        # "remote-cache" (source -> label -> where).
+        "origins": _origins(s),
     }
+
+
+def _origins(s: Summary) -> dict[str, dict[str, str]]:
+    where: dict[str, dict[str, str]] = {}
+    for o in s.origins:
+        where.setdefault(o.source, {})[o.label] = o.where
+    return where
 
 
 def write_report(path: Path, s: Summary) -> None:

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 from .build import build, default_engine
 from .config import Config, load
-from .errors import ConfigError, ImageError, Problem, StorageError
+from .errors import ConfigError, ImageError, Problem, StorageError, size_text
 from .layout import CONFIG_FILE, PYPROJECT
 from .lock import BuildLocked
 from .model import (
@@ -32,7 +32,7 @@ from .model import (
     SvgMode,
 )
 from .options import Recipe
-from .report import human_bytes, issue_line
+from .report import issue_line
 from .sources import discover
 
 CONFIG_KEY = "\0config"  # the snapshot's entry for the config file(s): never a source path
@@ -246,7 +246,7 @@ class Rounds:
                 f"{paths} path{'' if paths == 1 else 's'})" if done.number else "initial build")
         self.log_line(f"{what}: {s.sources} sources; {s.built} built, {s.cached} cached, "
                       f"{s.failed} failed; {s.files_written} written, {s.files_removed} removed; "
-                      f"{human_bytes(s.bytes_after)}; {done.seconds:.2f} s")
+                      f"{size_text(s.bytes_after)}; {done.seconds:.2f} s")
 
 
 def _stat(path: Path) -> Stat:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import Config
-from .errors import ConfigError, Problem
+from .errors import ConfigError, Problem, size_text
 from .model import Issue
 from .state import State
 
@@ -52,7 +52,7 @@ class Skipped:
     failed: bool = True
 
     def issue(self) -> Issue:
-        return Issue(self.relpath, None, self.stage, self.code, self.message)
+        return Issue(self.stage, self.code, self.message, source=self.relpath)
 
 
 # errno -> (code, what it means here, what to do). Anything else is "unreadable" with the
@@ -157,7 +157,7 @@ def hasher(state: State, max_bytes: int) -> Callable[[SourceFile], str | Skipped
     def sha256_of(f: SourceFile) -> str | Skipped:
         if f.size > max_bytes:
             return Skipped(f.relpath, "read", "file-too-large",
-                           f"{f.size} bytes is over the {max_bytes} bytes input "
+                           f"{size_text(f.size)} is over the {size_text(max_bytes)} input "
                            "limit; shrink the original, or raise the max_bytes limit")
         known = state.known_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode)
         if known:

@@ -29,15 +29,14 @@ import json
 import os
 import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
 
+from .files import TEMP_PREFIX, atomic_write, remove_temp_files, unlink  # noqa: F401 - re-exported
 from .model import Placeholder, Record, SourceInfo
 
 SCHEMA_VERSION = 6
-TEMP_PREFIX = ".imgpipe-tmp-"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (scope TEXT, key TEXT, value TEXT, PRIMARY KEY (scope, key));
@@ -281,7 +280,7 @@ class State:
             "SELECT key FROM used WHERE scope!=?", (self.scope,))}
         gone = [k for k in self._records if k not in keep and k not in elsewhere]
         for key in gone:
-            _unlink(Path(self.blob_path(key)))
+            unlink(Path(self.blob_path(key)))
             del self._records[key]
         self.db.executemany("DELETE FROM record WHERE key=?", [(k,) for k in gone])
         return len(gone)
@@ -333,40 +332,3 @@ def _record(row: tuple) -> Record:
 
 def _placeholder(text: str | None) -> Placeholder | None:
     return Placeholder(*json.loads(text)) if text else None
-
-
-def atomic_write(path: Path, data: bytes, durable: bool = True) -> None:
-    """Temp file in the same directory, fsync, rename: readers see the old file or the new one.
-    The fsync makes that hold across a power cut too (not only a killed process)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if durable:
-                os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files; outputs are published
-        os.replace(tmp, path)
-    except BaseException:
-        _unlink(Path(tmp))
-        raise
-
-
-def remove_temp_files(directory: Path) -> int:
-    """Temp files a killed build left behind (only ours, by their prefix)."""
-    count = 0
-    for dirpath, _dirs, files in os.walk(directory):
-        for name in files:
-            if name.startswith(TEMP_PREFIX):
-                _unlink(Path(dirpath) / name)
-                count += 1
-    return count
-
-
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from .errors import OptionError, Problem, closest, describe
-from .options import Recipe, parse
+from .options import Recipe, parse, settle
 
 
 class Validator:
@@ -89,6 +89,12 @@ class Validator:
         except OptionError as exc:
             self.errors.extend(_at(p, where) for p in exc.problems)
             return None
+        self.warnings.extend(_at(p, where) for p in recipe.warnings)
+        return recipe
+
+    def settled(self, recipe: Recipe, where: str) -> Recipe:
+        """A recipe made from a parsed one (a family member), settled like a parsed string."""
+        recipe = settle(recipe)
         self.warnings.extend(_at(p, where) for p in recipe.warnings)
         return recipe
 

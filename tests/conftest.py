@@ -45,3 +45,28 @@ class Synth:
 @pytest.fixture(scope="session")
 def synth() -> Synth:
     return Synth()
+
+
+@pytest.fixture(scope="session")
+def s3(tmp_path_factory):
+    """moto's S3 server on 127.0.0.1 (tests/cluster_support.py), shared, always killed."""
+    from cluster_support import start_s3, stop
+
+    server = start_s3(tmp_path_factory.mktemp("moto") / "moto.log")
+    try:
+        yield server
+    finally:
+        stop(server.proc)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster(s3, tmp_path_factory):
+    """`dask scheduler` + two `dask worker`s on 127.0.0.1, reading S3 from moto; shared."""
+    pytest.importorskip("distributed")
+    from cluster_support import start_cluster
+
+    cluster = start_cluster(s3.env(), tmp_path_factory.mktemp("dask") / "dask.log")
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

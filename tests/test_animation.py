@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pyvips")
 
-from test_animation_support import (  # noqa: E402
+from animation_support import (  # noqa: E402
     COLOURS,
     DELAYS,
     colour_at,
@@ -149,7 +149,7 @@ def test_frame_limit_and_pixels_times_frames_limit():
 def test_groups_of_an_animation_offer_only_formats_that_keep_the_motion():
     # A still AVIF first in <picture> would win, and the page would show no motion.
     spec = SrcsetSpec("default", "100vw", (320,), ("avif", "webp", "auto"))
-    planned = [PlannedRendition(f"320-{f}", f"320,format={f}", f * 20, f, 1.0, "r", "default",
+    planned = [PlannedRendition(f"320-{f}", f"320,format={f}", f * 20, f, 1.0, "default",
                                 320) for f in ("avif", "webp", "auto")]
     renditions = {f"320-{f}": {"url": f"/{f}", "width": 320, "height": 240,
                                "format": "gif" if f == "auto" else f}

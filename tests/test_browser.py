@@ -122,7 +122,9 @@ SITES = {
 }
 
 
-@pytest.fixture(params=sorted(SITES))
+# Building the example site (every photo, every format) takes ~20 s: its cases are `slow`.
+@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "example-site"
+                        else name for name in sorted(SITES)])
 def site(request, browser) -> tuple[str, list[str], tuple[str, str], object]:
     fixture, pages, responsive = SITES[request.param]
     return _serve(request.getfixturevalue(fixture)), pages, responsive, browser

@@ -16,8 +16,8 @@ pytest.importorskip("pyvips")
 pytest.importorskip("av")
 sync_api = pytest.importorskip("playwright.sync_api")
 
+from animation_support import coloured_frames, gif, photo_frames  # noqa: E402
 from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
-from test_animation_support import coloured_frames, gif, photo_frames  # noqa: E402
 
 from imgpipe.build import build  # noqa: E402
 from imgpipe.config import load  # noqa: E402

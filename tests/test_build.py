@@ -273,9 +273,9 @@ def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
 
     s = b.Summary(sources=3, built=5, cached=2, failed=2, bytes_before=2_500_000,
                   bytes_after=400_000, seconds=1.234, files_written=6, files_removed=1,
-                  failures=(b.Issue("x.jpg", None, "load", "truncated", "ends early"),),
-                  warnings=(b.Issue("", None, "config", "unknown-key", "k"),
-                            b.Issue("a.jpg", "big", "render", "lossless-resized", "m")))
+                  failures=(b.Issue("load", "truncated", "ends early", source="x.jpg"),),
+                  warnings=(b.Issue("config", "unknown-key", "k"),
+                            b.Issue("render", "lossless-resized", "m", "big", "a.jpg")))
     assert report.summary_lines(s) == [
         "error[truncated]: x.jpg: load: ends early",
         "warning[lossless-resized]: a.jpg [big]: m",
@@ -286,3 +286,17 @@ def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
     assert data["failures"] == [{"source": "x.jpg", "label": None, "stage": "load",
                                  "code": "truncated", "message": "ends early"}]
     assert [w["code"] for w in data["warnings"]] == ["unknown-key", "lossless-resized"]
+
+
+def test_warnings_and_failures_are_one_issue_type(tmp_path, fake_engine):
+    """The executor's failure is the report's Issue: the build only fills in where."""
+    from dataclasses import replace
+
+    from imgpipe.executor import run_job
+    from imgpipe.model import Issue, Job, Limits
+
+    result = run_job(Job("gone.jpg", str(tmp_path / "gone.jpg"), "0" * 64, (), Limits()),
+                     fake_engine)
+    assert isinstance(result.failure, Issue)
+    assert (result.failure.stage, result.failure.code) == ("read", "unreadable")
+    assert replace(result.failure, source="gone.jpg").source == "gone.jpg"

@@ -113,6 +113,7 @@ def test_second_build_writes_nothing(tmp_path):
     assert report["files"] == {"removed": 0, "written": 0}
 
 
+@pytest.mark.slow
 def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
     ref_root = make_site(tmp_path / "ref", count=8)
     assert cli(ref_root, "build").returncode == 0
@@ -129,12 +130,16 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
             shutil.rmtree(root / ".cache", ignore_errors=True)
         if 0.2 < wipe < 0.6:
             shutil.rmtree(root / "public", ignore_errors=True)
+        before = _names(root / "public")
         with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
             # Timed from the moment the build holds its lock, so a slow interpreter start on
             # a loaded machine does not push every kill before the work begins.
             _wait_for_lock(root / ".cache/lock", proc)
-            time.sleep(rng.uniform(0, work * 1.2))
+            if trial % 2:
+                time.sleep(rng.uniform(0, work * 1.2))
+            else:  # by what the build did, not by a clock: while it writes its outputs
+                _wait_for_new_file(root / "public", before, proc)
             proc.send_signal(signal.SIGKILL)
             proc.wait()
         _assert_nothing_corrupt(root / "public/img")
@@ -154,6 +159,21 @@ def _work_seconds(root: Path) -> float:
         started = time.monotonic()
         assert proc.wait(120) == 0
     return time.monotonic() - started
+
+
+def _names(directory: Path) -> set[Path]:
+    """The finished files under `directory` (not directories, not temp files)."""
+    return {p for p in directory.rglob("*") if p.is_file()
+            and not p.name.startswith(".imgpipe-tmp")} if directory.exists() else set()
+
+
+def _wait_for_new_file(directory: Path, before: set[Path], proc: subprocess.Popen) -> None:
+    """Until `proc` has written a file that was not in `directory` before, or has exited."""
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _names(directory) - before:
+            return
+        time.sleep(0.002)
 
 
 def _wait_for_lock(lock: Path, proc: subprocess.Popen) -> None:

@@ -179,8 +179,7 @@ def test_source_over_max_bytes_is_reported_without_reading_it(tmp_path, fake_eng
     monkeypatch.setattr(sources, "hash_file", lambda p: hashed.append(p) or real_hash(p))
     s = b.build(config, engine=fake_engine)
     assert failures(s) == {"huge.jpg": ("read", "file-too-large")}
-    assert s.failures[0].message.startswith("20000000000 bytes is over the 1000 bytes input "
-                                            "limit")
+    assert s.failures[0].message.startswith("20.0 GB is over the 1.0 KB input limit")
     assert str(big) not in hashed and len(hashed) == 2
     assert sorted(manifest(tmp_path)) == ["a.jpg", "b.jpg"]
 

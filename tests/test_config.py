@@ -98,8 +98,8 @@ def test_every_problem_is_listed_not_only_the_first():
 
 @pytest.mark.parametrize("data,where,message", [
     (raw(jbos=2), "jbos", "'jbos' at jbos: expected one of source, output, base_url, cache_dir, "
-     "jobs, manifest, snippets, templates, follow_symlinks, limits, presets, rules; did you "
-     "mean 'jobs'?"),
+     "jobs, manifest, snippets, templates, follow_symlinks, limits, presets, rules, scheduler, "
+     "remote_cache, remote_cache_options; did you mean 'jobs'?"),
     (raw(rules=[{**RULE, "exlude": ["x"]}]), "rules[0].exlude",
      "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
      "formats, options, sizes, name, rasterize_svg; did you mean 'exclude'?"),
@@ -263,3 +263,29 @@ def test_check_shows_warnings_beside_errors(tmp_path, monkeypatch):
         "error[bad-type]: 'x' at rules[0].widths[1]: expected an integer from 1 to 10000, "
         "not a string",
     ]
+
+
+@pytest.mark.parametrize("options", ["", "2x,crop=auto", "quality=low, Trim", "fit,1.5x",
+                                     "crop", "pad,bgcolor=000", "thumbish"])
+def test_families_are_made_from_the_parsed_recipe(tmp_path, monkeypatch, options):
+    """A family's options are parsed once; each member is that recipe with its width and
+    format set, exactly what parsing the joined string used to give."""
+    from imgpipe import options as opts
+    from imgpipe import validate
+
+    parsed = []
+    monkeypatch.setattr(validate, "parse", lambda text: parsed.append(text) or opts.parse(text))
+    (tmp_path / "images").mkdir()
+    rule = {"include": ["*.jpg"], "widths": [320, 800, 1200], "formats": ["webp", "auto"],
+            **({"options": options} if options else {})}
+    config = from_dict(raw(rules=[rule], presets={"thumbish": "pad,bgcolor=000"}), tmp_path)
+    assert len(parsed) == (1 if options else 0) + 1  # the rule's options, the preset
+    expanded = options.replace("thumbish", "pad,bgcolor=000")
+    for spec in config.rules[0].renditions:
+        fmt = spec.label.split("-")[1]
+        joined = ",".join(t for t in (str(spec.width), expanded,
+                                      f"format={fmt}" if fmt != "auto" else "") if t.strip())
+        assert spec.recipe == opts.parse(joined), joined
+        # Same warnings; their token positions now count in `options`, as the user wrote it.
+        assert [(w.code, w.message) for w in spec.recipe.warnings] == [
+            (w.code, w.message) for w in opts.parse(joined).warnings]

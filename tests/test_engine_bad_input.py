@@ -113,7 +113,7 @@ def test_file_over_the_size_limit_is_refused_before_reading(synth, tmp_path):
     with pytest.raises(ImageError) as caught:
         open_source(source, limits)
     assert caught.value.code == "file-too-large"
-    assert "1000 bytes" in str(caught.value) and str(source) in str(caught.value)
+    assert "1.0 KB input limit" in str(caught.value) and str(source) in str(caught.value)
     with pytest.raises(ImageError):
         open_source(source.read_bytes(), limits)
 

@@ -13,7 +13,7 @@ from imgpipe.state import Record
 
 
 def planned(label, key, fmt, width=None, group=None):
-    return PlannedRendition(label, f"{width},format={fmt}", key, fmt, 1.0, "rules[0]", group,
+    return PlannedRendition(label, f"{width},format={fmt}", key, fmt, 1.0, group,
                             width)
 
 

@@ -133,3 +133,16 @@ def test_byte_form_leaves_out_timeout():
 def test_recipes_are_immutable():
     with pytest.raises(AttributeError):
         parse("800").width = 10
+
+
+def test_one_error_wording_engine_failures_through_describe():
+    """The engine words a bad file with `errors.describe` too (engine/failure.fail is only its
+    shorthand): name, what is wrong, what was expected, what to do."""
+    from imgpipe.engine.failure import fail
+    from imgpipe.errors import describe
+
+    error = fail("truncated", "cat.jpg", "the file ends early", "a whole JPEG", "re-export it")
+    assert error.problems == [describe("truncated", "cat.jpg", "a whole JPEG",
+                                       problem="the file ends early", advice="re-export it")]
+    assert str(error) == "truncated: cat.jpg: the file ends early; expected a whole JPEG; " \
+                         "re-export it"

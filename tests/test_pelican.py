@@ -37,7 +37,7 @@ def pelican_build(root: Path, monkeypatch, **override) -> plugin._Run | None:
     monkeypatch.chdir(root)
     settings = read_settings(str(root / "pelicanconf.py"), override=override)
     Pelican(settings).run()
-    return plugin._current
+    return plugin.run_of(settings)
 
 
 @pytest.fixture(scope="module")
@@ -172,3 +172,15 @@ def test_unknown_setting_key_warns_with_a_suggestion(tmp_path, monkeypatch, capl
     assert ours[0] == ("imgpipe: unknown-key: 'width' at IMGPIPE.width: expected one of "
                        "config_file, include, exclude, widths, formats, options, sizes, "
                        "source, jobs, cache_dir, output_dir; did you mean 'widths'?")
+
+
+def test_pelican_plugin_without_module_globals(site, tmp_path, monkeypatch):
+    """A run's state lives in that run's settings, not in the module: two sites built in one
+    process each keep their own, and the module holds neither."""
+    other = make(tmp_path / "other")
+    first = read_settings(str(site / "pelicanconf.py"))
+    monkeypatch.chdir(site)
+    Pelican(first).run()
+    second_run = pelican_build(other, monkeypatch)
+    assert plugin.run_of(first).site.config.source != second_run.site.config.source
+    assert not [name for name, value in vars(plugin).items() if isinstance(value, plugin._Run)]

@@ -13,7 +13,7 @@ def group(sizes: dict[tuple[str, int], int]):
     planned, renditions = [], {}
     for (fmt, width), size in sizes.items():
         label = f"{width}-{fmt}"
-        planned.append(PlannedRendition(label, f"{width},format={fmt}", label * 8, fmt, 1.0, "r",
+        planned.append(PlannedRendition(label, f"{width},format={fmt}", label * 8, fmt, 1.0,
                                         "default", width))
         renditions[label] = {"url": f"/{label}", "width": width, "height": width // 2,
                              "format": fmt, "bytes": size}

@@ -19,7 +19,7 @@ import httpx
 import pytest
 import pyvips
 from fuzz_corpus import heic_without_decoder
-from test_server_support import ALLOW, Listener, Origin, ServerThread, Tripwire, png
+from server_support import ALLOW, Listener, Origin, ServerThread, Tripwire, png
 
 from imgpipe.errors import OptionError
 from imgpipe.model import Rendition

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from test_server_support import ALLOW, ServerThread, Tripwire, png
+from server_support import ALLOW, ServerThread, Tripwire, png
 
 from imgpipe.model import Rendition
 from imgpipe.server import ServerConfig, create_app

@@ -10,7 +10,7 @@ import time
 
 import httpx
 from click.testing import CliRunner
-from test_server_support import ALLOW, Origin
+from server_support import ALLOW, Origin
 
 from imgpipe.cli import main
 

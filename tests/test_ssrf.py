@@ -18,7 +18,7 @@ import ssl
 
 import httpx
 import pytest
-from test_server_support import (
+from server_support import (
     ALLOW,
     ORIGIN_IP,
     Listener,

@@ -104,3 +104,24 @@ def test_state_of_another_schema_is_dropped_not_trusted(tmp_path):
     with State(tmp_path / "c") as st:
         assert st.known_sha256("a.jpg", 1, 2, 3, 4) is None
         assert st.get_meta("schema") != "0"
+
+
+def test_files_module_atomic_copy_keeps_mtime_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    """What the plugins publish is copied like everything else is written: whole or not at
+    all, and under the temp prefix a later build sweeps."""
+    from imgpipe import files
+
+    source = tmp_path / "a.webp"
+    source.write_bytes(b"x" * 100)
+    os.utime(source, ns=(1_000_000_000, 1_000_000_000))
+    files.atomic_copy(source, tmp_path / "site/a.webp")
+    copied = tmp_path / "site/a.webp"
+    assert copied.read_bytes() == b"x" * 100 and copied.stat().st_mtime_ns == 1_000_000_000
+
+    def refuse(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "replace", refuse)
+    with pytest.raises(KeyboardInterrupt):
+        files.atomic_copy(source, tmp_path / "site/b.webp")
+    assert sorted(p.name for p in (tmp_path / "site").iterdir()) == ["a.webp"]

@@ -117,3 +117,30 @@ def test_mkdocs_keeps_a_percent_encoded_image_working(tmp_path):
     for url in urls:
         target = posixpath.normpath(unquote(urlsplit(url).path))
         assert (tmp_path / "site" / target).is_file(), url
+
+
+# (src, page dir, site URL, full_urls) -> (target, root), or None for a link off the site.
+LINKS = [
+    ("img/a.jpg", "blog/post", "", False, ("blog/post/img/a.jpg", "../../")),
+    ("../img/a.jpg", "blog", "", False, ("img/a.jpg", "../")),
+    ("a.jpg", "", "https://x.org/", False, ("a.jpg", "")),
+    ("/img/a%20b.jpg", "blog", "", False, ("img/a b.jpg", "/")),
+    ("/docs/img/a.jpg", "p", "https://x.org/docs/", False, ("img/a.jpg", "/docs/")),
+    ("/other/a.jpg", "p", "https://x.org/docs", False, ("other/a.jpg", "/docs/")),
+    ("https://x.org/docs/img/a.jpg", "p", "https://x.org/docs", True,
+     ("img/a.jpg", "https://x.org/docs/")),
+    ("https://x.org/docs/img/a.jpg", "p", "https://x.org/docs", False, None),  # MkDocs
+    ("https://elsewhere.org/a.jpg", "p", "https://x.org", True, None),
+    ("//cdn.org/a.jpg", "", "", False, None),
+    ("data:image/png;base64,xx", "", "", False, None),
+    ("#top", "", "", False, None),
+]
+
+
+@pytest.mark.parametrize("src, page_dir, site_url, full_urls, expected", LINKS)
+def test_one_resolver_for_the_mkdocs_and_pelican_rewriters(src, page_dir, site_url, full_urls,
+                                                             expected):
+    from imgpipe.integrations import site
+
+    link = site.image_link(src, page_dir, site_url, full_urls=full_urls)
+    assert (link and (link.target, link.root)) == expected

@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pyvips")
 av = pytest.importorskip("av")
 
-from test_animation_support import (  # noqa: E402
+from animation_support import (  # noqa: E402
     COLOURS,
     DELAYS,
     coloured_frames,

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("pyvips")
 
-from test_watch_support import (  # noqa: E402
+from watch_support import (  # noqa: E402
     clean_build,
     close,
     color,

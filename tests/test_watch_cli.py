@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("pyvips")
 
-from test_watch_support import clean_build, color, jpeg, make_site, output_of, temp_files  # noqa: E402
+from watch_support import clean_build, color, jpeg, make_site, output_of, temp_files  # noqa: E402
 
 from imgpipe.build import build  # noqa: E402
 from imgpipe.config import load  # noqa: E402
@@ -88,3 +88,52 @@ def test_an_invalid_config_at_start_exits_2_with_the_message(tmp_path):
     watch = Watch(root)
     assert watch.finish() == 2
     assert any(line.startswith("error[bad-type]") and "output" in line for line in watch.lines)
+
+
+class _RoundInProgress:
+    """A watcher whose round takes a while to finish once asked to stop (it is writing)."""
+
+    def __init__(self, *args, **kwargs):
+        self.config = type("Config", (), {"source": "images", "path": "imgpipe.toml"})
+        self.stopping = threading.Event()
+        self.finished = threading.Event()
+        self.thread = threading.Thread(target=self._round)
+
+    def _round(self) -> None:
+        self.stopping.wait()
+        time.sleep(0.5)  # the source being written
+        self.finished.set()
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def join(self, timeout=None) -> bool:
+        self.thread.join(timeout)
+        return not self.thread.is_alive()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
+
+
+def test_ctrl_c_waits_for_the_round_in_progress(monkeypatch):
+    """Ctrl-C must not end the process before the round has finished the file it writes.
+    A KeyboardInterrupt raised while the main thread waited in Thread.join made Python 3.11
+    take the round's thread for finished (threading._wait_for_tstate_lock), so `stop()`
+    returned at once and the process exited mid-write, leaving a temp file."""
+    from imgpipe import watch as watch_module
+    from imgpipe.cli import main
+
+    watchers = []
+    monkeypatch.setattr(watch_module, "Watcher",
+                        lambda *a, **kw: watchers.append(_RoundInProgress()) or watchers[-1])
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    try:
+        timer.start()
+        main.main(["watch"], standalone_mode=False)
+    finally:
+        timer.cancel()
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
+    assert watchers[0].finished.is_set() and not watchers[0].thread.is_alive()

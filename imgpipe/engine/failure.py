@@ -5,12 +5,13 @@ telling line is kept, and no traceback ever reaches the user.
 
 from __future__ import annotations
 
-from ..errors import ImageError, image_error
+from ..errors import ImageError, describe, size_text  # noqa: F401 - load.py's name for it
 
 
 def fail(code: str, name: str, problem: str, expected: str, suggestion: str,
          stage: str = "load") -> ImageError:
-    return image_error(code, f"{name}: {problem}; expected {expected}; {suggestion}", stage)
+    """The engine's shorthand for `errors.describe` of a file (the one wording)."""
+    return ImageError(describe(code, name, expected, problem=problem, advice=suggestion), stage)
 
 
 _WRAPPERS = ("unable to call", "unable to load", "unable to copy", "unable to write",
@@ -36,14 +37,6 @@ def because(error: BaseException) -> str:
 
 def megapixels(pixels: int) -> str:
     return f"{_short(pixels / 1_000_000)} megapixels"
-
-
-def size_text(count: int) -> str:
-    """Bytes as people read them: 512 bytes, 12.5 KB, 50 MB (binary units)."""
-    for unit, scale in (("MB", 1 << 20), ("KB", 1 << 10)):
-        if count >= scale:
-            return f"{_short(count / scale)} {unit}"
-    return f"{count} bytes"
 
 
 def _short(value: float) -> str:

@@ -23,7 +23,6 @@ import posixpath
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
@@ -123,35 +122,22 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         page_dir = page.url.rstrip("/") if page.url.endswith("/") else posixpath.dirname(page.url)
         prefix = site.relative_url(self.config.output_dir, page_dir)
         images = self.site.images.rebase(prefix)
-        site_path = urlsplit(config.site_url or "").path or "/"
 
-        def replace(attrs: rewrite.Attrs) -> str | None:
-            src = attrs.get("src")
-            if not src or "srcset" in attrs:  # an author's own srcset is left alone
-                return None
-            url = urlsplit(src)
-            if url.scheme or url.netloc or not url.path:  # http(s):, data:, //host, #frag
-                return None
-            path = unquote(url.path)
-            if path.startswith("/"):  # site-absolute, possibly under site_url's path
-                target = path[len(site_path):] if path.startswith(site_path) else path[1:]
-            else:
-                target = posixpath.normpath(posixpath.join(page_dir, path))
-            file = self._by_url.get(target)
+        def source_of(link: site.ImageLink) -> str | None:
+            file = self._by_url.get(link.target)
             if file is None or file.abs_src_path is None:
                 # MkDocs leaves a link it cannot resolve as written: relative to the Markdown
                 # file, not to the page URL, so that is where the author looked for it.
                 written = posixpath.normpath(posixpath.join(
-                    posixpath.dirname(page.file.src_uri), path)) if not path.startswith("/") \
-                    else target
-                self._missing(page, src, written)
+                    posixpath.dirname(page.file.src_uri), link.path)) \
+                    if not link.path.startswith("/") else link.target
+                self._missing(page, link.src, written)
                 return None
-            key = self.site.key_of(file.abs_src_path)
-            if key is None or key not in images:  # not an image the rules cover (svg, ...)
-                return None
-            alt, sizes, rest = rewrite.call_arguments(attrs)
-            return images.picture(key, alt=alt, sizes=sizes, **rest)
+            return file.abs_src_path
 
+        replace = site.picture_rewriter(
+            self.site, lambda src: site.image_link(src, page_dir, config.site_url or ""),
+            source_of, lambda _link: images)
         return rewrite.rewrite_images(html, replace)
 
     def _missing(self, page: Page, src: str, target: str) -> None:

@@ -13,6 +13,10 @@ PLUGINS is not set). Signals, in the order Pelican sends them on each run:
   final URLs ({static}/{attach} resolved, SITEURL or RELATIVE_URLS applied), and the
   renditions are written in the same style: absolute under SITEURL, or relative;
 - finalized: copy the renditions into OUTPUT_PATH/<output_dir>.
+
+A run's state travels with Pelican's own objects, not in this module: the settings (which
+every generator shares) and the generators' shared context (which every written page's
+context is copied from), so runs of several Pelican instances in one process never mix.
 """
 
 from __future__ import annotations
@@ -20,16 +24,16 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
 
 from pelican import signals
 from pelican.contents import Content
 
 from ..errors import closest, describe
-from ..state import atomic_write
+from ..files import atomic_write
 from . import rewrite, site
 
 if TYPE_CHECKING:
@@ -39,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pelican.plugins.imgpipe")
 
 SETTING = "IMGPIPE"
+RUN = "_imgpipe_run"  # where this run's _Run is kept in the settings and the context
 KEYS = ("config_file", *site.RULE_OPTIONS, "source", "jobs", "cache_dir", "output_dir")
 
 
@@ -65,7 +70,9 @@ class _Run:
         return self._sources.get(target)
 
 
-_current: _Run | None = None
+def run_of(settings: Mapping[str, Any]) -> _Run | None:
+    """The plugin's record of the run these settings (or a page's context) belong to."""
+    return settings.get(RUN)
 
 
 def register() -> None:
@@ -77,8 +84,7 @@ def register() -> None:
 
 
 def _build(pelican: Pelican) -> None:
-    global _current
-    _current = None
+    pelican.settings.pop(RUN, None)  # an autoreload run that turned the plugin off
     options = pelican.settings.get(SETTING)
     if options is None or options is False:
         return
@@ -98,12 +104,17 @@ def _build(pelican: Pelican) -> None:
         log.warning("imgpipe: %s", problem)
     built = site.run(config)
     site.report(built.summary, log)
-    _current = _Run(settings, built, options.get("output_dir", "imgpipe").strip("/"))
+    settings[RUN] = _Run(settings, built, options.get("output_dir", "imgpipe").strip("/"))
 
 
 def _install(generator: Generator) -> None:
-    run = _current
-    if run is None or not hasattr(generator, "env"):
+    run = run_of(generator.settings)
+    # So that each written page's context carries this run (the context was copied from the
+    # settings before this run began: it may hold the last one).
+    generator.context[RUN] = run
+    if run is None:
+        return
+    if not hasattr(generator, "env"):
         return
     output_dir = run.output_dir
 
@@ -115,52 +126,33 @@ def _install(generator: Generator) -> None:
 
 
 def _remember_static(generator: StaticGenerator) -> None:
-    if _current is not None:
-        _current.static = generator.staticfiles
+    run = run_of(generator.settings)
+    if run is not None:
+        run.static = generator.staticfiles
 
 
 def _rewrite_file(path: str, context: dict[str, Any]) -> None:
-    run = _current
+    run = run_of(context)
     if run is None or not path.endswith((".html", ".htm")):
         return
     rel = Path(os.path.abspath(path)).relative_to(run.output_path.resolve()).as_posix()
     page_dir = posixpath.dirname(rel)
     content = context.get("article") or context.get("page")
     page = content.relative_source_path if isinstance(content, Content) else None
-    siteurl = run.settings.get("SITEURL", "").rstrip("/")
-    site_path = urlsplit(siteurl).path.rstrip("/") + "/"
 
-    def replace(attrs: rewrite.Attrs) -> str | None:
-        src = attrs.get("src")
-        if not src or "srcset" in attrs:
-            return None
-        if siteurl and src.startswith(siteurl + "/"):  # SITEURL-absolute
-            prefix, target = siteurl + "/", unquote(urlsplit(src[len(siteurl) + 1:]).path)
-        else:
-            url = urlsplit(src)
-            if url.scheme or url.netloc or not url.path:  # external, data:, fragment
-                return None
-            path_part = unquote(url.path)
-            if path_part.startswith("/"):  # site-absolute, maybe under SITEURL's path
-                prefix = site_path
-                target = path_part[len(site_path):] if path_part.startswith(site_path) \
-                    else path_part[1:]
-            else:
-                prefix = site.relative_url("", page_dir)
-                target = posixpath.normpath(posixpath.join(page_dir, path_part))
-        source = run.source_of(target)
-        if source is None:
-            if page and not (run.output_path / target).exists():
-                log.warning("imgpipe: %s uses image '%s', but '%s' is not in the output; "
-                            "is it under STATIC_PATHS?", page, src, target)
-            return None
-        key = run.site.key_of(source)
-        if key is None or key not in run.site.images:  # not covered by the rules (svg, ...)
-            return None
-        alt, sizes, rest = rewrite.call_arguments(attrs)
-        images = run.site.images.rebase(f"{prefix}{run.output_dir}/")
-        return images.picture(key, alt=alt, sizes=sizes, **rest)
+    def source_of(link: site.ImageLink) -> str | None:
+        source = run.source_of(link.target)
+        if source is None and page and not (run.output_path / link.target).exists():
+            log.warning("imgpipe: %s uses image '%s', but '%s' is not in the output; "
+                        "is it under STATIC_PATHS?", page, link.src, link.target)
+        return source
 
+    # Renditions are linked in the style of the tag they replace: SITEURL-absolute,
+    # site-absolute or relative.
+    replace = site.picture_rewriter(
+        run.site, lambda src: site.image_link(src, page_dir, run.settings.get("SITEURL", ""),
+                                              full_urls=True),
+        source_of, lambda link: run.site.images.rebase(f"{link.root}{run.output_dir}/"))
     html = Path(path).read_text(encoding="utf-8")
     new = rewrite.rewrite_images(html, replace)
     if new != html:
@@ -168,5 +160,6 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
 
 
 def _publish(pelican: Pelican) -> None:
-    if _current is not None:
-        site.publish(_current.site, _current.output_path / _current.output_dir)
+    run = run_of(pelican.settings)
+    if run is not None:
+        site.publish(run.site, run.output_path / run.output_dir)

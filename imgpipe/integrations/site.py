@@ -12,17 +12,19 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-import shutil
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from .. import build as builder
 from ..config import PYPROJECT, Config, from_dict
 from ..errors import ConfigError, Problem
+from ..files import atomic_copy
 from ..html import Images
+from . import rewrite
 
 # Plain Markdown images: what a generator's content tree holds that is worth resizing. GIFs are
 # left out: turning an animation into a still JPEG is never what a writer meant.
@@ -152,10 +154,7 @@ def publish(site: SiteBuild, directory: Path, clean: bool = True) -> int:
                 continue
         except FileNotFoundError:
             pass
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        temp = dest.with_name(f".{dest.name}.tmp")
-        shutil.copy2(built, temp)  # copy2 keeps the mtime, which the check above relies on
-        os.replace(temp, dest)
+        atomic_copy(built, dest)  # keeps the mtime, which the check above relies on
         copied += 1
     if clean and directory.is_dir():
         for path in directory.rglob("*"):
@@ -168,3 +167,59 @@ def relative_url(target_dir: str, from_dir: str) -> str:
     """URL prefix of `target_dir` as seen from a page in `from_dir` (both site-relative)."""
     rel = posixpath.relpath(target_dir or ".", from_dir or ".")
     return "" if rel == "." else rel + "/"
+
+
+@dataclass(frozen=True)
+class ImageLink:
+    """What an `<img src>` in a generated page points at."""
+
+    src: str  # as written
+    path: str  # its URL path, percent-decoded
+    target: str  # the file it names, relative to the site root
+    root: str  # the site root as this link is written: "SITEURL/", "/sub/" or "../"
+
+
+def image_link(src: str, page_dir: str, site_url: str = "", *,
+               full_urls: bool = False) -> ImageLink | None:
+    """Resolve `src` on a page in `page_dir` (site-relative) of a site served at `site_url`;
+    None for what is not a file of this site (http(s):, data:, //host, #fragment). With
+    `full_urls`, `site_url`-absolute links (Pelican's SITEURL style) are the site's too."""
+    site_url = site_url.rstrip("/")
+    site_path = urlsplit(site_url).path.rstrip("/") + "/"
+    if full_urls and site_url and src.startswith(site_url + "/"):
+        path = unquote(urlsplit(src[len(site_url) + 1:]).path)
+        return ImageLink(src, path, path, site_url + "/")
+    url = urlsplit(src)
+    if url.scheme or url.netloc or not url.path:
+        return None
+    path = unquote(url.path)
+    if path.startswith("/"):  # site-absolute, maybe under the site URL's path
+        target = path[len(site_path):] if path.startswith(site_path) else path[1:]
+        return ImageLink(src, path, target, site_path)
+    return ImageLink(src, path, posixpath.normpath(posixpath.join(page_dir, path)),
+                     relative_url("", page_dir))
+
+
+def picture_rewriter(built: SiteBuild, link_of: Callable[[str], ImageLink | None],
+                     source_of: Callable[[ImageLink], str | None],
+                     images_for: Callable[[ImageLink], Images]) -> rewrite.Replace:
+    """What both plugins do with one `<img>` tag: resolve its link, find the source file the
+    generator published there, and put a `<picture>` of its renditions in its place. Tags
+    with their own srcset, links outside the site, and images the rules do not cover (SVG...)
+    are kept as written; `source_of` returns None (and may warn) for a file it does not know."""
+
+    def replace(attrs: rewrite.Attrs) -> str | None:
+        src = attrs.get("src")
+        if not src or "srcset" in attrs:  # an author's own srcset is left alone
+            return None
+        link = link_of(src)
+        if link is None:
+            return None
+        source = source_of(link)
+        key = built.key_of(source) if source is not None else None
+        if key is None or key not in built.images:
+            return None
+        alt, sizes, rest = rewrite.call_arguments(attrs)
+        return images_for(link).picture(key, alt=alt, sizes=sizes, **rest)
+
+    return replace

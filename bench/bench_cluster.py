@@ -1,0 +1,243 @@
+"""Beyond one machine: figures for the cluster issue (not tests), medians of a few runs.
+
+    python bench/bench_cluster.py cluster   # the same clean build locally (jobs=1, 2) and on a
+                                            # dask cluster with 1 and 2 workers (1 thread each)
+    python bench/bench_cluster.py refill    # a fresh machine filling its output from the shared
+                                            # store (moto S3): renditions per second
+    python bench/bench_cluster.py plan      # coordinator planning time and memory for a
+                                            # synthetic plan of 100,000 sources (no pixels)
+
+Services (moto's S3 server, `dask scheduler`, `dask worker`) run on 127.0.0.1, started and
+killed by this script (tests/cluster_support.py). Every build is a separate `imgpipe build`
+process, so figures include interpreter start-up; cluster builds include connecting to the
+scheduler and uploading the sources to the store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
+OUT = BENCH / ".out" / "cluster"
+sys.path.insert(0, str(REPO / "tests"))
+
+from cluster_support import cli, files, start_cluster, start_s3, stop  # noqa: E402
+
+CONFIG = """source = "images"
+output = "public/img"
+cache_dir = ".cache"
+jobs = {jobs}
+{extra}
+
+[[rules]]
+include = ["*.jpg"]
+renditions = {{ thumb = "240x240,crop,quality=75" }}
+
+[[rules]]
+include = ["*.jpg"]
+widths = [480, 960]
+formats = ["webp", "jpeg"]
+options = "quality=75"
+"""
+
+
+def make_sources(directory: Path, count: int) -> None:
+    import pyvips
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        xyz = pyvips.Image.xyz(1600, 1200)
+        img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] ^ xyz[1]) % 256])
+        noise = pyvips.Image.gaussnoise(1600, 1200, sigma=20)
+        (img + noise).cast("uchar").copy(interpretation="srgb").jpegsave(
+            str(directory / f"img{i:03d}.jpg"), Q=90)
+
+
+def site(name: str, sources: Path, jobs: int, extra: str = "") -> Path:
+    root = OUT / name
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "images").symlink_to(sources)
+    (root / "imgpipe.toml").write_text(CONFIG.format(jobs=jobs, extra=extra))
+    return root
+
+
+def timed_build(root: Path, *args: str, env: dict[str, str] | None = None) -> float:
+    start = time.perf_counter()
+    done = cli(root, "build", "--no-progress", *args, env=env, timeout=1800)
+    seconds = time.perf_counter() - start
+    if done.returncode:
+        raise SystemExit(done.stderr)
+    return seconds
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process (and its waited-for children) used so far."""
+    import os
+
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def group_cpu(pgids: list[int]) -> float:
+    """CPU of every live process in these process groups (a dask worker is a nanny and its
+    worker child; each service runs in its own group)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids:
+            total += cpu_seconds(int(stat.parent.name))
+    return total
+
+
+def children_cpu() -> float:
+    """CPU of this script's finished children (each `imgpipe build` run)."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def bench_cluster(count: int, runs: int) -> None:
+    sources = OUT / "sources"
+    if len(list(sources.glob("*.jpg"))) != count:
+        shutil.rmtree(sources, ignore_errors=True)
+        make_sources(sources, count)
+    s3 = start_s3(OUT / "moto.log")
+    try:
+        reference = None
+        for workers in (1, 2):
+            local, local_cpu = [], []
+            for run in range(runs):
+                root = site(f"local{workers}-{run}", sources, workers)
+                # Equal parallelism: each dask worker runs libvips with one thread per task.
+                before = children_cpu()
+                local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
+                local_cpu.append(children_cpu() - before)
+                reference = files(root / "public")
+            cluster = start_cluster(s3.env(), OUT / "dask.log", workers=workers)
+            try:
+                remote, s3_cpu, cluster_cpu = [], [], []
+                groups = [p.pid for p in (cluster.scheduler, *cluster.workers)]
+                for run in range(runs):
+                    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+                    root = site(f"cluster{workers}-{run}", sources, workers,
+                                f'remote_cache = "{url}"')
+                    before = (cpu_seconds(s3.proc.pid), group_cpu(groups), children_cpu())
+                    remote.append(timed_build(root, "--scheduler", cluster.address,
+                                              env=s3.env()))
+                    s3_cpu.append(cpu_seconds(s3.proc.pid) - before[0])
+                    cluster_cpu.append(group_cpu(groups) - before[1]
+                                       + children_cpu() - before[2])
+                    assert files(root / "public") == reference, "cluster output differs"
+            finally:
+                cluster.stop()
+            lo, cl = statistics.median(local), statistics.median(remote)
+            print(f"{count} sources x 5 renditions, parallelism {workers}: local jobs={workers} "
+                  f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
+                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
+                  f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
+                  f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
+                  f"{statistics.median(s3_cpu):.2f} s", flush=True)
+    finally:
+        stop(s3.proc)
+
+
+def bench_refill(count: int, runs: int) -> None:
+    import os
+
+    from imgpipe.build import build
+    from imgpipe.config import load
+
+    sources = OUT / "refill-sources"
+    if len(list(sources.glob("*.jpg"))) != count:
+        shutil.rmtree(sources, ignore_errors=True)
+        make_sources(sources, count)
+    s3 = start_s3(OUT / "moto.log")
+    try:
+        url = s3.make_bucket("refill")
+        extra = f'remote_cache = "{url}/site"'
+        timed_build(site("filler", sources, 2, extra), env=s3.env())
+        renditions = count * 5
+        rates = []
+        for run in range(runs):
+            rates.append(renditions / timed_build(site(f"fresh-{run}", sources, 2, extra),
+                                                  env=s3.env()))
+        print(f"refill from moto S3: {statistics.median(rates):.0f} renditions/s "
+              f"({renditions} renditions, whole `imgpipe build` process; median of {runs})")
+        os.environ.update(s3.env())
+        build(load(site("warm", sources, 2, extra) / "imgpipe.toml"))  # imports, connections
+        rates = []
+        for run in range(runs):
+            config = load(site(f"inproc-{run}", sources, 2, extra) / "imgpipe.toml")
+            summary = build(config)
+            assert summary.built == 0 and summary.cached == renditions
+            rates.append(renditions / summary.seconds)
+        print(f"refill from moto S3, in a warm process (the build's own time): "
+              f"{statistics.median(rates):.0f} renditions/s (median of {runs})")
+    finally:
+        stop(s3.proc)
+
+
+def bench_plan(count: int, runs: int) -> None:
+    """Planning only: the coordinator's own cost per source, without a byte of pixels."""
+    import hashlib
+    import tracemalloc
+
+    from imgpipe.config import from_dict
+    from imgpipe.model import Job
+    from imgpipe.plan import SourceFile, make
+
+    config = from_dict({"source": "images", "output": "public", "rules": [
+        {"include": ["**/*.jpg"], "renditions": {"thumb": "240x240,crop,quality=75"}},
+        {"include": ["**/*.jpg"], "widths": [480, 960], "formats": ["webp", "jpeg"],
+         "options": "quality=75"}]}, OUT)
+    sources = [SourceFile(f"d{i // 100:04d}/img{i:06d}.jpg", f"/src/d{i // 100:04d}/img{i:06d}.jpg",
+                          100_000 + i, i, i, i) for i in range(count)]
+    def plan_and_jobs() -> None:
+        plan = make(config, sources, lambda f: hashlib.sha256(f.path.encode()).hexdigest(), "fp")
+        [Job(sp.source.relpath, sp.source.path, sp.sha256,
+             tuple((r.key, r.options) for r in sp.renditions), config.limits)
+         for sp in plan.sources]
+
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        plan_and_jobs()
+        times.append(time.perf_counter() - start)
+    tracemalloc.start()  # a separate run: tracing slows allocation several-fold
+    plan_and_jobs()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    print(f"plan + jobs for {count} sources ({count * 5} renditions): "
+          f"{statistics.median(times):.2f} s (median of {runs}), peak {peak / 1e6:.0f} MB "
+          "(Python allocations, tracemalloc)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("what", choices=["cluster", "refill", "plan"])
+    parser.add_argument("--count", type=int, default=None)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    if args.what == "cluster":
+        bench_cluster(args.count or 16, args.runs)
+    elif args.what == "refill":
+        bench_refill(args.count or 16, args.runs)
+    else:
+        bench_plan(args.count or 100_000, args.runs)
+
+
+if __name__ == "__main__":
+    main()
