@@ -1,5 +1,5 @@
 """End-to-end builds with the real engine and the real CLI in subprocesses: no-op builds,
-SIGKILL at random moments, concurrent builds, a bad source among good ones."""
+SIGKILL at random moments and at exact renames, concurrent builds, a bad source among good ones."""
 
 from __future__ import annotations
 
@@ -130,18 +130,16 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
             shutil.rmtree(root / ".cache", ignore_errors=True)
         if 0.2 < wipe < 0.6:
             shutil.rmtree(root / "public", ignore_errors=True)
-        before = _names(root / "public")
-        with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
-            # Timed from the moment the build holds its lock, so a slow interpreter start on
-            # a loaded machine does not push every kill before the work begins.
-            _wait_for_lock(root / ".cache/lock", proc)
-            if trial % 2:
+        if trial % 2:  # at a random moment, timed from when the build holds its lock
+            with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+                _wait_for_lock(root / ".cache/lock", proc)
                 time.sleep(rng.uniform(0, work * 1.2))
-            else:  # by what the build did, not by a clock: while it writes its outputs
-                _wait_for_new_file(root / "public", before, proc)
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+        else:  # at an exact step, whatever the machine's load: the Nth file put in place
+            subprocess.run(_killed_at_rename(rng.randint(1, 90), "build", "--no-progress"),
+                           cwd=root, env=env(), capture_output=True, timeout=120)
         _assert_nothing_corrupt(root / "public/img")
         present = len(files(root / "public")) if (root / "public").exists() else 0
         partial += 0 < present < len(reference)
@@ -152,6 +150,21 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
     assert partial >= 3, "the kills should land in the middle of builds, not only around them"
 
 
+def _killed_at_rename(n: int, *args: str) -> list[str]:
+    """The CLI in a process that SIGKILLs itself at its nth rename (os.replace of a finished
+    temp file): the kill lands at that exact step of the build, not at a moment of a clock."""
+    hook = ("import os, signal, sys\n"
+            "left = [int(sys.argv[1])]\n"
+            "def hook(event, args):\n"
+            "    if event == 'os.rename':\n"
+            "        left[0] -= 1\n"
+            "        if left[0] == 0: os.kill(os.getpid(), signal.SIGKILL)\n"
+            "sys.addaudithook(hook)\n"
+            "del sys.argv[1]\n"
+            "from imgpipe.cli import main; main()")
+    return [sys.executable, "-c", hook, str(n), *args]
+
+
 def _work_seconds(root: Path) -> float:
     with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
@@ -159,21 +172,6 @@ def _work_seconds(root: Path) -> float:
         started = time.monotonic()
         assert proc.wait(120) == 0
     return time.monotonic() - started
-
-
-def _names(directory: Path) -> set[Path]:
-    """The finished files under `directory` (not directories, not temp files)."""
-    return {p for p in directory.rglob("*") if p.is_file()
-            and not p.name.startswith(".imgpipe-tmp")} if directory.exists() else set()
-
-
-def _wait_for_new_file(directory: Path, before: set[Path], proc: subprocess.Popen) -> None:
-    """Until `proc` has written a file that was not in `directory` before, or has exited."""
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if _names(directory) - before:
-            return
-        time.sleep(0.002)
 
 
 def _wait_for_lock(lock: Path, proc: subprocess.Popen) -> None:
