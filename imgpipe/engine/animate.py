@@ -23,7 +23,7 @@ from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
 from .failure import because, fail
-from .load import decode, out_of_time, watched
+from .load import decode, out_of_time, watched, watched_until
 from .optimise import check_fits
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
@@ -202,7 +202,7 @@ def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, reci
     strip.set_type(pyvips.GValue.array_int_type, "delay",
                    list(frames.delays if fmt == "gif" else frames.shown_delays()))
     strip.set_type(pyvips.GValue.gint_type, "loop", frames.loop)
-    _watch(strip, deadline)
+    watched_until(strip, deadline)
     quality, warnings = recipe.quality, []
     if quality == "lossless" and changes_pixels:
         warnings.append(Problem("lossless-resized", "quality=lossless holds only when the "
@@ -224,17 +224,6 @@ def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, reci
     data = strip.gifsave_buffer(effort=GIF_EFFORT, bitdepth=8, dither=dither,
                                 interframe_maxerror=error, keep="none")
     return _in_time(data, deadline), quality, 8, tuple(warnings)
-
-
-def _watch(image: pyvips.Image, deadline: float) -> None:
-    """Make libvips abandon the encode once the deadline has passed."""
-    image.set_progress(True)
-
-    def on_eval(evaluated: pyvips.Image, _progress) -> None:
-        if time.monotonic() > deadline:
-            evaluated.set_kill(True)
-
-    image.signal_connect("eval", on_eval)
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:

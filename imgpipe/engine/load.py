@@ -177,8 +177,12 @@ def watched(image: pyvips.Image) -> pyvips.Image:
     fresh one, dropped after that: the signal outlives this Python object, and pyvips aborts
     the process if a later evaluation of the same libvips image calls the dead callback."""
     deadline = _DEADLINE.get()[0]
-    if math.isinf(deadline):
-        return image
+    return image if math.isinf(deadline) else watched_until(image, deadline)
+
+
+def watched_until(image: pyvips.Image, deadline: float) -> pyvips.Image:
+    """`image`, whose evaluation libvips abandons once `time.monotonic()` passes `deadline`
+    (the same rules as `watched`)."""
     image.set_progress(True)
 
     def on_eval(evaluated: pyvips.Image, _progress) -> None:
