@@ -4,6 +4,10 @@
                                             # dask cluster with 1 and 2 workers (1 thread each)
     python bench/bench_cluster.py refill    # a fresh machine filling its output from the shared
                                             # store (moto S3): renditions per second
+    python bench/bench_cluster.py cluster --photos DIR --count 12
+                                            # the same on the first 12 real photos in DIR
+                                            # (/work/shared/bench-photos.sh DIR fetches them),
+                                            # rules PHOTO_RULES: 6 renditions at fixed quality
     python bench/bench_cluster.py plan      # coordinator planning time and memory for a
                                             # synthetic plan of 100,000 sources (no pixels)
 
@@ -30,12 +34,13 @@ sys.path.insert(0, str(REPO / "tests"))
 
 from cluster_support import cli, files, start_cluster, start_s3, stop  # noqa: E402
 
-CONFIG = """source = "images"
+HEAD = """source = "images"
 output = "public/img"
 cache_dir = ".cache"
 jobs = {jobs}
 {extra}
-
+"""
+SYNTHETIC_RULES = """
 [[rules]]
 include = ["*.jpg"]
 renditions = {{ thumb = "240x240,crop,quality=75" }}
@@ -46,6 +51,15 @@ widths = [480, 960]
 formats = ["webp", "jpeg"]
 options = "quality=75"
 """
+# Real photos: a typical responsive set at a fixed quality, so no quality search dominates.
+PHOTO_RULES = """
+[[rules]]
+include = ["*.jpg", "*.jpeg", "*.JPG", "*.JPEG"]
+widths = [480, 960, 1600]
+formats = ["webp", "jpeg"]
+options = "quality=80"
+"""
+RULES = SYNTHETIC_RULES
 
 
 def make_sources(directory: Path, count: int) -> None:
@@ -65,7 +79,7 @@ def site(name: str, sources: Path, jobs: int, extra: str = "") -> Path:
     shutil.rmtree(root, ignore_errors=True)
     root.mkdir(parents=True)
     (root / "images").symlink_to(sources)
-    (root / "imgpipe.toml").write_text(CONFIG.format(jobs=jobs, extra=extra))
+    (root / "imgpipe.toml").write_text(HEAD.format(jobs=jobs, extra=extra) + RULES)
     return root
 
 
@@ -108,11 +122,39 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def bench_cluster(count: int, runs: int) -> None:
-    sources = OUT / "sources"
-    if len(list(sources.glob("*.jpg"))) != count:
-        shutil.rmtree(sources, ignore_errors=True)
-        make_sources(sources, count)
+def copy_photos(photos: Path, directory: Path, count: int) -> int:
+    """The first `count` photos of `photos` (by name) copied into `directory`; their pixels."""
+    import pyvips
+
+    picked = sorted(p for p in photos.iterdir()
+                    if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg"))[:count]
+    if len(picked) < count:
+        raise SystemExit(f"{photos} has {len(picked)} photos, {count} wanted")
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    pixels = 0
+    for p in picked:
+        shutil.copyfile(p, directory / p.name)
+        image = pyvips.Image.new_from_file(str(p))
+        pixels += image.width * image.height
+    return pixels
+
+
+def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
+    global RULES
+    if photos is None:
+        sources = OUT / "sources"
+        if len(list(sources.glob("*.jpg"))) != count:
+            shutil.rmtree(sources, ignore_errors=True)
+            make_sources(sources, count)
+        what = f"{count} synthetic 2 MP sources x 5 renditions"
+    else:
+        sources = OUT / "photo-sources"
+        RULES = PHOTO_RULES
+        pixels = copy_photos(photos, sources, count)
+        size = sum(p.stat().st_size for p in sources.iterdir())
+        what = (f"{count} real photos ({pixels / count / 1e6:.1f} MP, {size / count / 1e6:.1f} MB "
+                "average) x 6 renditions")
     s3 = start_s3(OUT / "moto.log")
     try:
         reference = None
@@ -143,7 +185,7 @@ def bench_cluster(count: int, runs: int) -> None:
             finally:
                 cluster.stop()
             lo, cl = statistics.median(local), statistics.median(remote)
-            print(f"{count} sources x 5 renditions, parallelism {workers}: local jobs={workers} "
+            print(f"{what}, parallelism {workers}: local jobs={workers} "
                   f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
                   f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
                   f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
@@ -229,10 +271,12 @@ def main() -> None:
     parser.add_argument("what", choices=["cluster", "refill", "plan"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="cluster: real JPEGs from this directory instead of synthetic ones")
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "cluster":
-        bench_cluster(args.count or 16, args.runs)
+        bench_cluster(args.count or (12 if args.photos else 16), args.runs, args.photos)
     elif args.what == "refill":
         bench_refill(args.count or 16, args.runs)
     else:

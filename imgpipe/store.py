@@ -91,13 +91,16 @@ class Store:
         names = list(names)
         found: dict[str, bytes] = {}
         for start in range(0, len(names), BATCH):
-            chunk = {self._path(kind, n): n for n in names[start:start + BATCH]}
+            chunk = names[start:start + BATCH]
             if not chunk:
                 continue
-            got = self.fs.cat(list(chunk), on_error="omit")
-            for path, data in got.items():
-                name = chunk.get(path) or chunk.get(_strip(path, self.fs))
-                if name is not None and isinstance(data, bytes):
+            # cat_ranges, not cat: cat first asks whether each path exists (s3fs: a HEAD, and
+            # a LIST when absent), tripling the requests for a missing object. Any error
+            # reads as absent, as cat's on_error="omit" did.
+            got = self.fs.cat_ranges([self._path(kind, n) for n in chunk], None, None,
+                                     on_error="return")
+            for name, data in zip(chunk, got, strict=True):
+                if isinstance(data, bytes):
                     found[name] = data
         return found
 
@@ -188,10 +191,6 @@ def _pool() -> ThreadPoolExecutor:
 def _protocols(fs: Any) -> tuple[str, ...]:
     p = fs.protocol
     return (p,) if isinstance(p, str) else tuple(p)
-
-
-def _strip(path: str, fs: Any) -> str:
-    return str(fs._strip_protocol(path))  # cat may answer with or without the protocol
 
 
 def _put_local(path: str, data: bytes) -> bool:
