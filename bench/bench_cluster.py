@@ -140,6 +140,20 @@ def copy_photos(photos: Path, directory: Path, count: int) -> int:
     return pixels
 
 
+def cluster_build(s3, cluster, groups: list[list[int]], sources: Path, name: str,
+                  reference: dict | None) -> tuple[float, float, tuple[float, ...]]:
+    """One clean cluster build into a new bucket: wall seconds, moto's CPU, and the CPU of
+    the coordinator, the scheduler and the workers."""
+    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    root = site(name, sources, len(cluster.workers), f'remote_cache = "{url}"')
+    before = (cpu_seconds(s3.proc.pid), children_cpu(), *(group_cpu(g) for g in groups))
+    seconds = timed_build(root, "--scheduler", cluster.address, env=s3.env())
+    cpu = (children_cpu() - before[1],
+           *(group_cpu(g) - b for g, b in zip(groups, before[2:], strict=True)))
+    assert reference is None or files(root / "public") == reference, "cluster output differs"
+    return seconds, cpu_seconds(s3.proc.pid) - before[0], cpu
+
+
 def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
     global RULES
     if photos is None:
@@ -159,29 +173,27 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
     try:
         reference = None
         for workers in (1, 2):
-            local, local_cpu = [], []
-            for run in range(runs):
-                root = site(f"local{workers}-{run}", sources, workers)
-                # Equal parallelism: each dask worker runs libvips with one thread per task.
-                before = children_cpu()
-                local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
-                local_cpu.append(children_cpu() - before)
-                reference = files(root / "public")
             cluster = start_cluster(s3.env(), OUT / "dask.log", workers=workers)
             try:
-                remote, s3_cpu, cluster_cpu = [], [], []
-                groups = [p.pid for p in (cluster.scheduler, *cluster.workers)]
+                groups = [[cluster.scheduler.pid], [p.pid for p in cluster.workers]]
+
+                cluster_build(s3, cluster, groups, sources, f"warm{workers}", None)  # workers load libvips on their first job
+                local, local_cpu, remote, s3_cpu, cluster_cpu, parts = [], [], [], [], [], []
+                # Local and cluster builds alternate, so the load of whatever else runs on
+                # the machine falls on both alike.
                 for run in range(runs):
-                    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
-                    root = site(f"cluster{workers}-{run}", sources, workers,
-                                f'remote_cache = "{url}"')
-                    before = (cpu_seconds(s3.proc.pid), group_cpu(groups), children_cpu())
-                    remote.append(timed_build(root, "--scheduler", cluster.address,
-                                              env=s3.env()))
-                    s3_cpu.append(cpu_seconds(s3.proc.pid) - before[0])
-                    cluster_cpu.append(group_cpu(groups) - before[1]
-                                       + children_cpu() - before[2])
-                    assert files(root / "public") == reference, "cluster output differs"
+                    root = site(f"local{workers}-{run}", sources, workers)
+                    # Equal parallelism: each dask worker runs libvips with one thread per task.
+                    before = children_cpu()
+                    local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
+                    local_cpu.append(children_cpu() - before)
+                    reference = files(root / "public")
+                    seconds, s3_seconds, cpu = cluster_build(
+                        s3, cluster, groups, sources, f"cluster{workers}-{run}", reference)
+                    remote.append(seconds)
+                    s3_cpu.append(s3_seconds)
+                    parts.append(cpu)
+                    cluster_cpu.append(sum(cpu))
             finally:
                 cluster.stop()
             lo, cl = statistics.median(local), statistics.median(remote)
@@ -191,6 +203,9 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
                   f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
                   f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
                   f"{statistics.median(s3_cpu):.2f} s", flush=True)
+            coordinator, scheduler, dask_workers = (statistics.median(p) for p in zip(*parts, strict=True))
+            print(f"    cluster CPU by process (medians): coordinator {coordinator:.2f} s, "
+                  f"scheduler {scheduler:.2f} s, workers {dask_workers:.2f} s", flush=True)
     finally:
         stop(s3.proc)
 
