@@ -196,6 +196,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     run = _Run(config, state, Outputs(config.root, state))
     if config.remote_cache:
         run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
+    executor = _executor(run, engine, fingerprint, jobs)  # early: a cluster one starts importing
     for s in (*skipped, *plan.skipped):
         (run.results.failures if s.failed else run.results.notes).append(s.issue())
 
@@ -224,7 +225,7 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
                      tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
                      config.limits, svg=by_rel[rel].svg)
                  for rel in order]
-    for result in _executor(run, engine, fingerprint, jobs).run(jobs_list):
+    for result in executor.run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)
         state.commit()
         events.source_done(result.relpath, *_counts(by_rel[result.relpath], result))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -50,6 +51,9 @@ class DaskExecutor:
         self.store = store
         self.fingerprint = fingerprint
         self.info_of = info_of
+        # Importing distributed takes the coordinator about a second: on a thread, it overlaps
+        # whatever the build does before its first job (asking the store for what it holds).
+        threading.Thread(target=_import_distributed, daemon=True).start()
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         # distributed logs a lost connection as tracebacks on stderr; the build reports it
@@ -151,6 +155,13 @@ def _rendition(record: Record, data: bytes) -> Rendition:
     return Rendition(data, record.format, record.width, record.height, record.quality,
                      record.encoder_quality, tuple(Problem(c, m) for c, m in record.warnings),
                      record.score)
+
+
+def _import_distributed() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        pass  # _connect says so, in the build's words
 
 
 def _connect(scheduler: str) -> Client:
