@@ -66,6 +66,10 @@ class Store:
                                       "remote_cache")) from None
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(self.fs)
+        # s3fs asks an object's size (a HEAD, and a LIST when absent) before each read, to
+        # split big ones into ranges; ours are under limits.max_bytes: one GET is enough.
+        self.read_options = {"max_concurrency": 1} if {"s3", "s3a"} & set(
+            _protocols(self.fs)) else {}
 
     # -- raw objects ------------------------------------------------------------------------
     def _path(self, kind: str, name: str) -> str:
@@ -95,10 +99,9 @@ class Store:
             if not chunk:
                 continue
             # cat_ranges, not cat: cat first asks whether each path exists (s3fs: a HEAD, and
-            # a LIST when absent), tripling the requests for a missing object. Any error
-            # reads as absent, as cat's on_error="omit" did.
+            # a LIST when absent). Any error reads as absent, as cat's on_error="omit" did.
             got = self.fs.cat_ranges([self._path(kind, n) for n in chunk], None, None,
-                                     on_error="return")
+                                     on_error="return", **self.read_options)
             for name, data in zip(chunk, got, strict=True):
                 if isinstance(data, bytes):
                     found[name] = data
