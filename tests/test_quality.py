@@ -101,6 +101,29 @@ def test_each_size_is_searched_from_a_probe_not_from_the_other_sizes(photo, monk
     assert sorted(starts) == together and len(together) == 3
 
 
+def test_a_webp_search_bigger_than_the_probe_starts_lower_than_the_probes_answer(monkeypatch):
+    """Issue 18 (keep today's speed): from the probe's 320 px answer, a WebP search of a
+    bigger rendition starts lower by the measured drift (one quality per doubling), so its
+    first encode lands within the tolerance more often: fewer full-size encodes."""
+    calls: list[tuple[int, int, int | None]] = []  # (width, start, answer), probe first
+    real_search = optimise._search
+
+    def recording(final, encoding, guess, deadline):
+        found, encoded = real_search(final, encoding, guess, deadline)
+        calls.append((final.width, guess, found.quality))
+        return found, encoded
+
+    import pyvips
+
+    big = pyvips.Image.new_from_file(str(PHOTOS[0])).thumbnail_image(640).jpegsave_buffer(Q=98)
+    monkeypatch.setattr(optimise, "_search", recording)
+    result = open_source(big).render(parse("640,format=webp"))
+    (probe_width, _, probed), (width, start, _) = calls
+    assert (probe_width, width) == (optimise.PROBE_BOX, 640)
+    assert start == probed - 1  # one doubling above the probe
+    assert abs(result.score - TARGETS["medium"]) <= TOLERANCE + 0.01
+
+
 def test_fixed_quality_is_not_searched(photo):
     r = render(photo, "300,format=avif,quality=40")
     assert (r.quality, r.encoder_quality, r.score) == (40, 40, None)
