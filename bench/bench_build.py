@@ -66,14 +66,19 @@ for path in sorted(src.glob("*.jpg")):
 
 # The same, decoding each photo once (the largest size, then smaller ones from it), which is
 # what imgpipe's engine does: the fairer baseline.
-PLAIN_ONE_DECODE = PLAIN_SCRIPT.replace(
-    """    thumb = pyvips.Image.thumbnail(str(path), 240, height=240, crop="centre")""",
-    """    big = pyvips.Image.thumbnail(str(path), max(WIDTHS), height=100000, size="down")
+PLAIN_ONE_DECODE = (
+    PLAIN_SCRIPT.replace(
+        """    thumb = pyvips.Image.thumbnail(str(path), 240, height=240, crop="centre")""",
+        """    big = pyvips.Image.thumbnail(str(path), max(WIDTHS), height=100000, size="down")
     big = big.copy_memory()
-    thumb = big.thumbnail_image(240, height=240, crop="centre")""").replace(
-    """        im = pyvips.Image.thumbnail(str(path), w, height=100000, size="down").copy_memory()""",
-    """        im = big.thumbnail_image(w, height=100000, size="down").copy_memory()""").replace(
-    "import sys, pathlib, pyvips", f"import sys, pathlib, pyvips\nWIDTHS = {WIDTHS}")
+    thumb = big.thumbnail_image(240, height=240, crop="centre")""",
+    )
+    .replace(
+        """        im = pyvips.Image.thumbnail(str(path), w, height=100000, size="down").copy_memory()""",
+        """        im = big.thumbnail_image(w, height=100000, size="down").copy_memory()""",
+    )
+    .replace("import sys, pathlib, pyvips", f"import sys, pathlib, pyvips\nWIDTHS = {WIDTHS}")
+)
 
 
 CPU: dict[str, list[float]] = {}  # CPU seconds (user + sys) of each run, by benchmark line
@@ -84,19 +89,25 @@ def run(cmd: list[str], cwd: Path | None = None, cpu_key: str | None = None) -> 
     figure to trust on a shared machine: other processes' load inflates wall time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        cmd,
+        cwd=cwd,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if cpu_key:
-        CPU.setdefault(cpu_key, []).append(after.ru_utime - before.ru_utime
-                                           + after.ru_stime - before.ru_stime)
+        CPU.setdefault(cpu_key, []).append(
+            after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+        )
     return wall
 
 
 def imgpipe(cwd: Path, *args: str, cpu_key: str | None = None) -> float:
-    return run([sys.executable, "-c", "from imgpipe.cli import main; main()", *args], cwd,
-               cpu_key)
+    return run([sys.executable, "-c", "from imgpipe.cli import main; main()", *args], cwd, cpu_key)
 
 
 def median(runs: list[float], cpu_key: str | None = None) -> str:
@@ -135,7 +146,9 @@ def photo_site(jobs: int, fixed: bool = False) -> Path:
         sys.exit(f"no photos: run `bash shared/bench-photos.sh {PHOTOS}` first")
     site = OUT / f"photos-j{jobs}{'-fixed' if fixed else ''}"
     site.mkdir(parents=True, exist_ok=True)
-    (site / "imgpipe.toml").write_text(PHOTO_CONFIG.format(jobs=jobs, quality=FIXED if fixed else PRESET))
+    (site / "imgpipe.toml").write_text(
+        PHOTO_CONFIG.format(jobs=jobs, quality=FIXED if fixed else PRESET)
+    )
     return site
 
 
@@ -147,9 +160,11 @@ def clean_build(site: Path, cpu_key: str | None = None) -> float:
 
 def idle_fraction(seconds: float = 1.0) -> float:
     """Share of all cores idle over `seconds` (/proc/stat)."""
+
     def sample() -> tuple[int, int]:
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
         return fields[3] + fields[4], sum(fields)  # idle + iowait, total
+
     idle0, total0 = sample()
     time.sleep(seconds)
     idle1, total1 = sample()
@@ -178,15 +193,21 @@ def jobs(runs: int, quiet: float = 0) -> None:
 def plain(runs: int, fixed: bool = False) -> None:
     site = photo_site(1, fixed)
     out = OUT / "plain"
-    times: dict[str, list[float]] = {"imgpipe build, jobs=1": [], "plain pyvips script": [],
-                                     "plain script, one decode": []}
+    times: dict[str, list[float]] = {
+        "imgpipe build, jobs=1": [],
+        "plain pyvips script": [],
+        "plain script, one decode": [],
+    }
     for _ in range(runs):  # interleaved, so machine load hits all alike
         times["imgpipe build, jobs=1"].append(clean_build(site, "imgpipe build, jobs=1"))
-        for name, script in (("plain pyvips script", PLAIN_SCRIPT),
-                             ("plain script, one decode", PLAIN_ONE_DECODE)):
+        for name, script in (
+            ("plain pyvips script", PLAIN_SCRIPT),
+            ("plain script, one decode", PLAIN_ONE_DECODE),
+        ):
             shutil.rmtree(out, ignore_errors=True)
-            times[name].append(run([sys.executable, "-c", script, str(PHOTOS), str(out)],
-                                   cpu_key=name))
+            times[name].append(
+                run([sys.executable, "-c", script, str(PHOTOS), str(out)], cpu_key=name)
+            )
     for name, runs_ in times.items():
         print(f"{name:<26} {median(runs_, name)}")
     for what, figures in (("wall", times), ("CPU", CPU)):
@@ -199,10 +220,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=("noop", "jobs", "plain"))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--fixed", action="store_true",
-                        help="plain: quality=75 as the script uses, instead of the presets")
-    parser.add_argument("--quiet", type=float, default=0, metavar="SECONDS",
-                        help="jobs: before each run, wait up to this long for idle cores")
+    parser.add_argument(
+        "--fixed",
+        action="store_true",
+        help="plain: quality=75 as the script uses, instead of the presets",
+    )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="jobs: before each run, wait up to this long for idle cores",
+    )
     args = parser.parse_args()
     if args.which == "jobs":
         jobs(args.runs, args.quiet)

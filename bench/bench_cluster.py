@@ -71,7 +71,8 @@ def make_sources(directory: Path, count: int) -> None:
         img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] ^ xyz[1]) % 256])
         noise = pyvips.Image.gaussnoise(1600, 1200, sigma=20)
         (img + noise).cast("uchar").copy(interpretation="srgb").jpegsave(
-            str(directory / f"img{i:03d}.jpg"), Q=90)
+            str(directory / f"img{i:03d}.jpg"), Q=90
+        )
 
 
 def site(name: str, sources: Path, jobs: int, extra: str = "") -> Path:
@@ -126,8 +127,9 @@ def copy_photos(photos: Path, directory: Path, count: int) -> int:
     """The first `count` photos of `photos` (by name) copied into `directory`; their pixels."""
     import pyvips
 
-    picked = sorted(p for p in photos.iterdir()
-                    if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg"))[:count]
+    picked = sorted(
+        p for p in photos.iterdir() if p.is_file() and p.suffix.lower() in (".jpg", ".jpeg")
+    )[:count]
     if len(picked) < count:
         raise SystemExit(f"{photos} has {len(picked)} photos, {count} wanted")
     shutil.rmtree(directory, ignore_errors=True)
@@ -140,16 +142,19 @@ def copy_photos(photos: Path, directory: Path, count: int) -> int:
     return pixels
 
 
-def cluster_build(s3, cluster, groups: list[list[int]], sources: Path, name: str,
-                  reference: dict | None) -> tuple[float, float, tuple[float, ...]]:
+def cluster_build(
+    s3, cluster, groups: list[list[int]], sources: Path, name: str, reference: dict | None
+) -> tuple[float, float, tuple[float, ...]]:
     """One clean cluster build into a new bucket: wall seconds, moto's CPU, and the CPU of
     the coordinator, the scheduler and the workers."""
     url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
     root = site(name, sources, len(cluster.workers), f'remote_cache = "{url}"')
     before = (cpu_seconds(s3.proc.pid), children_cpu(), *(group_cpu(g) for g in groups))
     seconds = timed_build(root, "--scheduler", cluster.address, env=s3.env())
-    cpu = (children_cpu() - before[1],
-           *(group_cpu(g) - b for g, b in zip(groups, before[2:], strict=True)))
+    cpu = (
+        children_cpu() - before[1],
+        *(group_cpu(g) - b for g, b in zip(groups, before[2:], strict=True)),
+    )
     assert reference is None or files(root / "public") == reference, "cluster output differs"
     return seconds, cpu_seconds(s3.proc.pid) - before[0], cpu
 
@@ -167,8 +172,10 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
         RULES = PHOTO_RULES
         pixels = copy_photos(photos, sources, count)
         size = sum(p.stat().st_size for p in sources.iterdir())
-        what = (f"{count} real photos ({pixels / count / 1e6:.1f} MP, {size / count / 1e6:.1f} MB "
-                "average) x 6 renditions")
+        what = (
+            f"{count} real photos ({pixels / count / 1e6:.1f} MP, {size / count / 1e6:.1f} MB "
+            "average) x 6 renditions"
+        )
     s3 = start_s3(OUT / "moto.log")
     try:
         reference = None
@@ -177,7 +184,9 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
             try:
                 groups = [[cluster.scheduler.pid], [p.pid for p in cluster.workers]]
 
-                cluster_build(s3, cluster, groups, sources, f"warm{workers}", None)  # workers load libvips on their first job
+                cluster_build(
+                    s3, cluster, groups, sources, f"warm{workers}", None
+                )  # workers load libvips on their first job
                 local, local_cpu, remote, s3_cpu, cluster_cpu, parts = [], [], [], [], [], []
                 # Local and cluster builds alternate, so the load of whatever else runs on
                 # the machine falls on both alike.
@@ -189,7 +198,8 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
                     local_cpu.append(children_cpu() - before)
                     reference = files(root / "public")
                     seconds, s3_seconds, cpu = cluster_build(
-                        s3, cluster, groups, sources, f"cluster{workers}-{run}", reference)
+                        s3, cluster, groups, sources, f"cluster{workers}-{run}", reference
+                    )
                     remote.append(seconds)
                     s3_cpu.append(s3_seconds)
                     parts.append(cpu)
@@ -197,15 +207,23 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
             finally:
                 cluster.stop()
             lo, cl = statistics.median(local), statistics.median(remote)
-            print(f"{what}, parallelism {workers}: local jobs={workers} "
-                  f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
-                  f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
-                  f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
-                  f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
-                  f"{statistics.median(s3_cpu):.2f} s", flush=True)
-            coordinator, scheduler, dask_workers = (statistics.median(p) for p in zip(*parts, strict=True))
-            print(f"    cluster CPU by process (medians): coordinator {coordinator:.2f} s, "
-                  f"scheduler {scheduler:.2f} s, workers {dask_workers:.2f} s", flush=True)
+            print(
+                f"{what}, parallelism {workers}: local jobs={workers} "
+                f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
+                f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
+                f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
+                f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
+                f"{statistics.median(s3_cpu):.2f} s",
+                flush=True,
+            )
+            coordinator, scheduler, dask_workers = (
+                statistics.median(p) for p in zip(*parts, strict=True)
+            )
+            print(
+                f"    cluster CPU by process (medians): coordinator {coordinator:.2f} s, "
+                f"scheduler {scheduler:.2f} s, workers {dask_workers:.2f} s",
+                flush=True,
+            )
     finally:
         stop(s3.proc)
 
@@ -228,10 +246,13 @@ def bench_refill(count: int, runs: int) -> None:
         renditions = count * 5
         rates = []
         for run in range(runs):
-            rates.append(renditions / timed_build(site(f"fresh-{run}", sources, 2, extra),
-                                                  env=s3.env()))
-        print(f"refill from moto S3: {statistics.median(rates):.0f} renditions/s "
-              f"({renditions} renditions, whole `imgpipe build` process; median of {runs})")
+            rates.append(
+                renditions / timed_build(site(f"fresh-{run}", sources, 2, extra), env=s3.env())
+            )
+        print(
+            f"refill from moto S3: {statistics.median(rates):.0f} renditions/s "
+            f"({renditions} renditions, whole `imgpipe build` process; median of {runs})"
+        )
         os.environ.update(s3.env())
         build(load(site("warm", sources, 2, extra) / "imgpipe.toml"))  # imports, connections
         rates = []
@@ -240,8 +261,10 @@ def bench_refill(count: int, runs: int) -> None:
             summary = build(config)
             assert summary.built == 0 and summary.cached == renditions
             rates.append(renditions / summary.seconds)
-        print(f"refill from moto S3, in a warm process (the build's own time): "
-              f"{statistics.median(rates):.0f} renditions/s (median of {runs})")
+        print(
+            f"refill from moto S3, in a warm process (the build's own time): "
+            f"{statistics.median(rates):.0f} renditions/s (median of {runs})"
+        )
     finally:
         stop(s3.proc)
 
@@ -255,17 +278,46 @@ def bench_plan(count: int, runs: int) -> None:
     from imgpipe.model import Job
     from imgpipe.plan import SourceFile, make
 
-    config = from_dict({"source": "images", "output": "public", "rules": [
-        {"include": ["**/*.jpg"], "renditions": {"thumb": "240x240,crop,quality=75"}},
-        {"include": ["**/*.jpg"], "widths": [480, 960], "formats": ["webp", "jpeg"],
-         "options": "quality=75"}]}, OUT)
-    sources = [SourceFile(f"d{i // 100:04d}/img{i:06d}.jpg", f"/src/d{i // 100:04d}/img{i:06d}.jpg",
-                          100_000 + i, i, i, i) for i in range(count)]
+    config = from_dict(
+        {
+            "source": "images",
+            "output": "public",
+            "rules": [
+                {"include": ["**/*.jpg"], "renditions": {"thumb": "240x240,crop,quality=75"}},
+                {
+                    "include": ["**/*.jpg"],
+                    "widths": [480, 960],
+                    "formats": ["webp", "jpeg"],
+                    "options": "quality=75",
+                },
+            ],
+        },
+        OUT,
+    )
+    sources = [
+        SourceFile(
+            f"d{i // 100:04d}/img{i:06d}.jpg",
+            f"/src/d{i // 100:04d}/img{i:06d}.jpg",
+            100_000 + i,
+            i,
+            i,
+            i,
+        )
+        for i in range(count)
+    ]
+
     def plan_and_jobs() -> None:
         plan = make(config, sources, lambda f: hashlib.sha256(f.path.encode()).hexdigest(), "fp")
-        [Job(sp.source.relpath, sp.source.path, sp.sha256,
-             tuple((r.key, r.options) for r in sp.renditions), config.limits)
-         for sp in plan.sources]
+        [
+            Job(
+                sp.source.relpath,
+                sp.source.path,
+                sp.sha256,
+                tuple((r.key, r.options) for r in sp.renditions),
+                config.limits,
+            )
+            for sp in plan.sources
+        ]
 
     times = []
     for _ in range(runs):
@@ -276,9 +328,11 @@ def bench_plan(count: int, runs: int) -> None:
     plan_and_jobs()
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    print(f"plan + jobs for {count} sources ({count * 5} renditions): "
-          f"{statistics.median(times):.2f} s (median of {runs}), peak {peak / 1e6:.0f} MB "
-          "(Python allocations, tracemalloc)")
+    print(
+        f"plan + jobs for {count} sources ({count * 5} renditions): "
+        f"{statistics.median(times):.2f} s (median of {runs}), peak {peak / 1e6:.0f} MB "
+        "(Python allocations, tracemalloc)"
+    )
 
 
 def main() -> None:
@@ -286,8 +340,12 @@ def main() -> None:
     parser.add_argument("what", choices=["cluster", "refill", "plan"])
     parser.add_argument("--count", type=int, default=None)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--photos", type=Path, default=None,
-                        help="cluster: real JPEGs from this directory instead of synthetic ones")
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        help="cluster: real JPEGs from this directory instead of synthetic ones",
+    )
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     if args.what == "cluster":

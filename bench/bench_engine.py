@@ -43,12 +43,22 @@ def plain_pyvips(path: Path) -> int:
     for width in WIDTHS:
         # Sequential access: render once to memory, then encode three times.
         thumb = pyvips.Image.thumbnail_buffer(data, width, size="down").copy_memory()
-        total += len(thumb.jpegsave_buffer(Q=Q["jpeg"], optimize_coding=True, trellis_quant=True,
-                                           overshoot_deringing=True, optimize_scans=True,
-                                           quant_table=3, interlace=True, keep="none"))
+        total += len(
+            thumb.jpegsave_buffer(
+                Q=Q["jpeg"],
+                optimize_coding=True,
+                trellis_quant=True,
+                overshoot_deringing=True,
+                optimize_scans=True,
+                quant_table=3,
+                interlace=True,
+                keep="none",
+            )
+        )
         total += len(thumb.webpsave_buffer(Q=Q["webp"], smart_subsample=True, keep="none"))
-        total += len(thumb.heifsave_buffer(compression="av1", Q=Q["avif"], effort=AVIF_EFFORT,
-                                           keep="none"))
+        total += len(
+            thumb.heifsave_buffer(compression="av1", Q=Q["avif"], effort=AVIF_EFFORT, keep="none")
+        )
     return total
 
 
@@ -77,24 +87,35 @@ def speed(photos: list[Path], runs: int, methods: list[str]) -> None:
     sizes = {name: 0 for name in methods}
     for run in range(runs):
         for photo in photos:
-            order = methods[run % len(methods):] + methods[: run % len(methods)]
+            order = methods[run % len(methods) :] + methods[: run % len(methods)]
             for name in order:
                 started = time.perf_counter()
                 sizes[name] = METHODS[name](photo)
                 times[name][photo].append(time.perf_counter() - started)
-        print(f"  run {run + 1}/{runs}: " + ", ".join(
-            f"{sum(t[-1] for t in times[n].values()):.2f}s" for n in methods), flush=True)
-    print(f"\n{len(photos)} photos x {len(RECIPES)} renditions ({', '.join(map(str, WIDTHS))} px;"
-          f" {', '.join(FORMATS)}); sum over photos of each photo's median of {runs} runs:")
+        print(
+            f"  run {run + 1}/{runs}: "
+            + ", ".join(f"{sum(t[-1] for t in times[n].values()):.2f}s" for n in methods),
+            flush=True,
+        )
+    print(
+        f"\n{len(photos)} photos x {len(RECIPES)} renditions ({', '.join(map(str, WIDTHS))} px;"
+        f" {', '.join(FORMATS)}); sum over photos of each photo's median of {runs} runs:"
+    )
     base = sum(statistics.median(t) for t in times[methods[0]].values())
     for name in methods:
         total = sum(statistics.median(t) for t in times[name].values())
         run_totals = [sum(t[i] for t in times[name].values()) for i in range(runs)]
-        print(f"  {name:38s} {total:7.2f} s  ({total / base - 1:+.1%} vs plain)   run totals: "
-              + " ".join(f"{t:.2f}" for t in run_totals))
-    print("  per photo (median s): " + "; ".join(
-        f"{p.name} " + "/".join(f"{statistics.median(times[n][p]):.2f}" for n in methods)
-        for p in photos))
+        print(
+            f"  {name:38s} {total:7.2f} s  ({total / base - 1:+.1%} vs plain)   run totals: "
+            + " ".join(f"{t:.2f}" for t in run_totals)
+        )
+    print(
+        "  per photo (median s): "
+        + "; ".join(
+            f"{p.name} " + "/".join(f"{statistics.median(times[n][p]):.2f}" for n in methods)
+            for p in photos
+        )
+    )
 
 
 _PEAK = """
@@ -119,8 +140,9 @@ print(peak_kb, size)
 
 
 def _peak_rss_mb(path: Path, who: str) -> tuple[float, str]:
-    run = subprocess.run([sys.executable, "-c", _PEAK, str(path), who], capture_output=True,
-                         text=True, check=True)
+    run = subprocess.run(
+        [sys.executable, "-c", _PEAK, str(path), who], capture_output=True, text=True, check=True
+    )
     peak_kb, size = run.stdout.strip().split(" ", 1)
     return int(peak_kb) / 1024, size
 
@@ -145,13 +167,17 @@ rgb.copy(interpretation="srgb").jpegsave("{path}", Q=85)
 def memory(runs: int) -> None:
     path = big_jpeg(HERE / ".out" / "100mp.jpg")
     header = pyvips.Image.new_from_file(str(path))
-    print(f"\n{header.width}x{header.height} JPEG ({header.width * header.height / 1e6:.1f} MP, "
-          f"{path.stat().st_size / 1e6:.1f} MB) -> 1600 px JPEG, peak RSS of a fresh process:")
+    print(
+        f"\n{header.width}x{header.height} JPEG ({header.width * header.height / 1e6:.1f} MP, "
+        f"{path.stat().st_size / 1e6:.1f} MB) -> 1600 px JPEG, peak RSS of a fresh process:"
+    )
     for who in ("imgpipe", "plain"):
         peaks = [_peak_rss_mb(path, who) for _ in range(runs)]
         mb = [p for p, _ in peaks]
-        print(f"  {who:8s} median {statistics.median(mb):6.1f} MB, max {max(mb):6.1f} MB"
-              f"  (output {peaks[0][1]})")
+        print(
+            f"  {who:8s} median {statistics.median(mb):6.1f} MB, max {max(mb):6.1f} MB"
+            f"  (output {peaks[0][1]})"
+        )
 
 
 def main() -> None:
@@ -159,20 +185,26 @@ def main() -> None:
     parser.add_argument("--photos", type=Path, default=HERE / ".photos")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--limit", type=int, default=0, help="use only the first N photos")
-    parser.add_argument("--each", action="store_true",
-                        help="also time imgpipe's render() per rendition (a decode each)")
+    parser.add_argument(
+        "--each",
+        action="store_true",
+        help="also time imgpipe's render() per rendition (a decode each)",
+    )
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     args = parser.parse_args()
-    print(f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     if not args.skip_speed:
         photos = sorted(p for p in args.photos.glob("*") if p.suffix.lower() in (".jpg", ".jpeg"))
         if args.limit:
             photos = photos[: args.limit]
         if not photos:
-            sys.exit(f"no photos in {args.photos}: run bash /work/shared/bench-photos.sh "
-                     f"{args.photos}")
+            sys.exit(
+                f"no photos in {args.photos}: run bash /work/shared/bench-photos.sh {args.photos}"
+            )
         methods = list(METHODS)[: 3 if args.each else 2]
         speed(photos, args.runs, methods)
     if not args.skip_memory:

@@ -57,9 +57,11 @@ def main() -> None:
         sys.exit(f"no photos in {args.photos}: run bash /work/shared/bench-photos.sh {args.photos}")
     widths = [int(w) for w in args.widths.split(",")]
     formats = args.formats.split(",")
-    print(f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {len(photos)} photos,"
-          f" widths {widths}, quality={QUALITY}, median of {args.runs} runs per case")
+    print(
+        f"libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {len(photos)} photos,"
+        f" widths {widths}, quality={QUALITY}, median of {args.runs} runs per case"
+    )
     cases = [(p, w, f) for p in photos for w in widths for f in formats]
     times: dict[tuple, dict[str, list[float]]] = {c: {"plain": [], "imgpipe": []} for c in cases}
     cpu: dict[tuple, dict[str, list[float]]] = {c: {"plain": [], "imgpipe": []} for c in cases}
@@ -79,10 +81,12 @@ def main() -> None:
             total = {n: sum(statistics.median(times[c][n]) for c in chosen) for n in methods}
             used = {n: sum(statistics.median(cpu[c][n]) for c in chosen) for n in methods}
             label = f"{width} px" if width else "all widths"
-            print(f"  {fmt:5s} {label:10s} wall: plain {total['plain']:6.2f} s  imgpipe "
-                  f"{total['imgpipe']:6.2f} s  ratio {total['imgpipe'] / total['plain']:.2f}   "
-                  f"CPU: plain {used['plain']:6.2f} s  imgpipe {used['imgpipe']:6.2f} s  "
-                  f"ratio {used['imgpipe'] / used['plain']:.2f}")
+            print(
+                f"  {fmt:5s} {label:10s} wall: plain {total['plain']:6.2f} s  imgpipe "
+                f"{total['imgpipe']:6.2f} s  ratio {total['imgpipe'] / total['plain']:.2f}   "
+                f"CPU: plain {used['plain']:6.2f} s  imgpipe {used['imgpipe']:6.2f} s  "
+                f"ratio {used['imgpipe'] / used['plain']:.2f}"
+            )
 
 
 if __name__ == "__main__":

@@ -39,17 +39,35 @@ from imgpipe.options import parse  # noqa: E402
 PHOTOS = BENCH / ".photos"
 OUT = BENCH / ".out" / "quality"
 SCRATCH = Path(tempfile.gettempdir()) / "imgpipe-eleventy-bench"
-BENCH_PHOTOS = ("Aqua", "Blinds", "Dune", "Elephants", "Garden", "GreenMeadow", "LadyBird",
-                "RainDrops")
+BENCH_PHOTOS = (
+    "Aqua",
+    "Blinds",
+    "Dune",
+    "Elephants",
+    "Garden",
+    "GreenMeadow",
+    "LadyBird",
+    "RainDrops",
+)
 CALIBRATION_PHOTOS = ("GreenTraditional", "Storm", "TwoWings", "Wood", "YellowFlower")
 CALIBRATION = BENCH / ".out" / "calibration"  # git-ignored with the rest of .out
 EXTRA_PACKAGES = ("ukui-wallpapers", "lomiri-wallpapers-16.04", "lomiri-wallpapers-20.04")
-EXTRA_PHOTOS = ("Bridge_by_Sander_Klootwijk", "Dragonfly_by_Bolly", "Infinite-Sea_by_Aury88",
-                "Kleiber_by_Lukas_Baubkus", "Picture_0B_by_freespace", "Picture_1A_by_freespace",
-                "Wine_by_Jakkub_Mede", "aitzgorri_by_Aitzol_Berasategi",
-                "free_by_Peter_Nerlich", "friends_by_Aitzol_Berasategi",
-                "life_by_Aitzol_Berasategi", "picosdeeuropa_by_Aitzol_Berasategi",
-                "seeding_by_Clements_Engelhardt", "sunset_by_Aitzol_Berasategi")
+EXTRA_PHOTOS = (
+    "Bridge_by_Sander_Klootwijk",
+    "Dragonfly_by_Bolly",
+    "Infinite-Sea_by_Aury88",
+    "Kleiber_by_Lukas_Baubkus",
+    "Picture_0B_by_freespace",
+    "Picture_1A_by_freespace",
+    "Wine_by_Jakkub_Mede",
+    "aitzgorri_by_Aitzol_Berasategi",
+    "free_by_Peter_Nerlich",
+    "friends_by_Aitzol_Berasategi",
+    "life_by_Aitzol_Berasategi",
+    "picosdeeuropa_by_Aitzol_Berasategi",
+    "seeding_by_Clements_Engelhardt",
+    "sunset_by_Aitzol_Berasategi",
+)
 WIDTHS = (480, 960, 1600)
 FORMATS = ("avif", "webp", "jpeg")
 FIXED = {"jpeg": 80, "webp": 80, "avif": 50}  # the issue's comparison settings
@@ -68,8 +86,12 @@ def butteraugli(reference: Path, data: bytes) -> float:
 
     with tempfile.NamedTemporaryFile(suffix=".png") as tmp:
         pyvips.Image.new_from_buffer(data, "").pngsave(tmp.name)
-        out = subprocess.run(["butteraugli_main", str(reference), tmp.name, "--pnorm", "3"],
-                             capture_output=True, text=True, check=True).stdout
+        out = subprocess.run(
+            ["butteraugli_main", str(reference), tmp.name, "--pnorm", "3"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
     return float(re.search(r"3-norm: ([\d.]+)", out).group(1))
 
 
@@ -89,11 +111,14 @@ def spread(scores: list[float]) -> tuple[float, float, float, float, float]:
 
 def describe(name: str, total: int, scores: list[float]) -> str:
     p5, p50, p95, width, worst = spread(scores)
-    return (f"{name:<22} bytes {total:>9,}  butteraugli p5 {p5:.2f} median {p50:.2f} "
-            f"p95 {p95:.2f} spread {width:.2f} worst {worst:.2f}")
+    return (
+        f"{name:<22} bytes {total:>9,}  butteraugli p5 {p5:.2f} median {p50:.2f} "
+        f"p95 {p95:.2f} spread {width:.2f} worst {worst:.2f}"
+    )
 
 
 # --- quality: presets vs fixed settings ---------------------------------------------------
+
 
 def quality(names: tuple[str, ...], presets: tuple[str, ...]) -> None:
     settings = {p: {f: p for f in FORMATS} for p in presets} | {"fixed": FIXED}
@@ -101,21 +126,27 @@ def quality(names: tuple[str, ...], presets: tuple[str, ...]) -> None:
     totals = dict.fromkeys(settings, 0)
     for photo in photos(names):
         for setting, by_format in settings.items():
-            recipes = [parse(f"{w},format={f},quality={by_format[f]}")
-                       for w in WIDTHS for f in FORMATS]
+            recipes = [
+                parse(f"{w},format={f},quality={by_format[f]}") for w in WIDTHS for f in FORMATS
+            ]
             for recipe, r in zip(recipes, open_source(photo).render_all(recipes), strict=True):
                 ref = reference_png(photo, int(recipe.width), OUT / "ref")
                 scores[setting].append(butteraugli(ref, r.data))
                 totals[setting] += r.bytes
-                print(f"  {photo.stem} {recipe} q={r.encoder_quality} score={r.score} "
-                      f"{r.bytes} B butteraugli {scores[setting][-1]:.3f}", flush=True)
+                print(
+                    f"  {photo.stem} {recipe} q={r.encoder_quality} score={r.score} "
+                    f"{r.bytes} B butteraugli {scores[setting][-1]:.3f}",
+                    flush=True,
+                )
     print(f"\n{len(names)} photos x {WIDTHS} x {FORMATS}, butteraugli 3-norm (lower is better)")
     for setting in settings:
         print(describe(setting, totals[setting], scores[setting]))
     if "medium" in settings:
         m, f = spread(scores["medium"]), spread(scores["fixed"])
-        print(f"medium vs fixed: spread {m[3] / f[3]:.2f}x (goal <= 0.5), worst {m[4]:.2f} vs "
-              f"{f[4]:.2f} (goal <=), bytes {totals['medium'] / totals['fixed']:.3f}x (goal <= 1)")
+        print(
+            f"medium vs fixed: spread {m[3] / f[3]:.2f}x (goal <= 0.5), worst {m[4]:.2f} vs "
+            f"{f[4]:.2f} (goal <=), bytes {totals['medium'] / totals['fixed']:.3f}x (goal <= 1)"
+        )
 
 
 # --- eleventy: the same job in both tools ---------------------------------------------------
@@ -160,47 +191,68 @@ def eleventy(names: tuple[str, ...], runs: int) -> None:
     for _ in range(runs):  # interleaved, so the machine's load hits both alike
         for what in ("public", "cache"):
             shutil.rmtree(site / what, ignore_errors=True)
-        wall, cpu, _ = timed([sys.executable, "-c", "from imgpipe.cli import main; main()",
-                              "build", "--no-progress"], cwd=site)
+        wall, cpu, _ = timed(
+            [
+                sys.executable,
+                "-c",
+                "from imgpipe.cli import main; main()",
+                "build",
+                "--no-progress",
+            ],
+            cwd=site,
+        )
         times["imgpipe"].append((wall, cpu))
         out = SCRATCH / "out"
         shutil.rmtree(out, ignore_errors=True)
-        wall, cpu, listing = timed(["node", "run.mjs", "build", str(out), widths,
-                                    *map(str, job)], cwd=SCRATCH)
+        wall, cpu, listing = timed(
+            ["node", "run.mjs", "build", str(out), widths, *map(str, job)], cwd=SCRATCH
+        )
         times["eleventy-img"].append((wall, cpu))
     for tool, runs_ in times.items():
         walls = [w for w, _ in runs_]
-        print(f"{tool:<13} wall median {statistics.median(walls):.2f} s of "
-              f"{[round(w, 2) for w in walls]}; CPU median "
-              f"{statistics.median(c for _, c in runs_):.2f} s")
+        print(
+            f"{tool:<13} wall median {statistics.median(walls):.2f} s of "
+            f"{[round(w, 2) for w in walls]}; CPU median "
+            f"{statistics.median(c for _, c in runs_):.2f} s"
+        )
     ratio = statistics.median(w for w, _ in times["imgpipe"]) / statistics.median(
-        w for w, _ in times["eleventy-img"])
+        w for w, _ in times["eleventy-img"]
+    )
     print(f"imgpipe / eleventy-img wall time: {ratio:.2f} (goal <= 0.5)")
 
     # Bytes and the worst butteraugli, each tool against its own resize kept lossless.
     refs = SCRATCH / "refs"
     shutil.rmtree(refs, ignore_errors=True)
     refs.mkdir()
-    subprocess.run(["node", "run.mjs", "reference", str(refs), widths, *map(str, job)],
-                   cwd=SCRATCH, check=True)
-    theirs = [(Path(o["photo"]).stem, o["width"], Path(o["path"]).read_bytes())
-              for o in json.loads(listing)["outputs"]]
+    subprocess.run(
+        ["node", "run.mjs", "reference", str(refs), widths, *map(str, job)], cwd=SCRATCH, check=True
+    )
+    theirs = [
+        (Path(o["photo"]).stem, o["width"], Path(o["path"]).read_bytes())
+        for o in json.loads(listing)["outputs"]
+    ]
     manifest = json.loads((site / "public" / "imgpipe-manifest.json").read_text())
-    ours = [(Path(rel).stem, r["width"], (site / "public" / r["path"]).read_bytes())
-            for rel, entry in manifest["sources"].items() for r in entry["renditions"].values()]
+    ours = [
+        (Path(rel).stem, r["width"], (site / "public" / r["path"]).read_bytes())
+        for rel, entry in manifest["sources"].items()
+        for r in entry["renditions"].values()
+    ]
     by_photo = {p.stem: p for p in job}
     for tool, outputs, ref_of in (
-            ("imgpipe", ours, lambda s, w: reference_png(by_photo[s], w, OUT / "ref-job")),
-            ("eleventy-img", theirs, lambda s, w: refs / f"{s}-{w}.png")):
+        ("imgpipe", ours, lambda s, w: reference_png(by_photo[s], w, OUT / "ref-job")),
+        ("eleventy-img", theirs, lambda s, w: refs / f"{s}-{w}.png"),
+    ):
         scores = [butteraugli(ref_of(stem, width), data) for stem, width, data in outputs]
-        print(describe(f"{tool} ({len(outputs)} files)", sum(len(d) for *_, d in outputs),
-                       scores))
+        print(describe(f"{tool} ({len(outputs)} files)", sum(len(d) for *_, d in outputs), scores))
 
 
 # --- calibrate: refit the metric against butteraugli ----------------------------------------
 
-QUALITIES = {"jpeg": (30, 45, 60, 70, 78, 85, 92), "webp": (30, 45, 60, 70, 78, 85, 92),
-             "avif": (20, 30, 40, 50, 58, 66, 75)}
+QUALITIES = {
+    "jpeg": (30, 45, 60, 70, 78, 85, 92),
+    "webp": (30, 45, 60, 70, 78, 85, 92),
+    "avif": (20, 30, 40, 50, 58, 66, 75),
+}
 
 
 def extra_photos() -> list[Path]:
@@ -231,21 +283,34 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
     for photo in photos(names) + extra_photos():
         for width in (400, 800, 1400):
             image = pyvips.Image.new_from_buffer(
-                reference_png(photo, width, OUT / "ref").read_bytes(), "").copy_memory()
+                reference_png(photo, width, OUT / "ref").read_bytes(), ""
+            ).copy_memory()
             reference = metric.Reference(image)
             for fmt, qualities in QUALITIES.items():
                 for q in qualities:
                     data = encode(image, Encoding(fmt, q, q))
                     judged = butteraugli(OUT / "ref" / f"{photo.stem}-{width}.png", data)
-                    rows.append((photo.stem, fmt, reference.features(
-                        pyvips.Image.new_from_buffer(data, ""))[0], judged))
-                    print(f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}",
-                          flush=True)
+                    rows.append(
+                        (
+                            photo.stem,
+                            fmt,
+                            reference.features(pyvips.Image.new_from_buffer(data, ""))[0],
+                            judged,
+                        )
+                    )
+                    print(
+                        f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}", flush=True
+                    )
     features = np.array([r[2] for r in rows])
     target = np.array([r[3] for r in rows])
     if save:
-        np.savez(save, names=[r[0] for r in rows], formats=[r[1] for r in rows],
-                 features=features, butteraugli=target)
+        np.savez(
+            save,
+            names=[r[0] for r in rows],
+            formats=[r[1] for r in rows],
+            features=features,
+            butteraugli=target,
+        )
     fmts = np.array([r[1] for r in rows])
     offsets = [sign * (fmts == f) for f in ("jpeg", "webp") for sign in (1.0, -1.0)]
     design = np.hstack([features, np.array(offsets).T, np.ones((len(rows), 1))])
@@ -256,8 +321,10 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
         errors.extend(design[names_ == left_out] @ fit - target[names_ == left_out])
     fit, _ = nnls(design, target)
     rmse = float(np.sqrt(np.mean((design @ fit - target) ** 2)))
-    print(f"\n{len(rows)} encodings; rmse {rmse:.3f} fitted, "
-          f"{float(np.sqrt(np.mean(np.square(errors)))):.3f} on photos left out of the fit")
+    print(
+        f"\n{len(rows)} encodings; rmse {rmse:.3f} fitted, "
+        f"{float(np.sqrt(np.mean(np.square(errors)))):.3f} on photos left out of the fit"
+    )
     print("WEIGHTS =", np.array2string(fit[:-5], precision=6, separator=", "))
     print(f'FORMAT_OFFSETS = {{"jpeg": {fit[-5] - fit[-4]:.4g}, "webp": {fit[-3] - fit[-2]:.4g}}}')
     print(f"INTERCEPT = {fit[-1]:.4g}")
@@ -267,10 +334,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("which", choices=("quality", "eleventy", "calibrate"))
     parser.add_argument("--runs", type=int, default=3, help="eleventy: interleaved runs")
-    parser.add_argument("--photos", type=int, default=len(BENCH_PHOTOS),
-                        help="use the first N benchmark photos")
-    parser.add_argument("--presets", default="medium",
-                        help="quality: comma-separated presets besides the fixed settings")
+    parser.add_argument(
+        "--photos", type=int, default=len(BENCH_PHOTOS), help="use the first N benchmark photos"
+    )
+    parser.add_argument(
+        "--presets",
+        default="medium",
+        help="quality: comma-separated presets besides the fixed settings",
+    )
     parser.add_argument("--save", type=Path, help="calibrate: keep the data set (.npz)")
     args = parser.parse_args()
     if shutil.which("butteraugli_main") is None:

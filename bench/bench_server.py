@@ -78,8 +78,13 @@ def free_port() -> int:
 
 def php_upload(data: bytes) -> tuple[bytes, dict[str, str]]:
     boundary = "XXX" + hashlib.md5(b"x.jpg").hexdigest()
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
-            "filename=\"x.jpg\"\r\n\r\n").encode() + data + f"\r\n--{boundary}--".encode()
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="x.jpg"\r\n\r\n'
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--".encode()
+    )
     return body, {"Content-Type": f"multipart/form-data, boundary={boundary}"}
 
 
@@ -140,8 +145,9 @@ async def load(url: str, origin: Origin, pid: int, requests: int, clients: int, 
     async with httpx.AsyncClient(timeout=120, limits=limits) as http:
         sampler = asyncio.create_task(sample())
         started = time.monotonic()
-        await asyncio.wait_for(asyncio.gather(*(client(http) for _ in range(clients))),
-                               DEADLINE_SECONDS)
+        await asyncio.wait_for(
+            asyncio.gather(*(client(http) for _ in range(clients))), DEADLINE_SECONDS
+        )
         elapsed = time.monotonic() - started
         sampler.cancel()
     return results, elapsed, peak[0]
@@ -154,18 +160,38 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--queue", type=int, default=16)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="Load rounds; RSS after each shows growth versus a plateau.")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="Load rounds; RSS after each shows growth versus a plateau.",
+    )
     args = parser.parse_args()
 
     port = free_port()
     with Origin(ORIGIN_IP) as origin:
         origin.images[(640, 480)] = jpeg(640, 480)
         origin.images[(3000, 2000)] = jpeg(3000, 2000)
-        command = [sys.executable, "-c", "from imgpipe.cli import main; main()", "serve",
-                   "--port", str(port), "--user", USER, "--allow-net", f"{ORIGIN_IP}/32",
-                   "--max-bytes", str(MAX_BYTES), "--workers", str(args.workers),
-                   "--queue", str(args.queue), "--fetch-timeout", "20"]
+        command = [
+            sys.executable,
+            "-c",
+            "from imgpipe.cli import main; main()",
+            "serve",
+            "--port",
+            str(port),
+            "--user",
+            USER,
+            "--allow-net",
+            f"{ORIGIN_IP}/32",
+            "--max-bytes",
+            str(MAX_BYTES),
+            "--workers",
+            str(args.workers),
+            "--queue",
+            str(args.queue),
+            "--fetch-timeout",
+            "20",
+        ]
         log = tempfile.NamedTemporaryFile(prefix="bench-serve-", suffix=".log", delete=False)
         print(f"server log: {log.name}")
         server = subprocess.Popen(command, stdout=log, stderr=log)
@@ -196,28 +222,37 @@ def run(args, server: subprocess.Popen, port: int, origin: Origin) -> int:
     elapsed, peak, after = 0.0, 0, []
     for round_ in range(args.rounds):
         got, took, top = asyncio.run(
-            load(url, origin, server.pid, args.requests, args.clients, args.seed + 1 + round_))
+            load(url, origin, server.pid, args.requests, args.clients, args.seed + 1 + round_)
+        )
         results += got
         elapsed, peak = elapsed + took, max(peak, top)
         time.sleep(3)  # let finishing jobs and freed buffers settle
         after.append(rss_kib(server.pid))
-        print(f"round {round_ + 1}: {len(got)} requests in {took:.1f} s; RSS peak {top} KiB, "
-              f"settled {after[-1]} KiB")
+        print(
+            f"round {round_ + 1}: {len(got)} requests in {took:.1f} s; RSS peak {top} KiB, "
+            f"settled {after[-1]} KiB"
+        )
 
     unexpected = [(k, s) for k, s, _ in results if s not in KINDS[k][1]]
     by_kind: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for kind, status, _ in results:
         by_kind[kind][status] += 1
     times = sorted(t for _, s, t in results if s == 200)
-    print(f"{len(results)} requests in {args.rounds} rounds, {args.clients} clients, {args.workers} workers, "
-          f"queue {args.queue}: {elapsed:.1f} s, {len(results) / elapsed:.1f} req/s")
+    print(
+        f"{len(results)} requests in {args.rounds} rounds, {args.clients} clients, {args.workers} workers, "
+        f"queue {args.queue}: {elapsed:.1f} s, {len(results) / elapsed:.1f} req/s"
+    )
     for kind in KINDS:
         print(f"  {kind:15} {dict(sorted(by_kind[kind].items()))}")
     if times:
-        print(f"  200 latency: p50 {statistics.median(times) * 1000:.0f} ms, "
-              f"p95 {times[int(len(times) * 0.95) - 1] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms")
-    print(f"  RSS KiB: start {start_rss}, after warm-up {baseline}, peak {peak}, "
-          f"after load {after[-1]} ({(after[-1] - baseline) / baseline:+.1%} vs warm-up)")
+        print(
+            f"  200 latency: p50 {statistics.median(times) * 1000:.0f} ms, "
+            f"p95 {times[int(len(times) * 0.95) - 1] * 1000:.0f} ms, max {times[-1] * 1000:.0f} ms"
+        )
+    print(
+        f"  RSS KiB: start {start_rss}, after warm-up {baseline}, peak {peak}, "
+        f"after load {after[-1]} ({(after[-1] - baseline) / baseline:+.1%} vs warm-up)"
+    )
     print(f"  unexpected statuses: {unexpected or 'none'}")
     return 1 if unexpected or warm is None else 0
 

@@ -65,9 +65,18 @@ def main() -> int:
     args = parser.parse_args()
     body, headers = body_of(args.parts)
     port = free_port()
-    command = [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(args.code)!r}); "
-               "from imgpipe.cli import main; main()", "serve", "--port", str(port),
-               "--user", "u", "--max-bytes", str(60 * 1024 * 1024)]
+    command = [
+        sys.executable,
+        "-c",
+        f"import sys; sys.path.insert(0, {str(args.code)!r}); from imgpipe.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--user",
+        "u",
+        "--max-bytes",
+        str(60 * 1024 * 1024),
+    ]
     server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -82,9 +91,13 @@ def main() -> int:
         for _ in range(args.rounds):
             status, size, took, slowest = one_round(base, body, headers)
             rounds.append((took, slowest))
-            print(f"  upload {status} ({size} bytes) in {took:.2f} s; slowest GET / {slowest:.2f} s")
-        print(f"median: upload {statistics.median(r[0] for r in rounds):.2f} s, "
-              f"slowest GET / {statistics.median(r[1] for r in rounds):.2f} s")
+            print(
+                f"  upload {status} ({size} bytes) in {took:.2f} s; slowest GET / {slowest:.2f} s"
+            )
+        print(
+            f"median: upload {statistics.median(r[0] for r in rounds):.2f} s, "
+            f"slowest GET / {statistics.median(r[1] for r in rounds):.2f} s"
+        )
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)

@@ -33,10 +33,12 @@ CONFIG = (REPO / "imgpipe.toml").read_text()
 
 def make_site(root: Path, extra: int) -> Path:
     shutil.copytree(REPO / "example-site/images", root / "images")
-    text = (CONFIG.replace('"example-site/images"', '"images"')
-            .replace('"example-site/public/img"', '"public/img"')
-            .replace('cache_dir = ".imgpipe-cache"', 'cache_dir = ".cache"')
-            .replace("jobs = 0", "jobs = 2"))
+    text = (
+        CONFIG.replace('"example-site/images"', '"images"')
+        .replace('"example-site/public/img"', '"public/img"')
+        .replace('cache_dir = ".imgpipe-cache"', 'cache_dir = ".cache"')
+        .replace("jobs = 0", "jobs = 2")
+    )
     assert 'source = "images"' in text and 'output = "public/img"' in text
     text += '\n[[rules]]\ninclude = ["filler/**/*.jpg"]\nwidths = [64]\nformats = ["jpeg"]\n'
     (root / "imgpipe.toml").write_text(text)
@@ -70,14 +72,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-watch-") as tmp:
         root = make_site(Path(tmp), args.extra)
         photos = sorted((root / "images/photos").glob("*.jpg"))
-        plans = [(photos[i % len(photos)], variant(photos[i % len(photos)], i))
-                 for i in range(args.trials)]
+        plans = [
+            (photos[i % len(photos)], variant(photos[i % len(photos)], i))
+            for i in range(args.trials)
+        ]
         watcher = Watcher(root / "imgpipe.toml", log_line=lambda line: None)
         started = time.monotonic()
         watcher.start()
         first = watcher.wait_idle(1, timeout=600)
-        print(f"initial build: {first.summary.sources} sources, {first.summary.built} renditions "
-              f"in {time.monotonic() - started:.2f} s")
+        print(
+            f"initial build: {first.summary.sources} sources, {first.summary.built} renditions "
+            f"in {time.monotonic() - started:.2f} s"
+        )
 
         rows = []
         for photo, data in plans:
@@ -89,11 +95,20 @@ def main() -> None:
             rel = str(photo.relative_to(root / "images"))
             assert done.changed == (rel,), done.changed
             latency = done.finished - saved
-            rows.append((latency, done.engine_seconds, latency - done.engine_seconds,
-                         done.finished - done.seconds - saved, done.summary.built))
-            print(f"{rel:<24} latency {latency:.3f} s  engine {done.engine_seconds:.3f} s  "
-                  f"overhead {rows[-1][2]:.3f} s  (waited {rows[-1][3]:.3f} s before the round, "
-                  f"{done.summary.built} renditions)")
+            rows.append(
+                (
+                    latency,
+                    done.engine_seconds,
+                    latency - done.engine_seconds,
+                    done.finished - done.seconds - saved,
+                    done.summary.built,
+                )
+            )
+            print(
+                f"{rel:<24} latency {latency:.3f} s  engine {done.engine_seconds:.3f} s  "
+                f"overhead {rows[-1][2]:.3f} s  (waited {rows[-1][3]:.3f} s before the round, "
+                f"{done.summary.built} renditions)"
+            )
 
         # A round where nothing needs rendering: the per-round cost of the tree itself.
         count = watcher.round_count
@@ -102,9 +117,11 @@ def main() -> None:
         watcher.stop()
 
     med = [statistics.median(column) for column in zip(*rows, strict=True)]
-    print(f"\nmedian of {len(rows)} trials ({first.summary.sources} sources in the tree): "
-          f"latency {med[0]:.3f} s, engine {med[1]:.3f} s, overhead {med[2]:.3f} s "
-          f"(of which {med[3]:.3f} s waiting for quiet before the round starts)")
+    print(
+        f"\nmedian of {len(rows)} trials ({first.summary.sources} sources in the tree): "
+        f"latency {med[0]:.3f} s, engine {med[1]:.3f} s, overhead {med[2]:.3f} s "
+        f"(of which {med[3]:.3f} s waiting for quiet before the round starts)"
+    )
     print(f"a round that renders nothing: {idle.seconds * 1000:.0f} ms")
     print("goal: overhead < 0.5 s ->", "ok" if med[2] < 0.5 else "MISSED")
 

@@ -27,14 +27,17 @@ def main() -> None:
         gallery.append(
             f'<a href="#{html.escape(rel)}"><img src="{one["url"]}" '
             f'srcset="{one["url"]} 1x, {two["url"]} 2x" width="{one["width"]}" '
-            f'height="{one["height"]}" alt="{html.escape(Path(rel).stem)}" loading="lazy"></a>')
+            f'height="{one["height"]}" alt="{html.escape(Path(rel).stem)}" loading="lazy"></a>'
+        )
     sections = [
         f'<section id="{html.escape(rel)}"><h2>{html.escape(Path(rel).stem)}</h2>\n'
-        + (IMG / f"_snippets/{rel}.default.html").read_text() + "</section>"
+        + (IMG / f"_snippets/{rel}.default.html").read_text()
+        + "</section>"
         for rel in photos
     ]
-    page = TEMPLATE.format(badge=badge, gallery="\n".join(gallery),
-                           sections="\n".join(sections), count=len(sources))
+    page = TEMPLATE.format(
+        badge=badge, gallery="\n".join(gallery), sections="\n".join(sections), count=len(sources)
+    )
     (PUBLIC / "index.html").write_text(page)
     print(f"wrote {PUBLIC / 'index.html'}")
 

@@ -12,8 +12,9 @@ from .model import Limits, Rendition
 from .options import Recipe, parse
 
 
-def optimize(source: Path | bytes | str, options: str | Recipe, *,
-             limits: Limits | None = None) -> Rendition:
+def optimize(
+    source: Path | bytes | str, options: str | Recipe, *, limits: Limits | None = None
+) -> Rendition:
     """Render one rendition of `source` (a path or the image bytes) as `options` ask.
 
     Raises OptionError (bad options, exit status 2) or ImageError (bad image, exit status 1).
@@ -25,4 +26,3 @@ def optimize(source: Path | bytes | str, options: str | Recipe, *,
     from .engine import open_source  # the only pyvips importer, loaded on first use
 
     return open_source(source, limits or Limits()).render(recipe)
-

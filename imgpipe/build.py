@@ -84,14 +84,14 @@ def fingerprint_of(engine: Engine, state: State | None = None) -> str:
     return fingerprint
 
 
-def plan_sources(config: Config, state: State, fingerprint: str,
-                 files: list[SourceFile] | None = None) -> Plan:
+def plan_sources(
+    config: Config, state: State, fingerprint: str, files: list[SourceFile] | None = None
+) -> Plan:
     files = discover(config) if files is None else files
     return make(config, files, hasher(state, config.limits.max_bytes), fingerprint)
 
 
-def dry_run(config: Config, engine: Engine | None = None,
-            force: bool = False) -> list[PlannedItem]:
+def dry_run(config: Config, engine: Engine | None = None, force: bool = False) -> list[PlannedItem]:
     """The plan as it would run now. Reads sources it must hash; writes nothing."""
     with State(config.cache_dir, readonly=True, scope=scope_of(config)) as state:
         fingerprint = fingerprint_of(engine or default_engine(), state)
@@ -101,10 +101,17 @@ def dry_run(config: Config, engine: Engine | None = None,
             for r in sp.renditions:
                 record = None if force else state.record(r.key)
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
-                items.append(PlannedItem(sp.source.relpath, r.label, r.options, r.key,
-                                         record is not None,
-                                         sp.output_name(r, fmt) if fmt else None,
-                                         _planned_size(r.options, state.info(sp.sha256))))
+                items.append(
+                    PlannedItem(
+                        sp.source.relpath,
+                        r.label,
+                        r.options,
+                        r.key,
+                        record is not None,
+                        sp.output_name(r, fmt) if fmt else None,
+                        _planned_size(r.options, state.info(sp.sha256)),
+                    )
+                )
         return items
 
 
@@ -123,8 +130,9 @@ def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipp
     that needs the source list)."""
     files, skipped = scan(config)
     plan = make(config, files, lambda f: "", "check")
-    return [(sp.source.relpath, tuple(r.label for r in sp.renditions))
-            for sp in plan.sources], skipped
+    return [
+        (sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources
+    ], skipped
 
 
 @dataclass
@@ -139,20 +147,35 @@ class _Run:
     remote: set[str] = field(default_factory=set)  # keys this build took from the store
 
 
-def build(config: Config, *, force: bool = False, gc: bool = True, wait: bool = True,
-          jobs: int | None = None, engine: Engine | None = None,
-          events: Events | None = None) -> Summary:
+def build(
+    config: Config,
+    *,
+    force: bool = False,
+    gc: bool = True,
+    wait: bool = True,
+    jobs: int | None = None,
+    engine: Engine | None = None,
+    events: Events | None = None,
+) -> Summary:
     """Run a build (see the module docstring). Raises ConfigError, BuildLocked, and
     StorageError when a disk is full or read-only."""
     try:
-        return _locked_build(config, force, gc, wait, jobs, engine or default_engine(),
-                             events or Events())
+        return _locked_build(
+            config, force, gc, wait, jobs, engine or default_engine(), events or Events()
+        )
     except (OSError, sqlite3.OperationalError) as exc:
         raise storage_error(exc, config.cache_dir) or exc from None
 
 
-def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int | None,
-                  engine: Engine, events: Events) -> Summary:
+def _locked_build(
+    config: Config,
+    force: bool,
+    gc: bool,
+    wait: bool,
+    jobs: int | None,
+    engine: Engine,
+    events: Events,
+) -> Summary:
     started = time.monotonic()
     lock = Lock(config.cache_dir)
     lock.acquire(wait=wait, on_wait=events.waiting)
@@ -170,14 +193,28 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
             stamp = build_stamp(config, files, fingerprint, templates, skipped)
             # Fast path for the most common build of all, the one with nothing to do: same
             # inputs as the last clean build and every file it wrote untouched.
-            if not force and state.get_meta("stamp") == stamp and state.all_written_intact(
-                    str(config.root)):
+            if (
+                not force
+                and state.get_meta("stamp") == stamp
+                and state.all_written_intact(str(config.root))
+            ):
                 events.start(len(files), 0)
                 return replay(state.get_meta("summary"), started)
             state.set_meta("stamp", "")
             state.set_meta("running", "1")
-            summary = _build(config, state, engine, fingerprint, force, gc,
-                             jobs or config.jobs, events, started, files, skipped)
+            summary = _build(
+                config,
+                state,
+                engine,
+                fingerprint,
+                force,
+                gc,
+                jobs or config.jobs,
+                events,
+                started,
+                files,
+                skipped,
+            )
             if summary.ok and gc:
                 state.set_meta("summary", json.dumps(asdict(summary)))
                 state.set_meta("stamp", stamp)
@@ -187,9 +224,19 @@ def _locked_build(config: Config, force: bool, gc: bool, wait: bool, jobs: int |
         lock.release()
 
 
-def _build(config: Config, state: State, engine, fingerprint: str, force: bool, gc: bool,
-           jobs: int, events: Events, started: float, files: list[SourceFile],
-           skipped: list[Skipped]) -> Summary:
+def _build(
+    config: Config,
+    state: State,
+    engine,
+    fingerprint: str,
+    force: bool,
+    gc: bool,
+    jobs: int,
+    events: Events,
+    started: float,
+    files: list[SourceFile],
+    skipped: list[Skipped],
+) -> Summary:
     plan = plan_sources(config, state, fingerprint, files)
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
@@ -210,8 +257,10 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
             to_render[sp.source.relpath] = missing
     if run.store is not None and not force and to_render:
         _fill_from_store(run, by_rel, to_render)
-    events.start(len(plan.sources), sum(r.key in set(keys) for rel, keys in to_render.items()
-                                        for r in by_rel[rel].renditions))
+    events.start(
+        len(plan.sources),
+        sum(r.key in set(keys) for rel, keys in to_render.items() for r in by_rel[rel].renditions),
+    )
 
     entries: dict[str, dict[str, Any]] = {}
     for sp in plan.sources:  # cached sources first: quick, and they free the terminal early
@@ -221,10 +270,17 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     # Biggest sources first: a large photo started last would leave the other workers idle
     # at the end of the build.
     order = sorted(to_render, key=lambda rel: -by_rel[rel].source.size)
-    jobs_list = [Job(rel, by_rel[rel].source.path, by_rel[rel].sha256,
-                     tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
-                     config.limits, svg=by_rel[rel].svg)
-                 for rel in order]
+    jobs_list = [
+        Job(
+            rel,
+            by_rel[rel].source.path,
+            by_rel[rel].sha256,
+            tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
+            config.limits,
+            svg=by_rel[rel].svg,
+        )
+        for rel in order
+    ]
     for result in executor.run(jobs_list):
         _take_result(run, by_rel[result.relpath], result, entries)
         state.commit()
@@ -233,8 +289,11 @@ def _build(config: Config, state: State, engine, fingerprint: str, force: bool, 
     # 5. Manifest, then 6. snippets: both derived from the entries only.
     encoded = {rel: mf.encode_entry(e) for rel, e in entries.items()}
     data = mf.dumps(config.base_url, encoded)
-    run.outputs.sync(*run.outputs.where(config.manifest.parent, config.manifest.name),
-             hashlib.sha256(data).hexdigest(), data)
+    run.outputs.sync(
+        *run.outputs.where(config.manifest.parent, config.manifest.name),
+        hashlib.sha256(data).hexdigest(),
+        data,
+    )
     _write_snippets(run, entries, encoded)
     state.commit()
 
@@ -255,8 +314,9 @@ def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
     return DaskExecutor(run.config.scheduler, run.store.spec, fingerprint, run.state.info)
 
 
-def _fill_from_store(run: _Run, by_rel: dict[str, SourcePlan],
-                     to_render: dict[str, tuple[str, ...]]) -> None:
+def _fill_from_store(
+    run: _Run, by_rel: dict[str, SourcePlan], to_render: dict[str, tuple[str, ...]]
+) -> None:
     """2b. What this machine lacks, the shared store may hold: verified renditions become
     local records and blobs (as if rendered here), so step 4 copies them like cached ones."""
     assert run.store is not None
@@ -291,8 +351,9 @@ def _options_of(sp: SourcePlan, key: str) -> str:
     return next(r.options for r in sp.renditions if r.key == key)
 
 
-def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
-                 entries: dict[str, dict[str, Any]]) -> None:
+def _take_result(
+    run: _Run, sp: SourcePlan, result: JobResult, entries: dict[str, dict[str, Any]]
+) -> None:
     rel = sp.source.relpath
     if result.failure or result.info is None:
         failure = result.failure or Issue("internal", "no-info", "no source info")
@@ -328,9 +389,15 @@ def _take_result(run: _Run, sp: SourcePlan, result: JobResult,
     _finish_source(run, sp, result.info, fresh, failed, entries, result.where)
 
 
-def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str, bytes],
-                   failed: dict[str, Issue], entries: dict[str, dict[str, Any]],
-                   where: str = "local") -> None:
+def _finish_source(
+    run: _Run,
+    sp: SourcePlan,
+    info: SourceInfo,
+    fresh: dict[str, bytes],
+    failed: dict[str, Issue],
+    entries: dict[str, dict[str, Any]],
+    where: str = "local",
+) -> None:
     """Write this source's outputs and keep its manifest entry."""
     records = {}
     for r in sp.renditions:
@@ -342,20 +409,31 @@ def _finish_source(run: _Run, sp: SourcePlan, info: SourceInfo, fresh: dict[str,
             run.results.built += 1
         else:
             run.results.cached += 1
-        run.results.origins.append(Origin(
-            sp.source.relpath, r.label,
-            where if r.key in fresh else "remote-cache" if r.key in run.remote else "cache"))
+        run.results.origins.append(
+            Origin(
+                sp.source.relpath,
+                r.label,
+                where if r.key in fresh else "remote-cache" if r.key in run.remote else "cache",
+            )
+        )
         try:
-            run.outputs.sync(path, rel, r.key, fresh.get(r.key),
-                             load=lambda k=r.key: _blob(run.state, k))
+            run.outputs.sync(
+                path, rel, r.key, fresh.get(r.key), load=lambda k=r.key: _blob(run.state, k)
+            )
         except OSError as exc:
             if storage_error(exc):
                 raise
             # This source's own trouble (a name the file system refuses, a directory in the
             # way): reported; its entry stays out of the manifest, the others go on.
-            run.results.failures.append(Issue("write", "unwritable",
-                                              f"cannot write {rel} ({exc.strerror or exc})",
-                                              r.label, sp.source.relpath))
+            run.results.failures.append(
+                Issue(
+                    "write",
+                    "unwritable",
+                    f"cannot write {rel} ({exc.strerror or exc})",
+                    r.label,
+                    sp.source.relpath,
+                )
+            )
             return
         records[r.key] = record
         run.state.use(r.key)
@@ -373,8 +451,7 @@ def _blob(state: State, key: str) -> bytes:
     return data
 
 
-def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
-                    encoded: dict[str, str]) -> None:
+def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]], encoded: dict[str, str]) -> None:
     if not any(entry["srcsets"] for entry in entries.values()):
         return
     renderer = Renderer(run.config.templates)
@@ -385,8 +462,13 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]],
             # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of
             # everything a snippet depends on lets unchanged ones be skipped unrendered.
             fp = hashlib.sha256(f"{template}\0{group}\0{encoded[rel]}".encode()).hexdigest()
-            run.outputs.sync(path, path_rel, fp, None,
-                     load=lambda e=entry, g=group: renderer.picture(e, g).encode())
+            run.outputs.sync(
+                path,
+                path_rel,
+                fp,
+                None,
+                load=lambda e=entry, g=group: renderer.picture(e, g).encode(),
+            )
 
 
 def _counts(sp: SourcePlan, result: JobResult) -> tuple[int, int]:

@@ -19,34 +19,87 @@ def main() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--user", "users", multiple=True, required=True, envvar="IMGPIPE_USERS",
-              help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS).")
-@click.option("--allow-net", "allow_nets", multiple=True, metavar="CIDR",
-              help="Let fetches reach this network despite the SSRF policy "
-                   "(for local testing, e.g. 127.0.0.0/8).")
-@click.option("--allowed-host", "allowed_hosts", multiple=True, metavar="NAME",
-              help="A Host header name to accept (default: --host and localhost); '*' for any.")
-@click.option("--max-bytes", type=click.IntRange(min=1), default=50 * 1024 * 1024,
-              show_default=True, help="Largest download or upload.")
-@click.option("--workers", type=click.IntRange(min=1), default=None,
-              help="Images processed at once (default: CPU count).")
-@click.option("--queue", type=click.IntRange(min=0), default=32, show_default=True,
-              help="Requests allowed to wait beyond those; more get 503.")
-@click.option("--fetch-timeout", type=click.FloatRange(min=0.1), default=30.0,
-              show_default=True, help="Seconds allowed for downloading a source image.")
-@click.option("--max-connections", type=click.IntRange(min=1), default=1000, show_default=True,
-              help="Open client connections (kept below the open-files limit); idle ones "
-                   "are closed first.")
-def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queue,
-          fetch_timeout, max_connections) -> None:
+@click.option(
+    "--user",
+    "users",
+    multiple=True,
+    required=True,
+    envvar="IMGPIPE_USERS",
+    help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS).",
+)
+@click.option(
+    "--allow-net",
+    "allow_nets",
+    multiple=True,
+    metavar="CIDR",
+    help="Let fetches reach this network despite the SSRF policy "
+    "(for local testing, e.g. 127.0.0.0/8).",
+)
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="A Host header name to accept (default: --host and localhost); '*' for any.",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=50 * 1024 * 1024,
+    show_default=True,
+    help="Largest download or upload.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Images processed at once (default: CPU count).",
+)
+@click.option(
+    "--queue",
+    type=click.IntRange(min=0),
+    default=32,
+    show_default=True,
+    help="Requests allowed to wait beyond those; more get 503.",
+)
+@click.option(
+    "--fetch-timeout",
+    type=click.FloatRange(min=0.1),
+    default=30.0,
+    show_default=True,
+    help="Seconds allowed for downloading a source image.",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="Open client connections (kept below the open-files limit); idle ones are closed first.",
+)
+def serve(
+    host,
+    port,
+    users,
+    allow_nets,
+    allowed_hosts,
+    max_bytes,
+    workers,
+    queue,
+    fetch_timeout,
+    max_connections,
+) -> None:
     """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
     import importlib.util
 
-    missing = [m for m in ("starlette", "uvicorn", "httpx", "python_multipart")
-               if importlib.util.find_spec(m) is None]
+    missing = [
+        m
+        for m in ("starlette", "uvicorn", "httpx", "python_multipart")
+        if importlib.util.find_spec(m) is None
+    ]
     if missing:
-        raise click.ClickException(f"imgpipe serve needs {', '.join(missing)}: "
-                                   "pip install 'imgpipe[server]'")
+        raise click.ClickException(
+            f"imgpipe serve needs {', '.join(missing)}: pip install 'imgpipe[server]'"
+        )
     from .server import ServerConfig, run
     from .server.netguard import AddressPolicy
 
@@ -54,21 +107,37 @@ def serve(host, port, users, allow_nets, allowed_hosts, max_bytes, workers, queu
         AddressPolicy.from_strings(allow_nets)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--allow-net") from None
-    config = ServerConfig(users=tuple(users), host=host, port=port,
-                          allowed_hosts=tuple(allowed_hosts), allow_nets=tuple(allow_nets),
-                          max_bytes=max_bytes, queue=queue, fetch_timeout=fetch_timeout,
-                          max_connections=max_connections,
-                          **({"workers": workers} if workers else {}))
-    click.echo(f"imgpipe serve: POST http://{host}:{port}/<user>/<options>/<image URL> "
-               f"({len(users)} user(s), {config.workers} workers, queue {queue})", err=True)
+    config = ServerConfig(
+        users=tuple(users),
+        host=host,
+        port=port,
+        allowed_hosts=tuple(allowed_hosts),
+        allow_nets=tuple(allow_nets),
+        max_bytes=max_bytes,
+        queue=queue,
+        fetch_timeout=fetch_timeout,
+        max_connections=max_connections,
+        **({"workers": workers} if workers else {}),
+    )
+    click.echo(
+        f"imgpipe serve: POST http://{host}:{port}/<user>/<options>/<image URL> "
+        f"({len(users)} user(s), {config.workers} workers, queue {queue})",
+        err=True,
+    )
     run(config)
 
 
 @main.command()
 @click.argument("options")
 @click.argument("source", type=click.Path(dir_okay=False, path_type=str))
-@click.option("-o", "--output", "output", required=True, metavar="OUT",
-              help="Where to write the result; '-' for standard output.")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    metavar="OUT",
+    help="Where to write the result; '-' for standard output.",
+)
 def optimize(options: str, source: str, output: str) -> None:
     """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
     from .api import optimize as optimize_image
@@ -91,11 +160,17 @@ def optimize(options: str, source: str, output: str) -> None:
         try:
             atomic_write(output, rendition.data)
         except OSError as error:
-            click.echo(f"error[unwritable]: {output}: cannot write ({error.strerror or error}); "
-                       "expected a writable path; check the directory exists", err=True)
+            click.echo(
+                f"error[unwritable]: {output}: cannot write ({error.strerror or error}); "
+                "expected a writable path; check the directory exists",
+                err=True,
+            )
             raise SystemExit(1) from None
-    click.echo(f"{output}: {rendition.width}x{rendition.height} {rendition.format} "
-               f"quality={rendition.quality} {rendition.bytes} bytes", err=True)
+    click.echo(
+        f"{output}: {rendition.width}x{rendition.height} {rendition.format} "
+        f"quality={rendition.quality} {rendition.bytes} bytes",
+        err=True,
+    )
 
 
 def _load_config(config_path):
@@ -124,24 +199,47 @@ def _print_problems(problems, kind: str) -> None:
 
 
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).",
+)
 @click.option("--force", is_flag=True, help="Re-render everything, ignoring cached results.")
-@click.option("--dry-run", is_flag=True,
-              help="Print the plan (sources, renditions, cached, to build); write nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Print the plan (sources, renditions, cached, to build); write nothing.",
+)
 @click.option("--no-gc", is_flag=True, help="Keep outputs whose source or rule is gone.")
-@click.option("--no-wait", is_flag=True,
-              help="Fail at once if another build is using the cache dir (default: wait).")
+@click.option(
+    "--no-wait",
+    is_flag=True,
+    help="Fail at once if another build is using the cache dir (default: wait).",
+)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Sources in parallel.")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write figures, failures and warnings as JSON.")
-@click.option("--progress/--no-progress", default=None,
-              help="Progress bar (default: when stderr is a terminal), else plain lines.")
-@click.option("--scheduler", envvar="IMGPIPE_SCHEDULER", metavar="tcp://HOST:PORT",
-              help="Render on this dask.distributed cluster (env IMGPIPE_SCHEDULER; config key "
-                   "`scheduler`); needs remote_cache.")
-def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress,
-          scheduler) -> None:
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write figures, failures and warnings as JSON.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar (default: when stderr is a terminal), else plain lines.",
+)
+@click.option(
+    "--scheduler",
+    envvar="IMGPIPE_SCHEDULER",
+    metavar="tcp://HOST:PORT",
+    help="Render on this dask.distributed cluster (env IMGPIPE_SCHEDULER; config key "
+    "`scheduler`); needs remote_cache.",
+)
+def build(
+    config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress, scheduler
+) -> None:
     """Build every rendition the rules ask for, the manifest and HTML snippets."""
     import sys
 
@@ -162,8 +260,9 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
         bar = progress if progress is not None else sys.stderr.isatty()
         events = report.TerminalEvents() if bar else report.PlainEvents()
         try:
-            summary = builder.build(config, force=force, gc=not no_gc, wait=not no_wait,
-                                    jobs=jobs, events=events)
+            summary = builder.build(
+                config, force=force, gc=not no_gc, wait=not no_wait, jobs=jobs, events=events
+            )
         finally:
             if bar:
                 events.close()
@@ -184,13 +283,28 @@ def build(config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progre
 
 
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).",
+)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Sources in parallel.")
-@click.option("--debounce", type=click.FloatRange(min=0.01), default=0.2, show_default=True,
-              help="Seconds without events before a rebuild starts.")
-@click.option("--rescan", type=click.FloatRange(min=1), default=30.0, show_default=True,
-              help="Seconds between checks for changes whose events were lost.")
+@click.option(
+    "--debounce",
+    type=click.FloatRange(min=0.01),
+    default=0.2,
+    show_default=True,
+    help="Seconds without events before a rebuild starts.",
+)
+@click.option(
+    "--rescan",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between checks for changes whose events were lost.",
+)
 def watch(config_path, jobs, debounce, rescan) -> None:
     """Build, then rebuild what changes (sources, config, templates) until Ctrl-C."""
     import os
@@ -228,8 +342,7 @@ def watch(config_path, jobs, debounce, rescan) -> None:
         while not stopping.wait(0.2) and not watcher.join(0):
             pass
         if stopping.is_set():
-            echo("stopping: finishing the source being written (Ctrl-C again to stop at "
-                 "once)...")
+            echo("stopping: finishing the source being written (Ctrl-C again to stop at once)...")
     finally:
         watcher.stop()
     echo("stopped")
@@ -250,8 +363,13 @@ def init(path, force) -> None:
 
 
 @main.command()
-@click.option("-c", "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).")
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Config file (default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml).",
+)
 def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
     from .build import check as check_sources
@@ -268,7 +386,6 @@ def check(config_path) -> None:
     for s in skipped:
         click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
     count = sum(len(labels) for _rel, labels in sources)
-    click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, "
-               f"{count} renditions")
+    click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, {count} renditions")
     if any(s.failed for s in skipped):
         raise SystemExit(1)

@@ -45,8 +45,13 @@ FETCH_AHEAD = 16  # results whose renditions are being fetched from the store at
 class DaskExecutor:
     """Jobs on the cluster at `scheduler`; results in completion order, like ThreadExecutor."""
 
-    def __init__(self, scheduler: str, store: StoreSpec, fingerprint: str,
-                 info_of: Callable[[str], SourceInfo | None] = lambda sha: None):
+    def __init__(
+        self,
+        scheduler: str,
+        store: StoreSpec,
+        fingerprint: str,
+        info_of: Callable[[str], SourceInfo | None] = lambda sha: None,
+    ):
         self.scheduler = scheduler
         self.store = store
         self.fingerprint = fingerprint
@@ -107,12 +112,20 @@ class DaskExecutor:
                     resources = None
                     if budget:
                         resources = {RESOURCE: min(budget, self._pixels(job))}
-                    running.add(client.submit(
-                        render_on_worker, job, self.store, self.fingerprint,
-                        resources=resources, pure=False))
+                    running.add(
+                        client.submit(
+                            render_on_worker,
+                            job,
+                            self.store,
+                            self.fingerprint,
+                            resources=resources,
+                            pure=False,
+                        )
+                    )
                     in_flight += 1
-                while fetching and (fetching[0].done() or len(fetching) >= FETCH_AHEAD
-                                    or not in_flight):
+                while fetching and (
+                    fetching[0].done() or len(fetching) >= FETCH_AHEAD or not in_flight
+                ):
                     yield fetching.popleft().result()
                 if not in_flight:
                     return
@@ -144,17 +157,31 @@ def _with_bytes(store: Store, result: JobResult) -> JobResult:
     outcomes: list[tuple[str, Rendition | Record | Issue]] = []
     for key, outcome in result.renditions:
         if isinstance(outcome, Record):
-            outcome = _rendition(outcome, found[key][1]) if key in found else Issue(
-                "store", "blob-missing", "the worker's rendition is not in the remote cache "
-                "(or does not match its record); run the build again")
+            outcome = (
+                _rendition(outcome, found[key][1])
+                if key in found
+                else Issue(
+                    "store",
+                    "blob-missing",
+                    "the worker's rendition is not in the remote cache "
+                    "(or does not match its record); run the build again",
+                )
+            )
         outcomes.append((key, outcome))
     return replace(result, renditions=tuple(outcomes))
 
 
 def _rendition(record: Record, data: bytes) -> Rendition:
-    return Rendition(data, record.format, record.width, record.height, record.quality,
-                     record.encoder_quality, tuple(Problem(c, m) for c, m in record.warnings),
-                     record.score)
+    return Rendition(
+        data,
+        record.format,
+        record.width,
+        record.height,
+        record.quality,
+        record.encoder_quality,
+        tuple(Problem(c, m) for c, m in record.warnings),
+        record.score,
+    )
 
 
 def _import_distributed() -> None:
@@ -198,19 +225,32 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     where = get_worker().address
     if _worker_fingerprint() != fingerprint:
         # Other library versions make other bytes: under this plan's keys they would lie.
-        return JobResult(job.relpath, None, (), Issue(
-            "internal", "engine-mismatch", f"worker {where} runs other libvips/encoder versions "
-            "than the coordinator; install the same imgpipe environment on every worker"), where)
+        return JobResult(
+            job.relpath,
+            None,
+            (),
+            Issue(
+                "internal",
+                "engine-mismatch",
+                f"worker {where} runs other libvips/encoder versions "
+                "than the coordinator; install the same imgpipe environment on every worker",
+            ),
+            where,
+        )
     from . import engine
 
     store = _open(spec)
     data = store.source(job.sha256)
     if data is None:
-        return JobResult(job.relpath, None, (), Issue(
-            "read", "source-missing", "the source is not in the remote cache"), where)
+        return JobResult(
+            job.relpath,
+            None,
+            (),
+            Issue("read", "source-missing", "the source is not in the remote cache"),
+            where,
+        )
     result = render_job(job, data, engine)
-    made = [(record_of(key, o), o.data) for key, o in result.renditions
-            if isinstance(o, Rendition)]
+    made = [(record_of(key, o), o.data) for key, o in result.renditions if isinstance(o, Rendition)]
     written = dict(zip((r.key for r, _ in made), store.put_renditions(made), strict=True))
     records = {r.key: r for r, _ in made}
     outcomes = []

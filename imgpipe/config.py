@@ -27,18 +27,45 @@ DEFAULT_GROUP = "default"
 # Labels become parts of file names, so they stay in a portable alphabet.
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-TOP_KEYS = ("source", "output", "base_url", "cache_dir", "jobs", "manifest", "snippets",
-            "templates", "follow_symlinks", "limits", "presets", "rules", "scheduler",
-            "remote_cache", "remote_cache_options")
+TOP_KEYS = (
+    "source",
+    "output",
+    "base_url",
+    "cache_dir",
+    "jobs",
+    "manifest",
+    "snippets",
+    "templates",
+    "follow_symlinks",
+    "limits",
+    "presets",
+    "rules",
+    "scheduler",
+    "remote_cache",
+    "remote_cache_options",
+)
 # Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
-_NEEDS_STORE = Problem("scheduler-needs-remote-cache", "scheduler is set but remote_cache is "
-                       "not: workers share no filesystem with this machine; set remote_cache = "
-                       "\"s3://bucket/prefix\" (any fsspec URL)", "remote_cache")
+_NEEDS_STORE = Problem(
+    "scheduler-needs-remote-cache",
+    "scheduler is set but remote_cache is "
+    "not: workers share no filesystem with this machine; set remote_cache = "
+    '"s3://bucket/prefix" (any fsspec URL)',
+    "remote_cache",
+)
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
-RULE_KEYS = ("include", "exclude", "renditions", "widths", "formats", "options", "sizes", "name",
-             "rasterize_svg")
+RULE_KEYS = (
+    "include",
+    "exclude",
+    "renditions",
+    "widths",
+    "formats",
+    "options",
+    "sizes",
+    "name",
+    "rasterize_svg",
+)
 
 
 @dataclass(frozen=True)
@@ -119,17 +146,24 @@ def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
         py_table = _read_toml(pyproject).get("tool", {}).get("imgpipe")
     if dedicated.is_file():
         if py_table is not None:
-            warnings.append(Problem("config-shadowed",
-                                    f"[tool.imgpipe] in {PYPROJECT} is ignored: {CONFIG_FILE} wins"))
+            warnings.append(
+                Problem(
+                    "config-shadowed",
+                    f"[tool.imgpipe] in {PYPROJECT} is ignored: {CONFIG_FILE} wins",
+                )
+            )
         return dedicated, _read_toml(dedicated), warnings
     if py_table is not None:
         if not isinstance(py_table, dict):
             raise ConfigError(describe("bad-type", str(py_table), "a table", "tool.imgpipe"))
         return pyproject, py_table, warnings
-    raise ConfigError(Problem(
-        "no-config",
-        f"no {CONFIG_FILE} or [tool.imgpipe] in {PYPROJECT} in {directory}; "
-        "run `imgpipe init` to write a starter file"))
+    raise ConfigError(
+        Problem(
+            "no-config",
+            f"no {CONFIG_FILE} or [tool.imgpipe] in {PYPROJECT} in {directory}; "
+            "run `imgpipe init` to write a starter file",
+        )
+    )
 
 
 def load(path: Path | None = None, directory: Path | None = None) -> Config:
@@ -155,8 +189,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(Problem("bad-toml", f"{path}: {exc}")) from None
 
 
-def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
-              warnings: list[Problem] | None = None) -> Config:
+def from_dict(
+    raw: dict[str, Any], root: Path, path: Path | None = None, warnings: list[Problem] | None = None
+) -> Config:
     """Validate a raw table; raise ConfigError listing every problem found."""
     v = Validator(list(warnings or []))
     v.unknown_keys(raw, TOP_KEYS, "")
@@ -177,14 +212,15 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
     if not isinstance(follow_symlinks, bool):
         v.type_error(follow_symlinks, "true or false", "follow_symlinks")
     limits = _limits(v, raw.get("limits", {}))
-    scheduler = _matching(v, raw, "scheduler", _SCHEDULER, "a dask scheduler address such as "
-                          "tcp://10.0.0.5:8786")
-    remote_cache = _matching(v, raw, "remote_cache", _URL, "an fsspec URL such as "
-                             "s3://bucket/prefix")
+    scheduler = _matching(
+        v, raw, "scheduler", _SCHEDULER, "a dask scheduler address such as tcp://10.0.0.5:8786"
+    )
+    remote_cache = _matching(
+        v, raw, "remote_cache", _URL, "an fsspec URL such as s3://bucket/prefix"
+    )
     remote_options = raw.get("remote_cache_options", {})
     if not isinstance(remote_options, dict):
-        v.type_error(remote_options, "a table of fsspec storage options",
-                     "remote_cache_options")
+        v.type_error(remote_options, "a table of fsspec storage options", "remote_cache_options")
         remote_options = {}
     presets = _presets(v, raw.get("presets", {}))
     rules_raw = raw.get("rules", [])
@@ -227,8 +263,13 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
     )
-    written = {"source": source, "output": output, "cache_dir": cache_dir, "manifest": manifest,
-               "snippets": snippets}
+    written = {
+        "source": source,
+        "output": output,
+        "cache_dir": cache_dir,
+        "manifest": manifest,
+        "snippets": snippets,
+    }
     check_paths(config, {k: value for k, value in written.items() if value})
     return config
 
@@ -236,15 +277,20 @@ def from_dict(raw: dict[str, Any], root: Path, path: Path | None = None,
 def with_scheduler(config: Config, scheduler: str) -> Config:
     """`--scheduler` / IMGPIPE_SCHEDULER, checked as the config key is; it wins over the key."""
     if not _SCHEDULER.match(scheduler):
-        raise ConfigError(describe("bad-scheduler", scheduler, "a dask scheduler address such "
-                                   "as tcp://10.0.0.5:8786", "--scheduler"))
+        raise ConfigError(
+            describe(
+                "bad-scheduler",
+                scheduler,
+                "a dask scheduler address such as tcp://10.0.0.5:8786",
+                "--scheduler",
+            )
+        )
     if not config.remote_cache:
         raise ConfigError(_NEEDS_STORE)
     return replace(config, scheduler=scheduler)
 
 
-def _matching(v: Validator, raw: dict, key: str, pattern: re.Pattern, expected: str
-              ) -> str | None:
+def _matching(v: Validator, raw: dict, key: str, pattern: re.Pattern, expected: str) -> str | None:
     value = v.string(raw, key, "")
     if value is not None and not pattern.match(value):
         v.errors.append(describe(f"bad-{key.replace('_', '-')}", value, expected, key))
@@ -260,14 +306,13 @@ def _limits(v: Validator, raw: Any) -> Limits:
     return Limits(
         max_pixels=v.integer(raw, "max_pixels", "limits", default=MAX_PIXELS, low=1) or MAX_PIXELS,
         max_bytes=v.integer(raw, "max_bytes", "limits", default=MAX_BYTES, low=1) or MAX_BYTES,
-        max_frames=v.integer(raw, "max_frames", "limits", default=MAX_FRAMES, low=1)
-        or MAX_FRAMES,
+        max_frames=v.integer(raw, "max_frames", "limits", default=MAX_FRAMES, low=1) or MAX_FRAMES,
     )
 
 
 def _presets(v: Validator, raw: Any) -> dict[str, str] | None:
     if not isinstance(raw, dict):
-        v.type_error(raw, "a table of name = \"options\"", "presets")
+        v.type_error(raw, 'a table of name = "options"', "presets")
         return None
     presets: dict[str, str] = {}
     for name, text in raw.items():
@@ -276,9 +321,15 @@ def _presets(v: Validator, raw: Any) -> dict[str, str] | None:
             v.type_error(text, "an option string", where)
             continue
         if name in VOCABULARY or not _LABEL.match(name) or re.match(r"^\d", name):
-            v.errors.append(describe("bad-preset-name", name,
-                                     "a name that is not an option token (letters, digits, - _, "
-                                     "not starting with a digit)", where))
+            v.errors.append(
+                describe(
+                    "bad-preset-name",
+                    name,
+                    "a name that is not an option token (letters, digits, - _, "
+                    "not starting with a digit)",
+                    where,
+                )
+            )
             continue
         presets[name] = text
     for name in list(presets):
@@ -299,9 +350,13 @@ def expand(text: str, presets: dict[str, str], _seen: tuple[str, ...] = ()) -> s
         name = token.strip()
         if name in presets:
             if name in _seen:
-                raise ConfigError(Problem("preset-cycle",
-                                          f"preset {name!r} refers to itself via "
-                                          f"{' -> '.join(_seen + (name,))}", f"presets.{name}"))
+                raise ConfigError(
+                    Problem(
+                        "preset-cycle",
+                        f"preset {name!r} refers to itself via {' -> '.join(_seen + (name,))}",
+                        f"presets.{name}",
+                    )
+                )
             tokens.append(expand(presets[name], presets, _seen + (name,)))
         else:
             tokens.append(token)
@@ -317,18 +372,20 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
     include = v.string_list(raw, "include", where)
     exclude = v.string_list(raw, "exclude", where) or []
     if "include" not in raw:
-        v.errors.append(Problem("missing-key", "'include' is required (a list of globs)",
-                                f"{where}.include"))
+        v.errors.append(
+            Problem("missing-key", "'include' is required (a list of globs)", f"{where}.include")
+        )
     renditions: list[RenditionSpec] = []
     rend_raw = raw.get("renditions", {})
     if not isinstance(rend_raw, dict):
-        v.type_error(rend_raw, "a table of label = \"options\"", f"{where}.renditions")
+        v.type_error(rend_raw, 'a table of label = "options"', f"{where}.renditions")
     else:
         for label, text in rend_raw.items():
             path = f"{where}.renditions.{label}"
             if not _LABEL.match(label):
-                v.errors.append(describe("bad-label", label, "a label of letters, digits, - and _",
-                                         path))
+                v.errors.append(
+                    describe("bad-label", label, "a label of letters, digits, - and _", path)
+                )
             elif not isinstance(text, str):
                 v.type_error(text, "an option string", path)
             else:
@@ -336,14 +393,18 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
                 if recipe:
                     renditions.append(RenditionSpec(label, recipe, path))
     srcset = _family(v, raw, where, presets, renditions)
-    if not renditions and srcset is None and not any(
-            k in raw for k in ("renditions", "widths")):
+    if not renditions and srcset is None and not any(k in raw for k in ("renditions", "widths")):
         v.errors.append(Problem("empty-rule", "a rule needs `renditions` or `widths`", where))
     labels: dict[str, str] = {}
     for spec in renditions:
         if spec.label in labels:
-            v.errors.append(Problem("label-clash", f"label {spec.label!r} of {spec.where} is also "
-                                    f"made by {labels[spec.label]}", spec.where))
+            v.errors.append(
+                Problem(
+                    "label-clash",
+                    f"label {spec.label!r} of {spec.where} is also made by {labels[spec.label]}",
+                    spec.where,
+                )
+            )
         labels[spec.label] = spec.where
     if include is None or v.errors:
         return None
@@ -357,18 +418,30 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
     if not isinstance(rasterize, bool):
         v.type_error(rasterize, "true or false", f"{where}.rasterize_svg")
         return None
-    return Rule(index, tuple(include), tuple(exclude), tuple(renditions), srcset,
-                include_re, exclude_re, rasterize_svg=rasterize)
+    return Rule(
+        index,
+        tuple(include),
+        tuple(exclude),
+        tuple(renditions),
+        srcset,
+        include_re,
+        exclude_re,
+        rasterize_svg=rasterize,
+    )
 
 
-def _family(v: Validator, raw: dict, where: str, presets: dict[str, str],
-            renditions: list[RenditionSpec]) -> SrcsetSpec | None:
+def _family(
+    v: Validator, raw: dict, where: str, presets: dict[str, str], renditions: list[RenditionSpec]
+) -> SrcsetSpec | None:
     family_keys = ("widths", "formats", "options", "sizes", "name")
     if not any(k in raw for k in family_keys):
         return None
     if "widths" not in raw:
-        v.errors.append(Problem("missing-key", "'widths' is required for a responsive family",
-                                f"{where}.widths"))
+        v.errors.append(
+            Problem(
+                "missing-key", "'widths' is required for a responsive family", f"{where}.widths"
+            )
+        )
         return None
     widths = v.int_list(raw, "widths", where, low=1, high=MAX_SIDE)
     formats = v.string_list(raw, "formats", where, choices=(AUTO, *FORMATS)) or [AUTO]
@@ -376,17 +449,23 @@ def _family(v: Validator, raw: dict, where: str, presets: dict[str, str],
     sizes = v.string(raw, "sizes", where, default="100vw") or "100vw"
     name = v.string(raw, "name", where, default=DEFAULT_GROUP) or DEFAULT_GROUP
     if not _LABEL.match(name):
-        v.errors.append(describe("bad-label", name, "a name of letters, digits, - and _",
-                                 f"{where}.name"))
+        v.errors.append(
+            describe("bad-label", name, "a name of letters, digits, - and _", f"{where}.name")
+        )
     if widths is None:
         return None
     base = v.recipe(expand(options, presets), f"{where}.options") if options.strip() else Recipe()
     if base is None:
         return None
     if base.width or base.height or base.format != AUTO:
-        v.errors.append(describe("family-options", options,
-                                 "options without a size or format: `widths` and `formats` set "
-                                 "those", f"{where}.options"))
+        v.errors.append(
+            describe(
+                "family-options",
+                options,
+                "options without a size or format: `widths` and `formats` set those",
+                f"{where}.options",
+            )
+        )
         return None
     spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
     # Each member is the options' tokens with its width and format set, then settled as a
@@ -395,6 +474,7 @@ def _family(v: Validator, raw: dict, where: str, presets: dict[str, str],
     for w in widths:
         for fmt in formats:
             recipe = v.settled(replace(tokens, width=w, format=fmt), f"{where}.options")
-            renditions.append(RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths",
-                                            group=name, width=w))
+            renditions.append(
+                RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths", group=name, width=w)
+            )
     return spec

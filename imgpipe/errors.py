@@ -125,26 +125,45 @@ class ClusterError(ImgpipeError):
 
     @classmethod
     def unreachable(cls, scheduler: str, exc: BaseException) -> ClusterError:
-        return cls(Problem("scheduler-unreachable", f"cannot reach the dask scheduler at "
-                           f"{scheduler} ({type(exc).__name__}: {exc}); expected a running "
-                           "`dask scheduler`; check the address and that it is up"))
+        return cls(
+            Problem(
+                "scheduler-unreachable",
+                f"cannot reach the dask scheduler at "
+                f"{scheduler} ({type(exc).__name__}: {exc}); expected a running "
+                "`dask scheduler`; check the address and that it is up",
+            )
+        )
 
     @classmethod
     def lost(cls, scheduler: str, exc: BaseException) -> ClusterError:
-        return cls(Problem("scheduler-lost", f"lost the dask cluster at {scheduler} mid-build "
-                           f"({type(exc).__name__}); nothing unfinished was written; "
-                           "run the build again once the scheduler is back"))
+        return cls(
+            Problem(
+                "scheduler-lost",
+                f"lost the dask cluster at {scheduler} mid-build "
+                f"({type(exc).__name__}); nothing unfinished was written; "
+                "run the build again once the scheduler is back",
+            )
+        )
 
     @classmethod
     def no_workers(cls, scheduler: str, seconds: float) -> ClusterError:
-        return cls(Problem("no-workers", f"the dask scheduler at {scheduler} has no worker "
-                           f"(waited {seconds:.0f} s); expected at least one `dask worker "
-                           f"{scheduler}`; start one"))
+        return cls(
+            Problem(
+                "no-workers",
+                f"the dask scheduler at {scheduler} has no worker "
+                f"(waited {seconds:.0f} s); expected at least one `dask worker "
+                f"{scheduler}`; start one",
+            )
+        )
 
     @classmethod
     def missing_extra(cls) -> ClusterError:
-        return cls(Problem("missing-extra", "--scheduler needs dask.distributed: "
-                           "pip install 'imgpipe[cluster]'"))
+        return cls(
+            Problem(
+                "missing-extra",
+                "--scheduler needs dask.distributed: pip install 'imgpipe[cluster]'",
+            )
+        )
 
 
 class StoreError(StorageError):
@@ -154,6 +173,11 @@ class StoreError(StorageError):
 
     @classmethod
     def failed(cls, url: str, exc: BaseException) -> StoreError:
-        return cls(Problem("remote-cache-unavailable", f"cannot write to the remote cache "
-                           f"{url} ({type(exc).__name__}: {exc}); expected a reachable, writable "
-                           "store; check the URL, credentials (AWS_*) and endpoint"))
+        return cls(
+            Problem(
+                "remote-cache-unavailable",
+                f"cannot write to the remote cache "
+                f"{url} ({type(exc).__name__}: {exc}); expected a reachable, writable "
+                "store; check the URL, credentials (AWS_*) and endpoint",
+            )
+        )

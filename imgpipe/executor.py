@@ -28,8 +28,14 @@ def run_job(job: Job, engine: Engine) -> JobResult:
     # label different pixels. Rendering from these very bytes rules that out.
     too_big = len(data) > job.limits.max_bytes
     if not too_big and hashlib.sha256(data).hexdigest() != job.sha256:
-        return JobResult(job.relpath, None, (), Issue(
-            "read", "source-changed", "the file changed during the build; run the build again"))
+        return JobResult(
+            job.relpath,
+            None,
+            (),
+            Issue(
+                "read", "source-changed", "the file changed during the build; run the build again"
+            ),
+        )
     # Over the byte limit, the engine gets the path so it reports the limit in its words.
     return render_job(job, job.path if too_big else data, engine)
 
@@ -49,8 +55,9 @@ def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
     except ImgpipeError as exc:
         return JobResult(job.relpath, None, (), _failure(exc))
     except Exception as exc:  # an engine bug must not take the other sources down
-        return JobResult(job.relpath, None, (), Issue(
-            "internal", type(exc).__name__, f"{exc} ({_where(exc)})"))
+        return JobResult(
+            job.relpath, None, (), Issue("internal", type(exc).__name__, f"{exc} ({_where(exc)})")
+        )
     return JobResult(job.relpath, info, results)
 
 

@@ -52,8 +52,11 @@ def compute(recipe: Recipe, width: int, height: int) -> Geometry:
         return Geometry(width, height, width, height, width, height)
 
     box_w, box_h = recipe.box()
-    ratios = [r for r in (box_w / width if box_w else None, box_h / height if box_h else None)
-              if r is not None]
+    ratios = [
+        r
+        for r in (box_w / width if box_w else None, box_h / height if box_h else None)
+        if r is not None
+    ]
 
     if recipe.mode == "crop":
         sw, sh = _scaled(width, height, max(ratios))

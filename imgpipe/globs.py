@@ -35,7 +35,7 @@ def _glob_re(pattern: str) -> str:
             end = pattern.find("]", i + 2)
             if end < 0:
                 raise ValueError(f"unclosed '[' in glob {pattern!r}")
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end + 1
             continue

@@ -49,28 +49,54 @@ class Renderer:
 
     def fingerprint(self) -> str:
         """The template sources, so snippets are re-rendered when a template changes."""
-        return "\0".join(self.env.loader.get_source(self.env, name)[0]
-                          for name in (TEMPLATE, IMG_TEMPLATE, VIDEO_TEMPLATE))
+        return "\0".join(
+            self.env.loader.get_source(self.env, name)[0]
+            for name in (TEMPLATE, IMG_TEMPLATE, VIDEO_TEMPLATE)
+        )
 
-    def picture(self, source: Mapping[str, Any], group: str = "default", alt: str = "",
-                sizes: str | None = None, **attrs: Any) -> str:
+    def picture(
+        self,
+        source: Mapping[str, Any],
+        group: str = "default",
+        alt: str = "",
+        sizes: str | None = None,
+        **attrs: Any,
+    ) -> str:
         """`<picture>` (or a lone `<img>`, or `<video>`) for one srcset group of a manifest
         source entry."""
         entry = _group(source, group)
         attrs = _with_placeholder(attrs, source)
         template = self.env.get_template(VIDEO_TEMPLATE if entry.get("video") else TEMPLATE)
-        return template.render(group=entry, source=source, alt=alt,
-                               sizes=sizes or entry["sizes"], attrs=attrs) + "\n"
+        return (
+            template.render(
+                group=entry, source=source, alt=alt, sizes=sizes or entry["sizes"], attrs=attrs
+            )
+            + "\n"
+        )
 
-    def img(self, source: Mapping[str, Any], group: str = "default", alt: str = "",
-            sizes: str | None = None, **attrs: Any) -> str:
+    def img(
+        self,
+        source: Mapping[str, Any],
+        group: str = "default",
+        alt: str = "",
+        sizes: str | None = None,
+        **attrs: Any,
+    ) -> str:
         """A lone `<img srcset>` of a group's fallback format (no `<picture>`)."""
         entry = _group(source, group)
         attrs = _with_placeholder(attrs, source)
         srcset = ", ".join(f"{i['url']} {i['width']}w" for i in entry["formats"][entry["fallback"]])
         return self.env.get_template(IMG_TEMPLATE).render(
-            src=entry["src"], srcset=srcset, sizes=sizes or entry["sizes"], width=entry["width"],
-            height=entry["height"], alt=alt, attrs=attrs, source=source, group=entry)
+            src=entry["src"],
+            srcset=srcset,
+            sizes=sizes or entry["sizes"],
+            width=entry["width"],
+            height=entry["height"],
+            alt=alt,
+            attrs=attrs,
+            source=source,
+            group=entry,
+        )
 
 
 def snippet_path(relpath: str, group: str) -> str:
@@ -106,9 +132,14 @@ class Images:
     serve pages at different depths (relative URLs) or a site moved under a prefix.
     """
 
-    def __init__(self, manifest: Mapping[str, Any] | Path | str, *,
-                 templates: Path | None = None, base_url: str | None = None,
-                 renderer: Renderer | None = None):
+    def __init__(
+        self,
+        manifest: Mapping[str, Any] | Path | str,
+        *,
+        templates: Path | None = None,
+        base_url: str | None = None,
+        renderer: Renderer | None = None,
+    ):
         if isinstance(manifest, (str, Path)):
             self.origin = str(manifest)
             manifest = mf.load(Path(manifest))
@@ -139,23 +170,46 @@ class Images:
         if key in self.sources:
             return self.sources[key]
         guess = closest(key, self.sources) or _closest_by_name(key, self.sources)
-        hint = f"; did you mean {guess!r}?" if guess else (
-            "" if self.sources else "; it has no sources (did the build run?)")
-        raise UnknownImage(Problem("unknown-image",
-                                   f"{src!r} is not a source in {self.origin}{hint}", src))
+        hint = (
+            f"; did you mean {guess!r}?"
+            if guess
+            else ("" if self.sources else "; it has no sources (did the build run?)")
+        )
+        raise UnknownImage(
+            Problem("unknown-image", f"{src!r} is not a source in {self.origin}{hint}", src)
+        )
 
-    def picture(self, src: str, alt: str = "", group: str | None = None,
-                sizes: str | None = None, **attrs: Any) -> Markup:
+    def picture(
+        self,
+        src: str,
+        alt: str = "",
+        group: str | None = None,
+        sizes: str | None = None,
+        **attrs: Any,
+    ) -> Markup:
         """`<picture>` with a `<source>` per modern format and an `<img>` fallback."""
         return self._render(self.renderer.picture, src, alt, group, sizes, attrs)
 
-    def img(self, src: str, alt: str = "", group: str | None = None,
-            sizes: str | None = None, **attrs: Any) -> Markup:
+    def img(
+        self,
+        src: str,
+        alt: str = "",
+        group: str | None = None,
+        sizes: str | None = None,
+        **attrs: Any,
+    ) -> Markup:
         """A lone `<img srcset sizes>` in the group's fallback format."""
         return self._render(self.renderer.img, src, alt, group, sizes, attrs)
 
-    def _render(self, template, src: str, alt: str, group: str | None, sizes: str | None,
-                attrs: dict[str, Any]) -> Markup:
+    def _render(
+        self,
+        template,
+        src: str,
+        alt: str,
+        group: str | None,
+        sizes: str | None,
+        attrs: dict[str, Any],
+    ) -> Markup:
         source, name = self._source(src, group)
         attrs = _proportional(attrs, source["srcsets"][name])
         sizes = sizes or _fixed_width_sizes(attrs)
@@ -185,22 +239,34 @@ class Images:
         source = self.entry(src)
         srcsets = source.get("srcsets", {})
         if group is None:  # "default" if there is one, else the only group
-            group = DEFAULT_GROUP if DEFAULT_GROUP in srcsets or len(srcsets) != 1 else \
-                next(iter(srcsets))
+            group = (
+                DEFAULT_GROUP
+                if DEFAULT_GROUP in srcsets or len(srcsets) != 1
+                else next(iter(srcsets))
+            )
         if group not in srcsets:
             known = ", ".join(sorted(srcsets))
-            hint = f"its groups: {known}" if known else \
-                "it has none: give a rule that matches it `widths` (a responsive family)"
-            raise UnknownImage(Problem("unknown-group",
-                                       f"{src!r} has no srcset group {group!r}; {hint}", src))
+            hint = (
+                f"its groups: {known}"
+                if known
+                else "it has none: give a rule that matches it `widths` (a responsive family)"
+            )
+            raise UnknownImage(
+                Problem("unknown-group", f"{src!r} has no srcset group {group!r}; {hint}", src)
+            )
         old = self.data.get("base_url", "/")
         if self.base_url is None or self.base_url == old:
             return source, group
         return _rebased(source, old, self.base_url), group
 
 
-def install(env: jinja2.Environment, manifest: Mapping[str, Any] | Path | str, *,
-            templates: Path | None = None, base_url: BaseUrl | None = None) -> Images:
+def install(
+    env: jinja2.Environment,
+    manifest: Mapping[str, Any] | Path | str,
+    *,
+    templates: Path | None = None,
+    base_url: BaseUrl | None = None,
+) -> Images:
     """One call for any Jinja2 environment: `{{ picture("blog/cat.jpg", alt="A cat") }}`,
     `{{ "blog/cat.jpg" | img(alt="A cat", class="wide") }}`."""
     images = Images(manifest, templates=templates)
@@ -210,7 +276,7 @@ def install(env: jinja2.Environment, manifest: Mapping[str, Any] | Path | str, *
 
 def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     def move(url: str) -> str:
-        return new + url[len(old):] if url.startswith(old) else url
+        return new + url[len(old) :] if url.startswith(old) else url
 
     out = copy.deepcopy(dict(source))
     for group in out.get("srcsets", {}).values():

@@ -32,9 +32,11 @@ class Lock:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
             if not wait:
                 os.close(fd)
-                raise BuildLocked(f"another imgpipe build (pid {holder}) is using "
-                                  f"{self.path.parent}; wait for it, or run without --no-wait "
-                                  "to queue behind it") from None
+                raise BuildLocked(
+                    f"another imgpipe build (pid {holder}) is using "
+                    f"{self.path.parent}; wait for it, or run without --no-wait "
+                    "to queue behind it"
+                ) from None
             if on_wait:
                 on_wait(holder)
             fcntl.flock(fd, fcntl.LOCK_EX)

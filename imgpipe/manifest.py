@@ -44,8 +44,9 @@ from .plan import PlannedRendition, SourcePlan, poster_label
 VERSION = 1
 
 
-def rendition_entry(plan: SourcePlan, planned: PlannedRendition, record: Record,
-                    base_url: str) -> RenditionEntry:
+def rendition_entry(
+    plan: SourcePlan, planned: PlannedRendition, record: Record, base_url: str
+) -> RenditionEntry:
     path = plan.output_name(planned, record.format)
     return {
         "url": base_url + url_path(path),
@@ -72,8 +73,9 @@ def url_path(path: str) -> str:
     return quote(path, safe="/")
 
 
-def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record],
-                 base_url: str) -> SourceEntry:
+def source_entry(
+    plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record], base_url: str
+) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
     that exist (`records` by cache key; failed renditions are simply absent)."""
     renditions: dict[str, dict[str, Any]] = {}
@@ -83,20 +85,29 @@ def source_entry(plan: SourcePlan, info: SourceInfo, records: Mapping[str, Recor
             renditions[planned.label] = rendition_entry(plan, planned, record, base_url)
     srcsets = {}
     for spec in plan.srcsets:
-        group = srcset_entry(spec, [p for p in plan.renditions if p.group == spec.name],
-                             renditions, animated=info.frames > 1, loop=info.loop != 1)
+        group = srcset_entry(
+            spec,
+            [p for p in plan.renditions if p.group == spec.name],
+            renditions,
+            animated=info.frames > 1,
+            loop=info.loop != 1,
+        )
         if group:
             srcsets[spec.name] = group
-    placeholder = info.placeholder and {"color": info.placeholder.color,
-                                        "lqip": info.placeholder.lqip}
+    placeholder = info.placeholder and {
+        "color": info.placeholder.color,
+        "lqip": info.placeholder.lqip,
+    }
     return {
         "width": info.width,
         "height": info.height,
         "format": info.format,
         "bytes": info.bytes,
         "sha256": plan.sha256,
-        "warnings": [{"label": w.label, "code": w.code, "message": w.message}
-                     for w in warnings_of(plan, records)],
+        "warnings": [
+            {"label": w.label, "code": w.code, "message": w.message}
+            for w in warnings_of(plan, records)
+        ],
         "renditions": renditions,
         "srcsets": srcsets,
         "placeholder": placeholder,
@@ -108,16 +119,23 @@ def warnings_of(plan: SourcePlan, records: Mapping[str, Record]) -> list[Issue]:
     in the manifest's order: by label, code, message."""
     # A poster is a first frame on purpose: its "only the first frame" warning is noise.
     posters = {poster_label(p.label, p.group) for p in plan.renditions if _video(p.format)}
-    warnings = [Issue("render", code, message, planned.label, plan.source.relpath)
-                for planned in plan.renditions if planned.key in records
-                for code, message in records[planned.key].warnings
-                if not (code == "animation-dropped" and planned.label in posters)]
+    warnings = [
+        Issue("render", code, message, planned.label, plan.source.relpath)
+        for planned in plan.renditions
+        if planned.key in records
+        for code, message in records[planned.key].warnings
+        if not (code == "animation-dropped" and planned.label in posters)
+    ]
     return sorted(warnings, key=lambda w: (w.label or "", w.code, w.message))
 
 
-def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
-                 renditions: Mapping[str, dict[str, Any]], animated: bool = False,
-                 loop: bool = True) -> dict[str, Any] | None:
+def srcset_entry(
+    spec: SrcsetSpec,
+    planned: list[PlannedRendition],
+    renditions: Mapping[str, dict[str, Any]],
+    animated: bool = False,
+    loop: bool = True,
+) -> dict[str, Any] | None:
     """Group a family's renditions by their actual format. Widths a small source could not
     reach come out equal; a srcset lists each width once (the first, smallest request)."""
     by_format: dict[str, dict[int, str]] = {}
@@ -126,7 +144,7 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
     videos: dict[str, tuple[dict[str, Any], dict[str, Any] | None]] = {}
     posters: list[dict[str, Any]] = []
     sized: dict[tuple[str, int], dict[str, Any]] = {}  # (format, width) -> the listed entry
-    for p in sorted(planned, key=lambda p: (p.width or 0)):
+    for p in sorted(planned, key=lambda p: p.width or 0):
         entry = renditions.get(p.label)
         if entry is None:
             continue
@@ -148,14 +166,18 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
     if not by_format and posters:  # a video-only family: its posters are the <img> fallback
         for entry in posters:
             by_format.setdefault(entry["format"], {}).setdefault(entry["width"], entry["url"])
-            if entry["format"] not in largest or entry["width"] > largest[entry["format"]][
-                    "width"]:
+            if entry["format"] not in largest or entry["width"] > largest[entry["format"]]["width"]:
                 largest[entry["format"]] = entry
     if not by_format:
         return None
     # Modern formats go into <source> elements; the first other one is what <img> shows.
-    order = sorted(by_format, key=lambda f: (MODERN_ORDER.index(f) if f in MODERN_ORDER
-                                             else len(MODERN_ORDER), _position(spec, f)))
+    order = sorted(
+        by_format,
+        key=lambda f: (
+            MODERN_ORDER.index(f) if f in MODERN_ORDER else len(MODERN_ORDER),
+            _position(spec, f),
+        ),
+    )
     fallback = next((f for f in order if f not in MODERN_ORDER), order[-1])
     dropped = _not_smaller(by_format, sized, order, fallback)
     order = [f for f in order if by_format[f]]
@@ -169,8 +191,9 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
         "src": img["url"],
         "width": img["width"],
         "height": img["height"],
-        "formats": {f: [{"url": url, "width": w} for w, url in sorted(by_format[f].items())]
-                    for f in order},
+        "formats": {
+            f: [{"url": url, "width": w} for w, url in sorted(by_format[f].items())] for f in order
+        },
         "dropped": dropped,
         "video": _video_entry(videos, loop),
     }
@@ -182,8 +205,12 @@ def srcset_entry(spec: SrcsetSpec, planned: list[PlannedRendition],
 MIN_SAVING = 0.05
 
 
-def _not_smaller(by_format: dict[str, dict[int, str]], sized: Mapping[tuple[str, int], Any],
-                 order: list[str], fallback: str) -> list[dict[str, Any]]:
+def _not_smaller(
+    by_format: dict[str, dict[int, str]],
+    sized: Mapping[tuple[str, int], Any],
+    order: list[str],
+    fallback: str,
+) -> list[dict[str, Any]]:
     """Take modern renditions that do not pay their way out of `by_format`; say why.
 
     Checked from the fallback up (webp, then avif), each against the fallback and the
@@ -203,21 +230,35 @@ def _not_smaller(by_format: dict[str, dict[int, str]], sized: Mapping[tuple[str,
             if base is not None and size > (1 - MIN_SAVING) * base["bytes"]:
                 saving = 1 - size / base["bytes"]
                 than = f"the {fallback} of this width ({base['bytes']} bytes)"
-                reasons[width] = (f"{size} bytes, {saving:.0%} smaller than {than}: less than "
-                                  f"{MIN_SAVING:.0%}" if saving >= 0 else
-                                  f"{size} bytes, larger than {than}")
+                reasons[width] = (
+                    f"{size} bytes, {saving:.0%} smaller than {than}: less than {MIN_SAVING:.0%}"
+                    if saving >= 0
+                    else f"{size} bytes, larger than {than}"
+                )
             elif below is not None and size > sized[below, width]["bytes"]:
-                reasons[width] = (f"{size} bytes, larger than the {below} of this width "
-                                  f"({sized[below, width]['bytes']} bytes)")
+                reasons[width] = (
+                    f"{size} bytes, larger than the {below} of this width "
+                    f"({sized[below, width]['bytes']} bytes)"
+                )
         if reasons and max(by_format[fmt]) in reasons:
             top = max(by_format[fmt])
             for width in by_format[fmt]:
-                reasons.setdefault(width, f"the largest {fmt} ({top} px) was dropped; without "
-                                          f"it large screens would get a smaller image")
+                reasons.setdefault(
+                    width,
+                    f"the largest {fmt} ({top} px) was dropped; without "
+                    f"it large screens would get a smaller image",
+                )
         for width in sorted(reasons):
             entry = sized[fmt, width]
-            dropped.append({"format": fmt, "width": width, "url": entry["url"],
-                            "bytes": entry["bytes"], "reason": reasons[width]})
+            dropped.append(
+                {
+                    "format": fmt,
+                    "width": width,
+                    "url": entry["url"],
+                    "bytes": entry["bytes"],
+                    "reason": reasons[width],
+                }
+            )
             del by_format[fmt][width]
         if by_format[fmt]:
             kept_below.append(fmt)
@@ -228,8 +269,9 @@ def _video(fmt: str) -> bool:
     return fmt != AUTO and by_name(fmt).video
 
 
-def _video_entry(videos: Mapping[str, tuple[dict[str, Any], dict[str, Any] | None]],
-                 loop: bool) -> dict[str, Any] | None:
+def _video_entry(
+    videos: Mapping[str, tuple[dict[str, Any], dict[str, Any] | None]], loop: bool
+) -> dict[str, Any] | None:
     """The largest rendition of each video format (a <video> has no srcset), in VIDEO_ORDER,
     with the poster of the first."""
     if not videos:
@@ -238,9 +280,14 @@ def _video_entry(videos: Mapping[str, tuple[dict[str, Any], dict[str, Any] | Non
     first, poster = videos[ordered[0]]
     return {
         # The codec in the type lets a browser that has WebM without VP9 skip to the MP4.
-        "sources": [{"format": f, "url": videos[f][0]["url"],
-                     "type": "video/webm; codecs=vp9" if f == "webm" else by_name(f).mime}
-                    for f in ordered],
+        "sources": [
+            {
+                "format": f,
+                "url": videos[f][0]["url"],
+                "type": "video/webm; codecs=vp9" if f == "webm" else by_name(f).mime,
+            }
+            for f in ordered
+        ],
         "width": first["width"],
         "height": first["height"],
         "poster": poster["url"] if poster else None,
@@ -259,18 +306,24 @@ def encode_entry(entry: Mapping[str, Any]) -> str:
 
 def dumps(base_url: str, encoded: Mapping[str, str]) -> bytes:
     """Stable text from `encode_entry` strings: sorted keys, one source per line."""
-    lines = [f"    {json.dumps(rel, ensure_ascii=False)}: {text}"
-             for rel, text in sorted(encoded.items())]
+    lines = [
+        f"    {json.dumps(rel, ensure_ascii=False)}: {text}"
+        for rel, text in sorted(encoded.items())
+    ]
     body = ",\n".join(lines)
     text = (
-        "{\n"
-        f'  "base_url": {json.dumps(base_url)},\n'
-        f'  "sources": {{\n{body}\n  }},\n'
-        f'  "version": {VERSION}\n'
-        "}\n"
-    ) if lines else (
-        f'{{\n  "base_url": {json.dumps(base_url)},\n  "sources": {{}},\n'
-        f'  "version": {VERSION}\n}}\n'
+        (
+            "{\n"
+            f'  "base_url": {json.dumps(base_url)},\n'
+            f'  "sources": {{\n{body}\n  }},\n'
+            f'  "version": {VERSION}\n'
+            "}\n"
+        )
+        if lines
+        else (
+            f'{{\n  "base_url": {json.dumps(base_url)},\n  "sources": {{}},\n'
+            f'  "version": {VERSION}\n}}\n'
+        )
     )
     return text.encode()
 

@@ -127,8 +127,9 @@ class Engine(Protocol):
     def ENGINE_VERSION(self) -> str:  # noqa: N802 - the module constant's name
         ...
 
-    def open_source(self, source: bytes | str | Path, limits: Limits, *,
-                    svg_mode: SvgMode | None = None) -> SourceHandle:
+    def open_source(
+        self, source: bytes | str | Path, limits: Limits, *, svg_mode: SvgMode | None = None
+    ) -> SourceHandle:
         """Read and validate a source; raises ImageError."""
         ...
 
@@ -173,10 +174,18 @@ class JobResult:
 
 def record_of(key: str, rendition: Rendition) -> Record:
     """What the state (and the shared store) keeps of a rendition."""
-    return Record(key, rendition.format, rendition.width, rendition.height, rendition.bytes,
-                  rendition.quality, rendition.encoder_quality,
-                  tuple((w.code, w.message) for w in rendition.warnings),
-                  hashlib.sha256(rendition.data).hexdigest(), rendition.score)
+    return Record(
+        key,
+        rendition.format,
+        rendition.width,
+        rendition.height,
+        rendition.bytes,
+        rendition.quality,
+        rendition.encoder_quality,
+        tuple((w.code, w.message) for w in rendition.warnings),
+        hashlib.sha256(rendition.data).hexdigest(),
+        rendition.score,
+    )
 
 
 @dataclass(frozen=True)

@@ -45,7 +45,8 @@ VOCABULARY = (
 EXPECTED_TOKEN = (
     "one of: full, W, WxH, xH (1..10000), a density 1x..3x, scale-down, fit, crop, "
     "crop=auto|top|bottom|left|right|FXxFY, pad, trim, bgcolor=RGB|RRGGBB, "
-    "quality=low|medium|high|lossless|1..100, format=" + "|".join(FORMAT_NAMES)
+    "quality=low|medium|high|lossless|1..100, format="
+    + "|".join(FORMAT_NAMES)
     + ", timeout=SECONDS"
 )
 
@@ -236,12 +237,18 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         if density:
             d = Fraction(density.group(1))
             if not MIN_DENSITY <= d <= MAX_DENSITY:
-                return describe("bad-density", token, "a density from 1x to 3x (e.g. 2x, 1.5x)",
-                                where, suggestion=f"{min(max(round(d), 1), 3)}x")
+                return describe(
+                    "bad-density",
+                    token,
+                    "a density from 1x to 3x (e.g. 2x, 1.5x)",
+                    where,
+                    suggestion=f"{min(max(round(d), 1), 3)}x",
+                )
             set_slot("density", token, where, density=d)
             return None
-        return describe("unknown-token", token, EXPECTED_TOKEN, where,
-                        suggestion=closest(token, VOCABULARY))
+        return describe(
+            "unknown-token", token, EXPECTED_TOKEN, where, suggestion=closest(token, VOCABULARY)
+        )
 
     if key == "crop":
         if value in GRAVITIES and value != "centre":
@@ -250,18 +257,29 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         focal = _FOCAL.match(value)
         if focal:
             fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
-            bad = [part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1]
+            bad = [
+                part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1
+            ]
             if bad:
-                return describe("bad-crop", token,
-                                f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
-                                where, suggestion="crop=0.5x0.5")
+                return describe(
+                    "bad-crop",
+                    token,
+                    f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
+                    where,
+                    suggestion="crop=0.5x0.5",
+                )
             set_slot("mode", token, where, mode="crop", gravity="focal", focal=(fx, fy))
             return None
         numeric = _NUMBER.match(value)
-        return describe("bad-crop", token,
-                        "crop=auto|top|bottom|left|right or a focal point crop=FXxFY (0..1)",
-                        where, suggestion="crop=0.5x0.5" if numeric
-                        else closest(token, [f"crop={g}" for g in GRAVITIES[1:]]))
+        return describe(
+            "bad-crop",
+            token,
+            "crop=auto|top|bottom|left|right or a focal point crop=FXxFY (0..1)",
+            where,
+            suggestion="crop=0.5x0.5"
+            if numeric
+            else closest(token, [f"crop={g}" for g in GRAVITIES[1:]]),
+        )
     if key == "trim":
         if value == "border":
             set_slot("trim", token, where, trim=True)
@@ -270,8 +288,13 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
     if key == "bgcolor":
         hexcolor = _HEX.match(value)
         if not hexcolor:
-            return describe("bad-bgcolor", token, "bgcolor=RGB or bgcolor=RRGGBB in hex",
-                            where, suggestion="bgcolor=FFF")
+            return describe(
+                "bad-bgcolor",
+                token,
+                "bgcolor=RGB or bgcolor=RRGGBB in hex",
+                where,
+                suggestion="bgcolor=FFF",
+            )
         digits = hexcolor.group(1).upper()
         if len(digits) == 3:
             digits = "".join(c * 2 for c in digits)
@@ -284,29 +307,46 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         if value.isdigit() and 1 <= int(value) <= 100:
             set_slot("quality", token, where, quality=int(value))
             return None
-        return describe("bad-quality", token, "quality=low|medium|high|lossless or 1..100",
-                        where, suggestion=closest(token, [f"quality={q}" for q in QUALITY_PRESETS])
-                        or "quality=medium")
+        return describe(
+            "bad-quality",
+            token,
+            "quality=low|medium|high|lossless or 1..100",
+            where,
+            suggestion=closest(token, [f"quality={q}" for q in QUALITY_PRESETS])
+            or "quality=medium",
+        )
     if key == "format":
         if value in FORMAT_NAMES:
             set_slot("format", token, where, format=value)
             return None
         if value in FORMAT_ALIASES:
             real = FORMAT_ALIASES[value]
-            warnings.append(_warn("format-alias", f"format={value} is read as format={real}", where))
+            warnings.append(
+                _warn("format-alias", f"format={value} is read as format={real}", where)
+            )
             set_slot("format", token, where, format=real)
             return None
-        return describe("bad-format", token, "format=" + "|".join(FORMAT_NAMES), where,
-                        suggestion=closest(token, [f"format={f}" for f in FORMAT_NAMES]))
+        return describe(
+            "bad-format",
+            token,
+            "format=" + "|".join(FORMAT_NAMES),
+            where,
+            suggestion=closest(token, [f"format={f}" for f in FORMAT_NAMES]),
+        )
     if key == "timeout":
         if _NUMBER.match(value) and 0 < float(value) <= MAX_TIMEOUT:
             set_slot("timeout", token, where, timeout=float(value))
             return None
-        return describe("bad-timeout", token,
-                        f"timeout=SECONDS, a number above 0 and at most {MAX_TIMEOUT:g}",
-                        where, suggestion="timeout=30")
-    return describe("unknown-token", token, EXPECTED_TOKEN, where,
-                    suggestion=closest(token, VOCABULARY))
+        return describe(
+            "bad-timeout",
+            token,
+            f"timeout=SECONDS, a number above 0 and at most {MAX_TIMEOUT:g}",
+            where,
+            suggestion="timeout=30",
+        )
+    return describe(
+        "unknown-token", token, EXPECTED_TOKEN, where, suggestion=closest(token, VOCABULARY)
+    )
 
 
 def _parse_size(token, match, where, set_slot) -> Problem | None:
@@ -317,11 +357,19 @@ def _parse_size(token, match, where, set_slot) -> Problem | None:
         height = int(match.group(2))
     bad = [s for s in (width, height) if s is not None and not 1 <= s <= MAX_SIDE]
     if bad:
-        fixed = "x".join(
-            str(min(max(s, 1), MAX_SIDE)) if s is not None else "" for s in (width, height)
-        ) if height is not None else str(min(max(width, 1), MAX_SIDE))
-        return describe("size-out-of-range", token,
-                        f"sizes as W, WxH or xH with integers 1..{MAX_SIDE}", where,
-                        suggestion=fixed)
+        fixed = (
+            "x".join(
+                str(min(max(s, 1), MAX_SIDE)) if s is not None else "" for s in (width, height)
+            )
+            if height is not None
+            else str(min(max(width, 1), MAX_SIDE))
+        )
+        return describe(
+            "size-out-of-range",
+            token,
+            f"sizes as W, WxH or xH with integers 1..{MAX_SIDE}",
+            where,
+            suggestion=fixed,
+        )
     set_slot("size", token, where, width=width, height=height)
     return None

@@ -25,12 +25,17 @@ from .state import State
 STORAGE_ERRNOS = {
     errno.ENOSPC: ("disk-full", "no space left on the device", "free some space, then build again"),
     errno.EDQUOT: ("disk-full", "disk quota exceeded", "free some space, then build again"),
-    errno.EROFS: ("read-only", "the file system is read-only",
-                  "build on a writable disk, or point output/cache_dir at one"),
-    errno.EACCES: ("read-only", "permission denied",
-                   "make the directory writable by the build"),
-    errno.EPERM: ("read-only", "operation not permitted",
-                  "make the directory writable by the build"),
+    errno.EROFS: (
+        "read-only",
+        "the file system is read-only",
+        "build on a writable disk, or point output/cache_dir at one",
+    ),
+    errno.EACCES: ("read-only", "permission denied", "make the directory writable by the build"),
+    errno.EPERM: (
+        "read-only",
+        "operation not permitted",
+        "make the directory writable by the build",
+    ),
 }
 
 
@@ -42,8 +47,12 @@ def _no_space(directory: Path | None) -> bool:
         return False
 
 
-_SQLITE_STORAGE = ("database or disk is full", "readonly database", "unable to open database",
-                   "disk I/O error")
+_SQLITE_STORAGE = (
+    "database or disk is full",
+    "readonly database",
+    "unable to open database",
+    "disk I/O error",
+)
 
 
 def storage_error(exc: BaseException, cache_dir: Path | None = None) -> StorageError | None:
@@ -58,12 +67,20 @@ def storage_error(exc: BaseException, cache_dir: Path | None = None) -> StorageE
     text = str(exc)
     # SQLite words these itself; any other OperationalError is a bug and stays one.
     if isinstance(exc, sqlite3.OperationalError) and any(w in text for w in _SQLITE_STORAGE):
-        code = "disk-full" if "full" in text or _no_space(cache_dir) else (
-            "disk-error" if "I/O" in text else "read-only")
+        code = (
+            "disk-full"
+            if "full" in text or _no_space(cache_dir)
+            else ("disk-error" if "I/O" in text else "read-only")
+        )
         where = cache_dir or "cache_dir"
-        return StorageError(Problem(code, f"cannot write the build state in {where} ({text}); "
-                                          "free some space or make cache_dir writable, then "
-                                          "build again"))
+        return StorageError(
+            Problem(
+                code,
+                f"cannot write the build state in {where} ({text}); "
+                "free some space or make cache_dir writable, then "
+                "build again",
+            )
+        )
     return None
 
 
@@ -98,11 +115,22 @@ class Outputs:
         """True if `path` is the file this tool last wrote there for `fingerprint`."""
         known = self.state.written(rel)
         st = self.stat(path)
-        return bool(st and known and known.fingerprint == fingerprint
-                    and st.st_size == known.size and st.st_mtime_ns == known.mtime_ns)
+        return bool(
+            st
+            and known
+            and known.fingerprint == fingerprint
+            and st.st_size == known.size
+            and st.st_mtime_ns == known.mtime_ns
+        )
 
-    def sync(self, path: str, rel: str, fingerprint: str, data: bytes | None,
-             load: Callable[[], bytes] | None = None) -> None:
+    def sync(
+        self,
+        path: str,
+        rel: str,
+        fingerprint: str,
+        data: bytes | None,
+        load: Callable[[], bytes] | None = None,
+    ) -> None:
         """Make `path` hold `data` (or `load()`), writing only if its bytes differ."""
         self.keep.add(rel)
         if rel in self.verified or self.intact(path, rel, fingerprint):
@@ -114,8 +142,9 @@ class Outputs:
             atomic_write(Path(path), data)
             self.written += 1
         st = self._stats[path] = os.stat(path)
-        self.state.put_written(rel, fingerprint, st.st_size, st.st_mtime_ns,
-                               hashlib.sha256(data).hexdigest())
+        self.state.put_written(
+            rel, fingerprint, st.st_size, st.st_mtime_ns, hashlib.sha256(data).hexdigest()
+        )
 
     def remove_stale(self) -> None:
         """Delete what earlier builds wrote and this one does not stand by, if it is still

@@ -100,8 +100,13 @@ def fit_name(stem: str, tail: str) -> str:
     return stem.encode()[:room].decode(errors="ignore") + mark
 
 
-def build_stamp(config: Config, files: list[SourceFile], fingerprint: str,
-                template_files: list[Path], skipped: list[Skipped] | None = None) -> str:
+def build_stamp(
+    config: Config,
+    files: list[SourceFile],
+    fingerprint: str,
+    template_files: list[Path],
+    skipped: list[Skipped] | None = None,
+) -> str:
     """Everything a build's result depends on, as one hash: the config, the engine, the
     templates and every source's stat fields (which the stat cache trusts for its bytes).
     Equal stamps and intact outputs mean a build would reproduce exactly what is there."""
@@ -119,8 +124,12 @@ def build_stamp(config: Config, files: list[SourceFile], fingerprint: str,
     return digest.hexdigest()
 
 
-def make(config: Config, files: list[SourceFile],
-         sha256_of: Callable[[SourceFile], str | Skipped], fingerprint: str) -> Plan:
+def make(
+    config: Config,
+    files: list[SourceFile],
+    sha256_of: Callable[[SourceFile], str | Skipped],
+    fingerprint: str,
+) -> Plan:
     """Plan every source; raise ConfigError when two rules give one source the same label.
     A source `sha256_of` cannot hash (it says why) is left out, in `Plan.skipped`."""
     # Rules are matched per file, but their renditions are planned once per rule: keys differ
@@ -129,8 +138,13 @@ def make(config: Config, files: list[SourceFile],
     skipped: list[Skipped] = []
     problems: list[Problem] = []
     # What does not depend on the source is worked out once per rule, not once per file.
-    specs = {rule.index: [(spec, spec.recipe.canonical(), spec.recipe.byte_form())
-                          for spec in _with_posters(rule.renditions)] for rule in config.rules}
+    specs = {
+        rule.index: [
+            (spec, spec.recipe.canonical(), spec.recipe.byte_form())
+            for spec in _with_posters(rule.renditions)
+        ]
+        for rule in config.rules
+    }
     for f in files:
         rules = [r for r in config.rules if r.matches(f.relpath)]
         clash = _clash(f.relpath, rules)
@@ -193,8 +207,11 @@ def _with_posters(specs: tuple[RenditionSpec, ...]) -> list[RenditionSpec]:
         if fmt is None or not fmt.video or label in labels:
             continue
         labels.add(label)
-        out.append(RenditionSpec(label, replace(spec.recipe, format=POSTER_FORMAT),
-                                     spec.where, width=spec.width))
+        out.append(
+            RenditionSpec(
+                label, replace(spec.recipe, format=POSTER_FORMAT), spec.where, width=spec.width
+            )
+        )
     return out
 
 
@@ -207,8 +224,11 @@ def _clash(relpath: str, rules: list[Rule]) -> Problem | None:
             names.append(f"srcset group {rule.srcset.name!r}")
         for name in names:
             if name in seen and seen[name] != rule.where:
-                return Problem("label-clash",
-                               f"{relpath}: {name} is made by both {seen[name]} and "
-                               f"{rule.where}; labels must be unique per source", rule.where)
+                return Problem(
+                    "label-clash",
+                    f"{relpath}: {name} is made by both {seen[name]} and "
+                    f"{rule.where}; labels must be unique per source",
+                    rule.where,
+                )
             seen[name] = rule.where
     return None

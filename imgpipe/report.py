@@ -26,20 +26,25 @@ class PlainEvents(Events):
         self.total = 0
 
     def waiting(self, holder: str) -> None:
-        print(f"waiting for another imgpipe build (pid {holder}) to finish...", file=self.stream,
-              flush=True)
+        print(
+            f"waiting for another imgpipe build (pid {holder}) to finish...",
+            file=self.stream,
+            flush=True,
+        )
 
     def start(self, sources: int, to_render: int) -> None:
         self.total = sources
-        print(f"{sources} sources, {to_render} renditions to render", file=self.stream,
-              flush=True)
+        print(f"{sources} sources, {to_render} renditions to render", file=self.stream, flush=True)
 
     def source_done(self, relpath: str, built: int, failed: int) -> None:
         self.done += 1
         if built or failed:
             tail = f", {failed} failed" if failed else ""
-            print(f"[{self.done}/{self.total}] {relpath}: {built} built{tail}",
-                  file=self.stream, flush=True)
+            print(
+                f"[{self.done}/{self.total}] {relpath}: {built} built{tail}",
+                file=self.stream,
+                flush=True,
+            )
 
 
 class TerminalEvents(Events):
@@ -56,9 +61,15 @@ class TerminalEvents(Events):
         )
 
         self.console = Console(stderr=True)
-        self.progress = Progress(TextColumn("[bold]building"), BarColumn(), MofNCompleteColumn(),
-                                 TimeElapsedColumn(), TextColumn("{task.description}"),
-                                 console=self.console, transient=True)
+        self.progress = Progress(
+            TextColumn("[bold]building"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            transient=True,
+        )
         self.task = None
 
     def waiting(self, holder: str) -> None:
@@ -138,10 +149,14 @@ def plan_lines(items: list[PlannedItem]) -> list[str]:
             lines.append(item.source)
         state = "cached" if item.cached else "build "
         size = "x".join(map(str, item.size)) if item.size else "?"
-        lines.append(f"  {state} {item.label:<16} {item.options:<32} {size:>9}  "
-                     f"{item.output or '(name known after render: format=auto)'}")
+        lines.append(
+            f"  {state} {item.label:<16} {item.options:<32} {size:>9}  "
+            f"{item.output or '(name known after render: format=auto)'}"
+        )
     sources = len({i.source for i in items})
     cached = sum(i.cached for i in items)
-    lines.append(f"{sources} sources; {len(items)} renditions: {cached} cached, "
-                 f"{len(items) - cached} to build")
+    lines.append(
+        f"{sources} sources; {len(items)} renditions: {cached} cached, "
+        f"{len(items) - cached} to build"
+    )
     return lines

@@ -33,17 +33,18 @@ class Results:
     bytes_after: int = 0  # of their renditions
 
 
-def summary(results: Results, config: Config, plan: Plan, outputs: Outputs,
-            started: float) -> Summary:
+def summary(
+    results: Results, config: Config, plan: Plan, outputs: Outputs, started: float
+) -> Summary:
     warnings = [Issue("config", p.code, p.message) for p in config.warnings]
     warnings.extend(results.notes)
     # By source, then as the manifest lists a source's warnings (sources finish in any order).
-    warnings.extend(sorted(results.warnings,
-                           key=lambda w: (w.source, w.label or "", w.code, w.message)))
+    warnings.extend(
+        sorted(results.warnings, key=lambda w: (w.source, w.label or "", w.code, w.message))
+    )
     # A whole-source failure counts every rendition of that source.
     per_source = {sp.source.relpath: len(sp.renditions) for sp in plan.sources}
-    failed = sum(per_source.get(i.source, 1) if i.label is None else 1
-                 for i in results.failures)
+    failed = sum(per_source.get(i.source, 1) if i.label is None else 1 for i in results.failures)
     return Summary(
         sources=len(plan.sources),
         built=results.built,
@@ -63,9 +64,14 @@ def summary(results: Results, config: Config, plan: Plan, outputs: Outputs,
 def replay(saved: str, started: float) -> Summary:
     """The last clean build's summary, as this build would have produced it: all cached."""
     data = json.loads(saved)
-    data.update(built=0, cached=data["built"] + data["cached"], files_written=0,
-                files_removed=0, seconds=time.monotonic() - started,
-                failures=(), warnings=tuple(Issue(**w) for w in data["warnings"]),
-                origins=tuple(Origin(o["source"], o["label"], "cache")
-                              for o in data.get("origins", ())))
+    data.update(
+        built=0,
+        cached=data["built"] + data["cached"],
+        files_written=0,
+        files_removed=0,
+        seconds=time.monotonic() - started,
+        failures=(),
+        warnings=tuple(Issue(**w) for w in data["warnings"]),
+        origins=tuple(Origin(o["source"], o["label"], "cache") for o in data.get("origins", ())),
+    )
     return Summary(**data)

@@ -105,8 +105,9 @@ class TimedEngine:
             with self._lock:
                 self.seconds += time.perf_counter() - started
 
-    def open_source(self, source: bytes | str | Path, limits: Limits, *,
-                    svg_mode: SvgMode | None = None) -> SourceHandle:
+    def open_source(
+        self, source: bytes | str | Path, limits: Limits, *, svg_mode: SvgMode | None = None
+    ) -> SourceHandle:
         opened = self.timed(lambda: self.engine.open_source(source, limits, svg_mode=svg_mode))
         return _TimedSource(self, opened)
 
@@ -130,9 +131,15 @@ class Rounds:
     """The config the watcher stands by (the last good one) and the rounds it runs with it.
     Used from the watcher's one loop thread only."""
 
-    def __init__(self, config_path: Path | None, directory: Path | None,
-                 stop: threading.Event, log_line: Callable[[str], None],
-                 jobs: int | None = None, engine: Engine | None = None):
+    def __init__(
+        self,
+        config_path: Path | None,
+        directory: Path | None,
+        stop: threading.Event,
+        log_line: Callable[[str], None],
+        jobs: int | None = None,
+        engine: Engine | None = None,
+    ):
         self.config_path, self.directory = config_path, directory
         self.stop, self.log_line, self.jobs = stop, log_line, jobs
         self.timer = TimedEngine(engine or default_engine())
@@ -165,8 +172,14 @@ class Rounds:
         changed = {rel for rel in current.keys() | old.keys() if current.get(rel) != old.get(rel)}
         return changed, self.config_stats() != self.snapshot.get(CONFIG_KEY)
 
-    def run(self, number: int, reasons: set[str], changed: set[str],
-            changing: Callable[[str], bool], before_build: Callable[[], None]) -> Round:
+    def run(
+        self,
+        number: int,
+        reasons: set[str],
+        changed: set[str],
+        changing: Callable[[str], bool],
+        before_build: Callable[[], None],
+    ) -> Round:
         """Run one round; never raises. `changing(relpath)` tells whether a source has changed
         again since the round began (its failure is then expected, and retried);
         `before_build()` runs once the config is settled, before any source is listed."""
@@ -190,8 +203,14 @@ class Rounds:
                 except (ConfigError, OSError):
                     sources = {}  # no source dir: the build says so, once, not every rescan
                 self.snapshot = {**sources, CONFIG_KEY: config_stats}
-                summary = build(self.config, gc=True, wait=False, jobs=self.jobs,
-                                engine=self.timer, events=_StopEvents(self.stop))
+                summary = build(
+                    self.config,
+                    gc=True,
+                    wait=False,
+                    jobs=self.jobs,
+                    engine=self.timer,
+                    events=_StopEvents(self.stop),
+                )
         except Stopped:
             error = "stopped"
             self.log_line("stopped mid-round: outputs are whole; the next build completes them")
@@ -207,11 +226,20 @@ class Rounds:
             self._print_problems(exc.problems, "error")
         except Exception:  # the watcher must outlive any bug in one round
             error = "exception"
-            self.log_line("error[internal]: the round failed; watching on\n"
-                          + traceback.format_exc().rstrip())
+            self.log_line(
+                "error[internal]: the round failed; watching on\n" + traceback.format_exc().rstrip()
+            )
         self._locked = error == "locked"
-        done = Round(number, tuple(sorted(reasons)), tuple(sorted(changed)), summary, error,
-                     time.monotonic() - started, self.timer.seconds, time.monotonic())
+        done = Round(
+            number,
+            tuple(sorted(reasons)),
+            tuple(sorted(changed)),
+            summary,
+            error,
+            time.monotonic() - started,
+            self.timer.seconds,
+            time.monotonic(),
+        )
         if summary is not None:
             self._report(done, summary, changing)
         return done
@@ -242,11 +270,17 @@ class Rounds:
             tail = " (it changed during the round; retrying)" if changing(f.source) else ""
             self.log_line(issue_line(f) + tail)
         paths = len(done.changed)
-        what = (f"round {done.number} ({', '.join(done.reasons)}; "
-                f"{paths} path{'' if paths == 1 else 's'})" if done.number else "initial build")
-        self.log_line(f"{what}: {s.sources} sources; {s.built} built, {s.cached} cached, "
-                      f"{s.failed} failed; {s.files_written} written, {s.files_removed} removed; "
-                      f"{size_text(s.bytes_after)}; {done.seconds:.2f} s")
+        what = (
+            f"round {done.number} ({', '.join(done.reasons)}; "
+            f"{paths} path{'' if paths == 1 else 's'})"
+            if done.number
+            else "initial build"
+        )
+        self.log_line(
+            f"{what}: {s.sources} sources; {s.built} built, {s.cached} cached, "
+            f"{s.failed} failed; {s.files_written} written, {s.files_removed} removed; "
+            f"{size_text(s.bytes_after)}; {done.seconds:.2f} s"
+        )
 
 
 def _stat(path: Path) -> Stat:

@@ -58,21 +58,31 @@ class Skipped:
 # errno -> (code, what it means here, what to do). Anything else is "unreadable" with the
 # system's own words.
 _OS_ERRORS = {
-    errno.ELOOP: ("symlink-loop", "a symbolic link loop, or a chain of over 40 links",
-                  "point the link at a real file, or remove it"),
-    errno.ENOENT: ("source-vanished", "the file was deleted or renamed during the build",
-                   "run the build again"),
+    errno.ELOOP: (
+        "symlink-loop",
+        "a symbolic link loop, or a chain of over 40 links",
+        "point the link at a real file, or remove it",
+    ),
+    errno.ENOENT: (
+        "source-vanished",
+        "the file was deleted or renamed during the build",
+        "run the build again",
+    ),
     errno.EACCES: ("unreadable", "permission denied", "make the file readable by the build"),
     errno.EPERM: ("unreadable", "operation not permitted", "make the file readable by the build"),
-    errno.EISDIR: ("source-vanished", "the file was replaced by a directory during the build",
-                   "run the build again"),
+    errno.EISDIR: (
+        "source-vanished",
+        "the file was replaced by a directory during the build",
+        "run the build again",
+    ),
 }
 
 
 def os_skip(relpath: str, stage: str, exc: OSError) -> Skipped:
     """The clean report of an OSError met while listing or reading one source."""
-    code, reason, advice = _OS_ERRORS.get(exc.errno, (
-        "unreadable", exc.strerror or str(exc), "check the file and the disk"))
+    code, reason, advice = _OS_ERRORS.get(
+        exc.errno, ("unreadable", exc.strerror or str(exc), "check the file and the disk")
+    )
     return Skipped(relpath, stage, code, f"cannot read it ({reason}); {advice}")
 
 
@@ -82,8 +92,9 @@ def scan(config: Config) -> tuple[list[SourceFile], list[Skipped]]:
     their droppings there."""
     root = str(config.source)
     if not os.path.isdir(root):
-        raise ConfigError(Problem("missing-source", f"source directory {root} does not exist",
-                                  "source"))
+        raise ConfigError(
+            Problem("missing-source", f"source directory {root} does not exist", "source")
+        )
     real_root = os.path.realpath(root) + os.sep
     found: list[SourceFile] = []
     skipped: list[Skipped] = []
@@ -110,8 +121,14 @@ def scan(config: Config) -> tuple[list[SourceFile], list[Skipped]]:
                 rel.encode()
             except UnicodeEncodeError:  # manifest keys and URLs are text: the name must be
                 shown = rel.encode(errors="surrogateescape").decode(errors="backslashreplace")
-                skipped.append(Skipped(shown, "discover", "bad-file-name",
-                                       "the file name is not valid UTF-8; rename the file"))
+                skipped.append(
+                    Skipped(
+                        shown,
+                        "discover",
+                        "bad-file-name",
+                        "the file name is not valid UTF-8; rename the file",
+                    )
+                )
                 continue
             try:
                 st = entry.stat(follow_symlinks=True)
@@ -122,15 +139,25 @@ def scan(config: Config) -> tuple[list[SourceFile], list[Skipped]]:
                 continue
             if not stat.S_ISREG(st.st_mode):
                 continue
-            if (entry.is_symlink() and not config.follow_symlinks
-                    and not os.path.realpath(entry.path).startswith(real_root)):
-                skipped.append(Skipped(
-                    rel, "discover", "outside-source",
-                    "a symbolic link to a file outside the source directory; not "
-                    "followed (set follow_symlinks = true to publish such files)", failed=False))
+            if (
+                entry.is_symlink()
+                and not config.follow_symlinks
+                and not os.path.realpath(entry.path).startswith(real_root)
+            ):
+                skipped.append(
+                    Skipped(
+                        rel,
+                        "discover",
+                        "outside-source",
+                        "a symbolic link to a file outside the source directory; not "
+                        "followed (set follow_symlinks = true to publish such files)",
+                        failed=False,
+                    )
+                )
                 continue
-            found.append(SourceFile(rel, entry.path, st.st_size, st.st_mtime_ns,
-                                    st.st_ctime_ns, st.st_ino))
+            found.append(
+                SourceFile(rel, entry.path, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            )
     found.sort(key=lambda f: f.relpath)
     skipped.sort(key=lambda s: s.relpath)
     return found, skipped
@@ -156,9 +183,13 @@ def hasher(state: State, max_bytes: int) -> Callable[[SourceFile], str | Skipped
 
     def sha256_of(f: SourceFile) -> str | Skipped:
         if f.size > max_bytes:
-            return Skipped(f.relpath, "read", "file-too-large",
-                           f"{size_text(f.size)} is over the {size_text(max_bytes)} input "
-                           "limit; shrink the original, or raise the max_bytes limit")
+            return Skipped(
+                f.relpath,
+                "read",
+                "file-too-large",
+                f"{size_text(f.size)} is over the {size_text(max_bytes)} input "
+                "limit; shrink the original, or raise the max_bytes limit",
+            )
         known = state.known_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode)
         if known:
             return known
@@ -169,7 +200,11 @@ def hasher(state: State, max_bytes: int) -> Callable[[SourceFile], str | Skipped
             return os_skip(f.relpath, "read", exc)
         # Remembered only if the file did not change while it was read.
         if (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino) == (
-                f.size, f.mtime_ns, f.ctime_ns, f.inode):
+            f.size,
+            f.mtime_ns,
+            f.ctime_ns,
+            f.inode,
+        ):
             state.remember_sha256(f.relpath, f.size, f.mtime_ns, f.ctime_ns, f.inode, sha)
         return sha
 

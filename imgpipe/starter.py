@@ -39,25 +39,28 @@ COMMENTS: dict[str, str] = {
     "output": "Renditions, the manifest (imgpipe-manifest.json) and _snippets/ go here.",
     "base_url": "URL at which `output` is published.",
     "cache_dir": "State and encoded results. Keep it OUTSIDE source and output; cache it in CI\n"
-                 "and a build refills `output` without re-encoding.",
+    "and a build refills `output` without re-encoding.",
     "jobs": "Sources rendered in parallel; 0 = all cores.\n"
-            "Also: manifest = \"path\", snippets = \"dir\", templates = \"dir\" (your own\n"
-            "picture.html), follow_symlinks = true (follow links out of `source`),\n"
-            "[limits] max_pixels = 100000000, max_bytes = 52428800.",
-    "[presets]": "Named option strings, usable as a token: \"thumb,2x\".",
+    'Also: manifest = "path", snippets = "dir", templates = "dir" (your own\n'
+    "picture.html), follow_symlinks = true (follow links out of `source`),\n"
+    "[limits] max_pixels = 100000000, max_bytes = 52428800.",
+    "[presets]": 'Named option strings, usable as a token: "thumb,2x".',
     "[[rules]]": "Every matching rule applies; labels must be unique per source.\n"
-                 "Globs: * and ? within a directory, ** across directories, {a,b} alternatives.",
-    "[rules.renditions]": "label = \"options\" (ImageOptim API option language).",
+    "Globs: * and ? within a directory, ** across directories, {a,b} alternatives.",
+    "[rules.renditions]": 'label = "options" (ImageOptim API option language).',
     "widths": "A responsive family: widths x formats -> one srcset group with labels\n"
-              "like 800-webp (or NAME-800-webp with name = \"NAME\"). AVIF is smaller but\n"
-              "slow to encode: add \"avif\" first in formats when you want it.",
+    'like 800-webp (or NAME-800-webp with name = "NAME"). AVIF is smaller but\n'
+    'slow to encode: add "avif" first in formats when you want it.',
 }
 
 
 def starter_text() -> str:
     text = _compact_arrays(tomli_w.dumps(STARTER))
-    out = ["# imgpipe configuration. Docs: `imgpipe check` validates it, `imgpipe build --dry-run`",
-           "# shows what a build would do.", ""]
+    out = [
+        "# imgpipe configuration. Docs: `imgpipe check` validates it, `imgpipe build --dry-run`",
+        "# shows what a build would do.",
+        "",
+    ]
     seen: set[str] = set()
     for line in text.splitlines():
         key = line if line.startswith("[") else line.split(" =", 1)[0]
@@ -73,6 +76,7 @@ def starter_text() -> str:
 
 def _compact_arrays(text: str) -> str:
     """tomli-w writes one element per line; short arrays read better on one line."""
+
     def join(match: re.Match) -> str:
         items = [i.strip().rstrip(",") for i in match.group(2).strip().splitlines()]
         return f"{match.group(1)}[{', '.join(items)}]"

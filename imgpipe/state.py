@@ -68,8 +68,11 @@ class Written(NamedTuple):
 
 _TABLES = ("meta", "stat", "info", "record", "written", "used")
 # The tables schema 5 had without a scope, and their columns.
-_SCOPED_5 = {"meta": "key, value", "stat": "path, size, mtime_ns, ctime_ns, inode, sha256",
-             "written": "path, fingerprint, size, mtime_ns"}
+_SCOPED_5 = {
+    "meta": "key, value",
+    "stat": "path, size, mtime_ns, ctime_ns, inode, sha256",
+    "written": "path, fingerprint, size, mtime_ns",
+}
 
 
 class State:
@@ -107,12 +110,19 @@ class State:
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(_SCHEMA)
             self._check_schema()
-        self._stats = {row[0]: row[1:] for row in self.db.execute(
-            "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM stat WHERE scope=?",
-            (scope,))}
-        self._written = {row[0]: Written(*row[1:]) for row in self.db.execute(
-            "SELECT path, fingerprint, size, mtime_ns FROM written WHERE scope=?",
-            (scope,))}
+        self._stats = {
+            row[0]: row[1:]
+            for row in self.db.execute(
+                "SELECT path, size, mtime_ns, ctime_ns, inode, sha256 FROM stat WHERE scope=?",
+                (scope,),
+            )
+        }
+        self._written = {
+            row[0]: Written(*row[1:])
+            for row in self.db.execute(
+                "SELECT path, fingerprint, size, mtime_ns FROM written WHERE scope=?", (scope,)
+            )
+        }
 
     # Loaded whole, on first use: a build that plans looks each up once, and one query beats
     # tens of thousands of small ones; a no-op build (the stamp matches) never needs them.
@@ -122,15 +132,19 @@ class State:
 
     @functools.cached_property
     def _infos(self) -> dict[str, SourceInfo]:
-        return {row[0]: SourceInfo(row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7],
-                                   _placeholder(row[8]))
-                for row in self.db.execute("SELECT * FROM info")}
+        return {
+            row[0]: SourceInfo(
+                row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], _placeholder(row[8])
+            )
+            for row in self.db.execute("SELECT * FROM info")
+        }
 
     @functools.cached_property
     def _used(self) -> set[str]:
         """Keys of the records this scope stands by."""
-        return {row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?",
-                                                  (self.scope,))}
+        return {
+            row[0] for row in self.db.execute("SELECT key FROM used WHERE scope=?", (self.scope,))
+        }
 
     def _schema_is_current(self) -> bool:
         try:
@@ -152,8 +166,9 @@ class State:
             self.db.executescript(_SCHEMA)
             shutil.rmtree(self.blobs, ignore_errors=True)
         if row is None or row[0] != str(SCHEMA_VERSION):
-            self.db.execute("INSERT OR REPLACE INTO meta VALUES ('', 'schema', ?)",
-                            (str(SCHEMA_VERSION),))
+            self.db.execute(
+                "INSERT OR REPLACE INTO meta VALUES ('', 'schema', ?)", (str(SCHEMA_VERSION),)
+            )
             self.db.commit()
 
     def _migrate_from_5(self) -> None:
@@ -164,8 +179,10 @@ class State:
             self.db.execute(f"ALTER TABLE {table} RENAME TO old_{table}")
         self.db.executescript(_SCHEMA)
         for table, columns in _SCOPED_5.items():
-            self.db.execute(f"INSERT INTO {table} (scope, {columns}) SELECT ?, {columns} "
-                            f"FROM old_{table}", (self.scope,))
+            self.db.execute(
+                f"INSERT INTO {table} (scope, {columns}) SELECT ?, {columns} FROM old_{table}",
+                (self.scope,),
+            )
             self.db.execute(f"DROP TABLE old_{table}")
         self.db.execute("DELETE FROM meta WHERE key='schema'")
         self.db.execute("INSERT INTO used SELECT ?, key FROM record", (self.scope,))
@@ -186,8 +203,9 @@ class State:
     # -- meta ---------------------------------------------------------------------------------
     def get_meta(self, key: str) -> str | None:
         """A value of this scope (the build stamp, the last summary...)."""
-        row = self.db.execute("SELECT value FROM meta WHERE scope=? AND key=?",
-                              (self.scope, key)).fetchone()
+        row = self.db.execute(
+            "SELECT value FROM meta WHERE scope=? AND key=?", (self.scope, key)
+        ).fetchone()
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
@@ -195,27 +213,31 @@ class State:
         self.db.commit()
 
     # -- stat cache ---------------------------------------------------------------------------
-    def known_sha256(self, path: str, size: int, mtime_ns: int, ctime_ns: int,
-                     inode: int) -> str | None:
+    def known_sha256(
+        self, path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int
+    ) -> str | None:
         row = self._stats.get(path)
         if row and row[:4] == (size, mtime_ns, ctime_ns, inode):
             return row[4]
         return None
 
-    def remember_sha256(self, path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int,
-                        sha256: str) -> None:
+    def remember_sha256(
+        self, path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int, sha256: str
+    ) -> None:
         row = (size, mtime_ns, ctime_ns, inode, sha256)
         if self._stats.get(path) != row and not self.readonly:
             self._stats[path] = row
-            self.db.execute("INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)",
-                            (self.scope, path, *row))
+            self.db.execute(
+                "INSERT OR REPLACE INTO stat VALUES (?,?,?,?,?,?,?)", (self.scope, path, *row)
+            )
 
     def forget_stats(self, keep: set[str]) -> None:
         gone = [p for p in self._stats if p not in keep]
         for path in gone:
             del self._stats[path]
-        self.db.executemany("DELETE FROM stat WHERE scope=? AND path=?",
-                            [(self.scope, p) for p in gone])
+        self.db.executemany(
+            "DELETE FROM stat WHERE scope=? AND path=?", [(self.scope, p) for p in gone]
+        )
 
     # -- source info --------------------------------------------------------------------------
     def info(self, sha256: str) -> SourceInfo | None:
@@ -225,11 +247,23 @@ class State:
         if self._infos.get(sha256) == info:
             return
         self._infos[sha256] = info
-        placeholder = info.placeholder and json.dumps([info.placeholder.color,
-                                                       info.placeholder.lqip])
-        self.db.execute("INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?,?,?)",
-                        (sha256, info.width, info.height, info.format, info.bytes, info.frames,
-                         int(info.has_alpha), info.loop, placeholder))
+        placeholder = info.placeholder and json.dumps(
+            [info.placeholder.color, info.placeholder.lqip]
+        )
+        self.db.execute(
+            "INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?,?,?)",
+            (
+                sha256,
+                info.width,
+                info.height,
+                info.format,
+                info.bytes,
+                info.frames,
+                int(info.has_alpha),
+                info.loop,
+                placeholder,
+            ),
+        )
 
     # -- records and blobs --------------------------------------------------------------------
     def blob_path(self, key: str) -> str:
@@ -251,10 +285,21 @@ class State:
         atomic_write(Path(self.blob_path(record.key)), data, durable=False)
         self._records[record.key] = record
         self.use(record.key)
-        self.db.execute("INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?,?)",
-                        (record.key, record.format, record.width, record.height, record.bytes,
-                         str(record.quality), record.encoder_quality,
-                         json.dumps(list(record.warnings)), record.sha256, record.score))
+        self.db.execute(
+            "INSERT OR REPLACE INTO record VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                record.key,
+                record.format,
+                record.width,
+                record.height,
+                record.bytes,
+                str(record.quality),
+                record.encoder_quality,
+                json.dumps(list(record.warnings)),
+                record.sha256,
+                record.score,
+            ),
+        )
 
     def read_blob(self, key: str) -> bytes | None:
         try:
@@ -274,10 +319,12 @@ class State:
         that no scope uses any more. Returns how many were removed."""
         unused = [k for k in self._used if k not in keep]
         self._used.difference_update(unused)
-        self.db.executemany("DELETE FROM used WHERE scope=? AND key=?",
-                            [(self.scope, k) for k in unused])
-        elsewhere = {row[0] for row in self.db.execute(
-            "SELECT key FROM used WHERE scope!=?", (self.scope,))}
+        self.db.executemany(
+            "DELETE FROM used WHERE scope=? AND key=?", [(self.scope, k) for k in unused]
+        )
+        elsewhere = {
+            row[0] for row in self.db.execute("SELECT key FROM used WHERE scope!=?", (self.scope,))
+        }
         gone = [k for k in self._records if k not in keep and k not in elsewhere]
         for key in gone:
             unlink(Path(self.blob_path(key)))
@@ -292,19 +339,23 @@ class State:
     def written_paths(self) -> Iterable[str]:
         return list(self._written)
 
-    def put_written(self, relpath: str, fingerprint: str, size: int, mtime_ns: int,
-                    sha256: str = "") -> None:
+    def put_written(
+        self, relpath: str, fingerprint: str, size: int, mtime_ns: int, sha256: str = ""
+    ) -> None:
         entry = Written(fingerprint, size, mtime_ns)
         if self._written.get(relpath) != entry:
             self._written[relpath] = entry
-            self.db.execute("INSERT OR REPLACE INTO written VALUES (?,?,?,?,?,?)",
-                            (self.scope, relpath, fingerprint, size, mtime_ns, sha256))
+            self.db.execute(
+                "INSERT OR REPLACE INTO written VALUES (?,?,?,?,?,?)",
+                (self.scope, relpath, fingerprint, size, mtime_ns, sha256),
+            )
 
     def written_sha256(self, relpath: str) -> str:
         """The sha256 of what was written at `relpath` ("" if unknown). Read on demand: only
         stale files need it, and a no-op build should not load 40,000 of them."""
-        row = self.db.execute("SELECT sha256 FROM written WHERE scope=? AND path=?",
-                              (self.scope, relpath)).fetchone()
+        row = self.db.execute(
+            "SELECT sha256 FROM written WHERE scope=? AND path=?", (self.scope, relpath)
+        ).fetchone()
         return (row and row[0]) or ""
 
     def all_written_intact(self, root: str) -> bool:
@@ -326,8 +377,7 @@ class State:
 def _record(row: tuple) -> Record:
     quality = int(row[5]) if row[5].isdigit() else row[5]  # a preset name or a number
     warnings = () if row[7] == "[]" else tuple(tuple(w) for w in json.loads(row[7]))
-    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8],
-                  row[9])
+    return Record(row[0], row[1], row[2], row[3], row[4], quality, row[6], warnings, row[8], row[9])
 
 
 def _placeholder(text: str | None) -> Placeholder | None:

@@ -54,22 +54,33 @@ class Store:
         try:
             import fsspec
         except ImportError:
-            raise ConfigError(Problem("missing-extra", "remote_cache needs fsspec (and s3fs for "
-                                      "s3://): pip install 'imgpipe[cluster]'",
-                                      "remote_cache")) from None
+            raise ConfigError(
+                Problem(
+                    "missing-extra",
+                    "remote_cache needs fsspec (and s3fs for "
+                    "s3://): pip install 'imgpipe[cluster]'",
+                    "remote_cache",
+                )
+            ) from None
         self.spec = spec
         try:
             self.fs, root = fsspec.core.url_to_fs(spec.url, **dict(spec.options))
         except (ImportError, ValueError) as exc:
-            raise ConfigError(Problem("bad-remote-cache", f"remote_cache {spec.url!r}: {exc}; "
-                                      "expected an fsspec URL such as s3://bucket/prefix",
-                                      "remote_cache")) from None
+            raise ConfigError(
+                Problem(
+                    "bad-remote-cache",
+                    f"remote_cache {spec.url!r}: {exc}; "
+                    "expected an fsspec URL such as s3://bucket/prefix",
+                    "remote_cache",
+                )
+            ) from None
         self.root = root.rstrip("/")
         self.local = "file" in _protocols(self.fs)
         # s3fs asks an object's size (a HEAD, and a LIST when absent) before each read, to
         # split big ones into ranges; ours are under limits.max_bytes: one GET is enough.
-        self.read_options = {"max_concurrency": 1} if {"s3", "s3a"} & set(
-            _protocols(self.fs)) else {}
+        self.read_options = (
+            {"max_concurrency": 1} if {"s3", "s3a"} & set(_protocols(self.fs)) else {}
+        )
 
     # -- raw objects ------------------------------------------------------------------------
     def _path(self, kind: str, name: str) -> str:
@@ -95,13 +106,18 @@ class Store:
         names = list(names)
         found: dict[str, bytes] = {}
         for start in range(0, len(names), BATCH):
-            chunk = names[start:start + BATCH]
+            chunk = names[start : start + BATCH]
             if not chunk:
                 continue
             # cat_ranges, not cat: cat first asks whether each path exists (s3fs: a HEAD, and
             # a LIST when absent). Any error reads as absent, as cat's on_error="omit" did.
-            got = self.fs.cat_ranges([self._path(kind, n) for n in chunk], None, None,
-                                     on_error="return", **self.read_options)
+            got = self.fs.cat_ranges(
+                [self._path(kind, n) for n in chunk],
+                None,
+                None,
+                on_error="return",
+                **self.read_options,
+            )
             for name, data in zip(chunk, got, strict=True):
                 if isinstance(data, bytes):
                     found[name] = data
@@ -120,8 +136,9 @@ class Store:
         one source's renditions would otherwise wait on each other's round trips."""
         return list(_pool().map(lambda item: self.put_rendition(*item), items))
 
-    def renditions(self, keys: Iterable[str], trusted: dict[str, Record] | None = None
-                   ) -> dict[str, tuple[Record, bytes]]:
+    def renditions(
+        self, keys: Iterable[str], trusted: dict[str, Record] | None = None
+    ) -> dict[str, tuple[Record, bytes]]:
         """Verified renditions among `keys`: bytes count only when they hash to their record,
         or to this machine's own record of the key where it has one (`trusted`)."""
         trusted = trusted or {}
@@ -129,8 +146,11 @@ class Store:
         for key, raw in self.get_many("renditions", keys).items():
             header, _, data = raw.partition(b"\n")
             record = trusted.get(key) or _record_from(header, key)
-            if (record is not None and len(data) == record.bytes
-                    and hashlib.sha256(data).hexdigest() == record.sha256):
+            if (
+                record is not None
+                and len(data) == record.bytes
+                and hashlib.sha256(data).hexdigest() == record.sha256
+            ):
                 found[key] = (record, data)
         return found
 
@@ -142,8 +162,9 @@ class Store:
         trusted = {k: r for k in wanted if (r := state.record(k)) is not None}
         copied = set()
         for start in range(0, len(wanted), REFILL_CHUNK):
-            for key, (record, data) in self.renditions(wanted[start:start + REFILL_CHUNK],
-                                                       trusted).items():
+            for key, (record, data) in self.renditions(
+                wanted[start : start + REFILL_CHUNK], trusted
+            ).items():
                 state.put_record(record, data)
                 copied.add(key)
         shas = {s for s, keys in wanted_by_sha.items() if keys <= copied and not state.info(s)}

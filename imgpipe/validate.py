@@ -23,12 +23,20 @@ class Validator:
         for key in table:
             if key not in known:
                 path = f"{where}.{key}" if where else key
-                self.warnings.append(describe("unknown-key", key, "one of " + ", ".join(known),
-                                              path, suggestion=closest(key, known)))
+                self.warnings.append(
+                    describe(
+                        "unknown-key",
+                        key,
+                        "one of " + ", ".join(known),
+                        path,
+                        suggestion=closest(key, known),
+                    )
+                )
 
     def type_error(self, value: Any, expected: str, where: str) -> None:
-        self.errors.append(describe("bad-type", str(value), f"{expected}, not {_kind(value)}",
-                                    where))
+        self.errors.append(
+            describe("bad-type", str(value), f"{expected}, not {_kind(value)}", where)
+        )
 
     def string(self, table: dict, key: str, where: str, default: str | None = None) -> str | None:
         value = table.get(key, default)
@@ -37,8 +45,15 @@ class Validator:
             return None
         return value
 
-    def integer(self, table: dict, key: str, where: str, default: int | None = None,
-                low: int = 0, high: int | None = None) -> int | None:
+    def integer(
+        self,
+        table: dict,
+        key: str,
+        where: str,
+        default: int | None = None,
+        low: int = 0,
+        high: int | None = None,
+    ) -> int | None:
         value = table.get(key, default)
         return self._int(value, _join(where, key), low, high)
 
@@ -61,8 +76,9 @@ class Validator:
         checked = [self._int(x, f"{path}[{i}]", low, high) for i, x in enumerate(values)]
         return None if None in checked else checked
 
-    def string_list(self, table: dict, key: str, where: str,
-                    choices: tuple[str, ...] | None = None) -> list[str] | None:
+    def string_list(
+        self, table: dict, key: str, where: str, choices: tuple[str, ...] | None = None
+    ) -> list[str] | None:
         if key not in table:
             return None
         values = table[key]
@@ -78,8 +94,15 @@ class Validator:
                 self.type_error(x, "a string", f"{path}[{i}]")
                 ok = False
             elif choices and x not in choices:
-                self.errors.append(describe("bad-choice", x, "one of " + ", ".join(choices),
-                                            f"{path}[{i}]", suggestion=closest(x, choices)))
+                self.errors.append(
+                    describe(
+                        "bad-choice",
+                        x,
+                        "one of " + ", ".join(choices),
+                        f"{path}[{i}]",
+                        suggestion=closest(x, choices),
+                    )
+                )
                 ok = False
         return values if ok else None
 
@@ -108,8 +131,14 @@ def _join(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-_TOML_TYPES = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
-               list: "an array", dict: "a table"}
+_TOML_TYPES = {
+    bool: "a boolean",
+    int: "an integer",
+    float: "a float",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
 
 
 def _kind(value: Any) -> str:

@@ -51,8 +51,17 @@ __all__ = ["Round", "Watcher"]
 # Opened / closed-without-writing are left out on purpose: every round reads the sources it
 # renders, and those reads would start the next round, forever. Directory "modified" events
 # only repeat what the events of their entries say.
-_EVENTS = [FileCreatedEvent, FileModifiedEvent, FileDeletedEvent, FileMovedEvent,
-           FileClosedEvent, FileAttribEvent, DirCreatedEvent, DirDeletedEvent, DirMovedEvent]
+_EVENTS = [
+    FileCreatedEvent,
+    FileModifiedEvent,
+    FileDeletedEvent,
+    FileMovedEvent,
+    FileClosedEvent,
+    FileAttribEvent,
+    DirCreatedEvent,
+    DirDeletedEvent,
+    DirMovedEvent,
+]
 
 LOCK_RETRY = 0.5  # seconds before retrying a round that found another build running
 
@@ -76,12 +85,20 @@ class Watcher:
     Tests and plugins note `round_count`, change files, then `wait_idle(count + 1)`.
     """
 
-    def __init__(self, config_path: Path | str | None = None, *,
-                 directory: Path | str | None = None,
-                 on_round: Callable[[Round], None] | None = None,
-                 log_line: Callable[[str], None] | None = None,
-                 debounce: float = 0.2, max_wait: float = 3.0, settle: float = 0.2,
-                 rescan: float = 30.0, jobs: int | None = None, engine: Engine | None = None):
+    def __init__(
+        self,
+        config_path: Path | str | None = None,
+        *,
+        directory: Path | str | None = None,
+        on_round: Callable[[Round], None] | None = None,
+        log_line: Callable[[str], None] | None = None,
+        debounce: float = 0.2,
+        max_wait: float = 3.0,
+        settle: float = 0.2,
+        rescan: float = 30.0,
+        jobs: int | None = None,
+        engine: Engine | None = None,
+    ):
         # Resolved now: events carry absolute paths, and the cwd may change later.
         self.config_path = Path(config_path).resolve() if config_path else None
         self.directory = Path(directory) if directory else None
@@ -113,8 +130,14 @@ class Watcher:
     def start(self) -> None:
         """Load the config (ConfigError if invalid: there is no last good one yet), start
         watching, and run the initial build on the watcher's thread."""
-        self._runner = Rounds(self.config_path, self.directory, self._stop,
-                              lambda line: self.log_line(line), self.jobs, self.engine)
+        self._runner = Rounds(
+            self.config_path,
+            self.directory,
+            self._stop,
+            lambda line: self.log_line(line),
+            self.jobs,
+            self.engine,
+        )
         self._observer = Observer()
         self._sync_watches()  # before the first build, so edits made during it are seen
         self._observer.start()
@@ -161,11 +184,17 @@ class Watcher:
         """Block until at least `min_rounds` rounds have finished and nothing is pending or
         running; return the last round."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._done or (
-                    len(self._rounds) >= min_rounds and not self._busy and not self._reasons),
-                    timeout):
-                raise TimeoutError(f"watcher not idle after {timeout} s "
-                                   f"({len(self._rounds)} rounds, wanted {min_rounds})")
+            if not self._cond.wait_for(
+                lambda: (
+                    self._done
+                    or (len(self._rounds) >= min_rounds and not self._busy and not self._reasons)
+                ),
+                timeout,
+            ):
+                raise TimeoutError(
+                    f"watcher not idle after {timeout} s "
+                    f"({len(self._rounds)} rounds, wanted {min_rounds})"
+                )
             if not self._rounds:
                 raise RuntimeError("the watcher stopped before its first round")
             return self._rounds[-1]
@@ -201,7 +230,7 @@ class Watcher:
         """(why a round is wanted, source-relative path) for an event's path."""
         source = str(config.source)
         if path.startswith(source + os.sep):
-            rel = path[len(source) + 1:].replace(os.sep, "/")
+            rel = path[len(source) + 1 :].replace(os.sep, "/")
             # Hidden entries are never sources (discover skips them): editor swap files and
             # `.name.tmp` writes before a rename must not start rounds of their own.
             if any(part.startswith(".") for part in rel.split("/")):
@@ -241,13 +270,16 @@ class Watcher:
             if found is None:  # missing: retried after every round and rescan
                 continue
             try:
-                watch = self._observer.schedule(_Handler(self), key[0], recursive=key[1],
-                                                event_filter=_EVENTS)
+                watch = self._observer.schedule(
+                    _Handler(self), key[0], recursive=key[1], event_filter=_EVENTS
+                )
             except OSError as exc:  # e.g. the inotify watch limit: rescans still catch up
                 if key not in self._unwatchable:
                     self._unwatchable.add(key)
-                    self.log_line(f"error[watch]: cannot watch {key[0]} ({exc}); changes are "
-                                  f"seen by the rescan every {self.rescan:g} s")
+                    self.log_line(
+                        f"error[watch]: cannot watch {key[0]} ({exc}); changes are "
+                        f"seen by the rescan every {self.rescan:g} s"
+                    )
                 continue
             self._watches[key] = (watch, found)
 
@@ -315,8 +347,9 @@ class Watcher:
         assert self._runner is not None
         changed, config_changed = self._runner.changes()
         if changed or config_changed:
-            self._want({"rescan"} | ({"config"} if config_changed else set()), changed,
-                       time.monotonic())
+            self._want(
+                {"rescan"} | ({"config"} if config_changed else set()), changed, time.monotonic()
+            )
         self._sync_watches()
 
     def _round(self, reasons: set[str], changed: set[str]) -> None:

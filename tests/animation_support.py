@@ -25,8 +25,12 @@ DELAYS = (40, 70, 150, 30)  # ms; GIF stores centiseconds, so multiples of 10 su
 
 def solid(width: int, height: int, rgb, alpha: int | None = None):
     bands = list(rgb) + ([alpha] if alpha is not None else [])
-    return (pyvips.Image.black(width, height, bands=len(bands)).new_from_image(bands)
-            .cast("uchar").copy(interpretation="srgb"))
+    return (
+        pyvips.Image.black(width, height, bands=len(bands))
+        .new_from_image(bands)
+        .cast("uchar")
+        .copy(interpretation="srgb")
+    )
 
 
 def coloured_frames(width: int, height: int, count: int, transparent: bool = False):
@@ -104,9 +108,15 @@ def decode_video(data: bytes) -> Video:
     with av.open(io.BytesIO(data)) as container:
         stream = container.streams.video[0]
         decoded = list(container.decode(stream))
-        return Video(stream.codec_context.name, len(decoded), decoded[0].width,
-                     decoded[0].height, tuple(f.time * 1000 for f in decoded),
-                     container.duration / 1000, decoded[0].format.name)
+        return Video(
+            stream.codec_context.name,
+            len(decoded),
+            decoded[0].width,
+            decoded[0].height,
+            tuple(f.time * 1000 for f in decoded),
+            container.duration / 1000,
+            decoded[0].format.name,
+        )
 
 
 def colour_at(image, x: int, y: int) -> tuple[int, ...]:

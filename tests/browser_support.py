@@ -14,9 +14,15 @@ import pytest
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling Google on this closed network.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def require_chromium() -> None:
@@ -29,8 +35,13 @@ def require_chromium() -> None:
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    extensions_map = {**SimpleHTTPRequestHandler.extensions_map, ".avif": "image/avif",
-                      ".webp": "image/webp", ".webm": "video/webm", ".mp4": "video/mp4"}
+    extensions_map = {
+        **SimpleHTTPRequestHandler.extensions_map,
+        ".avif": "image/avif",
+        ".webp": "image/webp",
+        ".webm": "video/webm",
+        ".mp4": "video/mp4",
+    }
 
     def log_message(self, format, *args):  # noqa: A002 - the base class's name
         pass
@@ -38,8 +49,9 @@ class _Handler(SimpleHTTPRequestHandler):
 
 def serve(directory: Path) -> ThreadingHTTPServer:
     """Serve `directory` on a free loopback port in a daemon thread."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0),
-                                 functools.partial(_Handler, directory=str(directory)))
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(directory))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

@@ -56,7 +56,8 @@ def make_site(root: Path, count: int = 2, extra: str = "") -> Path:
         xyz = pyvips.Image.xyz(400 + 16 * i, 300)
         img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] + xyz[1]) % 256])
         img.cast("uchar").copy(interpretation="srgb").jpegsave(
-            str(root / f"images/photos/p{i}.jpg"), Q=90)
+            str(root / f"images/photos/p{i}.jpg"), Q=90
+        )
     rgba = pyvips.Image.black(200, 120, bands=4).new_from_image([255, 80, 0, 128])
     rgba.cast("uchar").copy(interpretation="srgb").pngsave(str(root / "images/logo.png"))
     (root / "imgpipe.toml").write_text(CONFIG.format(extra=extra))
@@ -64,8 +65,11 @@ def make_site(root: Path, count: int = 2, extra: str = "") -> Path:
 
 
 def files(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -80,8 +84,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # its own group: killed as a whole
+        return subprocess.Popen(
+            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )  # its own group: killed as a whole
 
 
 @dataclass
@@ -92,23 +97,32 @@ class S3:
     proc: subprocess.Popen
 
     def env(self) -> dict[str, str]:
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "testing",
-                "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
-                "AWS_EC2_METADATA_DISABLED": "true"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
 
     def make_bucket(self, name: str) -> str:
         import boto3
 
-        boto3.client("s3", endpoint_url=self.endpoint, aws_access_key_id="testing",
-                     aws_secret_access_key="testing", region_name="us-east-1"
-                     ).create_bucket(Bucket=name)
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            region_name="us-east-1",
+        ).create_bucket(Bucket=name)
         return f"s3://{name}"
 
 
 def start_s3(log: Path) -> S3:
     port = free_port()
-    proc = _start([str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-                  dict(os.environ), log)
+    proc = _start(
+        [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], dict(os.environ), log
+    )
     endpoint = f"http://127.0.0.1:{port}"
     _wait(lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1), proc, log)
     return S3(endpoint, proc)
@@ -125,10 +139,26 @@ class Cluster:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def add_worker(self) -> subprocess.Popen:
-        proc = _start([str(BIN / "dask"), "worker", self.address, "--host", "127.0.0.1",
-                       "--nworkers", "1", "--nthreads", "1", "--no-dashboard",
-                       "--resources", f"pixels={PIXEL_BUDGET}", "--memory-limit", "0"],
-                      self.env, self.log)
+        proc = _start(
+            [
+                str(BIN / "dask"),
+                "worker",
+                self.address,
+                "--host",
+                "127.0.0.1",
+                "--nworkers",
+                "1",
+                "--nthreads",
+                "1",
+                "--no-dashboard",
+                "--resources",
+                f"pixels={PIXEL_BUDGET}",
+                "--memory-limit",
+                "0",
+            ],
+            self.env,
+            self.log,
+        )
         self.workers.append(proc)
         return proc
 
@@ -145,14 +175,30 @@ class Cluster:
 
 def start_cluster(env: dict[str, str], log: Path, workers: int = 2) -> Cluster:
     port = free_port()
-    env = {**env, "PYTHONPATH": str(REPO), "VIPS_CONCURRENCY": "1",
-           "DASK_DISTRIBUTED__WORKER__DAEMON": "False"}
-    scheduler = _start([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port",
-                        str(port), "--no-dashboard"], env, log)
+    env = {
+        **env,
+        "PYTHONPATH": str(REPO),
+        "VIPS_CONCURRENCY": "1",
+        "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
+    }
+    scheduler = _start(
+        [
+            str(BIN / "dask"),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-dashboard",
+        ],
+        env,
+        log,
+    )
     cluster = Cluster(f"tcp://127.0.0.1:{port}", scheduler, env, log)
     try:
-        _wait(lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(),
-              scheduler, log)
+        _wait(
+            lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close(), scheduler, log
+        )
         for _ in range(workers):
             cluster.add_worker()
         if workers:
@@ -178,11 +224,17 @@ def _wait(probe, proc: subprocess.Popen, log: Path, timeout: float = 60) -> None
             time.sleep(0.1)
 
 
-def cli(root: Path, *args: str, env: dict[str, str] | None = None,
-        timeout: float = 180) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", "from imgpipe.cli import main; main()", *args],
-                          cwd=root, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-                          capture_output=True, text=True, timeout=timeout)
+def cli(
+    root: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 180
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from imgpipe.cli import main; main()", *args],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def fresh_machine(site: Path, target: Path) -> Path:

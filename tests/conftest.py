@@ -31,8 +31,12 @@ class Synth:
 
     def solid(self, width: int, height: int, hexcolor: str = "336699"):
         rgb = [int(hexcolor[i : i + 2], 16) for i in (0, 2, 4)]
-        return self.vips.Image.black(width, height, bands=3).new_from_image(rgb).cast(
-            "uchar").copy(interpretation="srgb")
+        return (
+            self.vips.Image.black(width, height, bands=3)
+            .new_from_image(rgb)
+            .cast("uchar")
+            .copy(interpretation="srgb")
+        )
 
     def block(self, width, height, background, rect, color):
         left, top, w, h = rect

@@ -37,8 +37,9 @@ class FakeEngine:
     def identity(self) -> dict[str, str] | None:
         return None  # like a system libvips: every build asks versions()
 
-    def open_source(self, source: bytes | str | Path, limits: Limits, *,
-                    svg_mode: SvgMode | None = None) -> _FakeSource:
+    def open_source(
+        self, source: bytes | str | Path, limits: Limits, *, svg_mode: SvgMode | None = None
+    ) -> _FakeSource:
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         with self._lock:
             self.opens += 1
@@ -47,8 +48,9 @@ class FakeEngine:
                 raise image_error("svg-refused", "an SVG, and no svg mode was given", "load")
             size = re.search(rb'width="(\d+)"\s+height="(\d+)"', data)
             w, h = (int(size.group(1)), int(size.group(2))) if size else (300, 150)
-            return _FakeSource(self, data, SourceInfo(w, h, "svg", len(data)),
-                               copy=svg_mode == "copy")
+            return _FakeSource(
+                self, data, SourceInfo(w, h, "svg", len(data)), copy=svg_mode == "copy"
+            )
         try:
             w, h = (int(x) for x in data.split(b"\n", 1)[0].decode().split("x"))
         except ValueError:
@@ -72,8 +74,9 @@ class _FakeSource:
             with self.engine._lock:
                 self.engine.renders += 1
             if self.copy:
-                out.append(Rendition(self.data, "svg", self.info.width, self.info.height,
-                                     "lossless", None))
+                out.append(
+                    Rendition(self.data, "svg", self.info.width, self.info.height, "lossless", None)
+                )
                 continue
             g = compute(recipe, self.info.width, self.info.height)
             fmt = "jpeg" if recipe.format == "auto" else recipe.format

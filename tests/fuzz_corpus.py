@@ -18,8 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 PHOTOS = sorted((ROOT / "example-site" / "images" / "photos").glob("*.jpg"))
-PNGS = [ROOT / "tests" / "data" / "hostile" / f"pngsuite__{name}.png"
-        for name in ("basn2c08", "basi2c16", "basn3p08", "basn6a08", "basi0g04", "basn4a16")]
+PNGS = [
+    ROOT / "tests" / "data" / "hostile" / f"pngsuite__{name}.png"
+    for name in ("basn2c08", "basi2c16", "basn3p08", "basn6a08", "basi0g04", "basn4a16")
+]
 
 
 @dataclass(frozen=True)
@@ -45,8 +47,12 @@ def png(width: int, height: int, colour: int = 0) -> bytes:
         left -= n
     parts.append(deflate.flush())
     header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(parts))
-            + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", b"".join(parts))
+        + chunk(b"IEND", b"")
+    )
 
 
 def gif_frames(frame_gif: bytes, count: int) -> bytes:
@@ -59,7 +65,7 @@ def gif_frames(frame_gif: bytes, count: int) -> bytes:
         pos = 2
         while body[pos]:
             pos += body[pos] + 1
-        body = body[pos + 1:]
+        body = body[pos + 1 :]
     control = b"!\xf9\x04\x04\x0a\x00\x00\x00"  # 100 ms, keep the previous frame
     loop = b"!\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
     return frame_gif[:start] + loop + (control + body) * count + b";"
@@ -67,7 +73,7 @@ def gif_frames(frame_gif: bytes, count: int) -> bytes:
 
 def _scan_start(jpeg: bytes) -> int:
     sos = jpeg.find(b"\xff\xda")
-    return sos + 2 + int.from_bytes(jpeg[sos + 2: sos + 4], "big")
+    return sos + 2 + int.from_bytes(jpeg[sos + 2 : sos + 4], "big")
 
 
 def _mutate_bytes(data: bytes, rng: random.Random, start: int, end: int, count: int) -> bytes:
@@ -80,8 +86,8 @@ def _mutate_bytes(data: bytes, rng: random.Random, start: int, end: int, count: 
 def _png_chunks(data: bytes) -> Iterator[tuple[int, bytes, bytes]]:
     pos = 8
     while pos + 8 <= len(data):
-        length = int.from_bytes(data[pos: pos + 4], "big")
-        yield pos, data[pos + 4: pos + 8], data[pos + 8: pos + 8 + length]
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        yield pos, data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         pos += 12 + length
 
 
@@ -107,10 +113,20 @@ def mutated(vips, seed: int, per_kind: int) -> list[Case]:
         jpeg = jpegs[i % len(jpegs)]
         scan = _scan_start(jpeg)
         cases.append(Case("jpeg-truncated", f"jt{i}.jpg", jpeg[: rng.randrange(2, len(jpeg))]))
-        cases.append(Case("jpeg-scan", f"js{i}.jpg", _mutate_bytes(
-            jpeg, rng, scan, len(jpeg) - 2, rng.choice((1, 4, 16)))))
-        cases.append(Case("jpeg-header", f"jh{i}.jpg", _mutate_bytes(
-            jpeg, rng, 2, scan, rng.choice((1, 2, 4)))))
+        cases.append(
+            Case(
+                "jpeg-scan",
+                f"js{i}.jpg",
+                _mutate_bytes(jpeg, rng, scan, len(jpeg) - 2, rng.choice((1, 4, 16))),
+            )
+        )
+        cases.append(
+            Case(
+                "jpeg-header",
+                f"jh{i}.jpg",
+                _mutate_bytes(jpeg, rng, 2, scan, rng.choice((1, 2, 4))),
+            )
+        )
     for i in range(per_kind):
         data = pngs[i % len(pngs)]
         cases.append(Case("png-truncated", f"pt{i}.png", data[: rng.randrange(8, len(data))]))
@@ -128,10 +144,13 @@ def _png_mutate_idat(data: bytes, rng: random.Random) -> bytes:
     for pos, kind, body in _png_chunks(data):
         if kind == b"IDAT" and body:
             body = _mutate_bytes(body, rng, 0, len(body), rng.choice((1, 3, 8)))
-            out += chunk(kind, body) if fix else data[pos: pos + 8] + body + data[
-                pos + 8 + len(body): pos + 12 + len(body)]
+            out += (
+                chunk(kind, body)
+                if fix
+                else data[pos : pos + 8] + body + data[pos + 8 + len(body) : pos + 12 + len(body)]
+            )
         else:
-            out += data[pos: pos + 12 + len(body)]
+            out += data[pos : pos + 12 + len(body)]
     return bytes(out)
 
 
@@ -155,14 +174,29 @@ def _png_mutate_ihdr(data: bytes, rng: random.Random) -> bytes:
 
 def degenerate(vips) -> list[Case]:
     """1xN and Nx1, from harmless to the 1x100,000,000 PNG that once took 229 s."""
-    cases = [Case("degenerate", f"png-{w}x{h}.png", png(w, h))
-             for w, h in ((1, 60000), (60000, 1), (1, 65501), (65501, 1), (1, 1_000_000),
-                          (1_000_000, 1), (1, 100_000_000), (100_000_000, 1))]
+    cases = [
+        Case("degenerate", f"png-{w}x{h}.png", png(w, h))
+        for w, h in (
+            (1, 60000),
+            (60000, 1),
+            (1, 65501),
+            (65501, 1),
+            (1, 1_000_000),
+            (1_000_000, 1),
+            (1, 100_000_000),
+            (100_000_000, 1),
+        )
+    ]
     cases.append(Case("degenerate", "png-65500x1526.png", png(65500, 1526)))
     line = vips.Image.black(1, 60000) + 128
     cases.append(Case("degenerate", "jpeg-1x60000.jpg", line.cast("uchar").jpegsave_buffer()))
-    cases.append(Case("degenerate", "gif-65535x1.gif",
-                      (vips.Image.black(65535, 1) + 9).cast("uchar").gifsave_buffer()))
+    cases.append(
+        Case(
+            "degenerate",
+            "gif-65535x1.gif",
+            (vips.Image.black(65535, 1) + 9).cast("uchar").gifsave_buffer(),
+        )
+    )
     return cases
 
 
@@ -182,15 +216,18 @@ def frame_bombs(vips) -> list[Case]:
 def svgs(vips) -> list[Case]:
     def svg(*uris: str, extra: str = "") -> bytes:
         images = "".join(f'<image href="{uri}" width="50" height="50"/>' for uri in uris)
-        return (f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
-                f'{images}{extra}</svg>').encode()
+        return (
+            f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+            f"{images}{extra}</svg>"
+        ).encode()
 
     def inline(data: bytes, mime: str = "png") -> str:
         return f"data:image/{mime};base64," + base64.b64encode(data).decode()
 
     small = inline(vips.Image.black(64, 64).cast("uchar").pngsave_buffer())
-    photo = inline(vips.Image.thumbnail_buffer(PHOTOS[0].read_bytes(), 100).jpegsave_buffer(),
-                   "jpeg")
+    photo = inline(
+        vips.Image.thumbnail_buffer(PHOTOS[0].read_bytes(), 100).jpegsave_buffer(), "jpeg"
+    )
     huge = inline(png(20000, 20000))  # 400 megapixels in 400 KB
     tall = inline(png(1, 100_000_000))
     return [
@@ -201,8 +238,11 @@ def svgs(vips) -> list[Case]:
         Case("svg", "inline-bad-base64.svg", svg("data:image/png;base64,!!notbase64!!")),
         Case("svg", "inline-bmp.svg", svg(inline(b"BM" + b"\0" * 60))),
         Case("svg", "css-escaped-import.svg", svg(extra='<style>@\\69mport "/etc/x";</style>')),
-        Case("svg", "css-escaped-url.svg",
-             svg(extra='<rect width="9" height="9" style="fill: u\\72l(http://127.0.0.1/)"/>')),
+        Case(
+            "svg",
+            "css-escaped-url.svg",
+            svg(extra='<rect width="9" height="9" style="fill: u\\72l(http://127.0.0.1/)"/>'),
+        ),
     ]
 
 
@@ -223,16 +263,48 @@ def heic_without_decoder(width: int = 64, height: int = 48) -> bytes:
     pitm = _full(b"pitm", 0, 0, struct.pack(">H", 1))
     infe = _full(b"infe", 2, 0, struct.pack(">HH", 1, 0) + b"hvc1" + b"\0")
     iinf = _full(b"iinf", 0, 0, struct.pack(">H", 1) + infe)
-    hvcc = _box(b"hvcC", bytes([1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 90, 0xF0, 0, 0xFC,
-                               0xFD, 0xF8, 0xF8, 0, 0, 0x0F, 0]))
+    hvcc = _box(
+        b"hvcC",
+        bytes(
+            [
+                1,
+                1,
+                0x60,
+                0,
+                0,
+                0,
+                0x90,
+                0,
+                0,
+                0,
+                0,
+                0,
+                90,
+                0xF0,
+                0,
+                0xFC,
+                0xFD,
+                0xF8,
+                0xF8,
+                0,
+                0,
+                0x0F,
+                0,
+            ]
+        ),
+    )
     ispe = _full(b"ispe", 0, 0, struct.pack(">II", width, height))
     ipco = _box(b"ipco", hvcc + ispe)
     ipma = _full(b"ipma", 0, 0, struct.pack(">IHB", 1, 1, 2) + bytes([0x81, 0x02]))
     iprp = _box(b"iprp", ipco + ipma)
 
     def meta(offset: int) -> bytes:
-        iloc = _full(b"iloc", 0, 0, bytes([0x44, 0x00]) + struct.pack(">HHHHII", 1, 1, 0, 1,
-                                                                       offset, len(payload)))
+        iloc = _full(
+            b"iloc",
+            0,
+            0,
+            bytes([0x44, 0x00]) + struct.pack(">HHHHII", 1, 1, 0, 1, offset, len(payload)),
+        )
         return _full(b"meta", 0, 0, hdlr + pitm + iloc + iinf + iprp)
 
     head = ftyp + meta(0)
@@ -275,5 +347,10 @@ def peak_mb(stderr: str) -> float:
 
 
 def corpus(vips, seed: int = 18, per_kind: int = 40) -> list[Case]:
-    return (mutated(vips, seed, per_kind) + degenerate(vips) + frame_bombs(vips) + svgs(vips)
-            + [Case("heic", "iphone.heic", heic_without_decoder())])
+    return (
+        mutated(vips, seed, per_kind)
+        + degenerate(vips)
+        + frame_bombs(vips)
+        + svgs(vips)
+        + [Case("heic", "iphone.heic", heic_without_decoder())]
+    )

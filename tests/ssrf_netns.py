@@ -50,9 +50,11 @@ def isolate() -> None:
     names = [name for _index, name in socket.if_nameindex()]
     if names != ["lo"]:
         sys.exit(f"ssrf_netns.py must run in a new network namespace; interfaces: {names}")
-    for command in (["ip", "link", "set", "lo", "up"],
-                    ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo"],
-                    ["ip", "-6", "route", "add", "local", "::/0", "dev", "lo"]):
+    for command in (
+        ["ip", "link", "set", "lo", "up"],
+        ["ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo"],
+        ["ip", "-6", "route", "add", "local", "::/0", "dev", "lo"],
+    ):
         subprocess.run(command, check=True)
 
 
@@ -101,13 +103,20 @@ async def resolve(host: str, port: int):
 
 
 def encodings(url: str) -> dict[str, bytes]:
-    return {"raw": f"/u/full/{url}".encode("latin-1"),
-            "encoded": f"/u/full/{quote(url, safe='')}".encode("ascii")}
+    return {
+        "raw": f"/u/full/{url}".encode("latin-1"),
+        "encoded": f"/u/full/{quote(url, safe='')}".encode("ascii"),
+    }
 
 
 async def run(allow: list[str], urls: list[str]) -> list[dict]:
-    fetcher = Fetcher(AddressPolicy.from_strings(allow), max_bytes=1 << 16, timeout=3,
-                      max_redirects=2, resolver=resolve)
+    fetcher = Fetcher(
+        AddressPolicy.from_strings(allow),
+        max_bytes=1 << 16,
+        timeout=3,
+        max_redirects=2,
+        resolver=resolve,
+    )
     results = []
     try:
         for url in urls:
@@ -125,8 +134,9 @@ async def run(allow: list[str], urls: list[str]) -> list[dict]:
                     result = error.code
                 with _lock:
                     seen = connections[before:]
-                results.append({"url": url, "encoding": encoding, "result": result,
-                                "connections": seen})
+                results.append(
+                    {"url": url, "encoding": encoding, "result": result, "connections": seen}
+                )
     finally:
         await fetcher.aclose()
     return results

@@ -55,12 +55,15 @@ def test_a_gif_that_plays_once_has_no_netscape_loop_extension():
 
 
 # options -> output size, and a spot of every frame that shows the frame's own colour
-@pytest.mark.parametrize("options,size,spot", [
-    ("40", (40, 30), (35, 27)),
-    ("48x48,crop", (48, 48), (44, 45)),
-    ("100x30,pad,bgcolor=000", (100, 30), (66, 27)),  # the picture sits at x 30..69
-    ("50x20,crop=top", (50, 20), (45, 2)),
-])
+@pytest.mark.parametrize(
+    "options,size,spot",
+    [
+        ("40", (40, 30), (35, 27)),
+        ("48x48,crop", (48, 48), (44, 45)),
+        ("100x30,pad,bgcolor=000", (100, 30), (66, 27)),  # the picture sits at x 30..69
+        ("50x20,crop=top", (50, 20), (45, 2)),
+    ],
+)
 def test_resize_and_crop_apply_to_every_frame(options, size, spot):
     source = open_source(gif(coloured_frames(80, 60, 4)))
     out = read_back(source.render(parse(options + ",format=webp,quality=high")).data)
@@ -77,8 +80,9 @@ def test_crop_auto_cuts_every_frame_at_the_same_place():
     background = photo_frames(1, 200, 100)[0]
     marker = solid(20, 20, (255, 0, 255))
     frames = [background.insert(marker, 10 + 40 * i, 40) for i in range(4)]
-    out = read_back(open_source(gif(frames)).render(parse("60x60,crop=auto,format=webp,"
-                                                          "quality=high")).data)
+    out = read_back(
+        open_source(gif(frames)).render(parse("60x60,crop=auto,format=webp,quality=high")).data
+    )
     corners = {(colour_at(f, 1, 1)[:3], colour_at(f, 58, 58)[:3]) for f in out.frames}
     first = next(iter(corners))
     assert all(near(a, first[0], 12) and near(b, first[1], 12) for a, b in corners), corners
@@ -110,8 +114,9 @@ def test_every_frame_is_decoded_once_for_all_animated_renditions(monkeypatch):
     real = animate.decode
     monkeypatch.setattr(animate, "decode", lambda *a, **k: calls.append(k) or real(*a, **k))
     source = open_source(gif(coloured_frames(64, 48, 4)))
-    results = source.render_all([parse(o) for o in ("format=gif", "32,format=webp",
-                                                    "32,format=jpeg")])
+    results = source.render_all(
+        [parse(o) for o in ("format=gif", "32,format=webp", "32,format=jpeg")]
+    )
     assert calls == [{"n": -1}] and all(not isinstance(r, ImageError) for r in results)
     # Stills and the placeholder come from a first-frame decode of their own (as when built
     # alone: their bytes must not depend on an animated rendition next to them).
@@ -149,11 +154,19 @@ def test_frame_limit_and_pixels_times_frames_limit():
 def test_groups_of_an_animation_offer_only_formats_that_keep_the_motion():
     # A still AVIF first in <picture> would win, and the page would show no motion.
     spec = SrcsetSpec("default", "100vw", (320,), ("avif", "webp", "auto"))
-    planned = [PlannedRendition(f"320-{f}", f"320,format={f}", f * 20, f, 1.0, "default",
-                                320) for f in ("avif", "webp", "auto")]
-    renditions = {f"320-{f}": {"url": f"/{f}", "width": 320, "height": 240,
-                               "format": "gif" if f == "auto" else f}
-                  for f in ("avif", "webp", "auto")}
+    planned = [
+        PlannedRendition(f"320-{f}", f"320,format={f}", f * 20, f, 1.0, "default", 320)
+        for f in ("avif", "webp", "auto")
+    ]
+    renditions = {
+        f"320-{f}": {
+            "url": f"/{f}",
+            "width": 320,
+            "height": 240,
+            "format": "gif" if f == "auto" else f,
+        }
+        for f in ("avif", "webp", "auto")
+    }
     moving = srcset_entry(spec, planned, renditions, animated=True)
     assert moving["order"] == ["webp", "gif"] and moving["video"] is None
     assert srcset_entry(spec, planned, renditions)["order"] == ["avif", "webp", "gif"]

@@ -40,13 +40,24 @@ def example_site(tmp_path_factory) -> Path:
     """The repository's example site, built as the README says, in a temp copy."""
     root = tmp_path_factory.mktemp("example")
     shutil.copy(REPO / "imgpipe.toml", root)
-    shutil.copytree(REPO / "example-site", root / "example-site",
-                    ignore=shutil.ignore_patterns("public", "__pycache__"))
+    shutil.copytree(
+        REPO / "example-site",
+        root / "example-site",
+        ignore=shutil.ignore_patterns("public", "__pycache__"),
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for command in (["-c", "from imgpipe.cli import main; main()", "build"],
-                    [str(root / "example-site/make_page.py")]):
-        done = subprocess.run([sys.executable, *command], cwd=root, env=env, timeout=300,
-                              capture_output=True, text=True)
+    for command in (
+        ["-c", "from imgpipe.cli import main; main()", "build"],
+        [str(root / "example-site/make_page.py")],
+    ):
+        done = subprocess.run(
+            [sys.executable, *command],
+            cwd=root,
+            env=env,
+            timeout=300,
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     return root / "example-site/public"
 
@@ -99,16 +110,18 @@ _LOAD_ALL = r"""async () => {
 
 def visit(browser, base: str, path: str, width: int) -> tuple[list[dict], list[str]]:
     """Open a page in a fresh context (no image cache shared between viewports)."""
-    context = browser.new_context(viewport={"width": width, "height": 900},
-                                  device_scale_factor=1)
+    context = browser.new_context(viewport={"width": width, "height": 900}, device_scale_factor=1)
     page = context.new_page()
     bad: list[str] = []
     # Only the local server is reachable: a theme's CDN links must not stall the test.
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith(base)
-               else route.abort())
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if route.request.url.startswith(base) else route.abort(),
+    )
     page.on("response", lambda r: bad.append(f"{r.status} {r.url}") if r.status >= 400 else None)
-    page.on("requestfailed", lambda r: bad.append(f"failed {r.url}")
-            if r.url.startswith(base) else None)
+    page.on(
+        "requestfailed", lambda r: bad.append(f"failed {r.url}") if r.url.startswith(base) else None
+    )
     page.goto(base + path, wait_until="load")
     images = page.evaluate(_LOAD_ALL)
     context.close()
@@ -123,8 +136,12 @@ SITES = {
 
 
 # Building the example site (every photo, every format) takes ~20 s: its cases are `slow`.
-@pytest.fixture(params=[pytest.param(name, marks=pytest.mark.slow) if name == "example-site"
-                        else name for name in sorted(SITES)])
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=pytest.mark.slow) if name == "example-site" else name
+        for name in sorted(SITES)
+    ]
+)
 def site(request, browser) -> tuple[str, list[str], tuple[str, str], object]:
     fixture, pages, responsive = SITES[request.param]
     return _serve(request.getfixturevalue(fixture)), pages, responsive, browser

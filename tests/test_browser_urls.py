@@ -42,21 +42,22 @@ def test_every_srcset_candidate_with_odd_names_loads(tmp_path):
     site = tmp_path / "site"
     (site / "img").parent.mkdir()
     (tmp_path / "public").rename(site / "img")
-    snippets = "\n".join((site / f"img/_snippets/{name}.default.html").read_text()
-                         for name in ODD)
+    snippets = "\n".join((site / f"img/_snippets/{name}.default.html").read_text() for name in ODD)
     # The <picture> pages exercise the WebP candidates; without the <source> elements, the
     # <img srcset> (JPEG) ones.
     (site / "picture.html").write_text(f"<!doctype html><body>{snippets}</body>")
-    (site / "img.html").write_text("<!doctype html><body>"
-                                   f"{re.sub(r'<source[^>]*>', '', snippets)}</body>")
+    (site / "img.html").write_text(
+        f"<!doctype html><body>{re.sub(r'<source[^>]*>', '', snippets)}</body>"
+    )
     server = serve(site)
     failed: list[str] = []
     try:
         with chromium(sync_api) as browser:
             for page_name, fmt in (("picture.html", "webp"), ("img.html", "jpg")):
                 for viewport, width in ((100, 120), (200, 240)):
-                    context = browser.new_context(viewport={"width": viewport, "height": 300},
-                                                  device_scale_factor=1)
+                    context = browser.new_context(
+                        viewport={"width": viewport, "height": 300}, device_scale_factor=1
+                    )
                     page = context.new_page()
                     page.on("response", lambda r: r.status >= 400 and failed.append(r.url))
                     page.on("requestfailed", lambda r: failed.append(r.url))
@@ -67,8 +68,9 @@ def test_every_srcset_candidate_with_odd_names_loads(tmp_path):
                     for image in images:
                         assert image["error"] is None and image["natural"] > 0, image
                         name = "jpeg" if fmt == "jpg" else fmt
-                        found = re.search(rf"-(\d+)-{name}\.[0-9a-f]{{8}}\.{fmt}$",
-                                          image["currentSrc"])
+                        found = re.search(
+                            rf"-(\d+)-{name}\.[0-9a-f]{{8}}\.{fmt}$", image["currentSrc"]
+                        )
                         # A WebP that saves under 5% at a width is dropped from the srcset
                         # (manifest `dropped`): the browser then takes the next one up.
                         assert found and int(found.group(1)) >= width, image

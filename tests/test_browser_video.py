@@ -125,8 +125,10 @@ def test_the_mp4_plays_where_the_browser_has_h264(site, browser):
     state = page.evaluate(_PLAYBACK)
     context.close()
     if not state["mp4"]:
-        pytest.skip("this Chromium has no H.264 (Debian builds lack proprietary codecs); "
-                    "the WebM source covers it")
+        pytest.skip(
+            "this Chromium has no H.264 (Debian builds lack proprietary codecs); "
+            "the WebM source covers it"
+        )
     assert bad == [] and state["error"] is None and state["currentSrc"].endswith(".mp4")
     assert state["paused"] is False and state["currentTime"] > 0, state
 

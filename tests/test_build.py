@@ -14,8 +14,7 @@ from imgpipe.lock import BuildLocked, Lock
 
 RULES = [
     {"include": ["**/*.jpg"], "renditions": {"thumb": "100x100,crop", "big": "400"}},
-    {"include": ["blog/*.jpg"], "widths": [100, 200], "formats": ["webp", "jpeg"],
-     "sizes": "50vw"},
+    {"include": ["blog/*.jpg"], "widths": [100, 200], "formats": ["webp", "jpeg"], "sizes": "50vw"},
 ]
 
 
@@ -30,15 +29,25 @@ def site(tmp_path: Path, rules=RULES, **extra) -> Path:
 
 
 def config(root: Path, rules=RULES, **extra):
-    raw = {"source": "images", "output": "public/img", "base_url": "/img/",
-           "cache_dir": ".cache", "jobs": 2, "rules": rules, **extra}
+    raw = {
+        "source": "images",
+        "output": "public/img",
+        "base_url": "/img/",
+        "cache_dir": ".cache",
+        "jobs": 2,
+        "rules": rules,
+        **extra,
+    }
     return from_dict(raw, root)
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
     """Every file under `directory` with its mtime_ns and bytes."""
-    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_first_build_writes_outputs_manifest_and_snippets(tmp_path, fake_engine):
@@ -47,11 +56,20 @@ def test_first_build_writes_outputs_manifest_and_snippets(tmp_path, fake_engine)
     assert (s.sources, s.built, s.cached, s.failed) == (3, 14, 0, 0)
     out = tmp_path / "public/img"
     man = json.loads((out / "imgpipe-manifest.json").read_text())
-    assert man["version"] == 1 and sorted(man["sources"]) == ["a.jpg", "blog/cat.jpg",
-                                                              "blog/dog.jpg"]
+    assert man["version"] == 1 and sorted(man["sources"]) == [
+        "a.jpg",
+        "blog/cat.jpg",
+        "blog/dog.jpg",
+    ]
     cat = man["sources"]["blog/cat.jpg"]
-    assert sorted(cat["renditions"]) == ["100-jpeg", "100-webp", "200-jpeg", "200-webp",
-                                         "big", "thumb"]
+    assert sorted(cat["renditions"]) == [
+        "100-jpeg",
+        "100-webp",
+        "200-jpeg",
+        "200-webp",
+        "big",
+        "thumb",
+    ]
     thumb = cat["renditions"]["thumb"]
     assert thumb["path"].startswith("blog/cat-thumb.") and thumb["path"].endswith(".jpg")
     assert thumb["url"] == "/img/" + thumb["path"] and (out / thumb["path"]).is_file()
@@ -127,13 +145,11 @@ def test_bad_source_is_reported_and_the_rest_is_built(tmp_path, fake_engine):
     s = b.build(config(root), engine=fake_engine)
     assert not s.ok and s.failed == 6 and s.built == 14
     (failure,) = s.failures
-    assert (failure.source, failure.stage, failure.code) == ("blog/bad.jpg", "load",
-                                                             "unreadable")
+    assert (failure.source, failure.stage, failure.code) == ("blog/bad.jpg", "load", "unreadable")
     assert "not an image" in failure.message
     out = root / "public/img"
     assert not list(out.rglob("bad*"))
-    assert "blog/bad.jpg" not in json.loads((out / "imgpipe-manifest.json").read_text())[
-        "sources"]
+    assert "blog/bad.jpg" not in json.loads((out / "imgpipe-manifest.json").read_text())["sources"]
 
 
 def test_two_clean_builds_give_identical_manifests(tmp_path, fake_engine):
@@ -203,7 +219,10 @@ def test_dry_run_writes_nothing(tmp_path, fake_engine):
     items = b.dry_run(cfg, engine=fake_engine)
     assert all(i.cached and i.output for i in items)
     assert {(i.label, i.size) for i in items if i.source == "blog/cat.jpg"} >= {
-        ("thumb", (100, 100)), ("big", (400, 300)), ("100-webp", (100, 75))}
+        ("thumb", (100, 100)),
+        ("big", (400, 300)),
+        ("100-webp", (100, 75)),
+    }
 
 
 def test_locked_cache_dir_refuses_with_no_wait(tmp_path, fake_engine):
@@ -221,7 +240,7 @@ def test_locked_cache_dir_refuses_with_no_wait(tmp_path, fake_engine):
 def test_user_template_overrides_snippets(tmp_path, fake_engine):
     root = site(tmp_path)
     (root / "tpl").mkdir()
-    (root / "tpl/picture.html").write_text("<img src=\"{{ group.src }}\" alt=\"{{ alt }}\">")
+    (root / "tpl/picture.html").write_text('<img src="{{ group.src }}" alt="{{ alt }}">')
     b.build(config(root, templates="tpl"), engine=fake_engine)
     text = (root / "public/img/_snippets/blog/dog.jpg.default.html").read_text()
     assert text.startswith('<img src="/img/blog/dog-200-jpeg.')
@@ -241,14 +260,13 @@ def test_no_op_fast_path_still_sees_template_and_config_changes(tmp_path, fake_e
     root = site(tmp_path)
     (root / "tpl").mkdir()
     template = root / "tpl/picture.html"
-    template.write_text("<img src=\"{{ group.src }}\">")
+    template.write_text('<img src="{{ group.src }}">')
     b.build(config(root, templates="tpl"), engine=fake_engine)
     assert b.build(config(root, templates="tpl"), engine=fake_engine).files_written == 0
-    template.write_text("<img class=\"x\" src=\"{{ group.src }}\">")
+    template.write_text('<img class="x" src="{{ group.src }}">')
     s = b.build(config(root, templates="tpl"), engine=fake_engine)
     assert s.files_written == 2  # the two snippets, nothing else
-    s = b.build(config(root, templates="tpl", base_url="https://cdn.example/"),
-                engine=fake_engine)
+    s = b.build(config(root, templates="tpl", base_url="https://cdn.example/"), engine=fake_engine)
     assert s.files_written == 3 and s.built == 0  # manifest and snippets: new URLs
     snippet = (root / "public/img/_snippets/blog/cat.jpg.default.html").read_text()
     assert snippet.startswith('<img class="x" src="https://cdn.example/blog/cat-200-jpeg.')
@@ -271,20 +289,39 @@ def test_no_op_fast_path_restores_a_deleted_or_edited_output(tmp_path, fake_engi
 def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
     from imgpipe import report
 
-    s = b.Summary(sources=3, built=5, cached=2, failed=2, bytes_before=2_500_000,
-                  bytes_after=400_000, seconds=1.234, files_written=6, files_removed=1,
-                  failures=(b.Issue("load", "truncated", "ends early", source="x.jpg"),),
-                  warnings=(b.Issue("config", "unknown-key", "k"),
-                            b.Issue("render", "lossless-resized", "m", "big", "a.jpg")))
+    s = b.Summary(
+        sources=3,
+        built=5,
+        cached=2,
+        failed=2,
+        bytes_before=2_500_000,
+        bytes_after=400_000,
+        seconds=1.234,
+        files_written=6,
+        files_removed=1,
+        failures=(b.Issue("load", "truncated", "ends early", source="x.jpg"),),
+        warnings=(
+            b.Issue("config", "unknown-key", "k"),
+            b.Issue("render", "lossless-resized", "m", "big", "a.jpg"),
+        ),
+    )
     assert report.summary_lines(s) == [
         "error[truncated]: x.jpg: load: ends early",
         "warning[lossless-resized]: a.jpg [big]: m",
-        "3 sources; renditions: 5 built, 2 cached, 2 failed; 2.5 MB -> 400.0 KB; 1.23 s"]
+        "3 sources; renditions: 5 built, 2 cached, 2 failed; 2.5 MB -> 400.0 KB; 1.23 s",
+    ]
     data = report.report_data(s)
     assert data["renditions"] == {"built": 5, "cached": 2, "failed": 2} and not data["ok"]
     assert data["bytes"] == {"before": 2_500_000, "after": 400_000}
-    assert data["failures"] == [{"source": "x.jpg", "label": None, "stage": "load",
-                                 "code": "truncated", "message": "ends early"}]
+    assert data["failures"] == [
+        {
+            "source": "x.jpg",
+            "label": None,
+            "stage": "load",
+            "code": "truncated",
+            "message": "ends early",
+        }
+    ]
     assert [w["code"] for w in data["warnings"]] == ["unknown-key", "lossless-resized"]
 
 
@@ -295,8 +332,9 @@ def test_warnings_and_failures_are_one_issue_type(tmp_path, fake_engine):
     from imgpipe.executor import run_job
     from imgpipe.model import Issue, Job, Limits
 
-    result = run_job(Job("gone.jpg", str(tmp_path / "gone.jpg"), "0" * 64, (), Limits()),
-                     fake_engine)
+    result = run_job(
+        Job("gone.jpg", str(tmp_path / "gone.jpg"), "0" * 64, (), Limits()), fake_engine
+    )
     assert isinstance(result.failure, Issue)
     assert (result.failure.stage, result.failure.code) == ("read", "unreadable")
     assert replace(result.failure, source="gone.jpg").source == "gone.jpg"

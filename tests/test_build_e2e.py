@@ -45,8 +45,9 @@ def make_site(root: Path, count: int = 4) -> Path:
     for i in range(count):
         xyz = pyvips.Image.xyz(640 + 16 * i, 480)
         img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] + xyz[1]) % 256])
-        img.cast("uchar").copy(interpretation="srgb").jpegsave(str(root / f"images/photos/p{i}.jpg"),
-                                                             Q=90)
+        img.cast("uchar").copy(interpretation="srgb").jpegsave(
+            str(root / f"images/photos/p{i}.jpg"), Q=90
+        )
     rgba = pyvips.Image.black(200, 120, bands=4).new_from_image([255, 80, 0, 128])
     rgba.cast("uchar").copy(interpretation="srgb").pngsave(str(root / "images/logo.png"))
     (root / "imgpipe.toml").write_text(CONFIG)
@@ -54,8 +55,9 @@ def make_site(root: Path, count: int = 4) -> Path:
 
 
 def cli(root: Path, *args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run(command(*args), cwd=root, env=env(), capture_output=True, text=True,
-                          timeout=120, **kw)
+    return subprocess.run(
+        command(*args), cwd=root, env=env(), capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 def command(*args: str) -> list[str]:
@@ -67,13 +69,19 @@ def env() -> dict[str, str]:
 
 
 def files(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes()
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def mtimes(directory: Path) -> dict[str, int]:
-    return {str(p.relative_to(directory)): p.stat().st_mtime_ns
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.stat().st_mtime_ns
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -131,15 +139,25 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
         if 0.2 < wipe < 0.6:
             shutil.rmtree(root / "public", ignore_errors=True)
         if trial % 2:  # at a random moment, timed from when the build holds its lock
-            with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+            with subprocess.Popen(
+                command("build", "--no-progress"),
+                cwd=root,
+                env=env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            ) as proc:
                 _wait_for_lock(root / ".cache/lock", proc)
                 time.sleep(rng.uniform(0, work * 1.2))
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
         else:  # at an exact step, whatever the machine's load: the Nth file put in place
-            subprocess.run(_killed_at_rename(rng.randint(1, 90), "build", "--no-progress"),
-                           cwd=root, env=env(), capture_output=True, timeout=120)
+            subprocess.run(
+                _killed_at_rename(rng.randint(1, 90), "build", "--no-progress"),
+                cwd=root,
+                env=env(),
+                capture_output=True,
+                timeout=120,
+            )
         _assert_nothing_corrupt(root / "public/img")
         present = len(files(root / "public")) if (root / "public").exists() else 0
         partial += 0 < present < len(reference)
@@ -153,21 +171,28 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
 def _killed_at_rename(n: int, *args: str) -> list[str]:
     """The CLI in a process that SIGKILLs itself at its nth rename (os.replace of a finished
     temp file): the kill lands at that exact step of the build, not at a moment of a clock."""
-    hook = ("import os, signal, sys\n"
-            "left = [int(sys.argv[1])]\n"
-            "def hook(event, args):\n"
-            "    if event == 'os.rename':\n"
-            "        left[0] -= 1\n"
-            "        if left[0] == 0: os.kill(os.getpid(), signal.SIGKILL)\n"
-            "sys.addaudithook(hook)\n"
-            "del sys.argv[1]\n"
-            "from imgpipe.cli import main; main()")
+    hook = (
+        "import os, signal, sys\n"
+        "left = [int(sys.argv[1])]\n"
+        "def hook(event, args):\n"
+        "    if event == 'os.rename':\n"
+        "        left[0] -= 1\n"
+        "        if left[0] == 0: os.kill(os.getpid(), signal.SIGKILL)\n"
+        "sys.addaudithook(hook)\n"
+        "del sys.argv[1]\n"
+        "from imgpipe.cli import main; main()"
+    )
     return [sys.executable, "-c", hook, str(n), *args]
 
 
 def _work_seconds(root: Path) -> float:
-    with subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as proc:
+    with subprocess.Popen(
+        command("build", "--no-progress"),
+        cwd=root,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ) as proc:
         _wait_for_lock(root / ".cache/lock", proc)
         started = time.monotonic()
         assert proc.wait(120) == 0
@@ -204,9 +229,17 @@ def _assert_nothing_corrupt(out: Path) -> None:
 
 def test_two_builds_started_together(tmp_path, reference):
     root = make_site(tmp_path)
-    procs = [subprocess.Popen(command("build", "--no-progress"), cwd=root, env=env(),
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            command("build", "--no-progress"),
+            cwd=root,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
     outcomes = [p.communicate(timeout=120) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outcomes
     assert files(root / "public") == reference
@@ -229,7 +262,8 @@ def test_no_wait_refuses_clearly_while_a_build_runs(tmp_path):
     assert refused.returncode == 1
     assert refused.stderr.strip().endswith(
         f"error[locked]: another imgpipe build (pid {os.getpid()}) is using {root / '.cache'}; "
-        "wait for it, or run without --no-wait to queue behind it")
+        "wait for it, or run without --no-wait to queue behind it"
+    )
     assert not (root / "public").exists()
 
 
@@ -247,8 +281,11 @@ def test_bad_source_among_good_ones(tmp_path):
     assert "error[" in done.stderr and "photos/broken.jpg" in done.stderr
     assert report["renditions"]["built"] == 14 and report["renditions"]["failed"] == 8
     out = root / "public/img"
-    assert not [p for p in out.rglob("*") if "broken" in p.name or "notes" in p.name
-                or p.name.startswith(".imgpipe-tmp")]
+    assert not [
+        p
+        for p in out.rglob("*")
+        if "broken" in p.name or "notes" in p.name or p.name.startswith(".imgpipe-tmp")
+    ]
     manifest = json.loads((out / "imgpipe-manifest.json").read_text())
     assert sorted(manifest["sources"]) == ["logo.png", "photos/p0.jpg", "photos/p1.jpg"]
 
@@ -267,5 +304,6 @@ def test_config_error_exits_2(tmp_path):
     (root / "imgpipe.toml").write_text(CONFIG.replace("96x96,crop", "96x96,crap"))
     done = cli(root, "build")
     assert done.returncode == 2
-    assert done.stderr.startswith("error[unknown-token]: rules[0].renditions.thumb: 'crap' at "
-                                  "token 2: expected")
+    assert done.stderr.startswith(
+        "error[unknown-token]: rules[0].renditions.thumb: 'crap' at token 2: expected"
+    )

@@ -35,14 +35,20 @@ def photo(path: Path, seed: int) -> None:
 
 
 def run_private(root: Path, script: str) -> subprocess.CompletedProcess:
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount here: {probe.stderr.decode().strip()}")
     imgpipe = f"{shlex.quote(sys.executable)} -c 'from imgpipe.cli import main; main()'"
-    return subprocess.run(["unshare", "-m", "sh", "-c", script.replace("IMGPIPE", imgpipe)],
-                          cwd=root, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)})
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", script.replace("IMGPIPE", imgpipe)],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)},
+    )
 
 
 def site(root: Path) -> Path:
@@ -69,7 +75,9 @@ CASES = {
 def test_disk_full_or_read_only_ends_the_build_with_one_line(tmp_path, case):
     mount, spoil, code = CASES[case]
     root = site(tmp_path)
-    result = run_private(root, f"""
+    result = run_private(
+        root,
+        f"""
         set -e
         mkdir -p {mount} && mount -t tmpfs -o size=400k tmpfs {mount}
         IMGPIPE build --no-progress > first.out 2> first.err
@@ -81,7 +89,8 @@ def test_disk_full_or_read_only_ends_the_build_with_one_line(tmp_path, case):
         echo $? > second.rc
         rm -f {mount}/filler
         mkdir after && cp -r public after/public
-    """)
+    """,
+    )
     assert result.returncode == 0, result.stderr
     assert (root / "first.err").read_text().count("error") == 0
     err = (root / "second.err").read_text()

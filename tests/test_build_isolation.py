@@ -20,8 +20,10 @@ from imgpipe.config import from_dict
 from imgpipe.errors import ConfigError
 from imgpipe.plan import NAME_MAX
 
-RULES = [{"include": ["**/*.jpg"], "renditions": {"thumb": "100x100,crop"}},
-         {"include": ["**/*.jpg"], "widths": [100, 200], "formats": ["webp", "jpeg"]}]
+RULES = [
+    {"include": ["**/*.jpg"], "renditions": {"thumb": "100x100,crop"}},
+    {"include": ["**/*.jpg"], "widths": [100, 200], "formats": ["webp", "jpeg"]},
+]
 
 
 def site(root: Path, **extra):
@@ -29,8 +31,17 @@ def site(root: Path, **extra):
     src.mkdir(parents=True)
     (src / "a.jpg").write_text("300x200\nA")
     (src / "b.jpg").write_text("640x480\nB")
-    return from_dict({"source": "images", "output": "public", "cache_dir": ".cache",
-                      "jobs": 2, "rules": RULES, **extra}, root)
+    return from_dict(
+        {
+            "source": "images",
+            "output": "public",
+            "cache_dir": ".cache",
+            "jobs": 2,
+            "rules": RULES,
+            **extra,
+        },
+        root,
+    )
 
 
 def manifest(root: Path) -> dict:
@@ -50,7 +61,8 @@ def test_symlink_loop_is_one_sources_error(tmp_path, fake_engine):
     # `imgpipe check` lists the good sources and names the bad one (exit 1), no traceback.
     (tmp_path / "imgpipe.toml").write_text(
         'source = "images"\noutput = "public"\ncache_dir = ".cache"\n[[rules]]\n'
-        'include = ["*.jpg"]\nrenditions = { t = "100" }\n')
+        'include = ["*.jpg"]\nrenditions = { t = "100" }\n'
+    )
     result = CliRunner().invoke(main, ["check", "-c", str(tmp_path / "imgpipe.toml")])
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "error[symlink-loop]: loop.jpg: discover: cannot read it" in result.output
@@ -76,11 +88,15 @@ def test_name_too_long_for_rendition_names_is_shortened(tmp_path, fake_engine):
     assert (again.built, again.files_written) == (0, 0)
 
 
-@pytest.mark.parametrize("trouble,code", [("directory", "source-vanished"),
-                                          ("deleted", "source-vanished"),
-                                          ("unreadable", "unreadable")])
-def test_unreadable_source_is_one_sources_error(tmp_path, fake_engine, monkeypatch, trouble,
-                                                 code):
+@pytest.mark.parametrize(
+    "trouble,code",
+    [
+        ("directory", "source-vanished"),
+        ("deleted", "source-vanished"),
+        ("unreadable", "unreadable"),
+    ],
+)
+def test_unreadable_source_is_one_sources_error(tmp_path, fake_engine, monkeypatch, trouble, code):
     """Between listing and hashing, c.jpg becomes a directory, is deleted, or cannot be
     opened (tests run as root, which reads any file: the open is refused at the boundary)."""
     config = site(tmp_path)
@@ -123,8 +139,7 @@ def test_symlink_out_of_source_is_not_followed(tmp_path, fake_engine):
     assert s.ok and sorted(manifest(tmp_path)) == ["a.jpg", "b.jpg", "inside.jpg"]
     notes = {w.source: w.code for w in s.warnings}
     assert notes == {"outside.jpg": "outside-source", "passwd.jpg": "outside-source"}
-    published = b"".join(p.read_bytes() for p in (tmp_path / "public").rglob("*")
-                         if p.is_file())
+    published = b"".join(p.read_bytes() for p in (tmp_path / "public").rglob("*") if p.is_file())
     assert b"SECRET" not in published
     # Opting in follows them (and /etc/passwd is then simply not an image).
     config = site(tmp_path / "optin", follow_symlinks=True)
@@ -138,21 +153,26 @@ def test_symlink_out_of_source_is_not_followed(tmp_path, fake_engine):
 def test_output_through_symlinked_dir_is_refused(tmp_path):
     (tmp_path / "images").mkdir()
     os.symlink(tmp_path / "images", tmp_path / "link")
-    for raw in ({"output": "link/out"}, {"cache_dir": "link/.cache"},
-                {"snippets": "link/snippets"}):
+    for raw in (
+        {"output": "link/out"},
+        {"cache_dir": "link/.cache"},
+        {"snippets": "link/snippets"},
+    ):
         with pytest.raises(ConfigError) as info:
-            from_dict({"source": "images", "output": "public", "rules": RULES, **raw},
-                      tmp_path)
+            from_dict({"source": "images", "output": "public", "rules": RULES, **raw}, tmp_path)
         assert info.value.problems[0].code == "overlapping-dirs"
         assert info.value.problems[0].where == next(iter(raw))
 
 
 def test_follow_symlinks_must_be_a_boolean(tmp_path):
     with pytest.raises(ConfigError) as info:
-        from_dict({"source": "images", "output": "public", "rules": RULES,
-                   "follow_symlinks": "yes"}, tmp_path)
-    assert str(info.value) == ("bad-type: 'yes' at follow_symlinks: expected true or false, "
-                               "not a string")
+        from_dict(
+            {"source": "images", "output": "public", "rules": RULES, "follow_symlinks": "yes"},
+            tmp_path,
+        )
+    assert str(info.value) == (
+        "bad-type: 'yes' at follow_symlinks: expected true or false, not a string"
+    )
 
 
 def test_not_an_image_error_never_quotes_its_bytes():
@@ -168,8 +188,7 @@ def test_not_an_image_error_never_quotes_its_bytes():
     assert data[:4].hex() not in text.replace(" ", "") and data[:4].decode() not in text
 
 
-def test_source_over_max_bytes_is_reported_without_reading_it(tmp_path, fake_engine,
-                                                              monkeypatch):
+def test_source_over_max_bytes_is_reported_without_reading_it(tmp_path, fake_engine, monkeypatch):
     config = site(tmp_path, limits={"max_bytes": 1000})
     big = tmp_path / "images/huge.jpg"
     with open(big, "wb") as fh:  # sparse: 20 GB that take no disk
@@ -193,35 +212,44 @@ def test_dry_run_with_read_only_cache_counts_cached(tmp_path, fake_engine):
     for leftover in (".cache/state.sqlite-shm", ".cache/state.sqlite-wal"):
         (tmp_path / leftover).unlink(missing_ok=True)
     before = snapshot(tmp_path / ".cache")
-    script = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
-              "from fake_engine import FakeEngine; from imgpipe import build as b; "
-              "from pathlib import Path; from imgpipe.config import from_dict; "
-              f"c = from_dict({{'source': 'images', 'output': 'public', 'cache_dir': '.cache', "
-              f"'jobs': 2, 'rules': {RULES!r}}}, Path({str(tmp_path)!r})); "
-              "items = b.dry_run(c, engine=FakeEngine()); "
-              "print(len(items), sum(i.cached for i in items))")
+    script = (
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+        "from fake_engine import FakeEngine; from imgpipe import build as b; "
+        "from pathlib import Path; from imgpipe.config import from_dict; "
+        f"c = from_dict({{'source': 'images', 'output': 'public', 'cache_dir': '.cache', "
+        f"'jobs': 2, 'rules': {RULES!r}}}, Path({str(tmp_path)!r})); "
+        "items = b.dry_run(c, engine=FakeEngine()); "
+        "print(len(items), sum(i.cached for i in items))"
+    )
     cache = tmp_path / ".cache"
-    result = in_mount_namespace(f"mount --bind {cache} {cache} && "
-                                f"mount -o remount,ro,bind {cache} && "
-                                f"{sys.executable} -c \"{script}\"")
+    result = in_mount_namespace(
+        f"mount --bind {cache} {cache} && "
+        f"mount -o remount,ro,bind {cache} && "
+        f'{sys.executable} -c "{script}"'
+    )
     assert result.stdout.split() == ["10", "10"], result.stderr
     assert snapshot(tmp_path / ".cache") == before
 
 
 def snapshot(directory: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def in_mount_namespace(command: str) -> subprocess.CompletedProcess:
     """Run a shell command in a private mount namespace (its mounts vanish with it); skip
     where mounting is impossible (not root, no CAP_SYS_ADMIN)."""
-    probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"],
-                           capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-m", "sh", "-c", "mount -t tmpfs none /mnt"], capture_output=True
+    )
     if probe.returncode != 0:
         pytest.skip(f"cannot mount here: {probe.stderr.decode().strip()}")
-    return subprocess.run(["unshare", "-m", "sh", "-c", command], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        ["unshare", "-m", "sh", "-c", command], capture_output=True, text=True, timeout=120
+    )
 
 
 def test_file_name_not_utf8_is_one_sources_error(tmp_path, fake_engine):

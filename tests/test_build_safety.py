@@ -26,22 +26,26 @@ formats = ["webp", "jpeg"]
 """
 
 
-def project(root: Path, name: str, output: str, cache_dir: str = ".cache",
-            extra: str = "") -> Path:
+def project(root: Path, name: str, output: str, cache_dir: str = ".cache", extra: str = "") -> Path:
     """A config file `name` in `root`, its own sources under `<stem>-images`."""
     src = root / f"{Path(name).stem}-images"
     (src / "blog").mkdir(parents=True, exist_ok=True)
     (src / "a.jpg").write_text(f"300x200\n{name}")
     (src / "blog" / "cat.jpg").write_text(f"800x600\n{name}")
     path = root / name
-    path.write_text(f'source = "{src.name}"\noutput = "{output}"\ncache_dir = "{cache_dir}"\n'
-                    f"jobs = 2\n{extra}\n{RULES}")
+    path.write_text(
+        f'source = "{src.name}"\noutput = "{output}"\ncache_dir = "{cache_dir}"\n'
+        f"jobs = 2\n{extra}\n{RULES}"
+    )
     return path
 
 
 def files(directory: Path) -> dict[str, tuple[int, bytes]]:
-    return {str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): (p.stat().st_mtime_ns, p.read_bytes())
+        for p in sorted(directory.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_shared_cache_dir_keeps_other_projects_outputs(tmp_path, fake_engine):
@@ -63,7 +67,7 @@ def test_shared_cache_dir_keeps_other_projects_outputs(tmp_path, fake_engine):
     # One project's garbage collection keeps what the other still uses: `one` drops a rule,
     # `two`'s outputs are wiped (a fresh CI checkout), and come back from the shared blobs.
     text = (tmp_path / "one.toml").read_text()
-    (tmp_path / "one.toml").write_text(text[:text.index("[[rules]]", text.index("big"))])
+    (tmp_path / "one.toml").write_text(text[: text.index("[[rules]]", text.index("big"))])
     b.build(load(tmp_path / "one.toml"), engine=fake_engine)
     for path in (tmp_path / "public/two").rglob("*"):
         if path.is_file():
@@ -72,20 +76,23 @@ def test_shared_cache_dir_keeps_other_projects_outputs(tmp_path, fake_engine):
     assert (s.built, s.failed) == (0, 0) and s.cached == 8
     assert fake_engine.renders == renders
     assert {k: v[1] for k, v in files(tmp_path / "public/two").items()} == {
-        k.removeprefix("two/"): v[1] for k, v in first.items() if k.startswith("two/")}
+        k.removeprefix("two/"): v[1] for k, v in first.items() if k.startswith("two/")
+    }
 
 
-@pytest.mark.parametrize("key,value,where", [
-    ("manifest", "one-images/a.jpg", "manifest"),
-    ("manifest", "one.toml", "manifest"),
-    ("manifest", ".cache/m.json", "manifest"),
-    ("manifest", "public", "manifest"),
-    ("manifest", "one-images/blog", "manifest"),
-    ("snippets", "one-images/snippets", "snippets"),
-    ("snippets", ".cache/snippets", "snippets"),
-])
-def test_paths_the_build_writes_never_land_on_sources_cache_or_config(tmp_path, key, value,
-                                                                        where):
+@pytest.mark.parametrize(
+    "key,value,where",
+    [
+        ("manifest", "one-images/a.jpg", "manifest"),
+        ("manifest", "one.toml", "manifest"),
+        ("manifest", ".cache/m.json", "manifest"),
+        ("manifest", "public", "manifest"),
+        ("manifest", "one-images/blog", "manifest"),
+        ("snippets", "one-images/snippets", "snippets"),
+        ("snippets", ".cache/snippets", "snippets"),
+    ],
+)
+def test_paths_the_build_writes_never_land_on_sources_cache_or_config(tmp_path, key, value, where):
     path = project(tmp_path, "one.toml", "public", extra=f'{key} = "{value}"')
     with pytest.raises(ConfigError) as info:
         load(path)
@@ -98,7 +105,8 @@ def test_paths_the_build_writes_never_land_on_sources_cache_or_config(tmp_path, 
     before = files(tmp_path)
     result = CliRunner().invoke(main, ["check", "-c", str(path)])
     assert result.exit_code == 2 and f"error[overlapping-dirs]: {value!r} at {key}" in (
-        result.output)
+        result.output
+    )
     assert files(tmp_path) == before
 
 
@@ -109,7 +117,8 @@ def test_manifest_over_the_source_photo_is_refused_by_check(tmp_path):
     (src / "photo.jpg").write_text("300x200\nP")
     (tmp_path / "imgpipe.toml").write_text(
         'source = "src"\noutput = "out"\nmanifest = "src/photo.jpg"\n'
-        '[[rules]]\ninclude = ["*.jpg"]\nrenditions = { t = "100" }\n')
+        '[[rules]]\ninclude = ["*.jpg"]\nrenditions = { t = "100" }\n'
+    )
     result = CliRunner().invoke(main, ["check", "-c", str(tmp_path / "imgpipe.toml")])
     assert result.exit_code == 2 and "manifest" in result.output
     assert (src / "photo.jpg").read_text() == "300x200\nP"

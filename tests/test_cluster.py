@@ -34,11 +34,17 @@ def _cluster_site(path, s3, count=6):
     return make_site(path, count=count, extra=f'remote_cache = "{url}/site"')
 
 
-def test_cluster_build_equals_local_build_byte_for_byte(tmp_path, s3, dask_cluster,
-                                                        local_reference):
+def test_cluster_build_equals_local_build_byte_for_byte(
+    tmp_path, s3, dask_cluster, local_reference
+):
     site = _cluster_site(tmp_path / "a", s3)
-    done = cli(site, "build", "--report", "r.json", env={
-        **s3.env(), "IMGPIPE_SCHEDULER": dask_cluster.address})
+    done = cli(
+        site,
+        "build",
+        "--report",
+        "r.json",
+        env={**s3.env(), "IMGPIPE_SCHEDULER": dask_cluster.address},
+    )
     assert done.returncode == 0, done.stderr
     assert files(site / "public") == local_reference  # manifest included
     report = json.loads((site / "r.json").read_text())
@@ -48,13 +54,13 @@ def test_cluster_build_equals_local_build_byte_for_byte(tmp_path, s3, dask_clust
 
     # A second machine sharing only the store renders nothing, cluster or not.
     second = fresh_machine(site, tmp_path / "b")
-    done = cli(second, "build", "--scheduler", dask_cluster.address, "--report", "r.json",
-               env=s3.env())
+    done = cli(
+        second, "build", "--scheduler", dask_cluster.address, "--report", "r.json", env=s3.env()
+    )
     assert done.returncode == 0, done.stderr
     report = json.loads((second / "r.json").read_text())
     assert report["renditions"] == {"built": 0, "cached": 38, "failed": 0}
-    assert {w for labels in report["origins"].values() for w in labels.values()} == {
-        "remote-cache"}
+    assert {w for labels in report["origins"].values() for w in labels.values()} == {"remote-cache"}
     assert files(second / "public") == local_reference
 
 
@@ -62,8 +68,12 @@ def _build_until_first_result(site, env):
     """Start a cluster build; return it once its first source is done (plain progress)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", "from imgpipe.cli import main; main()", "build", "--no-progress"],
-        cwd=site, env={**os.environ, "PYTHONPATH": str(REPO), **env},
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=site,
+        env={**os.environ, "PYTHONPATH": str(REPO), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     for line in proc.stderr:
         if line.startswith("[1/"):
             return proc
@@ -74,8 +84,7 @@ def _build_until_first_result(site, env):
 @pytest.mark.slow
 def test_worker_sigkilled_mid_build_loses_nothing(tmp_path, s3, dask_cluster, local_reference):
     site = _cluster_site(tmp_path, s3)
-    proc = _build_until_first_result(site, {**s3.env(),
-                                            "IMGPIPE_SCHEDULER": dask_cluster.address})
+    proc = _build_until_first_result(site, {**s3.env(), "IMGPIPE_SCHEDULER": dask_cluster.address})
     victim = dask_cluster.workers.pop(0)
     os.killpg(victim.pid, signal.SIGKILL)  # the worker and its nanny, with no goodbye
     victim.wait()
@@ -118,8 +127,13 @@ def test_unreachable_scheduler_is_a_clean_error(tmp_path, s3):
     site = _cluster_site(tmp_path, s3, count=1)
     done = cli(site, "build", "--scheduler", f"tcp://127.0.0.1:{free_port()}", env=s3.env())
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "error[scheduler-unreachable]: cannot reach the dask scheduler at tcp://127.0.0.1:")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error[scheduler-unreachable]: cannot reach the dask scheduler at tcp://127.0.0.1:"
+        )
+    )
     assert "Traceback" not in done.stderr
 
 
@@ -143,7 +157,8 @@ def test_bad_scheduler_address_is_a_config_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (
         "error[bad-scheduler]: 'localhost' at --scheduler: expected a dask scheduler address "
-        "such as tcp://10.0.0.5:8786")
+        "such as tcp://10.0.0.5:8786"
+    )
 
 
 def test_cluster_rendition_is_trusted_only_when_the_store_holds_the_workers_bytes(tmp_path):
@@ -158,14 +173,30 @@ def test_cluster_rendition_is_trusted_only_when_the_store_holds_the_workers_byte
     store = StoreSpec((tmp_path / "store").as_uri()).open()
 
     def record(key: str, data: bytes) -> Record:
-        return Record(key, "jpeg", 2, 1, len(data), 80, 80, (("w", "a warning"),),
-                      hashlib.sha256(data).hexdigest())
+        return Record(
+            key,
+            "jpeg",
+            2,
+            1,
+            len(data),
+            80,
+            80,
+            (("w", "a warning"),),
+            hashlib.sha256(data).hexdigest(),
+        )
 
     good, bad = record("a" * 64, b"honest"), record("b" * 64, b"honest")
     store.put_rendition(good, b"honest")
     store.put_rendition(record("b" * 64, b"forged"), b"forged")  # someone else's bytes
-    result = _with_bytes(store, JobResult("x.jpg", SourceInfo(2, 1, "jpeg", 9),
-                                          ((good.key, good), (bad.key, bad)), where="tcp://w"))
+    result = _with_bytes(
+        store,
+        JobResult(
+            "x.jpg",
+            SourceInfo(2, 1, "jpeg", 9),
+            ((good.key, good), (bad.key, bad)),
+            where="tcp://w",
+        ),
+    )
     (_, first), (_, second) = result.renditions
     assert isinstance(first, Rendition) and first.data == b"honest"
     assert first.warnings[0].code == "w" and first.quality == 80
@@ -186,7 +217,8 @@ def test_scheduler_without_workers_is_a_clean_error(tmp_path, s3, monkeypatch):
         source = tmp_path / "a.jpg"
         source.write_bytes(b"x")
         executor = cluster_module.DaskExecutor(
-            cluster.address, StoreSpec(s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")), "fp")
+            cluster.address, StoreSpec(s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")), "fp"
+        )
         with pytest.raises(ClusterError) as info:
             list(executor.run([Job("a.jpg", str(source), "a" * 64, (), Limits())]))
     finally:

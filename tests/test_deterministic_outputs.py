@@ -32,23 +32,35 @@ def make_sources(directory: Path, width: int) -> None:
     rgba.bandjoin(rgba[1]).copy(interpretation="srgb").pngsave(str(directory / "leaf.png"))
 
 
-def build_site(root: Path, widths: list[int], formats: list[str], options: str,
-               jobs: int) -> dict[str, bytes]:
+def build_site(
+    root: Path, widths: list[int], formats: list[str], options: str, jobs: int
+) -> dict[str, bytes]:
     """A fresh build (own output and cache); every file it wrote, by name."""
-    raw = {"source": str(root.parent / "images"), "output": "public", "cache_dir": "cache",
-           "jobs": jobs,
-           "rules": [{"include": ["*.{jpg,png}"], "widths": widths, "formats": formats,
-                      "options": options}]}
+    raw = {
+        "source": str(root.parent / "images"),
+        "output": "public",
+        "cache_dir": "cache",
+        "jobs": jobs,
+        "rules": [
+            {"include": ["*.{jpg,png}"], "widths": widths, "formats": formats, "options": options}
+        ],
+    }
     root.mkdir()
     summary = b.build(from_dict(raw, root))
     assert summary.failed == 0
-    return {str(p.relative_to(root / "public")): p.read_bytes()
-            for p in sorted((root / "public").rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root / "public")): p.read_bytes()
+        for p in sorted((root / "public").rglob("*"))
+        if p.is_file()
+    }
 
 
 def renditions(files: dict[str, bytes]) -> dict[str, bytes]:
-    return {name: data for name, data in files.items() if not name.startswith("imgpipe-")
-            and not name.endswith(".html")}
+    return {
+        name: data
+        for name, data in files.items()
+        if not name.startswith("imgpipe-") and not name.endswith(".html")
+    }
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
@@ -58,10 +70,12 @@ def test_deterministic_outputs(tmp_path, fmt):
     make_sources(tmp_path / "images", 700)
     small = renditions(build_site(tmp_path / "small", [160], [fmt], "quality=70", jobs=1))
     large = renditions(build_site(tmp_path / "large", [640], [fmt], "quality=70", jobs=2))
-    together = renditions(build_site(tmp_path / "together", [160, 320, 640], [fmt],
-                                     "quality=70", jobs=2))
-    reordered = renditions(build_site(tmp_path / "reordered", [640, 160, 320], [fmt],
-                                      "quality=70", jobs=1))
+    together = renditions(
+        build_site(tmp_path / "together", [160, 320, 640], [fmt], "quality=70", jobs=2)
+    )
+    reordered = renditions(
+        build_site(tmp_path / "reordered", [640, 160, 320], [fmt], "quality=70", jobs=1)
+    )
     assert len(small) == len(large) == 3 and len(together) == 9  # 3 sources
     assert set(small) | set(large) < set(together) and set(together) == set(reordered)
     for name, data in {**small, **large}.items():
@@ -74,10 +88,14 @@ def test_deterministic_outputs_with_a_quality_preset(tmp_path):
     """The perceptual search starts from the tables for each rendition, not from what another
     size of the same source found: a different start can end on a different quality."""
     make_sources(tmp_path / "images", 480)
-    alone = renditions(build_site(tmp_path / "alone", [240], ["webp", "jpeg"],
-                                  "quality=medium", jobs=1))
-    together = renditions(build_site(tmp_path / "together", [80, 160, 240, 400],
-                                     ["jpeg", "webp"], "quality=medium", jobs=2))
+    alone = renditions(
+        build_site(tmp_path / "alone", [240], ["webp", "jpeg"], "quality=medium", jobs=1)
+    )
+    together = renditions(
+        build_site(
+            tmp_path / "together", [80, 160, 240, 400], ["jpeg", "webp"], "quality=medium", jobs=2
+        )
+    )
     assert len(alone) == 6 and set(alone) < set(together)
     for name, data in alone.items():
         assert together[name] == data, name
@@ -96,8 +114,15 @@ def test_render_alone_and_among_others_gives_the_same_bytes(synth):
     from the same decode, and after a size that loads at another shrink factor."""
     photo = pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(1400)
     data = photo.jpegsave_buffer(Q=90)
-    recipes = [parse(o) for o in ("100,format=webp,quality=70", "80,format=jpeg,quality=70",
-                                  "700,format=avif,quality=50", "60x60,crop,quality=70")]
+    recipes = [
+        parse(o)
+        for o in (
+            "100,format=webp,quality=70",
+            "80,format=jpeg,quality=70",
+            "700,format=avif,quality=50",
+            "60x60,crop,quality=70",
+        )
+    ]
     together = open_source(data).render_all(recipes)
     backwards = open_source(data).render_all(recipes[::-1])[::-1]
     for recipe, among, reverse in zip(recipes, together, backwards, strict=True):
@@ -117,6 +142,7 @@ def test_placeholder_does_not_depend_on_the_renditions_built_with_it():
 
 # --- issue 11.4: the single-output path streams ---------------------------------------------
 
+
 def test_optimize_streams_one_rendition_and_makes_no_placeholder(monkeypatch):
     """No in-memory decode and no placeholder for one rendition (imgpipe optimize, serve),
     and still the bytes a build makes."""
@@ -124,10 +150,15 @@ def test_optimize_streams_one_rendition_and_makes_no_placeholder(monkeypatch):
     from imgpipe.engine import placeholder
     from imgpipe.engine import source as source_module
 
-    data = pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(
-        900).jpegsave_buffer(Q=90)
-    built = {o: open_source(data).render_all([parse(o), parse("100")])[0].data
-             for o in ("300,format=jpeg,quality=80", "300,format=webp,quality=80")}
+    data = (
+        pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg"))
+        .thumbnail_image(900)
+        .jpegsave_buffer(Q=90)
+    )
+    built = {
+        o: open_source(data).render_all([parse(o), parse("100")])[0].data
+        for o in ("300,format=jpeg,quality=80", "300,format=webp,quality=80")
+    }
 
     def refused(*args, **kwargs):
         raise AssertionError("the single-output path decoded into memory or made a placeholder")
@@ -146,7 +177,8 @@ def test_a_streamed_truncated_jpeg_fails_as_in_a_build():
     streamed = source.render_all([parse("300,format=webp,quality=80")])[0]
     with pytest.raises(Exception) as alone:
         open_source(cut).render(parse("300,format=webp,quality=80"))
-    shared = open_source(cut).render_all([parse("300,format=webp,quality=80"),
-                                          parse("290,format=webp,quality=80")])[0]
+    shared = open_source(cut).render_all(
+        [parse("300,format=webp,quality=80"), parse("290,format=webp,quality=80")]
+    )[0]
     assert alone.value.code == streamed.code == shared.code == "truncated"
     assert str(alone.value) == str(shared)

@@ -42,22 +42,32 @@ def test_each_allowed_family_loads_and_renders(family, synth):
 
 # --- one decode feeds every rendition ---------------------------------------------------
 
+
 def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
     calls = []
 
     def counting(real):
         def load(kind, data, name_or_shrink=None, shrink=1, **options):
             calls.append(shrink if isinstance(name_or_shrink, str) else name_or_shrink or 1)
-            return real(kind, data, name_or_shrink, shrink, **options) if isinstance(
-                name_or_shrink, str) else real(kind, data, name_or_shrink or 1, **options)
+            return (
+                real(kind, data, name_or_shrink, shrink, **options)
+                if isinstance(name_or_shrink, str)
+                else real(kind, data, name_or_shrink or 1, **options)
+            )
+
         return load
 
     monkeypatch.setattr(source_module, "decode", counting(source_module.decode))
     monkeypatch.setattr(source_module, "stream_pixels", counting(source_module.stream_pixels))
     source = open_source(synth.coords(2000, 1000).jpegsave_buffer())
     # (Fixed qualities: a preset would also load the quality probe at its own size.)
-    results = source.render_all([parse("100,quality=80"), parse("200,format=webp,quality=80"),
-                                 parse("50x50,crop,quality=80")])
+    results = source.render_all(
+        [
+            parse("100,quality=80"),
+            parse("200,format=webp,quality=80"),
+            parse("50x50,crop,quality=80"),
+        ]
+    )
     # Each loads as libvips thumbnail would for it alone: 200 px wide is a 10x reduction
     # (shrink-on-load 4, then resize); 100 px and the 50 px crop (20x) share shrink 8, and so
     # does the placeholder (a 32 px sample of the 1000 px side).
@@ -72,9 +82,11 @@ def test_render_all_decodes_once_per_shrink_on_load_factor(synth, monkeypatch):
 def test_a_progressive_jpeg_is_decoded_once_at_full_size_for_all_renditions(synth, monkeypatch):
     calls = []
     real = source_module.decode
-    monkeypatch.setattr(source_module, "decode",
-                        lambda kind, data, name, shrink=1: calls.append(shrink) or real(
-                            kind, data, name, shrink))
+    monkeypatch.setattr(
+        source_module,
+        "decode",
+        lambda kind, data, name, shrink=1: calls.append(shrink) or real(kind, data, name, shrink),
+    )
     source = open_source(synth.coords(2000, 1000).jpegsave_buffer(interlace=True))
     source.render_all([parse("100"), parse("200,format=webp"), parse("1000")])
     assert calls == [1]  # shrinking saves little on a progressive JPEG; a second decode costs
@@ -90,6 +102,7 @@ def test_one_failing_recipe_does_not_stop_the_others(synth):
 
 # --- quality=lossless keeps every pixel --------------------------------------------------
 
+
 @pytest.mark.parametrize("fmt", ["png", "webp", "avif"])
 def test_lossless_without_resize_keeps_every_pixel(fmt, synth):
     original = synth.coords(300, 200)
@@ -104,8 +117,9 @@ def test_lossless_without_resize_keeps_every_pixel(fmt, synth):
 
 def test_lossless_crop_keeps_the_cropped_pixels(synth):
     image = synth.coords(600, 300)
-    out = synth.decode(render(image.pngsave_buffer(),
-                              "300x300,crop=left,format=webp,quality=lossless").data)
+    out = synth.decode(
+        render(image.pngsave_buffer(), "300x300,crop=left,format=webp,quality=lossless").data
+    )
     assert (out - image.crop(0, 0, 300, 300)).abs().max() == 0
 
 
@@ -122,6 +136,7 @@ def test_lossless_jpeg_is_impossible_so_it_warns_and_uses_high(synth):
 
 
 # --- format=auto --------------------------------------------------------------------------
+
 
 def test_auto_format_photo_is_jpeg_graphic_is_png(synth):
     assert render(synth.coords(300, 300).jpegsave_buffer(), "200").format == "jpeg"
@@ -159,6 +174,7 @@ def test_opaque_alpha_is_dropped_even_where_the_format_has_alpha(synth):
 
 # --- alpha, padding, cropping -----------------------------------------------------------
 
+
 def test_alpha_is_flattened_on_bgcolor_for_jpeg(synth):
     red = synth.solid(100, 100, "0000FF").bandjoin(0).cast("uchar")  # fully transparent blue
     out = synth.decode(render(red.pngsave_buffer(), "full,format=jpeg,bgcolor=F00").data)
@@ -183,6 +199,7 @@ def test_crop_auto_keeps_the_interesting_part(synth):
 
 
 # --- rotation, colour, metadata ----------------------------------------------------------
+
 
 def test_exif_orientation_is_applied_and_removed(synth):
     stored = synth.solid(300, 200, "000000").insert(synth.solid(20, 20, "FF0000"), 0, 0).copy()
@@ -215,7 +232,8 @@ def test_metadata_is_stripped(synth):
     image = synth.coords(200, 100).copy()
     image.set_type(synth.vips.GValue.gstr_type, "exif-ifd0-Artist", "someone")
     data = image.icc_transform("p3", embedded=False, input_profile="srgb").jpegsave_buffer(
-        keep="all")
+        keep="all"
+    )
     assert synth.decode(data).get_typeof("icc-profile-data")
     for fmt in ("jpeg", "png", "webp", "avif"):
         out = synth.decode(render(data, f"100,format={fmt}").data)
@@ -224,6 +242,7 @@ def test_metadata_is_stripped(synth):
 
 
 # --- encoders -----------------------------------------------------------------------------
+
 
 def test_jpeg_uses_mozjpeg_tools(synth):
     image = synth.coords(400, 300)
@@ -237,8 +256,10 @@ def test_png_presets_palette_for_low_and_lossless_for_high(synth):
     # Noisy, like a photo: oxipng makes a lossless PNG of a clean gradient smaller than any palette.
     noise = synth.vips.Image.gaussnoise(256, 256, sigma=12)
     photo = (synth.coords(256, 256) + noise).cast("uchar").pngsave_buffer()
-    low, high = render(photo, "full,format=png,quality=low"), render(photo, "full,format=png,"
-                                                                      "quality=high")
+    low, high = (
+        render(photo, "full,format=png,quality=low"),
+        render(photo, "full,format=png,quality=high"),
+    )
     assert low.encoder_quality == 60 and high.encoder_quality is None
     assert synth.decode(low.data).get("palette-bit-depth") <= 8
     assert low.bytes < high.bytes
@@ -278,6 +299,7 @@ def test_jpeg_quality_estimate_matches_libjpeg(q, synth):
 
 
 # --- files, limits, time -----------------------------------------------------------------
+
 
 def test_a_replaced_file_is_read_fresh(synth, tmp_path):
     path = tmp_path / "photo.png"

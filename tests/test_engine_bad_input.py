@@ -23,12 +23,18 @@ def _png_claiming(width: int, height: int) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
 
 
-SVG = (b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
-       b'width="64" height="64"><rect width="64" height="64" fill="red"/></svg>\n')
+SVG = (
+    b'<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg" '
+    b'width="64" height="64"><rect width="64" height="64" fill="red"/></svg>\n'
+)
 
 
 def _cases(synth) -> dict[str, tuple[str, bytes, str, str]]:
@@ -40,20 +46,45 @@ def _cases(synth) -> dict[str, tuple[str, bytes, str, str]]:
         "garbage": ("noise.jpg", bytes(range(256)) * 8, "unknown-format", "not a recognised"),
         "truncated-jpeg": ("cut.jpg", jpeg[: len(jpeg) // 2], "truncated", "ends early"),
         "truncated-png": ("cut.png", png[: len(png) // 2], "truncated", "ends early"),
-        "huge-header-png": ("bomb.png", _png_claiming(60000, 60000), "too-many-pixels",
-                            "60000x60000"),
-        "bmp": ("old.bmp", (HOSTILE / "afl__bmp_not_kitty.bmp").read_bytes(), "blocked-format",
-                "BMP"),
-        "jpeg-2000": ("scan.jp2", (HOSTILE / "afl__jp2_not_kitty.jp2").read_bytes(),
-                      "blocked-format", "JPEG 2000"),
-        "ico": ("favicon.ico", (HOSTILE / "afl__ico_not_kitty.ico").read_bytes(),
-                "blocked-format", "ICO"),
+        "huge-header-png": (
+            "bomb.png",
+            _png_claiming(60000, 60000),
+            "too-many-pixels",
+            "60000x60000",
+        ),
+        "bmp": (
+            "old.bmp",
+            (HOSTILE / "afl__bmp_not_kitty.bmp").read_bytes(),
+            "blocked-format",
+            "BMP",
+        ),
+        "jpeg-2000": (
+            "scan.jp2",
+            (HOSTILE / "afl__jp2_not_kitty.jp2").read_bytes(),
+            "blocked-format",
+            "JPEG 2000",
+        ),
+        "ico": (
+            "favicon.ico",
+            (HOSTILE / "afl__ico_not_kitty.ico").read_bytes(),
+            "blocked-format",
+            "ICO",
+        ),
         "renamed-svg": ("logo.jpg", SVG, "blocked-format", "SVG"),
     }
 
 
-CASE_NAMES = ["zero-byte", "garbage", "truncated-jpeg", "truncated-png", "huge-header-png", "bmp",
-              "jpeg-2000", "ico", "renamed-svg"]
+CASE_NAMES = [
+    "zero-byte",
+    "garbage",
+    "truncated-jpeg",
+    "truncated-png",
+    "huge-header-png",
+    "bmp",
+    "jpeg-2000",
+    "ico",
+    "renamed-svg",
+]
 
 
 @pytest.mark.parametrize("case", CASE_NAMES)

@@ -37,12 +37,18 @@ print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 
 
 def _peak_mb(*command: str) -> float:
-    done = subprocess.run([sys.executable, "-c", PEAK_RSS, *command], capture_output=True,
-                          text=True, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", PEAK_RSS, *command],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return int(done.stdout.split()[-1]) / 1024
 
 
 # -- 18.7: time and memory budgets hold during decode ---------------------------------------
+
 
 def test_timeout_covers_decode():
     # 81 megapixels take far longer than 1 ms to inflate (libvips checks the clock every 1%
@@ -76,16 +82,28 @@ def test_animation_frames_are_held_once_in_memory(synth, tmp_path):
     frame = (xy[0] // 100 * 25).bandjoin([xy[1] // 100 * 25, xy[0] * 0 + 99]).cast("uchar")
     path = tmp_path / "bomb.gif"
     path.write_bytes(gif_frames(frame.gifsave_buffer(effort=1), 98))
-    peak = _peak_mb(sys.executable, "-m", "imgpipe", "optimize", "full,format=webp",
-                    str(path), "-o", str(tmp_path / "out.webp"))
+    peak = _peak_mb(
+        sys.executable,
+        "-m",
+        "imgpipe",
+        "optimize",
+        "full,format=webp",
+        str(path),
+        "-o",
+        str(tmp_path / "out.webp"),
+    )
     assert peak < 600
 
 
 def _svg_with(*rasters: bytes) -> bytes:
-    images = "".join(f'<image href="data:image/png;base64,{base64.b64encode(r).decode()}" '
-                     'width="50" height="50"/>' for r in rasters)
-    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">{images}'
-            '</svg>').encode()
+    images = "".join(
+        f'<image href="data:image/png;base64,{base64.b64encode(r).decode()}" '
+        'width="50" height="50"/>'
+        for r in rasters
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">{images}</svg>'
+    ).encode()
 
 
 def test_svg_inline_rasters_count_against_max_pixels():
@@ -103,20 +121,25 @@ def test_svg_inline_rasters_count_against_max_pixels():
 
 # -- 18.9 (engine): smaller items ----------------------------------------------------------
 
+
 def _arithmetic_jpeg(jpeg: bytes) -> bytes:
     jpegtran = shutil.which("jpegtran")  # Debian's libjpeg-turbo-progs, installed by .ci/run
     if jpegtran is None:
         pytest.skip("jpegtran (libjpeg-turbo-progs) is not installed")
-    return subprocess.run([jpegtran, "-arithmetic"], input=jpeg, capture_output=True,
-                          check=True).stdout
+    return subprocess.run(
+        [jpegtran, "-arithmetic"], input=jpeg, capture_output=True, check=True
+    ).stdout
 
 
 def _lossless_jpeg(image) -> bytes:
     imagecodecs = pytest.importorskip("imagecodecs")  # libjpeg-turbo 3 writes SOF3
     import numpy as np
 
-    pixels = np.ndarray(buffer=image.write_to_memory(), dtype=np.uint8,
-                        shape=[image.height, image.width, image.bands])
+    pixels = np.ndarray(
+        buffer=image.write_to_memory(),
+        dtype=np.uint8,
+        shape=[image.height, image.width, image.bands],
+    )
     return imagecodecs.jpeg8_encode(pixels, lossless=True)
 
 
@@ -124,8 +147,11 @@ def _lossless_jpeg(image) -> bytes:
 @pytest.mark.parametrize("options", ["full", "full,quality=lossless", "full,format=jpeg"])
 def test_arithmetic_and_lossless_jpegs_render_at_full(synth, coding, options):
     photo = synth.coords(300, 200)
-    data = (_arithmetic_jpeg(photo.jpegsave_buffer(Q=90)) if coding == "arithmetic"
-            else _lossless_jpeg(photo))
+    data = (
+        _arithmetic_jpeg(photo.jpegsave_buffer(Q=90))
+        if coding == "arithmetic"
+        else _lossless_jpeg(photo)
+    )
     assert data[:2] == b"\xff\xd8" and (b"\xff\xc9" in data or b"\xff\xc3" in data)
     rendition = open_source(data).render(parse(options))
     assert (rendition.width, rendition.height) == (300, 200)
@@ -158,7 +184,7 @@ def test_libvips_warnings_are_no_stray_log_lines_but_a_warning(synth):
     jpeg = synth.coords(320, 200).jpegsave_buffer(Q=85)
     scan = _scan_start(jpeg)
     damaged = bytearray(jpeg)
-    damaged[scan + 40: scan + 56] = b"\xff\x00" * 8  # garbage in the entropy-coded data
+    damaged[scan + 40 : scan + 56] = b"\xff\x00" * 8  # garbage in the entropy-coded data
     root, spy = logging.getLogger(), _Spy()
     root.addHandler(spy)
     try:
@@ -207,9 +233,13 @@ print("alive")
 def test_a_libvips_message_inside_its_log_handler_does_not_abort(tmp_path):
     # GLib makes a recursive log message fatal: a build of the hostile corpus died of SIGABRT
     # after "VIPS-WARNING (recursed) **: read gave 2 warnings".
-    done = subprocess.run([sys.executable, "-c", REENTRANT_LOG], capture_output=True,
-                          text=True, timeout=120,
-                          env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)})
+    done = subprocess.run(
+        [sys.executable, "-c", REENTRANT_LOG],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+    )
     assert done.returncode == 0, done.stderr[-1000:]
     assert done.stdout.strip().endswith("alive")
 
@@ -217,27 +247,33 @@ def test_a_libvips_message_inside_its_log_handler_does_not_abort(tmp_path):
 def test_legitimate_refusal_does_not_ask_for_a_report(synth, tmp_path):
     path = tmp_path / "pano.jpg"
     path.write_bytes(synth.solid(20000, 40).jpegsave_buffer())
-    result = CliRunner().invoke(main, ["optimize", "full,format=webp", str(path), "-o",
-                                       str(tmp_path / "out.webp")])
+    result = CliRunner().invoke(
+        main, ["optimize", "full,format=webp", str(path), "-o", str(tmp_path / "out.webp")]
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith("error[too-many-pixels]: ")
     assert "WebP holds at most 16383 pixels a side" in result.stderr
     assert "report this file" not in result.stderr
 
 
-@pytest.mark.parametrize("css", [r'<style>@\69mport "file:///etc/passwd";</style>',
-                                 r'<style>@\000069 mport "x.css";</style>',
-                                 r'<rect width="9" height="9" style="fill: u\72l(http://127.0.0.1/)"/>',
-                                 r'<style>rect { fill: \75\72\6c(/etc/x) }</style>'])
+@pytest.mark.parametrize(
+    "css",
+    [
+        r'<style>@\69mport "file:///etc/passwd";</style>',
+        r'<style>@\000069 mport "x.css";</style>',
+        r'<rect width="9" height="9" style="fill: u\72l(http://127.0.0.1/)"/>',
+        r"<style>rect { fill: \75\72\6c(/etc/x) }</style>",
+    ],
+)
 def test_svg_precheck_decodes_css_escapes(css):
-    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">{css}'
-           '</svg>').encode()
+    svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10">{css}</svg>').encode()
     with pytest.raises(ImageError) as caught:
         open_source(svg, svg_mode="rasterize")
     assert caught.value.code == "unsafe-svg"
 
 
 # -- issue 11 item 5: mutated JPEGs through `imgpipe optimize 400` ------------------------
+
 
 def test_mutated_jpeg_scan_data_is_a_rendition_or_one_error_line(synth, tmp_path):
     """Random bytes in the entropy-coded data (and in the tables before it) once ended in a
@@ -259,9 +295,13 @@ def test_mutated_jpeg_scan_data_is_a_rendition_or_one_error_line(synth, tmp_path
     for options in ("400", "full"):
         out_dir = tmp_path / options
         out_dir.mkdir()
-        done = subprocess.run([sys.executable, "-c", WORKER, options, str(out_dir)],
-                              input="".join(f"{p}\n" for p in paths), capture_output=True,
-                              text=True, timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-c", WORKER, options, str(out_dir)],
+            input="".join(f"{p}\n" for p in paths),
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         outcomes = [json.loads(line) for line in done.stdout.splitlines() if '"done"' in line]
         assert done.returncode == 0 and len(outcomes) == len(paths), done.stderr[-500:]
         for outcome in outcomes:

@@ -24,8 +24,9 @@ def _source(synth, spec: dict) -> bytes:
     width, height = spec["width"], spec["height"]
     pattern = spec.get("pattern")
     if pattern == "block":
-        return synth.block(width, height, spec["background"], spec["block"],
-                           spec["color"]).pngsave_buffer()
+        return synth.block(
+            width, height, spec["background"], spec["block"], spec["color"]
+        ).pngsave_buffer()
     if pattern == "solid":
         return synth.solid(width, height, spec["background"]).pngsave_buffer()
     if pattern == "coords":  # lossless source: the origin pixel must survive exactly
@@ -34,8 +35,9 @@ def _source(synth, spec: dict) -> bytes:
     return synth.coords(width, height).jpegsave_buffer(Q=90)
 
 
-@pytest.mark.parametrize("case", GEOMETRY, ids=lambda c: f"{c['options']}@"
-                         f"{c['input']['width']}x{c['input']['height']}")
+@pytest.mark.parametrize(
+    "case", GEOMETRY, ids=lambda c: f"{c['options']}@{c['input']['width']}x{c['input']['height']}"
+)
 def test_geometry_case(case, synth):
     rendition = imgpipe.optimize(_source(synth, case["input"]), case["options"])
     out = synth.decode(rendition.data)

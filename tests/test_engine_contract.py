@@ -22,8 +22,10 @@ from imgpipe.model import Engine, Limits, Rendition, SourceHandle
 from imgpipe.options import parse
 from imgpipe.rounds import TimedEngine
 
-SVG = (b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
-       b'<rect width="40" height="20" fill="#336699"/></svg>')
+SVG = (
+    b'<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
+    b'<rect width="40" height="20" fill="#336699"/></svg>'
+)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -125,11 +127,11 @@ def test_versions_and_identity_are_plain_strings(impl: Implementation) -> None:
     engine = impl.make()
     assert isinstance(engine.ENGINE_VERSION, str) and engine.ENGINE_VERSION
     versions = engine.versions()
-    assert versions and all(isinstance(k, str) and isinstance(v, str)
-                            for k, v in versions.items())
+    assert versions and all(isinstance(k, str) and isinstance(v, str) for k, v in versions.items())
     identity = engine.identity()
-    assert identity is None or all(isinstance(k, str) and isinstance(v, str)
-                                   for k, v in identity.items())
+    assert identity is None or all(
+        isinstance(k, str) and isinstance(v, str) for k, v in identity.items()
+    )
 
 
 def test_timed_engine_counts_the_time_spent_inside() -> None:

@@ -32,8 +32,9 @@ def _config(tmp_path: Path) -> Config:
     for name, size in (("a.jpg", "300x200"), ("b.jpg", "640x480")):
         (tmp_path / "images" / name).write_text(f"{size}\n{name}")
     rules = [{"include": ["*.jpg"], "widths": [100, 200], "formats": ["jpeg"]}]
-    return from_dict({"source": "images", "output": "public", "cache_dir": ".cache",
-                      "rules": rules}, tmp_path)
+    return from_dict(
+        {"source": "images", "output": "public", "cache_dir": ".cache", "rules": rules}, tmp_path
+    )
 
 
 def test_noop_build_asks_an_identified_engine_no_versions(tmp_path):

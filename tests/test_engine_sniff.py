@@ -49,8 +49,10 @@ def test_known_other_formats_are_named_and_refused(head, word):
     assert found.kind is None and word in found.blocked
 
 
-@pytest.mark.parametrize("head", [b"", b"hello world", b"<html><body>404</body></html>",
-                                  b"\x89PNX\r\n\x1a\n", b"\xff\xd8"])
+@pytest.mark.parametrize(
+    "head",
+    [b"", b"hello world", b"<html><body>404</body></html>", b"\x89PNX\r\n\x1a\n", b"\xff\xd8"],
+)
 def test_everything_else_is_unknown(head):
     found = sniff(head)
     assert found.kind is None and found.blocked is None

@@ -27,6 +27,7 @@ HANG_SECONDS = 120
 # 100-megapixel limit allows about that much for a strip of RGBA frames, and no more.
 MEMORY_CEILING_MB = 1024
 
+
 @pytest.fixture(scope="module")
 def hostile(synth, tmp_path_factory) -> tuple[Path, dict[str, str]]:
     folder = tmp_path_factory.mktemp("corpus")
@@ -43,7 +44,11 @@ def optimized(hostile, tmp_path_factory) -> tuple[dict[str, dict], float]:
     out_dir = tmp_path_factory.mktemp("out")
     worker = subprocess.Popen(
         [sys.executable, "-c", WRAPPER, sys.executable, "-c", WORKER, OPTIONS, str(out_dir)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     paths = "".join(f"{folder / name}\n" for name in sorted(families))
     try:
         stdout, stderr = worker.communicate(paths, timeout=HANG_SECONDS * 4)
@@ -56,7 +61,8 @@ def optimized(hostile, tmp_path_factory) -> tuple[dict[str, dict], float]:
     # A file started and never done crashed or hung the worker: it is named in the failure.
     assert worker.returncode == 0 and len(outcomes) == len(families), (
         f"worker ended with {worker.returncode} on {started[-1] if started else None}: "
-        f"{stderr[-2000:]}")
+        f"{stderr[-2000:]}"
+    )
     return outcomes, peak_mb(stderr)
 
 
@@ -105,21 +111,35 @@ def test_the_bombs_are_refused_with_their_reason(hostile, optimized):
     }
     for name, start in refused.items():
         assert outcomes[name]["stderr"].startswith(start), (name, outcomes[name]["stderr"])
-    for name in ("png-1x60000.png", "png-60000x1.png", "jpeg-1x60000.jpg",
-                 "gif-1000x1000x98.gif"):
+    for name in ("png-1x60000.png", "png-60000x1.png", "jpeg-1x60000.jpg", "gif-1000x1000x98.gif"):
         assert outcomes[name]["exit"] == 0, (name, outcomes[name]["stderr"])
 
 
 def test_a_few_hostile_files_from_a_real_process_print_one_line(hostile, tmp_path):
     """In-process runs cannot see what C libraries write to the stderr file descriptor."""
     folder, families = hostile
-    picked = [name for family in ("jpeg-scan", "png-scan", "degenerate", "frame-bomb")
-              for name in sorted(n for n, f in families.items() if f == family)[:2]]
+    picked = [
+        name
+        for family in ("jpeg-scan", "png-scan", "degenerate", "frame-bomb")
+        for name in sorted(n for n, f in families.items() if f == family)[:2]
+    ]
     for name in picked:
         out = tmp_path / f"{name}.out"
-        done = subprocess.run([sys.executable, "-m", "imgpipe", "optimize", OPTIONS,
-                               str(folder / name), "-o", str(out)],
-                              capture_output=True, text=True, timeout=HANG_SECONDS)
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "imgpipe",
+                "optimize",
+                OPTIONS,
+                str(folder / name),
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=HANG_SECONDS,
+        )
         *warnings, last = done.stderr.strip().splitlines()
         assert done.returncode in (0, 1), (name, done.stderr)
         assert last.startswith("error[" if done.returncode else str(out)), (name, last)
@@ -127,8 +147,7 @@ def test_a_few_hostile_files_from_a_real_process_print_one_line(hostile, tmp_pat
         assert not (done.returncode and warnings), (name, done.stderr)
 
 
-def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, optimized,
-                                                                      tmp_path):
+def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, optimized, tmp_path):
     folder, families = hostile
     source = tmp_path / "src"
     source.mkdir()
@@ -137,10 +156,25 @@ def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, o
     (tmp_path / "imgpipe.toml").write_text(
         'source = "src"\noutput = "public"\ncache_dir = ".cache"\njobs = 2\n'
         f'[[rules]]\ninclude = ["**/*"]\nrasterize_svg = true\n'
-        f'renditions = {{ w = "{OPTIONS}" }}\n')
-    done = subprocess.run([sys.executable, "-c", WRAPPER, sys.executable, "-m", "imgpipe",
-                           "build", "--report", "report.json"], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=HANG_SECONDS * 8)
+        f'renditions = {{ w = "{OPTIONS}" }}\n'
+    )
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            WRAPPER,
+            sys.executable,
+            "-m",
+            "imgpipe",
+            "build",
+            "--report",
+            "report.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=HANG_SECONDS * 8,
+    )
     assert done.returncode == 1, done.stderr[-3000:]  # some sources fail, the build ends
     assert "Traceback" not in done.stdout + done.stderr
     # No stray libvips/GLib lines (they once came with a SIGABRT: see engine/diagnostics.py).
@@ -150,8 +184,7 @@ def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, o
     assert report["renditions"]["built"] + report["renditions"]["failed"] == len(families)
     internal = [f for f in report["failures"] if f["stage"] == "internal"]
     assert not internal, internal
-    built = set(json.loads((tmp_path / "public" / "imgpipe-manifest.json").read_text())[
-        "sources"])
+    built = set(json.loads((tmp_path / "public" / "imgpipe-manifest.json").read_text())["sources"])
     assert {n for n, o in optimized[0].items() if o["exit"] == 0} <= built
     # SVGs only build (optimize does not rasterise them): their inline rasters count.
     assert "inline-small.svg" in built

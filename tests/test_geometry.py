@@ -8,14 +8,16 @@ import pytest
 from imgpipe.geometry import compute
 from imgpipe.options import parse
 
-CASES = tomllib.loads(
-    (Path(__file__).parent / "data/conformance/geometry.toml").read_text()
-)["case"]
+CASES = tomllib.loads((Path(__file__).parent / "data/conformance/geometry.toml").read_text())[
+    "case"
+]
 # Trim changes the source size first; only the engine can know by how much.
 PURE = [c for c in CASES if "trim" not in c["options"]]
 
 
-@pytest.mark.parametrize("case", PURE, ids=[f"{c['options']}@{c['input']['width']}x{c['input']['height']}" for c in PURE])
+@pytest.mark.parametrize(
+    "case", PURE, ids=[f"{c['options']}@{c['input']['width']}x{c['input']['height']}" for c in PURE]
+)
 def test_conformance(case):
     recipe = parse(case["options"])
     g = compute(recipe, case["input"]["width"], case["input"]["height"])

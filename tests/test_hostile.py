@@ -72,8 +72,9 @@ EXCEPTIONS = {
 def _manifest() -> dict[str, str]:
     rows = (CORPUS / "MANIFEST.tsv").read_text().splitlines()
     header = rows[0].split("\t")
-    return {cells[0]: cells[header.index("expected")]
-            for cells in (row.split("\t") for row in rows[1:])}
+    return {
+        cells[0]: cells[header.index("expected")] for cells in (row.split("\t") for row in rows[1:])
+    }
 
 
 def _pump(stream, lines: queue.Queue) -> None:
@@ -87,8 +88,13 @@ def _run_corpus(paths: list[Path]) -> dict[str, dict]:
     outcomes: dict[str, dict] = {}
     pending = list(paths)
     while pending:
-        worker = subprocess.Popen([sys.executable, "-c", WORKER], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", WORKER],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         lines: queue.Queue[str] = queue.Queue()
         reader = threading.Thread(target=_pump, args=(worker.stdout, lines), daemon=True)
         reader.start()
@@ -161,7 +167,8 @@ def test_truncated_end_chunk_decodes_completely():
     from imgpipe.options import parse
 
     rendition = open_source(CORPUS / "pillow__truncated_end_chunk.png").render(
-        parse("full,format=png,quality=lossless"))
+        parse("full,format=png,quality=lossless")
+    )
     image = pyvips.Image.new_from_buffer(rendition.data, "")
     # A half-decoded image ends in flat grey rows; every band of this one varies to the end.
     bottom = image.crop(0, image.height - 8, image.width, 8)

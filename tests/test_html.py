@@ -7,13 +7,18 @@ import pytest
 from imgpipe.html import Renderer, snippet_path
 
 GROUP = {
-    "name": "default", "sizes": "50vw", "fallback": "jpeg", "order": ["avif", "webp", "jpeg"],
-    "src": "/i/c-800.jpg", "width": 800, "height": 600,
-    "formats": {"avif": [{"url": "/i/c-480.avif", "width": 480},
-                         {"url": "/i/c-800.avif", "width": 800}],
-                "webp": [{"url": "/i/c-480.webp", "width": 480}],
-                "jpeg": [{"url": "/i/c-480.jpg", "width": 480}, {"url": "/i/c-800.jpg",
-                                                                 "width": 800}]},
+    "name": "default",
+    "sizes": "50vw",
+    "fallback": "jpeg",
+    "order": ["avif", "webp", "jpeg"],
+    "src": "/i/c-800.jpg",
+    "width": 800,
+    "height": 600,
+    "formats": {
+        "avif": [{"url": "/i/c-480.avif", "width": 480}, {"url": "/i/c-800.avif", "width": 800}],
+        "webp": [{"url": "/i/c-480.webp", "width": 480}],
+        "jpeg": [{"url": "/i/c-480.jpg", "width": 480}, {"url": "/i/c-800.jpg", "width": 800}],
+    },
 }
 
 
@@ -27,13 +32,13 @@ def test_picture_has_modern_sources_first_then_a_sized_lazy_img():
         '  <img src="/i/c-800.jpg" srcset="/i/c-480.jpg 480w, /i/c-800.jpg 800w" sizes="50vw" '
         'width="800" height="600" alt="A &#34;cat&#34; &amp; &lt;dog&gt;" loading="lazy" '
         'decoding="async">\n'
-        "</picture>\n")
+        "</picture>\n"
+    )
 
 
 def test_one_format_is_a_lone_img_and_attrs_and_sizes_can_be_given():
     group = {**GROUP, "order": ["jpeg"], "formats": {"jpeg": GROUP["formats"]["jpeg"]}}
-    html = Renderer().picture({"srcsets": {"default": group}}, sizes="100vw",
-                              **{"class": "hero"})
+    html = Renderer().picture({"srcsets": {"default": group}}, sizes="100vw", **{"class": "hero"})
     assert html.startswith('<img src="/i/c-800.jpg"') and 'sizes="100vw"' in html
     assert html.endswith(' decoding="async" class="hero">\n') and "<picture>" not in html
 
@@ -46,7 +51,8 @@ def test_unknown_group_names_the_known_ones():
 def test_user_templates_win(tmp_path):
     (tmp_path / "picture.html").write_text("{{ group.src }}|{{ alt }}")
     assert Renderer(tmp_path).picture({"srcsets": {"default": GROUP}}, alt="x") == (
-        "/i/c-800.jpg|x\n")
+        "/i/c-800.jpg|x\n"
+    )
 
 
 def test_snippet_path_keeps_the_source_extension():

@@ -16,11 +16,17 @@ def _group(name: str, stem: str, sizes: str, formats: dict[str, list[int]], heig
     fallback = next(f for f in formats if f not in ("avif", "webp"))
     largest = max(formats[fallback])
     return {
-        "name": name, "sizes": sizes, "fallback": fallback,
+        "name": name,
+        "sizes": sizes,
+        "fallback": fallback,
         "order": [*(f for f in formats if f != fallback), fallback],
-        "src": f"/img/{stem}-{largest}.{fallback}", "width": largest, "height": height,
-        "formats": {f: [{"url": f"/img/{stem}-{w}.{f}", "width": w} for w in ws]
-                    for f, ws in formats.items()},
+        "src": f"/img/{stem}-{largest}.{fallback}",
+        "width": largest,
+        "height": height,
+        "formats": {
+            f: [{"url": f"/img/{stem}-{w}.{f}", "width": w} for w in ws]
+            for f, ws in formats.items()
+        },
     }
 
 
@@ -29,28 +35,49 @@ MANIFEST = {
     "version": 1,
     "sources": {
         "blog/cat.jpg": {
-            "width": 1600, "height": 1000, "format": "jpeg", "bytes": 1, "sha256": "", "warnings": [],
+            "width": 1600,
+            "height": 1000,
+            "format": "jpeg",
+            "bytes": 1,
+            "sha256": "",
+            "warnings": [],
             "renditions": {},
             "srcsets": {
-                "default": _group("default", "blog/cat", "50vw",
-                                  {"avif": [400, 800], "webp": [400, 800], "jpeg": [400, 800]}, 500),
+                "default": _group(
+                    "default",
+                    "blog/cat",
+                    "50vw",
+                    {"avif": [400, 800], "webp": [400, 800], "jpeg": [400, 800]},
+                    500,
+                ),
                 "hero": _group("hero", "blog/cat-hero", "100vw", {"jpeg": [1600]}, 1000),
             },
         },
         "logo.png": {
-            "width": 200, "height": 100, "format": "png", "bytes": 1, "sha256": "", "warnings": [],
-            "renditions": {}, "srcsets": {"icons": _group("icons", "logo", "10vw",
-                                                          {"png": [100, 200]}, 100)},
+            "width": 200,
+            "height": 100,
+            "format": "png",
+            "bytes": 1,
+            "sha256": "",
+            "warnings": [],
+            "renditions": {},
+            "srcsets": {"icons": _group("icons", "logo", "10vw", {"png": [100, 200]}, 100)},
         },
         "gallery/raw.jpg": {
-            "width": 10, "height": 10, "format": "jpeg", "bytes": 1, "sha256": "", "warnings": [],
-            "renditions": {}, "srcsets": {},
+            "width": 10,
+            "height": 10,
+            "format": "jpeg",
+            "bytes": 1,
+            "sha256": "",
+            "warnings": [],
+            "renditions": {},
+            "srcsets": {},
         },
     },
 }
 
 CAT_PICTURE = (
-    '<picture>\n'
+    "<picture>\n"
     '  <source type="image/avif" srcset="/img/blog/cat-400.avif 400w, /img/blog/cat-800.avif 800w"'
     ' sizes="50vw">\n'
     '  <source type="image/webp" srcset="/img/blog/cat-400.webp 400w, /img/blog/cat-800.webp 800w"'
@@ -58,7 +85,7 @@ CAT_PICTURE = (
     '  <img src="/img/blog/cat-800.jpeg" srcset="/img/blog/cat-400.jpeg 400w,'
     ' /img/blog/cat-800.jpeg 800w" sizes="50vw" width="800" height="500" alt="A cat"'
     ' loading="lazy" decoding="async">\n'
-    '</picture>'
+    "</picture>"
 )
 
 
@@ -75,30 +102,44 @@ def test_img_is_a_lone_img_in_the_fallback_format(images):
     assert images.img("blog/cat.jpg", alt="A cat") == (
         '<img src="/img/blog/cat-800.jpeg" srcset="/img/blog/cat-400.jpeg 400w,'
         ' /img/blog/cat-800.jpeg 800w" sizes="50vw" width="800" height="500" alt="A cat"'
-        ' loading="lazy" decoding="async">')
+        ' loading="lazy" decoding="async">'
+    )
 
 
-@pytest.mark.parametrize("src", ["blog/cat.jpg", "./blog/cat.jpg", "/blog/cat.jpg",
-                                 "blog//cat.jpg", " blog/cat.jpg"])
+@pytest.mark.parametrize(
+    "src", ["blog/cat.jpg", "./blog/cat.jpg", "/blog/cat.jpg", "blog//cat.jpg", " blog/cat.jpg"]
+)
 def test_source_paths_are_normalised(images, src):
     assert images.picture(src, alt="A cat") == CAT_PICTURE
 
 
 def test_group_defaults_to_default_or_the_only_one_and_can_be_chosen(images):
-    assert 'srcset="/img/logo-100.png 100w, /img/logo-200.png 200w" sizes="10vw"' in \
-        images.img("logo.png")
+    assert 'srcset="/img/logo-100.png 100w, /img/logo-200.png 200w" sizes="10vw"' in images.img(
+        "logo.png"
+    )
     hero = images.picture("blog/cat.jpg", group="hero", sizes="80vw")
     assert "<source" not in hero and 'sizes="80vw"' in hero and 'width="1600"' in hero
 
 
-@pytest.mark.parametrize("src, message", [
-    ("blog/kat.jpg", "unknown-image: 'blog/kat.jpg' is not a source in the manifest; "
-                     "did you mean 'blog/cat.jpg'?"),
-    ("photos/2024/logo.png", "unknown-image: 'photos/2024/logo.png' is not a source in the "
-                             "manifest; did you mean 'logo.png'?"),
-    ("zzzzzzzzzzzzzzzz.gif", "unknown-image: 'zzzzzzzzzzzzzzzz.gif' is not a source in the "
-                             "manifest"),
-])
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        (
+            "blog/kat.jpg",
+            "unknown-image: 'blog/kat.jpg' is not a source in the manifest; "
+            "did you mean 'blog/cat.jpg'?",
+        ),
+        (
+            "photos/2024/logo.png",
+            "unknown-image: 'photos/2024/logo.png' is not a source in the "
+            "manifest; did you mean 'logo.png'?",
+        ),
+        (
+            "zzzzzzzzzzzzzzzz.gif",
+            "unknown-image: 'zzzzzzzzzzzzzzzz.gif' is not a source in the manifest",
+        ),
+    ],
+)
 def test_unknown_source_names_the_path_and_the_closest_known_one(images, src, message):
     with pytest.raises(UnknownImage) as caught:
         images.picture(src)
@@ -110,17 +151,28 @@ def test_unknown_source_in_an_empty_manifest_says_so(tmp_path):
     path.write_text(json.dumps({"base_url": "/", "version": 1, "sources": {}}))
     with pytest.raises(UnknownImage) as caught:
         Images(path).img("a.jpg")
-    assert str(caught.value) == (f"unknown-image: 'a.jpg' is not a source in {path}; "
-                                 "it has no sources (did the build run?)")
+    assert str(caught.value) == (
+        f"unknown-image: 'a.jpg' is not a source in {path}; it has no sources (did the build run?)"
+    )
 
 
-@pytest.mark.parametrize("src, group, message", [
-    ("blog/cat.jpg", "thumbs", "unknown-group: 'blog/cat.jpg' has no srcset group 'thumbs'; "
-                               "its groups: default, hero"),
-    ("gallery/raw.jpg", None, "unknown-group: 'gallery/raw.jpg' has no srcset group 'default'; "
-                              "it has none: give a rule that matches it `widths` (a responsive "
-                              "family)"),
-])
+@pytest.mark.parametrize(
+    "src, group, message",
+    [
+        (
+            "blog/cat.jpg",
+            "thumbs",
+            "unknown-group: 'blog/cat.jpg' has no srcset group 'thumbs'; its groups: default, hero",
+        ),
+        (
+            "gallery/raw.jpg",
+            None,
+            "unknown-group: 'gallery/raw.jpg' has no srcset group 'default'; "
+            "it has none: give a rule that matches it `widths` (a responsive "
+            "family)",
+        ),
+    ],
+)
 def test_unknown_group_lists_the_groups(images, src, group, message):
     with pytest.raises(UnknownImage) as caught:
         images.picture(src, group=group)
@@ -128,11 +180,19 @@ def test_unknown_group_lists_the_groups(images, src, group, message):
 
 
 def test_attributes_override_defaults_in_place_and_the_rest_follow(images):
-    html = images.img("blog/cat.jpg", alt='Say "hi" & <bye>', loading="eager", title="T",
-                      hidden=True, id=None, **{"data-x": "1", "class": "wide"})
+    html = images.img(
+        "blog/cat.jpg",
+        alt='Say "hi" & <bye>',
+        loading="eager",
+        title="T",
+        hidden=True,
+        id=None,
+        **{"data-x": "1", "class": "wide"},
+    )
     assert html.endswith(
         'width="800" height="500" alt="Say &#34;hi&#34; &amp; &lt;bye&gt;" loading="eager"'
-        ' decoding="async" title="T" hidden data-x="1" class="wide">')
+        ' decoding="async" title="T" hidden data-x="1" class="wide">'
+    )
     assert " id" not in html
 
 
@@ -172,7 +232,8 @@ def test_install_with_a_base_url_per_page_context(tmp_path):
     template = env.from_string('{{ "logo.png" | img }}')
     assert 'src="../img/logo-200.png"' in template.render(root="..")
     assert 'src="https://cdn.example/img/logo-200.png"' in template.render(
-        root="https://cdn.example")
+        root="https://cdn.example"
+    )
 
 
 def test_templates_can_be_overridden_and_img_html_serves_both(tmp_path):
@@ -180,7 +241,8 @@ def test_templates_can_be_overridden_and_img_html_serves_both(tmp_path):
     images = Images(MANIFEST, templates=tmp_path)
     assert images.img("logo.png", alt="L") == '<img class="mine" src="/img/logo-200.png" alt="L">'
     assert '<img class="mine" src="/img/blog/cat-800.jpeg" alt="A cat">' in images.picture(
-        "blog/cat.jpg", alt="A cat")
+        "blog/cat.jpg", alt="A cat"
+    )
     # Snippets are fingerprinted by both templates, so overriding either re-renders them.
     assert "mine" in Renderer(tmp_path).fingerprint()
 
@@ -201,12 +263,16 @@ def test_rewrite_replaces_only_img_tags_and_keeps_every_other_byte():
         return f"[{attrs['src']}]"
 
     out = rewrite_images(PAGE, replace)
-    assert out == (PAGE.replace("""<IMG SRC="a.jpg" alt='a > b'/>""", "[a.jpg]")
-                   .replace('<img src=b.jpg hidden title="t&amp;t">', "[b.jpg]")
-                   .replace('<img src="a.jpg" src="second.jpg" alt="dup">', "[a.jpg]"))
-    assert seen == [{"src": "a.jpg", "alt": "a > b"},
-                    {"src": "b.jpg", "hidden": None, "title": "t&t"},
-                    {"src": "a.jpg", "alt": "dup"}]
+    assert out == (
+        PAGE.replace("""<IMG SRC="a.jpg" alt='a > b'/>""", "[a.jpg]")
+        .replace('<img src=b.jpg hidden title="t&amp;t">', "[b.jpg]")
+        .replace('<img src="a.jpg" src="second.jpg" alt="dup">', "[a.jpg]")
+    )
+    assert seen == [
+        {"src": "a.jpg", "alt": "a > b"},
+        {"src": "b.jpg", "hidden": None, "title": "t&t"},
+        {"src": "a.jpg", "alt": "dup"},
+    ]
 
 
 def test_rewrite_keeping_every_tag_returns_the_same_string():

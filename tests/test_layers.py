@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run(
+        [sys.executable, *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_import_contracts_hold():
@@ -32,14 +33,17 @@ def test_mypy_passes_on_the_model_and_the_engine_seam():
 
 
 def test_import_imgpipe_loads_no_pyvips_and_no_numpy():
-    done = _run("-c", textwrap.dedent("""
+    done = _run(
+        "-c",
+        textwrap.dedent("""
         import sys
         import imgpipe, imgpipe.build, imgpipe.plan, imgpipe.state, imgpipe.manifest
         import imgpipe.html, imgpipe.config, imgpipe.model, imgpipe.engine, imgpipe.executor
         import imgpipe.rounds, imgpipe.report, imgpipe.cli
         loaded = sorted({'pyvips', 'numpy', 'av'} & set(sys.modules))
         assert not loaded, loaded
-    """))
+    """),
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -49,8 +53,10 @@ def test_noop_build_loads_no_pyvips(tmp_path):
     (tmp_path / "images").mkdir()
     (tmp_path / "images" / "logo.svg").write_text(
         '<svg xmlns="http://www.w3.org/2000/svg" width="40" height="20">'
-        '<rect width="40" height="20" fill="#336699"/></svg>')
-    (tmp_path / "imgpipe.toml").write_text(textwrap.dedent("""
+        '<rect width="40" height="20" fill="#336699"/></svg>'
+    )
+    (tmp_path / "imgpipe.toml").write_text(
+        textwrap.dedent("""
         source = "images"
         output = "public"
         cache_dir = "cache"
@@ -58,7 +64,8 @@ def test_noop_build_loads_no_pyvips(tmp_path):
         include = ["*.svg"]
         rasterize_svg = true
         renditions = { small = "20,format=png" }
-    """))
+    """)
+    )
     script = textwrap.dedent("""
         import sys
         from imgpipe.cli import main

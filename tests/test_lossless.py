@@ -19,7 +19,7 @@ def rgba(synth):
     image = synth.coords(240, 160)
     noise = synth.vips.Image.gaussnoise(240, 160, sigma=20)
     image = (image + noise).cast("uchar")
-    alpha = ((image[0] > 100).ifthenelse(255, 0) + (image[1] > 150).ifthenelse(-128, 0))
+    alpha = (image[0] > 100).ifthenelse(255, 0) + (image[1] > 150).ifthenelse(-128, 0)
     return image.bandjoin(alpha.cast("uchar")).copy(interpretation="srgb")
 
 
@@ -46,8 +46,11 @@ def test_optimise_png_never_grows_a_file(synth):
 
 
 def test_optimise_jpeg_keeps_every_pixel_and_drops_metadata(synth):
-    image = (synth.coords(320, 200) + synth.vips.Image.gaussnoise(320, 200, sigma=10)).cast(
-        "uchar").copy(interpretation="srgb")
+    image = (
+        (synth.coords(320, 200) + synth.vips.Image.gaussnoise(320, 200, sigma=10))
+        .cast("uchar")
+        .copy(interpretation="srgb")
+    )
     image.set_type(synth.vips.GValue.gstr_type, "exif-ifd0-Artist", "someone")
     source = image.jpegsave_buffer(Q=85, keep="exif", optimize_coding=False)
     assert synth.decode(source).get_typeof("exif-data")

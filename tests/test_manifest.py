@@ -13,8 +13,7 @@ from imgpipe.state import Record
 
 
 def planned(label, key, fmt, width=None, group=None):
-    return PlannedRendition(label, f"{width},format={fmt}", key, fmt, 1.0, group,
-                            width)
+    return PlannedRendition(label, f"{width},format={fmt}", key, fmt, 1.0, group, width)
 
 
 def source(renditions, srcsets=()):
@@ -42,8 +41,7 @@ def family(actual_widths):
 
 def test_srcset_lists_each_actual_width_once_and_picks_the_fallback():
     plans, records = family([480, 800, 1000])  # a 1000 px source: 1200 comes out at 1000
-    entry = source_entry(source(plans, [SPEC]), SourceInfo(1000, 750, "jpeg", 10), records,
-                         "/img/")
+    entry = source_entry(source(plans, [SPEC]), SourceInfo(1000, 750, "jpeg", 10), records, "/img/")
     group = entry["srcsets"]["default"]
     assert group["order"] == ["avif", "webp", "jpeg"] and group["fallback"] == "jpeg"
     assert [i["width"] for i in group["formats"]["avif"]] == [480, 800, 1000]
@@ -55,17 +53,23 @@ def test_equal_widths_keep_the_smallest_request():
     plans, records = family([480, 480, 480])  # a tiny source
     entry = source_entry(source(plans, [SPEC]), SourceInfo(480, 360, "jpeg", 10), records, "/")
     assert [i["url"] for i in entry["srcsets"]["default"]["formats"]["webp"]] == [
-        "/blog/cat-480-webp.webp4800.webp"]
+        "/blog/cat-480-webp.webp4800.webp"
+    ]
 
 
 def test_only_modern_formats_fall_back_to_the_last_one():
     spec = SrcsetSpec("default", "100vw", (480,), ("avif", "webp"))
-    plans = [planned("480-avif", "a" * 64, "avif", 480, "default"),
-             planned("480-webp", "w" * 64, "webp", 480, "default")]
-    records = {"a" * 64: record("a" * 64, "avif", 480, 360),
-               "w" * 64: record("w" * 64, "webp", 480, 360)}
-    group = source_entry(source(plans, [spec]), SourceInfo(480, 360, "jpeg", 1), records,
-                         "/")["srcsets"]["default"]
+    plans = [
+        planned("480-avif", "a" * 64, "avif", 480, "default"),
+        planned("480-webp", "w" * 64, "webp", 480, "default"),
+    ]
+    records = {
+        "a" * 64: record("a" * 64, "avif", 480, 360),
+        "w" * 64: record("w" * 64, "webp", 480, 360),
+    }
+    group = source_entry(source(plans, [spec]), SourceInfo(480, 360, "jpeg", 1), records, "/")[
+        "srcsets"
+    ]["default"]
     assert group["fallback"] == "webp" and group["order"] == ["avif", "webp"]
 
 
@@ -76,10 +80,20 @@ def test_failed_renditions_are_absent_and_warnings_are_labelled():
     assert list(entry["renditions"]) == ["a"] and entry["srcsets"] == {}
     assert entry["warnings"] == [{"label": "a", "code": "lossless-resized", "message": "m"}]
     rendition = entry["renditions"]["a"]
-    assert rendition == {"url": "/blog/cat-a.11111111.jpg", "path": "blog/cat-a.11111111.jpg",
-                         "width": 100, "height": 75, "format": "jpeg", "mime": "image/jpeg",
-                         "bytes": 100, "density": 1.0, "options": "100,format=jpeg",
-                         "quality": "medium", "encoder_quality": 75, "score": None}
+    assert rendition == {
+        "url": "/blog/cat-a.11111111.jpg",
+        "path": "blog/cat-a.11111111.jpg",
+        "width": 100,
+        "height": 75,
+        "format": "jpeg",
+        "mime": "image/jpeg",
+        "bytes": 100,
+        "density": 1.0,
+        "options": "100,format=jpeg",
+        "quality": "medium",
+        "encoder_quality": 75,
+        "score": None,
+    }
 
 
 def test_dumps_is_stable_json_one_source_per_line():

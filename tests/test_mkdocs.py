@@ -93,8 +93,9 @@ def test_no_markdown_image_is_left_as_a_plain_img(built):
         assert all(src.startswith("data:") for src in plain), (page, plain)
 
 
-@pytest.mark.parametrize("page", ["index.html", "sub/page/index.html",
-                                  "sub/deeper/more/index.html"])
+@pytest.mark.parametrize(
+    "page", ["index.html", "sub/page/index.html", "sub/deeper/more/index.html"]
+)
 def test_urls_resolve_from_nested_pages(built, page):
     root, _ = built
     html = (root / "site" / page).read_text()
@@ -130,8 +131,11 @@ def test_lightbox_link_goes_around_the_picture_never_inside(built):
 def test_data_uri_is_left_alone(built):
     root, _ = built
     html = (root / "site/index.html").read_text()
-    assert re.search(r'<a class="glightbox" href="data:[^"]*"><img alt="dot" [^>]*'
-                     r'src="data:image/gif;base64,[^>]*></a>', html)
+    assert re.search(
+        r'<a class="glightbox" href="data:[^"]*"><img alt="dot" [^>]*'
+        r'src="data:image/gif;base64,[^>]*></a>',
+        html,
+    )
 
 
 def test_cache_is_outside_docs_and_site(built):
@@ -169,7 +173,8 @@ def broken_site(built, tmp_path) -> Path:
     """The test site plus a nested page with a missing image and a remote one."""
     root = copy_site("mkdocs", tmp_path / "site-src", "docs/img")
     (root / "docs/sub/broken.md").write_text(
-        "# Broken\n\n![Gone](../img/phot.jpg)\n\n![Remote](https://example.com/remote.jpg)\n")
+        "# Broken\n\n![Gone](../img/phot.jpg)\n\n![Remote](https://example.com/remote.jpg)\n"
+    )
     # MkDocs' own warning about the link is turned down, so only imgpipe's can fail --strict.
     with open(root / "mkdocs.yml", "a") as fh:
         fh.write("validation:\n  links:\n    not_found: info\n")
@@ -180,8 +185,10 @@ def test_missing_image_warns_naming_page_and_path(broken_site, caplog):
     with caplog.at_level(logging.WARNING, logger="mkdocs.plugins.imgpipe"):
         mkdocs_build(broken_site)
     messages = [r.getMessage() for r in caplog.records if r.name == "mkdocs.plugins.imgpipe"]
-    assert messages == ["imgpipe: page 'sub/broken.md' uses image '../img/phot.jpg', but "
-                        "'img/phot.jpg' is not in the docs; did you mean 'img/photo.jpg'?"]
+    assert messages == [
+        "imgpipe: page 'sub/broken.md' uses image '../img/phot.jpg', but "
+        "'img/phot.jpg' is not in the docs; did you mean 'img/photo.jpg'?"
+    ]
     html = (broken_site / "site/sub/broken/index.html").read_text()
     assert '<img alt="Remote" src="https://example.com/remote.jpg" />' in html
     assert '<img alt="Gone" src="../img/phot.jpg" />' in html
@@ -189,9 +196,14 @@ def test_missing_image_warns_naming_page_and_path(broken_site, caplog):
 
 def test_missing_image_fails_a_strict_build(broken_site):
     # The real command line: the entry point, the logger and --strict together.
-    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict"],
-                          cwd=broken_site, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NO_COLOR": "1"})
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=broken_site,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
     assert done.returncode == 1, done.stderr
     assert "imgpipe: page 'sub/broken.md' uses image '../img/phot.jpg'" in done.stderr
     assert "Aborted with 1 warnings in strict mode!" in done.stdout
@@ -205,13 +217,18 @@ def test_strict_build_of_the_clean_site_passes(built):
 
 def test_config_file_rules_and_a_theme_asking_for_an_image_they_skip(built, tmp_path):
     root, _ = built
-    toml = ('source = "docs"\noutput = "ignored/by/the/plugin"\n'
-            '[[rules]]\ninclude = ["img/*.{jpg,png}"]\nexclude = ["img/wide.png"]\n'
-            'widths = [200]\nformats = ["webp"]\n')
+    toml = (
+        'source = "docs"\noutput = "ignored/by/the/plugin"\n'
+        '[[rules]]\ninclude = ["img/*.{jpg,png}"]\nexclude = ["img/wide.png"]\n'
+        'widths = [200]\nformats = ["webp"]\n'
+    )
     (root / "imgpipe.toml").write_text(toml)
-    options = {"plugins": {"imgpipe": {"config_file": "imgpipe.toml",
-                                       "cache_dir": str(tmp_path / "cache")}},
-               "site_dir": str(tmp_path / "out")}
+    options = {
+        "plugins": {
+            "imgpipe": {"config_file": "imgpipe.toml", "cache_dir": str(tmp_path / "cache")}
+        },
+        "site_dir": str(tmp_path / "out"),
+    }
     # The theme's footer asks for wide.png, which these rules leave out: a clear error.
     with pytest.raises(UnknownImage, match="'img/wide.png' is not a source in .*manifest"):
         mkdocs_build(root, **options)
@@ -219,18 +236,22 @@ def test_config_file_rules_and_a_theme_asking_for_an_image_they_skip(built, tmp_
     plugin = mkdocs_build(root, **options)
     assert sorted(plugin.site.images.sources) == ["img/photo.jpg", "img/wide.png"]
     assert sorted(p.name.split(".")[0] for p in (tmp_path / "out/imgpipe/img").iterdir()) == [
-        "photo-200-webp", "wide-200-webp"]
+        "photo-200-webp",
+        "wide-200-webp",
+    ]
     assert not (root / "ignored").exists()
 
 
-@pytest.mark.parametrize("options, message", [
-    ({"widths": [0]}, r"rules\[0\]\.widths\[0\]: expected an integer from 1 to 10000"),
-    ({"formats": ["jpg2"]}, r"did you mean 'jpeg'\?"),
-    ({"cache_dir": "docs/.cache"}, "must be outside docs_dir"),
-    ({"config_file": "nope.toml"}, "config file .*nope.toml does not exist"),
-])
-def test_bad_options_stop_the_build_with_the_key_path(built, tmp_path, caplog, options,
-                                                      message):
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"widths": [0]}, r"rules\[0\]\.widths\[0\]: expected an integer from 1 to 10000"),
+        ({"formats": ["jpg2"]}, r"did you mean 'jpeg'\?"),
+        ({"cache_dir": "docs/.cache"}, "must be outside docs_dir"),
+        ({"config_file": "nope.toml"}, "config file .*nope.toml does not exist"),
+    ],
+)
+def test_bad_options_stop_the_build_with_the_key_path(built, tmp_path, caplog, options, message):
     root, _ = built
     options = {"cache_dir": str(tmp_path / "cache"), **options}
     with pytest.raises(Abort):
@@ -264,30 +285,46 @@ def _wait_for(predicate, seconds: float = 60.0):
 
 def test_serve_rebuilds_changed_images_and_watches_imgpipe_toml(tmp_path):
     root = copy_site("mkdocs", tmp_path / "site-src", "docs/img")
-    (root / "imgpipe.toml").write_text('[[rules]]\ninclude = ["**/*.{jpg,png}"]\n'
-                                       'widths = [200]\nformats = ["webp"]\n')
+    (root / "imgpipe.toml").write_text(
+        '[[rules]]\ninclude = ["**/*.{jpg,png}"]\nwidths = [200]\nformats = ["webp"]\n'
+    )
     yml = root / "mkdocs.yml"
-    yml.write_text(re.sub(r"  - imgpipe:\n(      .*\n)+", "  - imgpipe:\n"
-                          "      config_file: imgpipe.toml\n", yml.read_text()))
+    yml.write_text(
+        re.sub(
+            r"  - imgpipe:\n(      .*\n)+",
+            "  - imgpipe:\n      config_file: imgpipe.toml\n",
+            yml.read_text(),
+        )
+    )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     url = f"http://127.0.0.1:{port}/"
     log = open(tmp_path / "serve.log", "w+")
-    server = subprocess.Popen([sys.executable, "-m", "mkdocs", "serve", "-a", f"127.0.0.1:{port}"], cwd=root, stdout=log, stderr=log)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mkdocs", "serve", "-a", f"127.0.0.1:{port}"],
+        cwd=root,
+        stdout=log,
+        stderr=log,
+    )
     try:
         first = _wait_for(lambda: re.findall(r"img/photo-200-webp\.\w+\.webp", _page(url)))[0]
         assert "'imgpipe.toml'" in (tmp_path / "serve.log").read_text()  # watched
         assert _get(url + "imgpipe/" + first)[8:12] == b"WEBP"  # the rendition is served
         # A changed image is re-encoded: its name (a content hash) changes.
-        (root / "docs/img/photo.jpg").write_bytes((root / "docs/img/photo.jpg").read_bytes()
-                                                  + b"\0")  # same pixels, new bytes
-        second = _wait_for(lambda: [m for m in re.findall(
-            r"img/photo-200-webp\.\w+\.webp", _page(url)) if m != first])[0]
+        (root / "docs/img/photo.jpg").write_bytes(
+            (root / "docs/img/photo.jpg").read_bytes() + b"\0"
+        )  # same pixels, new bytes
+        second = _wait_for(
+            lambda: [
+                m for m in re.findall(r"img/photo-200-webp\.\w+\.webp", _page(url)) if m != first
+            ]
+        )[0]
         assert _get(url + "imgpipe/" + second)[8:12] == b"WEBP"
         # A rule change in imgpipe.toml is picked up without restarting.
-        (root / "imgpipe.toml").write_text((root / "imgpipe.toml").read_text()
-                                           .replace("[200]", "[120]"))
+        (root / "imgpipe.toml").write_text(
+            (root / "imgpipe.toml").read_text().replace("[200]", "[120]")
+        )
         _wait_for(lambda: "img/photo-120-webp." in _page(url))
     finally:
         server.terminate()

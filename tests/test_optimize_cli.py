@@ -22,7 +22,9 @@ def photo(synth, tmp_path):
 
 def test_writes_the_rendition_and_reports_it(photo, synth, tmp_path):
     out = tmp_path / "small.webp"
-    result = CliRunner().invoke(main, ["optimize", "400x400,format=webp", str(photo), "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["optimize", "400x400,format=webp", str(photo), "-o", str(out)]
+    )
     assert result.exit_code == 0, result.stderr
     image = synth.decode(out.read_bytes())
     assert (image.width, image.height) == (400, 200)
@@ -46,8 +48,9 @@ def test_dash_writes_to_stdout(photo, synth):
 
 def test_bad_options_exit_2_listing_every_problem(photo, tmp_path):
     out = tmp_path / "x.jpg"
-    result = CliRunner().invoke(main, ["optimize", "800x600,bogus,quality=ultra", str(photo),
-                                       "-o", str(out)])
+    result = CliRunner().invoke(
+        main, ["optimize", "800x600,bogus,quality=ultra", str(photo), "-o", str(out)]
+    )
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert lines[0].startswith("error[unknown-token]: 'bogus'")
@@ -57,8 +60,9 @@ def test_bad_options_exit_2_listing_every_problem(photo, tmp_path):
 
 def test_unwritable_output_is_a_clean_error(photo, tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
-    result = CliRunner().invoke(main, ["optimize", "100", str(photo), "-o",
-                                       str(tmp_path / "a-file" / "x.jpg")])
+    result = CliRunner().invoke(
+        main, ["optimize", "100", str(photo), "-o", str(tmp_path / "a-file" / "x.jpg")]
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith("error[unwritable]:") and "Traceback" not in result.output
 
@@ -75,14 +79,27 @@ COMMAND = [sys.executable, "-c", "from imgpipe.cli import main; main()"]
 
 def test_the_command_runs_in_a_process_of_its_own(photo, tmp_path):
     out = tmp_path / "out.avif"
-    run = subprocess.run([*COMMAND, "optimize",
-                          "200x200,crop,format=avif", str(photo), "-o", str(out)],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [*COMMAND, "optimize", "200x200,crop,format=avif", str(photo), "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert run.returncode == 0, run.stderr
     assert out.read_bytes()[4:12] == b"ftypavif"
-    bad = subprocess.run([*COMMAND, "optimize", "200",
-                          str(tmp_path / "out.avif.missing"), "-o", str(tmp_path / "o.jpg")],
-                         capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [
+            *COMMAND,
+            "optimize",
+            "200",
+            str(tmp_path / "out.avif.missing"),
+            "-o",
+            str(tmp_path / "o.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 1 and len(bad.stderr.strip().splitlines()) == 1
 
 

@@ -14,8 +14,16 @@ ACCEPTED = [
     ("800x600", "800x600", []),
     ("x600", "x600", []),
     ("800,scale-down,1x,quality=medium,format=auto,timeout=30", "800", []),
-    ("160x100,crop=auto,2x,quality=low,format=webp", "160x100,crop=auto,2x,quality=low,format=webp", []),
-    ("format=webp,2x,crop=auto,160x100,quality=low", "160x100,crop=auto,2x,quality=low,format=webp", []),
+    (
+        "160x100,crop=auto,2x,quality=low,format=webp",
+        "160x100,crop=auto,2x,quality=low,format=webp",
+        [],
+    ),
+    (
+        "format=webp,2x,crop=auto,160x100,quality=low",
+        "160x100,crop=auto,2x,quality=low,format=webp",
+        [],
+    ),
     ("100x50,1.5x", "100x50,1.5x", []),
     ("100x50,1.50x", "100x50,1.5x", []),
     ("200x200,crop=0.75x0.5", "200x200,crop=0.75x0.5", []),
@@ -55,38 +63,62 @@ def test_accepted(text, canonical, codes):
 
 ERRORS = [
     # options, code, exact message of the first problem
-    ("", "empty-options",
-     "'': expected at least one token; use 'full' for no resizing; did you mean 'full'?"),
-    ("800x600,bogus", "unknown-token",
-     "'bogus' at token 2: expected one of: full, W, WxH, xH (1..10000), a density 1x..3x, "
-     "scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, trim, "
-     "bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
-     "format=auto|jpeg|png|webp|avif|gif|webm|h264, timeout=SECONDS"),
+    (
+        "",
+        "empty-options",
+        "'': expected at least one token; use 'full' for no resizing; did you mean 'full'?",
+    ),
+    (
+        "800x600,bogus",
+        "unknown-token",
+        "'bogus' at token 2: expected one of: full, W, WxH, xH (1..10000), a density 1x..3x, "
+        "scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, trim, "
+        "bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
+        "format=auto|jpeg|png|webp|avif|gif|webm|h264, timeout=SECONDS",
+    ),
     ("800,scale-dwn", "unknown-token", None),
-    ("0x100", "size-out-of-range",
-     "'0x100' at token 1: expected sizes as W, WxH or xH with integers 1..10000; "
-     "did you mean '1x100'?"),
-    ("20000", "size-out-of-range",
-     "'20000' at token 1: expected sizes as W, WxH or xH with integers 1..10000; "
-     "did you mean '10000'?"),
+    (
+        "0x100",
+        "size-out-of-range",
+        "'0x100' at token 1: expected sizes as W, WxH or xH with integers 1..10000; "
+        "did you mean '1x100'?",
+    ),
+    (
+        "20000",
+        "size-out-of-range",
+        "'20000' at token 1: expected sizes as W, WxH or xH with integers 1..10000; "
+        "did you mean '10000'?",
+    ),
     ("quality=ultra", "bad-quality", None),
     ("quality=0", "bad-quality", None),
     ("quality=101", "bad-quality", None),
     ("crop=0.5", "bad-crop", None),
-    ("crop=1.5x0.5", "bad-crop",
-     "'crop=1.5x0.5' at token 1: expected focal point FXxFY with both in 0..1 (got 1.5); "
-     "did you mean 'crop=0.5x0.5'?"),
+    (
+        "crop=1.5x0.5",
+        "bad-crop",
+        "'crop=1.5x0.5' at token 1: expected focal point FXxFY with both in 0..1 (got 1.5); "
+        "did you mean 'crop=0.5x0.5'?",
+    ),
     ("crop=middle", "bad-crop", None),
-    ("bgcolor=GGG", "bad-bgcolor",
-     "'bgcolor=GGG' at token 1: expected bgcolor=RGB or bgcolor=RRGGBB in hex; "
-     "did you mean 'bgcolor=FFF'?"),
+    (
+        "bgcolor=GGG",
+        "bad-bgcolor",
+        "'bgcolor=GGG' at token 1: expected bgcolor=RGB or bgcolor=RRGGBB in hex; "
+        "did you mean 'bgcolor=FFF'?",
+    ),
     ("timeout=-1", "bad-timeout", None),
     ("timeout=0", "bad-timeout", None),
-    ("format=bmp", "bad-format",
-     "'format=bmp' at token 1: expected format=auto|jpeg|png|webp|avif|gif|webm|h264; "
-     "did you mean 'format=webp'?"),
-    ("5x", "bad-density",
-     "'5x' at token 1: expected a density from 1x to 3x (e.g. 2x, 1.5x); did you mean '3x'?"),
+    (
+        "format=bmp",
+        "bad-format",
+        "'format=bmp' at token 1: expected format=auto|jpeg|png|webp|avif|gif|webm|h264; "
+        "did you mean 'format=webp'?",
+    ),
+    (
+        "5x",
+        "bad-density",
+        "'5x' at token 1: expected a density from 1x to 3x (e.g. 2x, 1.5x); did you mean '3x'?",
+    ),
     ("0.5x", "bad-density", None),
     ("trim=all", "bad-trim", None),
     ("size=800", "unknown-token", None),
@@ -119,8 +151,14 @@ def test_close_match_is_suggested():
 def test_recipe_values():
     recipe = parse("160x100,crop=0.25x0.75,2x,quality=low,format=webp")
     assert recipe == Recipe(
-        width=160, height=100, density=Fraction(2), mode="crop", gravity="focal",
-        focal=(Fraction(1, 4), Fraction(3, 4)), quality="low", format="webp",
+        width=160,
+        height=100,
+        density=Fraction(2),
+        mode="crop",
+        gravity="focal",
+        focal=(Fraction(1, 4), Fraction(3, 4)),
+        quality="low",
+        format="webp",
     )
     assert recipe.box() == (320, 200)
 
@@ -142,7 +180,15 @@ def test_one_error_wording_engine_failures_through_describe():
     from imgpipe.errors import describe
 
     error = fail("truncated", "cat.jpg", "the file ends early", "a whole JPEG", "re-export it")
-    assert error.problems == [describe("truncated", "cat.jpg", "a whole JPEG",
-                                       problem="the file ends early", advice="re-export it")]
-    assert str(error) == "truncated: cat.jpg: the file ends early; expected a whole JPEG; " \
-                         "re-export it"
+    assert error.problems == [
+        describe(
+            "truncated",
+            "cat.jpg",
+            "a whole JPEG",
+            problem="the file ends early",
+            advice="re-export it",
+        )
+    ]
+    assert (
+        str(error) == "truncated: cat.jpg: the file ends early; expected a whole JPEG; re-export it"
+    )

@@ -81,8 +81,10 @@ def test_article_images_become_pictures_keeping_title_and_class(site):
     assert '<img alt="Remote" src="https://example.com/remote.jpg">' in html
 
 
-@pytest.mark.parametrize("page, count", [("first.html", 3), ("nested/second.html", 3),
-                                         ("pages/about.html", 1), ("index.html", 4)])
+@pytest.mark.parametrize(
+    "page, count",
+    [("first.html", 3), ("nested/second.html", 3), ("pages/about.html", 1), ("index.html", 4)],
+)
 def test_every_rendition_url_exists_in_the_output(site, page, count):
     # index.html: the article summaries are rewritten too (written through the same writer).
     html = (site / "output" / page).read_text()
@@ -97,7 +99,9 @@ def test_static_relative_and_attach_links(site):
     html = (site / "output/nested/second.html").read_text()
     again, attached, _theme = PICTURE.findall(html)
     assert 'alt="Again"' in again and "/imgpipe/images/photo-320-webp." in again
-    assert 'alt="Attached"' in attached and "/imgpipe/articles/nested/attached-640-auto." in attached
+    assert (
+        'alt="Attached"' in attached and "/imgpipe/articles/nested/attached-640-auto." in attached
+    )
 
 
 def test_an_authors_loading_attribute_wins(site):
@@ -145,20 +149,26 @@ def test_second_build_after_deleting_output_encodes_nothing(site, monkeypatch):
 def test_missing_image_warns_naming_the_article_and_path(tmp_path, monkeypatch, caplog):
     root = make(tmp_path / "blog")
     (root / "content/articles/broken.md").write_text(
-        "Title: Broken\nDate: 2024-01-04\nSlug: broken\n\n![Gone](images/phot.jpg)\n")
+        "Title: Broken\nDate: 2024-01-04\nSlug: broken\n\n![Gone](images/phot.jpg)\n"
+    )
     with caplog.at_level(logging.WARNING):
         pelican_build(root, monkeypatch)
     ours = [r.getMessage() for r in caplog.records if r.name == "pelican.plugins.imgpipe"]
-    assert ours == ["imgpipe: articles/broken.md uses image 'images/phot.jpg', but "
-                    "'images/phot.jpg' is not in the output; is it under STATIC_PATHS?"]
+    assert ours == [
+        "imgpipe: articles/broken.md uses image 'images/phot.jpg', but "
+        "'images/phot.jpg' is not in the output; is it under STATIC_PATHS?"
+    ]
     assert '<img alt="Gone" src="images/phot.jpg">' in (root / "output/broken.html").read_text()
 
 
 def test_plugin_does_nothing_without_the_setting(tmp_path, monkeypatch):
     root = make(tmp_path / "blog")
     conf = root / "pelicanconf.py"
-    conf.write_text(conf.read_text().replace("IMGPIPE =", "_UNUSED =").replace(
-        "THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES"))
+    conf.write_text(
+        conf.read_text()
+        .replace("IMGPIPE =", "_UNUSED =")
+        .replace("THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES")
+    )
     assert pelican_build(root, monkeypatch) is None
     assert "<picture>" not in (root / "output/first.html").read_text()
     assert not (root / "output/imgpipe").exists() and not (root / "cache/imgpipe").exists()
@@ -169,9 +179,11 @@ def test_unknown_setting_key_warns_with_a_suggestion(tmp_path, monkeypatch, capl
     with caplog.at_level(logging.WARNING):
         pelican_build(root, monkeypatch, IMGPIPE={"width": [320], "formats": ["webp"]})
     ours = [r.getMessage() for r in caplog.records if r.name == "pelican.plugins.imgpipe"]
-    assert ours[0] == ("imgpipe: unknown-key: 'width' at IMGPIPE.width: expected one of "
-                       "config_file, include, exclude, widths, formats, options, sizes, "
-                       "source, jobs, cache_dir, output_dir; did you mean 'widths'?")
+    assert ours[0] == (
+        "imgpipe: unknown-key: 'width' at IMGPIPE.width: expected one of "
+        "config_file, include, exclude, widths, formats, options, sizes, "
+        "source, jobs, cache_dir, output_dir; did you mean 'widths'?"
+    )
 
 
 def test_pelican_plugin_without_module_globals(site, tmp_path, monkeypatch):

@@ -51,9 +51,15 @@ def test_the_dominant_colour_is_the_most_common_not_the_mean(synth):
 
 
 def test_transparency_is_kept_in_the_preview(synth):
-    rgba = synth.solid(64, 32, "FF8800").bandjoin(
-        pyvips.Image.black(64, 32).new_from_image([0]).insert(
-            pyvips.Image.black(32, 32).new_from_image([255]), 16, 0)).cast("uchar")
+    rgba = (
+        synth.solid(64, 32, "FF8800")
+        .bandjoin(
+            pyvips.Image.black(64, 32)
+            .new_from_image([0])
+            .insert(pyvips.Image.black(32, 32).new_from_image([255]), 16, 0)
+        )
+        .cast("uchar")
+    )
     source = open_source(rgba.copy(interpretation="srgb").pngsave_buffer())
     source.render_all([parse("32,format=png")])
     preview = check(source.info.placeholder)
@@ -75,7 +81,8 @@ formats = ["webp", "jpeg"]
 
 
 def test_placeholders_are_in_the_manifest_cached_in_state_and_offered_to_templates(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     (tmp_path / "images").mkdir()
     photos = [p for p in EXAMPLE if p.suffix == ".jpg"][:2]
     for path in photos:

@@ -26,8 +26,13 @@ def keys(plan) -> dict[str, str]:
     return {r.label: r.key for r in plan.sources[0].renditions}
 
 
-FAMILY = {"include": ["blog/*.jpg"], "widths": [480, 800], "formats": ["webp", "jpeg"],
-          "sizes": "100vw", "options": "quality=high"}
+FAMILY = {
+    "include": ["blog/*.jpg"],
+    "widths": [480, 800],
+    "formats": ["webp", "jpeg"],
+    "sizes": "100vw",
+    "options": "quality=high",
+}
 
 
 def test_sizes_attribute_does_not_change_cache_keys(tmp_path):
@@ -42,10 +47,13 @@ def test_timeout_and_labels_do_not_change_cache_keys(tmp_path):
     assert a["a"] == b["b"]
 
 
-@pytest.mark.parametrize("change", [
-    {"options": "quality=low"},
-    {"options": "quality=high,crop"},  # crop without height: a warning, same as scale-down
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"options": "quality=low"},
+        {"options": "quality=high,crop"},  # crop without height: a warning, same as scale-down
+    ],
+)
 def test_option_change_changes_cache_keys(tmp_path, change):
     before = keys(plan_for(FAMILY, tmp_path))
     after = keys(plan_for({**FAMILY, **change}, tmp_path))
@@ -66,7 +74,8 @@ def test_source_bytes_and_engine_versions_change_cache_keys(tmp_path):
 def test_cache_key_is_the_documented_hash():
     assert cache_key("s", "800", FP) == cache_key("s", "800", FP)
     assert len(cache_key("s", "800", FP)) == 64 and cache_key("s", "800", FP) != cache_key(
-        "s", "801", FP)
+        "s", "801", FP
+    )
 
 
 def test_output_names_carry_label_short_key_and_extension():
@@ -77,14 +86,25 @@ def test_output_names_carry_label_short_key_and_extension():
 
 
 def test_plan_knows_formats_densities_and_groups_before_decoding(tmp_path):
-    rule = {"include": ["**"], "renditions": {"thumb": "160x100,crop,2x"}, **{
-        k: v for k, v in FAMILY.items() if k != "include"}}
+    rule = {
+        "include": ["**"],
+        "renditions": {"thumb": "160x100,crop,2x"},
+        **{k: v for k, v in FAMILY.items() if k != "include"},
+    }
     sp = plan_for(rule, tmp_path).sources[0]
     thumb, first = sp.renditions[0], sp.renditions[1]
     assert (thumb.label, thumb.options, thumb.density, thumb.format) == (
-        "thumb", "160x100,crop,2x", 2.0, "auto")
-    assert (first.label, first.group, first.width, first.format) == ("480-webp", "default",
-                                                                      480, "webp")
+        "thumb",
+        "160x100,crop,2x",
+        2.0,
+        "auto",
+    )
+    assert (first.label, first.group, first.width, first.format) == (
+        "480-webp",
+        "default",
+        480,
+        "webp",
+    )
     assert [s.name for s in sp.srcsets] == ["default"]
 
 
@@ -93,14 +113,23 @@ def test_labels_clashing_across_rules_for_one_source_are_a_config_error(tmp_path
     src.mkdir(parents=True)
     (src / "cat.jpg").write_bytes(b"x")
     (tmp_path / "images/dog.jpg").write_bytes(b"x")
-    config = from_dict({"source": "images", "output": "out", "rules": [
-        {"include": ["**/*.jpg"], "renditions": {"thumb": "100"}},
-        {"include": ["blog/*.jpg"], "renditions": {"thumb": "200"}},
-    ]}, tmp_path)
+    config = from_dict(
+        {
+            "source": "images",
+            "output": "out",
+            "rules": [
+                {"include": ["**/*.jpg"], "renditions": {"thumb": "100"}},
+                {"include": ["blog/*.jpg"], "renditions": {"thumb": "200"}},
+            ],
+        },
+        tmp_path,
+    )
     with pytest.raises(ConfigError) as info:
         make(config, discover(config), lambda f: "", FP)
-    assert str(info.value) == ("label-clash: blog/cat.jpg: label 'thumb' is made by both "
-                               "rules[0] and rules[1]; labels must be unique per source")
+    assert str(info.value) == (
+        "label-clash: blog/cat.jpg: label 'thumb' is made by both "
+        "rules[0] and rules[1]; labels must be unique per source"
+    )
 
 
 def test_discover_skips_hidden_and_unmatched_files(tmp_path):
@@ -110,14 +139,25 @@ def test_discover_skips_hidden_and_unmatched_files(tmp_path):
     (src / ".b.jpg").write_bytes(b"x")
     (src / "c.jpg").write_bytes(b"x")
     (src / "d.txt").write_bytes(b"x")
-    config = from_dict({"source": "images", "output": "out",
-                        "rules": [{"include": ["**"], "exclude": ["*.txt"],
-                                   "renditions": {"t": "9"}}]}, tmp_path)
+    config = from_dict(
+        {
+            "source": "images",
+            "output": "out",
+            "rules": [{"include": ["**"], "exclude": ["*.txt"], "renditions": {"t": "9"}}],
+        },
+        tmp_path,
+    )
     assert [f.relpath for f in discover(config)] == ["c.jpg"]
 
 
 def test_missing_source_dir_is_a_config_error(tmp_path):
-    config = from_dict({"source": "nope", "output": "out",
-                        "rules": [{"include": ["**"], "renditions": {"t": "9"}}]}, tmp_path)
+    config = from_dict(
+        {
+            "source": "nope",
+            "output": "out",
+            "rules": [{"include": ["**"], "renditions": {"t": "9"}}],
+        },
+        tmp_path,
+    )
     with pytest.raises(ConfigError, match="source directory .*nope does not exist"):
         discover(config)

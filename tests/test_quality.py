@@ -38,20 +38,23 @@ def graphic() -> bytes:
     import pyvips
 
     xy = pyvips.Image.xyz(256, 192)
-    disc = (((xy[0] - 128) ** 2 + (xy[1] - 96) ** 2) ** 0.5)
+    disc = ((xy[0] - 128) ** 2 + (xy[1] - 96) ** 2) ** 0.5
     alpha = ((80 - disc) * 64).cast("uchar")  # 255 inside, a soft edge, 0 outside
     stripes = ((xy[0] + xy[1]) % 24 < 12).ifthenelse(60, 0)
-    fill = (xy[0] + stripes).cast("uchar").bandjoin([(xy[1] * 1.3).cast("uchar"),
-                                                     ((xy[0] + xy[1]) / 2).cast("uchar")])
+    fill = (
+        (xy[0] + stripes)
+        .cast("uchar")
+        .bandjoin([(xy[1] * 1.3).cast("uchar"), ((xy[0] + xy[1]) / 2).cast("uchar")])
+    )
     noise = pyvips.Image.gaussnoise(256, 192, sigma=20)
-    return (fill + noise).cast("uchar").bandjoin(alpha).copy(
-        interpretation="srgb").pngsave_buffer()
+    return (fill + noise).cast("uchar").bandjoin(alpha).copy(interpretation="srgb").pngsave_buffer()
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "webp", "avif"])
 def test_presets_order_bytes_and_scores_on_a_photo(photo, fmt):
-    low, medium, high = (render(photo, f"300,format={fmt},quality={q}")
-                         for q in ("low", "medium", "high"))
+    low, medium, high = (
+        render(photo, f"300,format={fmt},quality={q}") for q in ("low", "medium", "high")
+    )
     assert low.bytes < medium.bytes < high.bytes
     assert low.score < medium.score < high.score
     for r, preset in ((low, "low"), (medium, "medium"), (high, "high")):
@@ -62,8 +65,9 @@ def test_presets_order_bytes_and_scores_on_a_photo(photo, fmt):
 
 @pytest.mark.parametrize("fmt", ["webp", "avif"])
 def test_presets_order_bytes_and_scores_on_a_graphic_with_alpha(graphic, fmt):
-    low, medium, high = (render(graphic, f"200,format={fmt},quality={q}")
-                         for q in ("low", "medium", "high"))
+    low, medium, high = (
+        render(graphic, f"200,format={fmt},quality={q}") for q in ("low", "medium", "high")
+    )
     assert low.bytes < medium.bytes < high.bytes
     assert low.score < medium.score < high.score
 
@@ -131,6 +135,7 @@ def test_fixed_quality_is_not_searched(photo):
 
 # --- JPEG quality only goes down ---------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def poor_jpeg() -> bytes:
     import pyvips
@@ -138,8 +143,15 @@ def poor_jpeg() -> bytes:
     return pyvips.Image.new_from_file(str(PHOTOS[1])).thumbnail_image(320).jpegsave_buffer(Q=30)
 
 
-@pytest.mark.parametrize("options", ["200,format=jpeg,quality=high", "full,format=jpeg,quality=high",
-                                     "200,format=jpeg", "200,format=jpeg,quality=low"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        "200,format=jpeg,quality=high",
+        "full,format=jpeg,quality=high",
+        "200,format=jpeg",
+        "200,format=jpeg,quality=low",
+    ],
+)
 def test_a_low_quality_jpeg_is_never_reencoded_higher(poor_jpeg, options):
     source_quality = estimate_jpeg_quality(poor_jpeg)
     assert source_quality == 30
@@ -147,8 +159,7 @@ def test_a_low_quality_jpeg_is_never_reencoded_higher(poor_jpeg, options):
     assert r.encoder_quality <= source_quality
 
 
-def test_a_jpeg_capped_below_the_target_keeps_its_own_pixels_losslessly_optimised(poor_jpeg,
-                                                                                 synth):
+def test_a_jpeg_capped_below_the_target_keeps_its_own_pixels_losslessly_optimised(poor_jpeg, synth):
     # Re-encoded at its own quality 30 it would lose more (score ~84 for a target of 91)
     # for a few bytes: its own pixels, recoded losslessly, are both exact and small.
     exif = synth.decode(poor_jpeg).copy()
@@ -163,6 +174,7 @@ def test_a_jpeg_capped_below_the_target_keeps_its_own_pixels_losslessly_optimise
 
 # --- format=auto ---------------------------------------------------------------------------
 
+
 def test_auto_takes_the_smaller_of_png_and_jpeg_for_a_graphic(synth):
     logo = synth.block(300, 200, "FFFFFF", [40, 40, 120, 80], "1155AA")
     auto = render(logo.pngsave_buffer(), "200")
@@ -171,6 +183,7 @@ def test_auto_takes_the_smaller_of_png_and_jpeg_for_a_graphic(synth):
 
 
 # --- timeout= bounds the search ---------------------------------------------------------------
+
 
 def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
     real = optimise.encode
@@ -202,6 +215,7 @@ def test_with_nothing_in_time_and_no_fitting_source_it_fails(photo, monkeypatch)
 
 
 # --- the metric ------------------------------------------------------------------------------
+
 
 def test_the_score_falls_as_the_damage_grows(photo, synth):
     image = synth.decode(photo)

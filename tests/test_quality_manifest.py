@@ -13,10 +13,16 @@ def group(sizes: dict[tuple[str, int], int]):
     planned, renditions = [], {}
     for (fmt, width), size in sizes.items():
         label = f"{width}-{fmt}"
-        planned.append(PlannedRendition(label, f"{width},format={fmt}", label * 8, fmt, 1.0,
-                                        "default", width))
-        renditions[label] = {"url": f"/{label}", "width": width, "height": width // 2,
-                             "format": fmt, "bytes": size}
+        planned.append(
+            PlannedRendition(label, f"{width},format={fmt}", label * 8, fmt, 1.0, "default", width)
+        )
+        renditions[label] = {
+            "url": f"/{label}",
+            "width": width,
+            "height": width // 2,
+            "format": fmt,
+            "bytes": size,
+        }
     return srcset_entry(SPEC, planned, renditions)
 
 
@@ -25,30 +31,47 @@ def reasons(entry) -> dict[tuple[str, int], str]:
 
 
 def test_modern_formats_that_save_are_kept():
-    entry = group({("avif", 480): 50, ("webp", 480): 70, ("jpeg", 480): 100,
-                   ("avif", 960): 150, ("webp", 960): 200, ("jpeg", 960): 300})
+    entry = group(
+        {
+            ("avif", 480): 50,
+            ("webp", 480): 70,
+            ("jpeg", 480): 100,
+            ("avif", 960): 150,
+            ("webp", 960): 200,
+            ("jpeg", 960): 300,
+        }
+    )
     assert entry["order"] == ["avif", "webp", "jpeg"] and entry["dropped"] == []
 
 
 def test_less_than_five_percent_smaller_than_the_fallback_is_dropped():
     entry = group({("webp", 480): 97, ("jpeg", 480): 100, ("webp", 960): 200, ("jpeg", 960): 300})
     assert [i["width"] for i in entry["formats"]["webp"]] == [960]
-    assert reasons(entry) == {("webp", 480): "97 bytes, 3% smaller than the jpeg of this width "
-                                             "(100 bytes): less than 5%"}
+    assert reasons(entry) == {
+        ("webp", 480): "97 bytes, 3% smaller than the jpeg of this width (100 bytes): less than 5%"
+    }
 
 
 def test_larger_than_the_format_below_is_dropped():
-    entry = group({("avif", 480): 80, ("webp", 480): 70, ("jpeg", 480): 100,
-                   ("avif", 960): 150, ("webp", 960): 200, ("jpeg", 960): 300})
-    assert reasons(entry) == {("avif", 480): "80 bytes, larger than the webp of this width "
-                                             "(70 bytes)"}
+    entry = group(
+        {
+            ("avif", 480): 80,
+            ("webp", 480): 70,
+            ("jpeg", 480): 100,
+            ("avif", 960): 150,
+            ("webp", 960): 200,
+            ("jpeg", 960): 300,
+        }
+    )
+    assert reasons(entry) == {
+        ("avif", 480): "80 bytes, larger than the webp of this width (70 bytes)"
+    }
     assert entry["order"] == ["avif", "webp", "jpeg"]
 
 
 def test_a_format_whose_largest_width_goes_is_dropped_whole():
     # Without its 960, a large screen would be served the 480 AVIF: a smaller image.
-    entry = group({("avif", 480): 50, ("jpeg", 480): 100, ("avif", 960): 310,
-                   ("jpeg", 960): 300})
+    entry = group({("avif", 480): 50, ("jpeg", 480): 100, ("avif", 960): 310, ("jpeg", 960): 300})
     assert entry["order"] == ["jpeg"] and "avif" not in entry["formats"]
     why = reasons(entry)
     assert why[("avif", 960)] == "310 bytes, larger than the jpeg of this width (300 bytes)"

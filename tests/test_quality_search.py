@@ -14,6 +14,7 @@ def linear(start: float, slope: float, calls: list[int] | None = None):
         if calls is not None:
             calls.append(quality)
         return start + slope * quality
+
     return score
 
 
@@ -50,8 +51,7 @@ def test_a_noisy_score_cannot_make_it_loop():
 
 
 def test_a_passed_deadline_tries_nothing():
-    found = find_quality(linear(60, 0.4), 88, 10, 95, 50, slope=0.4,
-                         deadline=time.monotonic() - 1)
+    found = find_quality(linear(60, 0.4), 88, 10, 95, 50, slope=0.4, deadline=time.monotonic() - 1)
     assert (found.quality, found.score, found.timed_out) == (None, None, True)
 
 
@@ -59,5 +59,6 @@ def test_the_deadline_stops_the_search_with_the_best_so_far():
     def slow(quality: int) -> float:
         time.sleep(0.05)
         return 60 + 0.4 * quality
+
     found = find_quality(slow, 88, 10, 95, 30, slope=0.4, deadline=time.monotonic() + 0.01)
     assert found.timed_out and found.trials == {30: 72.0} and found.quality == 30

@@ -84,7 +84,8 @@ def test_remote_cache_over_s3_with_the_cli_reports_where_renditions_came_from(tm
     # A third build on that machine finds everything in its own cache.
     done = cli(second, "build", "--report", "r.json", env=s3.env())
     assert set(json.loads((second / "r.json").read_text())["origins"]["logo.png"].values()) == {
-        "cache"}
+        "cache"
+    }
 
 
 def test_remote_blob_whose_hash_does_not_match_is_not_trusted(tmp_path):
@@ -124,12 +125,12 @@ def test_remote_blobs_are_write_once(tmp_path, request, kind):
     import hashlib
     from dataclasses import replace
 
-    record = Record(key, "jpeg", 1, 1, len(honest), 80, 80, (),
-                    hashlib.sha256(honest).hexdigest())
+    record = Record(key, "jpeg", 1, 1, len(honest), 80, 80, (), hashlib.sha256(honest).hexdigest())
     assert store.put_rendition(record, honest)
     forged = b"forged rendition"
     assert not store.put_rendition(
-        replace(record, sha256=hashlib.sha256(forged).hexdigest()), forged)
+        replace(record, sha256=hashlib.sha256(forged).hexdigest()), forged
+    )
     assert store.renditions([key]) == {key: (record, honest)}
 
 
@@ -139,13 +140,21 @@ def test_remote_record_that_is_malformed_is_not_trusted(tmp_path):
     assert store.renditions(["a" * 64]) == {}
 
 
-@pytest.mark.parametrize("raw, message", [
-    ('scheduler = "localhost:8786"', "'localhost:8786' at scheduler: expected a dask scheduler "
-     "address such as tcp://10.0.0.5:8786"),
-    ('remote_cache = "bucket/prefix"', "'bucket/prefix' at remote_cache: expected an fsspec URL "
-     "such as s3://bucket/prefix"),
-    ('remote_cache_options = "anon"', "remote_cache_options"),
-])
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (
+            'scheduler = "localhost:8786"',
+            "'localhost:8786' at scheduler: expected a dask scheduler "
+            "address such as tcp://10.0.0.5:8786",
+        ),
+        (
+            'remote_cache = "bucket/prefix"',
+            "'bucket/prefix' at remote_cache: expected an fsspec URL such as s3://bucket/prefix",
+        ),
+        ('remote_cache_options = "anon"', "remote_cache_options"),
+    ],
+)
 def test_cluster_config_keys_are_validated(tmp_path, raw, message):
     import tomllib
 
@@ -170,10 +179,23 @@ def test_unreachable_remote_cache_is_a_clean_error(tmp_path):
     from cluster_support import free_port
 
     root = make_site(tmp_path, count=1, extra='remote_cache = "s3://nowhere/x"')
-    done = cli(root, "build", env={"AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-                                   "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                                   "AWS_MAX_ATTEMPTS": "1", "AWS_RETRY_MODE": "standard"})
+    done = cli(
+        root,
+        "build",
+        env={
+            "AWS_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+            "AWS_ACCESS_KEY_ID": "x",
+            "AWS_SECRET_ACCESS_KEY": "x",
+            "AWS_MAX_ATTEMPTS": "1",
+            "AWS_RETRY_MODE": "standard",
+        },
+    )
     assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith(
-        "error[remote-cache-unavailable]: cannot write to the remote cache s3://nowhere/x")
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            "error[remote-cache-unavailable]: cannot write to the remote cache s3://nowhere/x"
+        )
+    )
     assert "Traceback" not in done.stderr

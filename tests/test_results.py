@@ -32,8 +32,12 @@ def warning_engine(fake_engine, monkeypatch):
     render_all = _FakeSource.render_all
 
     def noisy(self, recipes):
-        return [dataclasses.replace(r, warnings=(Problem("wide", f"{r.width} px wide"),))
-                if r.width > 150 else r for r in render_all(self, recipes)]
+        return [
+            dataclasses.replace(r, warnings=(Problem("wide", f"{r.width} px wide"),))
+            if r.width > 150
+            else r
+            for r in render_all(self, recipes)
+        ]
 
     monkeypatch.setattr(_FakeSource, "render_all", noisy)
     return fake_engine
@@ -55,7 +59,8 @@ def test_rendition_is_one_type_from_render_to_manifest(tmp_path, fake_engine):
                 assert record == record_of(planned.key, handle.render(parse(planned.options)))
                 # ...and the manifest's entry is the one built from that record.
                 assert entries[sp.source.relpath]["renditions"][planned.label] == (
-                    mf.rendition_entry(sp, planned, record, cfg.base_url))
+                    mf.rendition_entry(sp, planned, record, cfg.base_url)
+                )
                 checked += 1
     assert checked == 14
 
@@ -66,19 +71,20 @@ def test_rendition_warnings_reach_the_report_as_issues(tmp_path, warning_engine,
     cfg = config(site(tmp_path))
     first = b.build(cfg, engine=warning_engine)
     manifest = _manifest(tmp_path)
-    from_manifest = [Issue("render", w["code"], w["message"], w["label"], rel)
-                     for rel, entry in sorted(manifest.items()) for w in entry["warnings"]]
+    from_manifest = [
+        Issue("render", w["code"], w["message"], w["label"], rel)
+        for rel, entry in sorted(manifest.items())
+        for w in entry["warnings"]
+    ]
     assert len(from_manifest) == 7  # big of each source; 200-webp, 200-jpeg of blog/*
     assert [w for w in first.warnings if w.stage == "render"] == from_manifest
     assert all(isinstance(w, Issue) for w in first.warnings)
-    assert report.report_data(first)["warnings"] == [dataclasses.asdict(w)
-                                                    for w in from_manifest]
+    assert report.report_data(first)["warnings"] == [dataclasses.asdict(w) for w in from_manifest]
 
     # The summary takes them from the records where each source is finished, not back from
     # the manifest's JSON: a manifest entry without warnings does not lose them.
     source_entry = mf.source_entry
-    monkeypatch.setattr(mf, "source_entry",
-                        lambda *a: {**source_entry(*a), "warnings": []})
+    monkeypatch.setattr(mf, "source_entry", lambda *a: {**source_entry(*a), "warnings": []})
     (tmp_path / "images/new.jpg").write_text("120x80\nN")  # the others come from the cache
     second = b.build(cfg, engine=warning_engine)
     assert second.cached == 14 and second.built == 2

@@ -38,8 +38,14 @@ async def resolver(host: str, port: int):
 
 
 def config(**changes) -> ServerConfig:
-    values = dict(users=(USER, "second-user"), allow_nets=ALLOW, max_bytes=LIMIT, workers=2,
-                  queue=8, fetch_timeout=5)
+    values = dict(
+        users=(USER, "second-user"),
+        allow_nets=ALLOW,
+        max_bytes=LIMIT,
+        workers=2,
+        queue=8,
+        fetch_timeout=5,
+    )
     return ServerConfig(**{**values, **changes})
 
 
@@ -77,8 +83,12 @@ def problem_codes(response: httpx.Response) -> list[str]:
 def test_documented_curl_command_returns_320x200(server, origin, tmp_path):
     url = f"{server.url}/{USER}/160x100,crop,2x/{origin.base}/img/400x250.png"
     if shutil.which("curl"):
-        subprocess.run(["curl", "-XPOST", "-O", "-L", "--fail", "--silent", "--show-error", url],
-                       cwd=tmp_path, check=True, timeout=60)
+        subprocess.run(
+            ["curl", "-XPOST", "-O", "-L", "--fail", "--silent", "--show-error", url],
+            cwd=tmp_path,
+            check=True,
+            timeout=60,
+        )
         data = (tmp_path / "400x250.png").read_bytes()
     else:
         data = httpx.post(url, follow_redirects=True, timeout=60).raise_for_status().content
@@ -88,8 +98,10 @@ def test_documented_curl_command_returns_320x200(server, origin, tmp_path):
 def test_php_client_encoded_url(client, origin):
     # URLRequest: BASE/rawurlencode(user)/options/rawurlencode(url)
     source = f"{origin.base}/img/400x250.png"
-    response = client.post(f"/{quote(USER, safe='')}/160x100,crop,2x/{quote(source, safe='')}",
-                           headers={"Accept": "image/*,application/im2+json"})
+    response = client.post(
+        f"/{quote(USER, safe='')}/160x100,crop,2x/{quote(source, safe='')}",
+        headers={"Accept": "image/*,application/im2+json"},
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("image/")
     assert dimensions(response.content) == (320, 200)
@@ -121,13 +133,20 @@ def php_upload(data: bytes, name: str = "photo.png", field: str = "file"):
     """Exactly what FileRequest.php sends: comma before boundary, MD5 of the *path*."""
     content_hash = hashlib.md5(name.encode()).hexdigest()
     boundary = f"XXX{content_hash}"
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; "
-            f"filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n"
-            "Content-Transfer-Encoding: binary\r\n\r\n").encode() + data + \
-        f"\r\n--{boundary}--".encode()
-    headers = {"Content-MD5": content_hash,
-               "Content-Type": f"multipart/form-data, boundary={boundary}",
-               "Accept": "image/*,application/im2+json"}
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n'
+            "Content-Transfer-Encoding: binary\r\n\r\n"
+        ).encode()
+        + data
+        + f"\r\n--{boundary}--".encode()
+    )
+    headers = {
+        "Content-MD5": content_hash,
+        "Content-Type": f"multipart/form-data, boundary={boundary}",
+        "Accept": "image/*,application/im2+json",
+    }
     return body, headers
 
 
@@ -140,8 +159,9 @@ def test_php_client_upload(client, trailing):
 
 
 def test_standard_multipart_upload(client):
-    response = client.post("/second-user/50x50,fit,format=png/",
-                           files={"file": ("a.png", png(30, 20), "image/png")})
+    response = client.post(
+        "/second-user/50x50,fit,format=png/", files={"file": ("a.png", png(30, 20), "image/png")}
+    )
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "image/png"
     assert dimensions(response.content) == (50, 33)
@@ -274,7 +294,7 @@ def test_chunked_upload_over_the_limit_is_413(client):
 
     def chunks():  # no Content-Length: only the streaming check can stop it
         for start in range(0, len(body), 65536):
-            yield body[start:start + 65536]
+            yield body[start : start + 65536]
 
     response = client.post(f"/{USER}/full", content=chunks(), headers=headers)
     assert response.status_code == 413 and response.json()["code"] == "too-large"
@@ -292,11 +312,14 @@ def test_upload_without_file_field_is_400(client):
     assert response.status_code == 400 and problem_codes(response) == ["bad-upload"]
 
 
-@pytest.mark.parametrize(("data", "status", "code"), [
-    (b"<html>not an image</html>" * 4, 415, "unknown-format"),
-    (png(40, 40)[:60], 400, None),
-    (heic_without_decoder(), 415, "unsupported-codec"),
-])
+@pytest.mark.parametrize(
+    ("data", "status", "code"),
+    [
+        (b"<html>not an image</html>" * 4, 415, "unknown-format"),
+        (png(40, 40)[:60], 400, None),
+        (heic_without_decoder(), 415, "unsupported-codec"),
+    ],
+)
 def test_unusable_image_upload(client, data, status, code):
     body, headers = php_upload(data)
     response = client.post(f"/{USER}/full", content=body, headers=headers)
@@ -314,8 +337,9 @@ def test_fetch_to_loopback_is_refused_through_the_server(client, origin):
     listener = Listener("127.0.0.1")
     try:
         direct = client.post(f"/{USER}/full/http://127.0.0.1:{listener.port}/a.png")
-        hop = client.post(f"/{USER}/full/{origin.base}/redirect?to="
-                          f"http://127.0.0.1:{listener.port}/a.png")
+        hop = client.post(
+            f"/{USER}/full/{origin.base}/redirect?to=http://127.0.0.1:{listener.port}/a.png"
+        )
         assert listener.accepted == 0
     finally:
         listener.close()
@@ -371,8 +395,9 @@ def test_timeout_option_bounds_processing(origin):
     app = create_app(config(workers=1, queue=0), optimizer=engine, transport=Tripwire())
     with ServerThread(app) as running:
         started = time.monotonic()
-        response = httpx.post(f"{running.url}/{USER}/full,timeout=0.3/{origin.base}/img/8x8.png",
-                              timeout=10)
+        response = httpx.post(
+            f"{running.url}/{USER}/full,timeout=0.3/{origin.base}/img/8x8.png", timeout=10
+        )
         took = time.monotonic() - started
         assert response.status_code == 504 and response.json()["code"] == "timeout"
         assert took < 5  # answered at timeout=, while the gate still holds the job

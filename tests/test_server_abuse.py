@@ -25,8 +25,9 @@ LIMIT = 2_000_000
 
 
 def config(**changes) -> ServerConfig:
-    values = dict(users=(USER,), allow_nets=ALLOW, max_bytes=LIMIT, workers=2, queue=8,
-                  fetch_timeout=5)
+    values = dict(
+        users=(USER,), allow_nets=ALLOW, max_bytes=LIMIT, workers=2, queue=8, fetch_timeout=5
+    )
     return ServerConfig(**{**values, **changes})
 
 
@@ -43,17 +44,24 @@ def client(server):
 
 
 def multipart(parts: list[tuple[str, bytes]], boundary: str = "b0undary") -> tuple[bytes, dict]:
-    body = b"".join(f"--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n"
-                    .encode() + data + b"\r\n" for name, data in parts)
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        + data
+        + b"\r\n"
+        for name, data in parts
+    )
     return body + f"--{boundary}--\r\n".encode(), {
-        "Content-Type": f"multipart/form-data; boundary={boundary}"}
+        "Content-Type": f"multipart/form-data; boundary={boundary}"
+    }
 
 
 def raw_request(port: int, target: str) -> tuple[int, str, bytes]:
     """(status, content type, body) of a request sent byte for byte, path unnormalised."""
     with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
-        conn.sendall(f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
-                     "Connection: close\r\n\r\n".encode())
+        conn.sendall(
+            f"POST {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
         answer = b""
         while chunk := conn.recv(65536):
             answer += chunk
@@ -67,8 +75,9 @@ def raw_request(port: int, target: str) -> tuple[int, str, bytes]:
 
 
 def test_format_webm_on_a_still_image_is_400_not_500(client):
-    response = client.post(f"/{USER}/full,format=webm",
-                           files={"file": ("a.png", png(20, 20), "image/png")})
+    response = client.post(
+        f"/{USER}/full,format=webm", files={"file": ("a.png", png(20, 20), "image/png")}
+    )
     assert response.status_code == 400, response.text
     assert response.json()["code"] == "video-needs-animation"
 
@@ -82,8 +91,9 @@ def test_multipart_boundary_over_256_characters_is_400_not_500(client):
     assert "boundary is 300 characters long" in response.json()["error"]
 
 
-@pytest.mark.parametrize("target", ["/u/full/http://127.0.0.1/%0d%0ax", "/u/%0a/x", "/%0a%0a",
-                                    "/u/full/%0d%0a"])
+@pytest.mark.parametrize(
+    "target", ["/u/full/http://127.0.0.1/%0d%0ax", "/u/%0a/x", "/%0a%0a", "/u/full/%0d%0a"]
+)
 def test_crlf_path_gets_the_api_error_body_not_a_plain_404(server, target):
     status, content_type, body = raw_request(server.port, target)
     assert 400 <= status < 500, (status, body)
@@ -126,8 +136,11 @@ def test_multipart_parsing_runs_off_the_event_loop(server, monkeypatch):
     monkeypatch.setattr(app_module, "file_field", slow_parse)
     body, headers = multipart([("file", png(8, 8))])
     upload: list[httpx.Response] = []
-    thread = threading.Thread(target=lambda: upload.append(
-        httpx.post(f"{server.url}/{USER}/full", content=body, headers=headers, timeout=20)))
+    thread = threading.Thread(
+        target=lambda: upload.append(
+            httpx.post(f"{server.url}/{USER}/full", content=body, headers=headers, timeout=20)
+        )
+    )
     thread.start()
     assert parsing.wait(5)
     try:
@@ -208,15 +221,21 @@ class GatedEngine:
 
 def test_connection_over_the_cap_with_none_idle_gets_503_in_the_api_format():
     gate = threading.Event()
-    app = create_app(config(workers=2, queue=30, max_connections=16),
-                     optimizer=GatedEngine(gate), transport=Tripwire())
+    app = create_app(
+        config(workers=2, queue=30, max_connections=16),
+        optimizer=GatedEngine(gate),
+        transport=Tripwire(),
+    )
     body, headers = multipart([("file", png(4, 4))])
     with ServerThread(app) as running:
         results: list[int] = []
 
         def call() -> None:
-            results.append(httpx.post(f"{running.url}/{USER}/full", content=body,
-                                      headers=headers, timeout=30).status_code)
+            results.append(
+                httpx.post(
+                    f"{running.url}/{USER}/full", content=body, headers=headers, timeout=30
+                ).status_code
+            )
 
         busy = [threading.Thread(target=call) for _ in range(16)]
         for thread in busy:
@@ -244,8 +263,20 @@ def test_idle_connections_are_shed_under_the_open_files_limit(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-c", "from imgpipe.cli import main; main()", "serve",
-               "--port", str(port), "--user", USER, "--workers", "1", "--queue", "4"]
+    command = [
+        sys.executable,
+        "-c",
+        "from imgpipe.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--user",
+        USER,
+        "--workers",
+        "1",
+        "--queue",
+        "4",
+    ]
 
     def low_limit() -> None:  # the server may not raise it: soft == hard
         resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
@@ -261,12 +292,12 @@ def test_idle_connections_are_shed_under_the_open_files_limit(tmp_path):
                 assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
                 break
             except httpx.TransportError:
-                assert server.poll() is None and time.monotonic() < deadline, \
-                    log_path.read_text()
+                assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
                 time.sleep(0.1)
         with ThreadPoolExecutor(20) as pool:  # in parallel: a full backlog delays a connect
-            idle += pool.map(lambda _: socket.create_connection(("127.0.0.1", port)),
-                             range(200))  # more than the server could hold
+            idle += pool.map(
+                lambda _: socket.create_connection(("127.0.0.1", port)), range(200)
+            )  # more than the server could hold
         response = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert response.status_code == 200
     finally:
@@ -302,15 +333,21 @@ def post_from(address: str, url: str, body: bytes, headers: dict) -> httpx.Respo
 def test_overrunning_jobs_do_not_hold_every_worker():
     """Two uploads whose decode overran made every request 504 (issue 18, item 8)."""
     gate = threading.Event()
-    app = create_app(config(workers=2, queue=8), optimizer=HangingEngine(gate),
-                     transport=Tripwire())
+    app = create_app(
+        config(workers=2, queue=8), optimizer=HangingEngine(gate), transport=Tripwire()
+    )
     body, headers = multipart([("file", png(4, 4))])
     queue = app.state.server.queue
     with ServerThread(app) as running:
         bad: list[httpx.Response] = []
-        attackers = [threading.Thread(target=lambda: bad.append(post_from(
-            "127.0.0.1", f"{running.url}/{USER}/full,timeout=0.3", body, headers)))
-            for _ in range(2)]
+        attackers = [
+            threading.Thread(
+                target=lambda: bad.append(
+                    post_from("127.0.0.1", f"{running.url}/{USER}/full,timeout=0.3", body, headers)
+                )
+            )
+            for _ in range(2)
+        ]
         for thread in attackers:
             thread.start()
         for thread in attackers:
@@ -319,8 +356,7 @@ def test_overrunning_jobs_do_not_hold_every_worker():
             assert [r.status_code for r in bad] == [504, 504]
             assert queue.late == 2  # both threads are still stuck in the engine
             # Another client is served at once, not after the stuck jobs end.
-            other = post_from("127.0.0.3", f"{running.url}/{USER}/full,timeout=5", body,
-                              headers)
+            other = post_from("127.0.0.3", f"{running.url}/{USER}/full,timeout=5", body, headers)
             assert other.status_code == 200, other.text
             # The client whose jobs are stuck is told to wait, without taking a slot.
             again = post_from("127.0.0.1", f"{running.url}/{USER}/full", body, headers)
@@ -331,6 +367,7 @@ def test_overrunning_jobs_do_not_hold_every_worker():
         deadline = time.monotonic() + 10
         while queue.late and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert post_from("127.0.0.1", f"{running.url}/{USER}/full", body,
-                         headers).status_code == 200
+        assert (
+            post_from("127.0.0.1", f"{running.url}/{USER}/full", body, headers).status_code == 200
+        )
     assert queue.taken == 0 and queue.late == 0

@@ -29,9 +29,20 @@ def test_serve_runs_and_answers(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    command = [sys.executable, "-c", "from imgpipe.cli import main; main()", "serve",
-               "--port", str(port), "--user", "cli-user", "--allow-net", ALLOW[0],
-               "--workers", "1"]
+    command = [
+        sys.executable,
+        "-c",
+        "from imgpipe.cli import main; main()",
+        "serve",
+        "--port",
+        str(port),
+        "--user",
+        "cli-user",
+        "--allow-net",
+        ALLOW[0],
+        "--workers",
+        "1",
+    ]
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(command, stdout=log, stderr=log)
     try:

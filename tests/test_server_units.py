@@ -20,7 +20,11 @@ from imgpipe.server.upload import boundary_of
         (b"/u/", b"", ApiPath("u", None, None)),
         (b"/u/full", b"", ApiPath("u", "full", None)),
         (b"/u/full/", b"", ApiPath("u", "full", None)),
-        (b"/u/160x100,crop,2x/http://h/a.png", b"", ApiPath("u", "160x100,crop,2x", "http://h/a.png")),
+        (
+            b"/u/160x100,crop,2x/http://h/a.png",
+            b"",
+            ApiPath("u", "160x100,crop,2x", "http://h/a.png"),
+        ),
         (b"/u/full/https://h/a.png", b"v=1", ApiPath("u", "full", "https://h/a.png?v=1")),
         # proxies merge // into /
         (b"/u/full/http:/h/a.png", b"", ApiPath("u", "full", "http://h/a.png")),
@@ -64,11 +68,19 @@ def test_boundary_of(content_type, boundary):
     ("url", "host", "port", "path"),
     [
         ("http://Example.COM/a.png", "example.com", 80, "/a.png"),
-        ("https://example.com:8443/a%2Fb.png?x=1&y=%20", "example.com", 8443,
-         "/a%2Fb.png?x=1&y=%20"),
+        (
+            "https://example.com:8443/a%2Fb.png?x=1&y=%20",
+            "example.com",
+            8443,
+            "/a%2Fb.png?x=1&y=%20",
+        ),
         ("http://example.com", "example.com", 80, "/"),
-        ("http://example.com/caf\u00e9 bar.png".replace(" ", "_"), "example.com", 80,
-         "/caf%C3%A9_bar.png"),
+        (
+            "http://example.com/caf\u00e9 bar.png".replace(" ", "_"),
+            "example.com",
+            80,
+            "/caf%C3%A9_bar.png",
+        ),
         ("http://b\u00fccher.example/a.png", "xn--bcher-kva.example", 80, "/a.png"),
         ("http://0x5d.0xb8.0xd8.0x22/a.png", "93.184.216.34", 80, "/a.png"),
         ("http://[2606:4700::1]:81/", "2606:4700::1", 81, "/"),
@@ -106,27 +118,39 @@ def test_warning_header_is_one_safe_quoted_line():
 
 def test_host_names_default_to_bind_host_and_local_names():
     assert ServerConfig(users=("u",), host="10.1.2.3").host_names() == {
-        "10.1.2.3", "localhost", "127.0.0.1", "::1"}
+        "10.1.2.3",
+        "localhost",
+        "127.0.0.1",
+        "::1",
+    }
     assert ServerConfig(users=("u",), allowed_hosts=("Img.Example", "[::1]")).host_names() == {
-        "img.example", "::1"}
+        "img.example",
+        "::1",
+    }
 
 
-@pytest.mark.parametrize(("address", "embedded"), [
-    ("::ffff:169.254.169.254", ["169.254.169.254"]),  # IPv4-mapped
-    ("::ffff:0:7f00:1", ["127.0.0.1"]),  # IPv4-translated
-    ("64:ff9b::a9fe:a9fe", ["169.254.169.254"]),  # NAT64 well-known prefix
-    ("64:ff9b:1::a9fe:a9fe", ["169.254.169.254"]),  # local-use NAT64, /96 layout
-    # local-use NAT64 whose layout the site chose: every RFC 6052 layout the zero bits allow
-    ("64:ff9b:1:a9fe:a9:fe00::", ["0.0.0.0", "169.254.169.254", "254.169.254.0", "169.254.0.0"]),
-    ("64:ff9b:1::5db8:d822", ["93.184.216.34"]),
-    ("2002:a9fe:a9fe::1", ["169.254.169.254"]),  # 6to4
-    ("2001:0:4136:e378:8000:63bf:5601:5601", ["65.54.227.120", "169.254.169.254"]),  # Teredo
-    ("::a9fe:a9fe", ["169.254.169.254"]),  # IPv4-compatible
-    ("::1", []),
-    ("::", []),
-    ("2606:4700:4700::1111", []),
-    ("8.8.8.8", []),
-])
+@pytest.mark.parametrize(
+    ("address", "embedded"),
+    [
+        ("::ffff:169.254.169.254", ["169.254.169.254"]),  # IPv4-mapped
+        ("::ffff:0:7f00:1", ["127.0.0.1"]),  # IPv4-translated
+        ("64:ff9b::a9fe:a9fe", ["169.254.169.254"]),  # NAT64 well-known prefix
+        ("64:ff9b:1::a9fe:a9fe", ["169.254.169.254"]),  # local-use NAT64, /96 layout
+        # local-use NAT64 whose layout the site chose: every RFC 6052 layout the zero bits allow
+        (
+            "64:ff9b:1:a9fe:a9:fe00::",
+            ["0.0.0.0", "169.254.169.254", "254.169.254.0", "169.254.0.0"],
+        ),
+        ("64:ff9b:1::5db8:d822", ["93.184.216.34"]),
+        ("2002:a9fe:a9fe::1", ["169.254.169.254"]),  # 6to4
+        ("2001:0:4136:e378:8000:63bf:5601:5601", ["65.54.227.120", "169.254.169.254"]),  # Teredo
+        ("::a9fe:a9fe", ["169.254.169.254"]),  # IPv4-compatible
+        ("::1", []),
+        ("::", []),
+        ("2606:4700:4700::1111", []),
+        ("8.8.8.8", []),
+    ],
+)
 def test_embedded_ipv4_forms(address, embedded):
     import ipaddress
 

@@ -84,8 +84,13 @@ def fetch(url: str, resolver=None, inner=None):
     tripwire = Tripwire(inner) if inner is not None else Tripwire()
 
     async def go():
-        fetcher = Fetcher(AddressPolicy.from_strings(ALLOW), max_bytes=1 << 20, timeout=5,
-                          resolver=resolver or FakeResolver(), transport=tripwire)
+        fetcher = Fetcher(
+            AddressPolicy.from_strings(ALLOW),
+            max_bytes=1 << 20,
+            timeout=5,
+            resolver=resolver or FakeResolver(),
+            transport=tripwire,
+        )
         try:
             return await fetcher.fetch(url)
         except FetchError as error:
@@ -177,8 +182,9 @@ def test_dns_rebinding_connects_to_the_checked_address(origin, listener):
     assert not isinstance(ok, FetchError), ok
     assert seen == [ORIGIN_IP]
     before = listener.accepted
-    again, seen = fetch(f"{origin.base}/redirect?to=http://rebind.example:{listener.port}/",
-                        resolver)
+    again, seen = fetch(
+        f"{origin.base}/redirect?to=http://rebind.example:{listener.port}/", resolver
+    )
     assert isinstance(again, FetchError) and again.code == "blocked-address"
     assert seen == [ORIGIN_IP]
     assert listener.accepted == before
@@ -247,8 +253,10 @@ def test_host_spellings_are_read_like_inet_aton(host, address):
     assert parse_host(host) == ipaddress.ip_address(address)
 
 
-@pytest.mark.parametrize("host", ["", "a..b", "-a.com", "0x7g.0.0.1", "08.0.0.1", "1.2.3.256",
-                                  "4294967296", "a%2eb", "[::g]"])
+@pytest.mark.parametrize(
+    "host",
+    ["", "a..b", "-a.com", "0x7g.0.0.1", "08.0.0.1", "1.2.3.256", "4294967296", "a%2eb", "[::g]"],
+)
 def test_bad_hosts_are_errors(host):
     with pytest.raises(HostError):
         parse_host(host)

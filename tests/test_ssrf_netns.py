@@ -110,8 +110,13 @@ def can_unshare() -> str | None:
 
 def run_in_namespace(allow: list[str]) -> dict:
     request = json.dumps({"allow": allow, "urls": [row[0] for row in MATRIX]})
-    done = subprocess.run(["unshare", "-n", sys.executable, str(HERE / "ssrf_netns.py")],
-                          input=request, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, str(HERE / "ssrf_netns.py")],
+        input=request,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
 
@@ -147,11 +152,21 @@ def test_allow_net_is_checked_after_embedded_ipv4_and_metadata():
     from imgpipe.server.netguard import AddressPolicy
 
     v6 = AddressPolicy.from_strings(["::/0"])
-    for address in ("::ffff:169.254.169.254", "::ffff:a9fe:a9fe", "64:ff9b::a9fe:a9fe",
-                    "::ffff:0:7f00:1", "2002:a9fe:a9fe::", "::a9fe:a9fe"):
+    for address in (
+        "::ffff:169.254.169.254",
+        "::ffff:a9fe:a9fe",
+        "64:ff9b::a9fe:a9fe",
+        "::ffff:0:7f00:1",
+        "2002:a9fe:a9fe::",
+        "::a9fe:a9fe",
+    ):
         assert v6.refusal(ipaddress.ip_address(address)), address
     assert AddressPolicy().refusal(ipaddress.ip_address("::ffff:0:7f00:1"))
     everything = AddressPolicy.from_strings(["0.0.0.0/0", "::/0"])
-    for address in ("::ffff:a9fe:a9fe", "64:ff9b::a9fe:a9fe", "64:ff9b:1::a9fe:a9fe",
-                    "2001:0:4136:e378:8000:63bf:5601:5601"):
+    for address in (
+        "::ffff:a9fe:a9fe",
+        "64:ff9b::a9fe:a9fe",
+        "64:ff9b:1::a9fe:a9fe",
+        "2001:0:4136:e378:8000:63bf:5601:5601",
+    ):
         assert "metadata" in everything.refusal(ipaddress.ip_address(address)), address

@@ -19,8 +19,20 @@ def test_state_survives_reopen(tmp_path):
     with State(tmp_path / "c") as st:
         st.remember_sha256("a.jpg", 1, 2, 3, 4, "sha")
         st.put_info("sha", SourceInfo(10, 20, "jpeg", 1))
-        st.put_record(Record("k" * 64, "webp", 5, 6, 3, "medium", 80, (("w", "m"),),
-                             hashlib.sha256(b"abc").hexdigest()), b"abc")
+        st.put_record(
+            Record(
+                "k" * 64,
+                "webp",
+                5,
+                6,
+                3,
+                "medium",
+                80,
+                (("w", "m"),),
+                hashlib.sha256(b"abc").hexdigest(),
+            ),
+            b"abc",
+        )
         st.put_written("out/x", "k", 3, 99)
         st.commit()
     with State(tmp_path / "c") as st:
@@ -35,8 +47,9 @@ def test_state_survives_reopen(tmp_path):
 
 def test_record_without_its_exact_blob_is_not_usable(tmp_path):
     with State(tmp_path / "c") as st:
-        rec = Record("a" * 64, "webp", 5, 6, 3, "medium", 80, (),
-                     hashlib.sha256(b"abc").hexdigest())
+        rec = Record(
+            "a" * 64, "webp", 5, 6, 3, "medium", 80, (), hashlib.sha256(b"abc").hexdigest()
+        )
         st.put_record(rec, b"abc")
         assert st.has_blob(rec)
         with open(st.blob_path(rec.key), "wb") as fh:
@@ -70,12 +83,13 @@ def test_remove_temp_files_removes_only_ours(tmp_path):
 def test_lock_blocks_other_processes_until_released(tmp_path):
     lock = Lock(tmp_path)
     lock.acquire()
-    code = (f"import sys; sys.path.insert(0, {os.getcwd()!r})\n"
-            "from imgpipe.lock import Lock\n"
-            f"Lock({str(tmp_path)!r}).acquire(on_wait=lambda pid: print('waiting', pid, "
-            "flush=True)); print('got it', flush=True)")
-    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
-                          text=True) as child:
+    code = (
+        f"import sys; sys.path.insert(0, {os.getcwd()!r})\n"
+        "from imgpipe.lock import Lock\n"
+        f"Lock({str(tmp_path)!r}).acquire(on_wait=lambda pid: print('waiting', pid, "
+        "flush=True)); print('got it', flush=True)"
+    )
+    with subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) as child:
         assert child.stdout.readline().split() == ["waiting", str(os.getpid())]
         time.sleep(0.2)
         assert child.poll() is None  # still waiting
@@ -88,8 +102,10 @@ def test_lock_no_wait_message(tmp_path):
     first.acquire()
     with pytest.raises(BuildLocked) as info:
         Lock(tmp_path).acquire(wait=False)
-    assert str(info.value) == (f"another imgpipe build (pid {os.getpid()}) is using {tmp_path}; "
-                               "wait for it, or run without --no-wait to queue behind it")
+    assert str(info.value) == (
+        f"another imgpipe build (pid {os.getpid()}) is using {tmp_path}; "
+        "wait for it, or run without --no-wait to queue behind it"
+    )
     first.release()
     second = Lock(tmp_path)
     second.acquire(wait=False)

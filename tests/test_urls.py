@@ -25,10 +25,24 @@ def odd_site(root: Path, make) -> object:
     src.mkdir(parents=True)
     for i, name in enumerate(ODD):
         make(src / name, i)
-    return from_dict({"source": "images", "output": "public", "base_url": "/img/",
-                      "cache_dir": ".cache", "jobs": 2, "rules": [
-                          {"include": ["*.jpg"], "widths": [120, 240],
-                           "formats": ["webp", "jpeg"], "options": "quality=80"}]}, root)
+    return from_dict(
+        {
+            "source": "images",
+            "output": "public",
+            "base_url": "/img/",
+            "cache_dir": ".cache",
+            "jobs": 2,
+            "rules": [
+                {
+                    "include": ["*.jpg"],
+                    "widths": [120, 240],
+                    "formats": ["webp", "jpeg"],
+                    "options": "quality=80",
+                }
+            ],
+        },
+        root,
+    )
 
 
 class _Srcsets(HTMLParser):
@@ -64,7 +78,7 @@ def test_manifest_and_snippet_urls_are_percent_encoded(tmp_path, fake_engine):
         for rendition in entry["renditions"].values():
             url, path = rendition["url"], rendition["path"]
             assert path.startswith(name[:-4]) and (out / path).is_file()
-            assert url.startswith("/img/") and unquote(url[len("/img/"):]) == path
+            assert url.startswith("/img/") and unquote(url[len("/img/") :]) == path
             assert not set(url) & set(" #?,猫") and "%" not in path.replace("100%", "")
         snippet = (out / f"_snippets/{name}.default.html").read_text()
         urls = fetched_urls(snippet)
@@ -74,9 +88,11 @@ def test_manifest_and_snippet_urls_are_percent_encoded(tmp_path, fake_engine):
 
 
 def test_img_text_inside_other_tags_attributes_is_not_rewritten():
-    page = ('<a title="<img src=title.jpg>" data-x=\'<img src="data.jpg">\'>link</a>\n'
-            '<p data-note="a > b">text <img src="real.jpg" alt="<img src=alt.jpg>"></p>\n'
-            '<textarea><img src="typed.jpg"></textarea><img src=last.jpg>')
+    page = (
+        '<a title="<img src=title.jpg>" data-x=\'<img src="data.jpg">\'>link</a>\n'
+        '<p data-note="a > b">text <img src="real.jpg" alt="<img src=alt.jpg>"></p>\n'
+        '<textarea><img src="typed.jpg"></textarea><img src=last.jpg>'
+    )
     seen = []
 
     def replace(attrs):
@@ -85,8 +101,11 @@ def test_img_text_inside_other_tags_attributes_is_not_rewritten():
 
     out = rewrite_images(page, replace)
     assert seen == ["real.jpg", "last.jpg"]
-    assert out == (page.replace('<img src="real.jpg" alt="<img src=alt.jpg>">', "[real.jpg]")
-                   .replace("<img src=last.jpg>", "[last.jpg]"))
+    assert out == (
+        page.replace('<img src="real.jpg" alt="<img src=alt.jpg>">', "[real.jpg]").replace(
+            "<img src=last.jpg>", "[last.jpg]"
+        )
+    )
 
 
 def test_mkdocs_keeps_a_percent_encoded_image_working(tmp_path):
@@ -102,17 +121,22 @@ def test_mkdocs_keeps_a_percent_encoded_image_working(tmp_path):
     for i, name in enumerate(ODD):
         xyz = pyvips.Image.xyz(400, 300)
         (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, xyz[0] % 256]).cast("uchar").copy(
-            interpretation="srgb").jpegsave(str(docs / name), Q=90)
+            interpretation="srgb"
+        ).jpegsave(str(docs / name), Q=90)
     from urllib.parse import quote
 
-    (docs / "index.md").write_text("# Odd names\n\n" + "\n\n".join(
-        f"![{i}]({quote(name)})" for i, name in enumerate(ODD)) + "\n")
+    (docs / "index.md").write_text(
+        "# Odd names\n\n"
+        + "\n\n".join(f"![{i}]({quote(name)})" for i, name in enumerate(ODD))
+        + "\n"
+    )
     (tmp_path / "mkdocs.yml").write_text(
         "site_name: odd\nplugins:\n  - imgpipe:\n      widths: [160, 320]\n"
-        "      formats: [webp, auto]\n      options: quality=80\n      jobs: 2\n")
+        "      formats: [webp, auto]\n      options: quality=80\n      jobs: 2\n"
+    )
     build(load_config(str(tmp_path / "mkdocs.yml")))
     html = (tmp_path / "site/index.html").read_text()
-    urls = fetched_urls(html[html.index("<picture"):])
+    urls = fetched_urls(html[html.index("<picture") :])
     assert html.count("<picture") == len(ODD) and len(urls) >= 5 * len(ODD)
     for url in urls:
         target = posixpath.normpath(unquote(urlsplit(url).path))
@@ -127,8 +151,13 @@ LINKS = [
     ("/img/a%20b.jpg", "blog", "", False, ("img/a b.jpg", "/")),
     ("/docs/img/a.jpg", "p", "https://x.org/docs/", False, ("img/a.jpg", "/docs/")),
     ("/other/a.jpg", "p", "https://x.org/docs", False, ("other/a.jpg", "/docs/")),
-    ("https://x.org/docs/img/a.jpg", "p", "https://x.org/docs", True,
-     ("img/a.jpg", "https://x.org/docs/")),
+    (
+        "https://x.org/docs/img/a.jpg",
+        "p",
+        "https://x.org/docs",
+        True,
+        ("img/a.jpg", "https://x.org/docs/"),
+    ),
     ("https://x.org/docs/img/a.jpg", "p", "https://x.org/docs", False, None),  # MkDocs
     ("https://elsewhere.org/a.jpg", "p", "https://x.org", True, None),
     ("//cdn.org/a.jpg", "", "", False, None),
@@ -138,8 +167,9 @@ LINKS = [
 
 
 @pytest.mark.parametrize("src, page_dir, site_url, full_urls, expected", LINKS)
-def test_one_resolver_for_the_mkdocs_and_pelican_rewriters(src, page_dir, site_url, full_urls,
-                                                             expected):
+def test_one_resolver_for_the_mkdocs_and_pelican_rewriters(
+    src, page_dir, site_url, full_urls, expected
+):
     from imgpipe.integrations import site
 
     link = site.image_link(src, page_dir, site_url, full_urls=full_urls)

@@ -87,8 +87,9 @@ def test_video_of_a_photographic_animation_is_much_smaller_than_its_gif():
 
 def test_quality_presets_order_video_bytes():
     source = open_source(gif(photo_frames(6, 96, 72), delays=[80] * 6))
-    sizes = [source.render(parse(f"format=webm,quality={q}")).bytes
-             for q in ("low", "medium", "high")]
+    sizes = [
+        source.render(parse(f"format=webm,quality={q}")).bytes for q in ("low", "medium", "high")
+    ]
     assert sizes == sorted(sizes) and sizes[0] < sizes[2], sizes
     lossless = source.render(parse("format=webm,quality=lossless"))
     assert [w.code for w in lossless.warnings] == ["lossless-video"]
@@ -148,6 +149,14 @@ def test_a_build_writes_videos_posters_and_a_video_snippet(tmp_path: Path):
 
     # One poster per width, shared by the WebM and the MP4; a named rendition has its own.
     names = sorted(p.name.split(".")[0] for p in public.glob("hero-*"))
-    assert names == ["hero-48-h264", "hero-48-poster", "hero-48-webm", "hero-96-h264",
-                     "hero-96-poster", "hero-96-webm", "hero-clip", "hero-clip-poster"]
+    assert names == [
+        "hero-48-h264",
+        "hero-48-poster",
+        "hero-48-webm",
+        "hero-96-h264",
+        "hero-96-poster",
+        "hero-96-webm",
+        "hero-clip",
+        "hero-clip-poster",
+    ]
     assert build(config).built == 0  # posters are cached like any rendition

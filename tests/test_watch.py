@@ -96,7 +96,7 @@ def _truncate_and_write_in_chunks(images: Path) -> None:
     data = jpeg(color(9))
     with open(images / "a.jpg", "wb") as fh:  # O_TRUNC, then the bytes arrive in pieces
         for i in range(0, len(data), 200):
-            fh.write(data[i:i + 200])
+            fh.write(data[i : i + 200])
             fh.flush()
             time.sleep(0.002)
 
@@ -107,10 +107,19 @@ def _delete_then_create(images: Path) -> None:
     (images / "a.jpg").write_bytes(jpeg(color(9)))
 
 
-@pytest.mark.parametrize("change", [
-    _create, _modify, _delete, _rename_file, _rename_folder,
-    _save_via_temp_and_rename, _truncate_and_write_in_chunks, _delete_then_create,
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        _create,
+        _modify,
+        _delete,
+        _rename_file,
+        _rename_folder,
+        _save_via_temp_and_rename,
+        _truncate_and_write_in_chunks,
+        _delete_then_create,
+    ],
+)
 def test_each_change_ends_equal_to_a_clean_build(site, tmp_path, change):
     change(site.images)
     rounds = site.settle()
@@ -167,8 +176,7 @@ def test_a_file_replaced_under_the_same_name_and_size_is_not_served_stale(site):
     old = path.stat()
     assert close(pixel(rendition(site.root, "a.jpg")), color(0))
     # Same dimensions and the same byte length: only the pixels differ.
-    i, new = next((i, data) for i in range(40, 250)
-                  if len(data := jpeg(color(i))) == old.st_size)
+    i, new = next((i, data) for i in range(40, 250) if len(data := jpeg(color(i))) == old.st_size)
     with open(path, "r+b") as fh:  # in place: same inode
         fh.write(new)
     os.utime(path, ns=(old.st_atime_ns, old.st_mtime_ns))  # and the old mtime back
@@ -186,7 +194,7 @@ def test_a_file_still_being_written_is_built_once_complete(tmp_path):
             fh.write(data[: len(data) // 2])
             fh.flush()
             time.sleep(0.3)
-            fh.write(data[len(data) // 2:])
+            fh.write(data[len(data) // 2 :])
         last = watcher.wait_idle(2)
     rounds = watcher.rounds[1:]
     assert all(r.summary.ok for r in rounds), [r.summary.failures for r in rounds]
@@ -197,7 +205,7 @@ def test_a_file_still_being_written_is_built_once_complete(tmp_path):
 def test_an_invalid_config_is_reported_and_a_fix_is_applied(site):
     config = site.root / "imgpipe.toml"
     good = config.read_text()
-    config.write_text(good.replace("widths = [32, 48]", "widths = [32, \"wide\"]"))
+    config.write_text(good.replace("widths = [32, 48]", 'widths = [32, "wide"]'))
     (r,) = site.settle()
     assert r.error == "config" and r.summary is None
     assert site.watcher._thread.is_alive()
@@ -290,8 +298,9 @@ def test_stop_during_a_round_leaves_whole_files_and_no_lock(tmp_path):
     # The manifest is still the last complete one, naming only files that exist.
     manifest, files = output_of(root)
     assert sorted(manifest["sources"]) == ["a.jpg", "b.jpg", "sub/c.jpg"]
-    assert all(r["path"] in files for e in manifest["sources"].values()
-               for r in e["renditions"].values())
+    assert all(
+        r["path"] in files for e in manifest["sources"].values() for r in e["renditions"].values()
+    )
     # The next build finishes the job and agrees with a clean one.
     assert build(load(root / "imgpipe.toml")).ok
     assert output_of(root) == clean_build(root, tmp_path / "clean")
@@ -379,8 +388,10 @@ def test_a_source_dir_deleted_and_made_again_is_watched_again(site, tmp_path):
     site.matches_clean_build(tmp_path / "clean")
 
 
-SVG = ('<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
-       '<rect width="{w}" height="{h}" fill="#336699"/><circle cx="8" cy="8" r="6"/></svg>')
+SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}">'
+    '<rect width="{w}" height="{h}" fill="#336699"/><circle cx="8" cy="8" r="6"/></svg>'
+)
 SVG_CONFIG = """
 source = "images"
 output = "public/img"
@@ -422,11 +433,16 @@ def test_watch_renders_svg_like_build(tmp_path):
     finally:
         watcher.stop()
     manifest, files = output_of(root)
-    assert sorted(manifest["sources"]) == ["art/logo.svg", "art/wide.svg", "icons/gear.svg",
-                                           "icons/home.svg"]
+    assert sorted(manifest["sources"]) == [
+        "art/logo.svg",
+        "art/wide.svg",
+        "icons/gear.svg",
+        "icons/home.svg",
+    ]
     assert manifest["sources"]["icons/home.svg"]["renditions"]["svg"]["format"] == "svg"
     assert manifest["sources"]["art/logo.svg"]["renditions"]["32-png"]["width"] == 32
     assert (manifest, files) == clean_build(root, tmp_path / "clean")
     for name in files:  # the very bytes, not only the names and sizes
         assert (root / "public/img" / name).read_bytes() == (
-            tmp_path / "clean/public/img" / name).read_bytes(), name
+            tmp_path / "clean/public/img" / name
+        ).read_bytes(), name

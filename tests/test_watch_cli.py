@@ -29,8 +29,12 @@ class Watch:
     def __init__(self, root: Path, *args: str):
         self.proc = subprocess.Popen(
             [sys.executable, "-c", "from imgpipe.cli import main; main()", "watch", *args],
-            cwd=root, env={**os.environ, "PYTHONPATH": str(REPO)}, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, text=True)
+            cwd=root,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: list[str] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -125,8 +129,11 @@ def test_ctrl_c_waits_for_the_round_in_progress(monkeypatch):
     from imgpipe.cli import main
 
     watchers = []
-    monkeypatch.setattr(watch_module, "Watcher",
-                        lambda *a, **kw: watchers.append(_RoundInProgress()) or watchers[-1])
+    monkeypatch.setattr(
+        watch_module,
+        "Watcher",
+        lambda *a, **kw: watchers.append(_RoundInProgress()) or watchers[-1],
+    )
     saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     try:

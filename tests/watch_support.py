@@ -40,8 +40,9 @@ def color(i: int) -> tuple[int, int, int]:
     return ((i * 53) % 256, (i * 97 + 80) % 256, (255 - i * 29) % 256)
 
 
-def make_site(root: Path, names: tuple[str, ...] = ("a.jpg", "b.jpg", "sub/c.jpg"),
-              config: str = CONFIG) -> Path:
+def make_site(
+    root: Path, names: tuple[str, ...] = ("a.jpg", "b.jpg", "sub/c.jpg"), config: str = CONFIG
+) -> Path:
     for i, name in enumerate(names):
         path = root / "images" / name
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -27,8 +27,15 @@ from pathlib import Path
 
 from ..model import Limits, Rendition, SourceHandle, SourceInfo, SvgMode
 
-__all__ = ["ENGINE_VERSION", "Limits", "Rendition", "SourceInfo", "identity", "open_source",
-           "versions"]
+__all__ = [
+    "ENGINE_VERSION",
+    "Limits",
+    "Rendition",
+    "SourceInfo",
+    "identity",
+    "open_source",
+    "versions",
+]
 
 # Bump when the bytes produced for the same input and options change (settings, presets,
 # pipeline order): it is part of every cache key.
@@ -38,13 +45,20 @@ __all__ = ["ENGINE_VERSION", "Limits", "Rendition", "SourceInfo", "identity", "o
 # start lower for renditions bigger than the probe (optimise.PROBE_DRIFT).
 ENGINE_VERSION = "6"
 
-_LIBS = re.compile(r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
-                   r"\.so\.([\d.]+)")
+_LIBS = re.compile(
+    r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
+    r"\.so\.([\d.]+)"
+)
 _DEFAULT_LIMITS = Limits()
 
 
-def open_source(source: bytes | str | Path, limits: Limits = _DEFAULT_LIMITS, *,
-                svg_mode: SvgMode | None = None, name: str | None = None) -> SourceHandle:
+def open_source(
+    source: bytes | str | Path,
+    limits: Limits = _DEFAULT_LIMITS,
+    *,
+    svg_mode: SvgMode | None = None,
+    name: str | None = None,
+) -> SourceHandle:
     """Read and validate a source (see `engine.source.open_source`); raises ImageError."""
     from .source import open_source as open_  # loads libvips: the first pixel is needed
 
@@ -59,8 +73,10 @@ def versions() -> dict[str, str]:
     # depend on whether this process has rendered yet, or cache keys would.
     from . import source  # noqa: F401
 
-    found = {"engine": ENGINE_VERSION,
-             "libvips": ".".join(str(pyvips.version(i)) for i in range(3))}
+    found = {
+        "engine": ENGINE_VERSION,
+        "libvips": ".".join(str(pyvips.version(i)) for i in range(3)),
+    }
     found.update(_packages())
     try:  # a system libvips: its codecs are separate shared libraries with their own versions
         for match in _LIBS.finditer(Path("/proc/self/maps").read_text()):

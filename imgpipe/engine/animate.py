@@ -77,19 +77,27 @@ def load(kind: Kind, data: bytes, name: str) -> Frames:
         if converted is not strip:  # (watched() must get a fresh image: see there)
             strip = watched(converted).copy_memory()
     except pyvips.Error as error:
-        raise out_of_time(name) or fail("decode-failed", name, f"cannot convert it to sRGB{because(error)}",
-                   f"a valid {kind.label} file", "re-export it in RGB", "decode") from None
+        raise out_of_time(name) or fail(
+            "decode-failed",
+            name,
+            f"cannot convert it to sRGB{because(error)}",
+            f"a valid {kind.label} file",
+            "re-export it in RGB",
+            "decode",
+        ) from None
     frames = tuple(strip.crop(0, i * height, strip.width, height) for i in range(count))
     return Frames(frames, tuple(delays), loop)
 
 
 def first_frame_warning(fmt: str, frames: int) -> Problem:
-    return Problem("animation-dropped", f"{FORMATS[fmt].name.upper()} holds one frame: the "
-                   f"first of {frames} is used (format=webp, gif, webm or h264 keep the motion)")
+    return Problem(
+        "animation-dropped",
+        f"{FORMATS[fmt].name.upper()} holds one frame: the "
+        f"first of {frames} is used (format=webp, gif, webm or h264 keep the motion)",
+    )
 
 
-def render(frames: Frames, recipe: Recipe, name: str,
-           spent: float = 0.0) -> Rendition | ImageError:
+def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Rendition | ImageError:
     """One animated rendition (GIF, WebP or video) of every frame; `spent`: seconds the
     decode took, already gone from timeout=."""
     deadline = time.monotonic() + recipe.timeout - spent
@@ -110,12 +118,14 @@ def render(frames: Frames, recipe: Recipe, name: str,
 
             flat = [settle_alpha(image, False, recipe.bgcolor) for image in images]
             data, width, height, crf, planned = video.encode(
-                flat, frames.shown_delays(), fmt, recipe.quality, deadline, name)
+                flat, frames.shown_delays(), fmt, recipe.quality, deadline, name
+            )
             warnings.extend(planned)
             used = "high" if recipe.quality == "lossless" else recipe.quality
             return Rendition(data, fmt, width, height, used, crf, tuple(warnings))
         data, quality, encoder_quality, planned = _encode_animation(
-            images, frames, fmt, recipe, geometry.changes_pixels, deadline)
+            images, frames, fmt, recipe, geometry.changes_pixels, deadline
+        )
         warnings.extend(planned)
     except TimeoutError:
         return _timed_out(recipe, name, stage)
@@ -125,26 +135,41 @@ def render(frames: Frames, recipe: Recipe, name: str,
         if time.monotonic() > deadline:  # libvips was told to stop
             return _timed_out(recipe, name, stage)
         verb = "encode" if stage == "encode" else "process"
-        return fail(f"{stage}-failed", name, f"cannot {verb} the animation as {recipe}"
-                    f"{because(error)}", "an animation libvips can work on",
-                    "report this file to imgpipe", stage)
-    return Rendition(data, fmt, geometry.width, geometry.height, quality, encoder_quality,
-                     tuple(warnings))
+        return fail(
+            f"{stage}-failed",
+            name,
+            f"cannot {verb} the animation as {recipe}{because(error)}",
+            "an animation libvips can work on",
+            "report this file to imgpipe",
+            stage,
+        )
+    return Rendition(
+        data, fmt, geometry.width, geometry.height, quality, encoder_quality, tuple(warnings)
+    )
 
 
 def _timed_out(recipe: Recipe, name: str, stage: str) -> ImageError:
-    return fail("timeout", name, f"{recipe} took longer than timeout={recipe.timeout:g}s",
-                "a rendition within its time budget",
-                "raise timeout=, or ask for a smaller size or fewer frames", stage)
+    return fail(
+        "timeout",
+        name,
+        f"{recipe} took longer than timeout={recipe.timeout:g}s",
+        "a rendition within its time budget",
+        "raise timeout=, or ask for a smaller size or fewer frames",
+        stage,
+    )
 
 
-def _shape(images: tuple[pyvips.Image, ...], geometry: Geometry, recipe: Recipe,
-           deadline: float) -> list[pyvips.Image]:
+def _shape(
+    images: tuple[pyvips.Image, ...], geometry: Geometry, recipe: Recipe, deadline: float
+) -> list[pyvips.Image]:
     """Every frame through the same geometry. crop=auto looks for the interesting area once,
     on the first frame, and cuts every frame there: a window that moved from frame to frame
     would shake."""
-    auto_crop = recipe.mode == "crop" and recipe.gravity == "auto" and (
-        geometry.width, geometry.height) != (geometry.scaled_width, geometry.scaled_height)
+    auto_crop = (
+        recipe.mode == "crop"
+        and recipe.gravity == "auto"
+        and (geometry.width, geometry.height) != (geometry.scaled_width, geometry.scaled_height)
+    )
     window = None
     out = []
     for image in images:
@@ -164,15 +189,15 @@ def _shape(images: tuple[pyvips.Image, ...], geometry: Geometry, recipe: Recipe,
 
 
 def _attention(image: pyvips.Image, width: int, height: int) -> tuple[int, int]:
-    _, found = image.smartcrop(width, height, interesting="attention", attention_x=True,
-                               attention_y=True)
+    _, found = image.smartcrop(
+        width, height, interesting="attention", attention_x=True, attention_y=True
+    )
     left = min(max(found["attention_x"] - width // 2, 0), image.width - width)
     top = min(max(found["attention_y"] - height // 2, 0), image.height - height)
     return left, top
 
 
-def _trim(images: tuple[pyvips.Image, ...]) -> tuple[tuple[pyvips.Image, ...],
-                                                   tuple[Problem, ...]]:
+def _trim(images: tuple[pyvips.Image, ...]) -> tuple[tuple[pyvips.Image, ...], tuple[Problem, ...]]:
     """Trim the border that every frame shares (the first frame's top-left colour)."""
     corner = images[0].getpoint(0, 0)
     mask = None
@@ -183,14 +208,20 @@ def _trim(images: tuple[pyvips.Image, ...]) -> tuple[tuple[pyvips.Image, ...],
             mask = mask.copy_memory()
     left, top, width, height = mask.find_trim(threshold=0, background=[0], line_art=True)
     if width == 0 or height == 0:
-        return images, (Problem("nothing-to-trim", "every frame is a single colour: nothing "
-                                "to trim"),)
+        return images, (
+            Problem("nothing-to-trim", "every frame is a single colour: nothing to trim"),
+        )
     return tuple(image.crop(left, top, width, height) for image in images), ()
 
 
-def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, recipe: Recipe,
-                      changes_pixels: bool, deadline: float
-                      ) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
+def _encode_animation(
+    images: list[pyvips.Image],
+    frames: Frames,
+    fmt: str,
+    recipe: Recipe,
+    changes_pixels: bool,
+    deadline: float,
+) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
     """(bytes, quality used, encoder number, warnings)."""
     # Not copied to memory: the frames already are (or are views of the decoded strip), so
     # joining them again for the encoder costs little, and a copy would cost a whole strip.
@@ -199,14 +230,22 @@ def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, reci
     strip = settle_alpha(strip, used, recipe.bgcolor).copy()
     height = images[0].height
     strip.set_type(pyvips.GValue.gint_type, "page-height", height)
-    strip.set_type(pyvips.GValue.array_int_type, "delay",
-                   list(frames.delays if fmt == "gif" else frames.shown_delays()))
+    strip.set_type(
+        pyvips.GValue.array_int_type,
+        "delay",
+        list(frames.delays if fmt == "gif" else frames.shown_delays()),
+    )
     strip.set_type(pyvips.GValue.gint_type, "loop", frames.loop)
     watched_until(strip, deadline)
     quality, warnings = recipe.quality, []
     if quality == "lossless" and changes_pixels:
-        warnings.append(Problem("lossless-resized", "quality=lossless holds only when the "
-                                "image is not resized; encoded at quality=high"))
+        warnings.append(
+            Problem(
+                "lossless-resized",
+                "quality=lossless holds only when the "
+                "image is not resized; encoded at quality=high",
+            )
+        )
         quality = "high"
     if fmt == "webp":
         if quality == "lossless":
@@ -214,15 +253,15 @@ def _encode_animation(images: list[pyvips.Image], frames: Frames, fmt: str, reci
             return _in_time(data, deadline), quality, None, tuple(warnings)
         q = quality if isinstance(quality, int) else WEBP_Q[quality]
         # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
-        data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4,
-                                     keep="none")
+        data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
         return _in_time(data, deadline), quality, q, tuple(warnings)
     if quality == "lossless":
         error, dither = 0, 0.0
     else:
         error, dither = GIF_SETTINGS[quality] if isinstance(quality, str) else (0, 0.5)
-    data = strip.gifsave_buffer(effort=GIF_EFFORT, bitdepth=8, dither=dither,
-                                interframe_maxerror=error, keep="none")
+    data = strip.gifsave_buffer(
+        effort=GIF_EFFORT, bitdepth=8, dither=dither, interframe_maxerror=error, keep="none"
+    )
     return _in_time(data, deadline), quality, 8, tuple(warnings)
 
 

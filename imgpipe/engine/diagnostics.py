@@ -32,8 +32,14 @@ from ..errors import Problem
 
 _HEARD: ContextVar[list[str] | None] = ContextVar("heard", default=None)
 # libjpeg's warnings about the data itself (jerror.h: JWRN_*), as libvips passes them on.
-_DAMAGE = ("corrupt jpeg data", "premature end of jpeg file", "invalid scan script",
-           "inconsistent progression", "huffman", "jpeg datastream contains no image")
+_DAMAGE = (
+    "corrupt jpeg data",
+    "premature end of jpeg file",
+    "invalid scan script",
+    "inconsistent progression",
+    "huffman",
+    "jpeg datastream contains no image",
+)
 
 
 class _Collector(logging.Handler):
@@ -70,7 +76,8 @@ def _warnings_only() -> None:
     pyvips.glib_lib.g_log_remove_handler(b"VIPS", handler_id)
     # pyvips removes the handler by this id at exit: keep it pointing at the live one.
     pyvips._log_handler_id = pyvips.glib_lib.g_log_set_handler(
-        b"VIPS", G_LOG_WARNING_AND_WORSE, callback, pyvips.ffi.NULL)
+        b"VIPS", G_LOG_WARNING_AND_WORSE, callback, pyvips.ffi.NULL
+    )
 
 
 def _recursion_not_fatal() -> None:
@@ -81,8 +88,11 @@ def _recursion_not_fatal() -> None:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
         return
-    paths = {line.split(maxsplit=5)[-1] for line in maps.splitlines()
-             if "libvips" in line or "libglib-2.0" in line}
+    paths = {
+        line.split(maxsplit=5)[-1]
+        for line in maps.splitlines()
+        if "libvips" in line or "libglib-2.0" in line
+    }
     for path in sorted(paths):
         try:
             lib = ctypes.CDLL(path)  # already loaded: the same library and GLib state
@@ -115,12 +125,18 @@ def damage_warning(heard: list[str], label: str) -> Problem | None:
     for line in lines:
         text = line.strip().removeprefix("VipsJpeg: ")
         # "N extraneous bytes before marker" is padding many cameras write: no damage.
-        if (any(word in text.lower() for word in _DAMAGE) and "extraneous" not in text
-                and text not in reports):
+        if (
+            any(word in text.lower() for word in _DAMAGE)
+            and "extraneous" not in text
+            and text not in reports
+        ):
             reports.append(text)
     if not reports:
         return None
     more = f", and {len(reports) - 1} more" if len(reports) > 1 else ""
-    return Problem("damaged-source", f"the {label} decoder passed over damaged data "
-                   f"({reports[0]}{more}); the rendition may show it: re-export the original "
-                   "if it does")
+    return Problem(
+        "damaged-source",
+        f"the {label} decoder passed over damaged data "
+        f"({reports[0]}{more}); the rendition may show it: re-export the original "
+        "if it does",
+    )

@@ -62,8 +62,14 @@ AVIF_EFFORT = 3
 PALETTE_EFFORT = 7
 PNG_COMPRESSION = 1  # oxipng recompresses anyway (lossless.py)
 
-_MOZJPEG = dict(optimize_coding=True, trellis_quant=True, overshoot_deringing=True,
-                optimize_scans=True, quant_table=3, interlace=True)
+_MOZJPEG = dict(
+    optimize_coding=True,
+    trellis_quant=True,
+    overshoot_deringing=True,
+    optimize_scans=True,
+    quant_table=3,
+    interlace=True,
+)
 
 
 @dataclass(frozen=True)
@@ -79,23 +85,38 @@ class Encoding:
     ceiling: int | None = None  # the highest quality the search may use
 
 
-def plan(fmt: str, quality: str | int, resizes: bool, few_colours: bool,
-         jpeg_cap: int | None = None) -> tuple[Encoding, tuple[Problem, ...]]:
+def plan(
+    fmt: str, quality: str | int, resizes: bool, few_colours: bool, jpeg_cap: int | None = None
+) -> tuple[Encoding, tuple[Problem, ...]]:
     """The encoder settings for `quality` in `fmt`, and why they differ from what was asked."""
     warnings: list[Problem] = []
     if quality == "lossless" and resizes:
-        warnings.append(Problem("lossless-resized", "quality=lossless holds only when the image "
-                                "is not resized; encoded at quality=high"))
+        warnings.append(
+            Problem(
+                "lossless-resized",
+                "quality=lossless holds only when the image "
+                "is not resized; encoded at quality=high",
+            )
+        )
         quality = "high"
     if quality == "lossless" and fmt == "jpeg":
         # JPEG has no lossless mode browsers show: say so rather than pretend.
-        warnings.append(Problem("lossless-jpeg", "JPEG cannot keep every pixel; encoded at "
-                                "quality=high (use format=png or format=webp for lossless)"))
+        warnings.append(
+            Problem(
+                "lossless-jpeg",
+                "JPEG cannot keep every pixel; encoded at "
+                "quality=high (use format=png or format=webp for lossless)",
+            )
+        )
         quality = "high"
     if quality == "lossless":
         if fmt == "gif" and not few_colours:
-            warnings.append(Problem("lossless-gif", "GIF holds at most 256 colours; this image "
-                                    "has more, so they are reduced"))
+            warnings.append(
+                Problem(
+                    "lossless-gif",
+                    "GIF holds at most 256 colours; this image has more, so they are reduced",
+                )
+            )
         return Encoding(fmt, "lossless", None, lossless=True), tuple(warnings)
 
     number = quality if isinstance(quality, int) else PRESETS[fmt].get(quality)
@@ -112,8 +133,9 @@ def plan(fmt: str, quality: str | int, resizes: bool, few_colours: bool,
         number = min(number, jpeg_cap)
         ceiling = min(ceiling or jpeg_cap, jpeg_cap)
     if isinstance(quality, str) and fmt in SCALES:
-        return Encoding(fmt, quality, number, target=TARGETS[quality],
-                        ceiling=ceiling), tuple(warnings)
+        return Encoding(fmt, quality, number, target=TARGETS[quality], ceiling=ceiling), tuple(
+            warnings
+        )
     return Encoding(fmt, quality, number), tuple(warnings)
 
 
@@ -127,8 +149,14 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
         # libvips writes fast; oxipng then finds the filters and deflate that libvips' zlib
         # would not (a third smaller on photos, a few percent on palette graphics).
         if enc.palette:
-            data = image.pngsave_buffer(palette=True, Q=q, effort=PALETTE_EFFORT, dither=1.0,
-                                        compression=PNG_COMPRESSION, keep="none")
+            data = image.pngsave_buffer(
+                palette=True,
+                Q=q,
+                effort=PALETTE_EFFORT,
+                dither=1.0,
+                compression=PNG_COMPRESSION,
+                keep="none",
+            )
         else:
             data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep="none")
         return optimise_png(data, seconds)
@@ -139,12 +167,14 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
         return image.webpsave_buffer(Q=q, smart_subsample=True, keep="none")
     if enc.format == "avif":
         if enc.lossless:
-            return image.heifsave_buffer(compression="av1", lossless=True,
-                                         effort=AVIF_EFFORT, keep="none")
+            return image.heifsave_buffer(
+                compression="av1", lossless=True, effort=AVIF_EFFORT, keep="none"
+            )
         return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep="none")
     if enc.format == "gif":
-        return image.gifsave_buffer(bitdepth=q or 8, effort=PALETTE_EFFORT,
-                                    dither=0.0 if enc.lossless else 1.0, keep="none")
+        return image.gifsave_buffer(
+            bitdepth=q or 8, effort=PALETTE_EFFORT, dither=0.0 if enc.lossless else 1.0, keep="none"
+        )
     raise ValueError(f"no encoder for {enc.format!r}")  # video formats never get here
 
 

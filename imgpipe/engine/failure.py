@@ -8,14 +8,21 @@ from __future__ import annotations
 from ..errors import ImageError, describe, size_text  # noqa: F401 - load.py's name for it
 
 
-def fail(code: str, name: str, problem: str, expected: str, suggestion: str,
-         stage: str = "load") -> ImageError:
+def fail(
+    code: str, name: str, problem: str, expected: str, suggestion: str, stage: str = "load"
+) -> ImageError:
     """The engine's shorthand for `errors.describe` of a file (the one wording)."""
     return ImageError(describe(code, name, expected, problem=problem, advice=suggestion), stage)
 
 
-_WRAPPERS = ("unable to call", "unable to load", "unable to copy", "unable to write",
-             "load error", "save error")
+_WRAPPERS = (
+    "unable to call",
+    "unable to load",
+    "unable to copy",
+    "unable to write",
+    "load error",
+    "save error",
+)
 
 
 def vips_reason(error: BaseException) -> str | None:

@@ -53,29 +53,50 @@ MAX_SIDE = 65_500
 def identify(data: bytes, name: str, limits: Limits) -> Kind:
     """The allowed kind of `data`, or an ImageError for empty, oversized, unknown or blocked."""
     if not data:
-        raise fail("empty-file", name, "the file is empty (0 bytes)", EXPECTED,
-                   "re-export or re-download it")
+        raise fail(
+            "empty-file",
+            name,
+            "the file is empty (0 bytes)",
+            EXPECTED,
+            "re-export or re-download it",
+        )
     check_size(len(data), name, limits)
     found = sniff(data)
     if found.kind:
         return found.kind
     if found.blocked:
-        advice = ("publish SVGs as they are, or export a PNG from it" if "SVG" in found.blocked
-                  else "convert it to PNG or JPEG first")
-        raise fail("blocked-format", name, f"this is {found.blocked}, which imgpipe does not read",
-                   EXPECTED, advice)
+        advice = (
+            "publish SVGs as they are, or export a PNG from it"
+            if "SVG" in found.blocked
+            else "convert it to PNG or JPEG first"
+        )
+        raise fail(
+            "blocked-format",
+            name,
+            f"this is {found.blocked}, which imgpipe does not read",
+            EXPECTED,
+            advice,
+        )
     # Its bytes are never quoted: a link or a typo can point a build at any file (a key, a
     # password file), and error lines end up in CI logs.
-    raise fail("unknown-format", name, "not a recognised image", EXPECTED,
-               "check that the file really is an image, not an HTML page or an archive")
+    raise fail(
+        "unknown-format",
+        name,
+        "not a recognised image",
+        EXPECTED,
+        "check that the file really is an image, not an HTML page or an archive",
+    )
 
 
 def check_size(size: int, name: str, limits: Limits) -> None:
     if size > limits.max_bytes:
-        raise fail("file-too-large", name,
-                   f"{size_text(size)} is over the {size_text(limits.max_bytes)} input limit",
-                   f"at most {size_text(limits.max_bytes)}",
-                   "shrink the original, or raise the max_bytes limit")
+        raise fail(
+            "file-too-large",
+            name,
+            f"{size_text(size)} is over the {size_text(limits.max_bytes)} input limit",
+            f"at most {size_text(limits.max_bytes)}",
+            "shrink the original, or raise the max_bytes limit",
+        )
 
 
 def _load(kind: Kind, data: bytes, **options) -> pyvips.Image:
@@ -124,34 +145,50 @@ def read_header(kind: Kind, data: bytes, name: str, limits: Limits) -> SourceInf
     frames = max(1, pages) if kind.animated else 1
     loop = header.get("loop") if frames > 1 and header.get_typeof("loop") else 0
     if frames > limits.max_frames:
-        raise fail("too-many-frames", name,
-                   f"the animation has {frames} frames, over the {limits.max_frames} frame limit",
-                   f"at most {limits.max_frames} frames",
-                   "shorten the animation, or raise the max_frames limit")
+        raise fail(
+            "too-many-frames",
+            name,
+            f"the animation has {frames} frames, over the {limits.max_frames} frame limit",
+            f"at most {limits.max_frames} frames",
+            "shorten the animation, or raise the max_frames limit",
+        )
     check_pixels(width, height, frames, name, limits)
     check_sides(width, height, name)
     if orientation in (5, 6, 7, 8):  # EXIF orientations that swap the axes
         width, height = height, width
-    return SourceInfo(width=width, height=height, format=kind.family, bytes=len(data),
-                      frames=frames, has_alpha=bool(has_alpha), loop=loop)
+    return SourceInfo(
+        width=width,
+        height=height,
+        format=kind.family,
+        bytes=len(data),
+        frames=frames,
+        has_alpha=bool(has_alpha),
+        loop=loop,
+    )
 
 
 def check_pixels(width: int, height: int, frames: int, name: str, limits: Limits) -> None:
     pixels = width * height * frames
     if pixels > limits.max_pixels:
         what = f"{width}x{height}" + (f" x {frames} frames" if frames > 1 else "")
-        raise fail("too-many-pixels", name,
-                   f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
-                   f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
-                   "resize the original, or raise the max_pixels limit")
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"{what} is {megapixels(pixels)}, over the {megapixels(limits.max_pixels)} limit",
+            f"at most {megapixels(limits.max_pixels)} (width x height x frames)",
+            "resize the original, or raise the max_pixels limit",
+        )
 
 
 def check_sides(width: int, height: int, name: str) -> None:
     if max(width, height) > MAX_SIDE:
-        raise fail("too-many-pixels", name,
-                   f"{width}x{height} has a side longer than {MAX_SIDE} pixels",
-                   f"sides of at most {MAX_SIDE} pixels (the largest JPEG)",
-                   "split or resize the original")
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"{width}x{height} has a side longer than {MAX_SIDE} pixels",
+            f"sides of at most {MAX_SIDE} pixels (the largest JPEG)",
+            "split or resize the original",
+        )
 
 
 # The deadline of the renditions being made on this thread (Source.render_all sets it around
@@ -198,9 +235,14 @@ def out_of_time(name: str, stage: str = "decode") -> ImageError | None:
     deadline, seconds = _DEADLINE.get()
     if time.monotonic() <= deadline:
         return None
-    return fail("timeout", name, f"decoding it took longer than timeout={seconds:g}s",
-                "a source that decodes within its time budget",
-                "raise timeout=, or shrink the original", stage)
+    return fail(
+        "timeout",
+        name,
+        f"decoding it took longer than timeout={seconds:g}s",
+        "a source that decodes within its time budget",
+        "raise timeout=, or shrink the original",
+        stage,
+    )
 
 
 def jpeg_shrink(factor: float) -> int:
@@ -244,19 +286,38 @@ def decode_failure(kind: Kind, data: bytes, name: str, error: pyvips.Error, stag
     reason = vips_reason(error)
     detail = because(error)
     if kind.family == "heif" and any(s in str(error).lower() for s in _NO_DECODER):
-        problem = ("it is a HEIC image: its pixels are HEVC-coded, and this build of libvips "
-                   "has no HEVC decoder" if "hevc" in str(error).lower() else
-                   "its pixels are in a codec this build of libvips cannot decode")
-        return fail("unsupported-codec", name, problem + detail,
-                    "a JPEG, PNG, WebP, GIF, TIFF or AVIF image",
-                    "convert it to JPEG or AVIF first (or use a libvips built with libde265)",
-                    "load")  # a refusal of the input's format, like blocked-format
+        problem = (
+            "it is a HEIC image: its pixels are HEVC-coded, and this build of libvips "
+            "has no HEVC decoder"
+            if "hevc" in str(error).lower()
+            else "its pixels are in a codec this build of libvips cannot decode"
+        )
+        return fail(
+            "unsupported-codec",
+            name,
+            problem + detail,
+            "a JPEG, PNG, WebP, GIF, TIFF or AVIF image",
+            "convert it to JPEG or AVIF first (or use a libvips built with libde265)",
+            "load",
+        )  # a refusal of the input's format, like blocked-format
     short = ("premature end", "truncated", "unexpected end", "end of file", "not enough")
     if any(s in (reason or "").lower() for s in short) or is_complete(kind.family, data) is False:
-        return fail("truncated", name, f"the {kind.label} data ends early{detail}",
-                    f"a complete {kind.label} file", "re-export or re-download it", stage)
-    return fail("decode-failed", name, f"the {kind.label} data is corrupt{detail}",
-                f"a valid {kind.label} file", "re-export it from the original", stage)
+        return fail(
+            "truncated",
+            name,
+            f"the {kind.label} data ends early{detail}",
+            f"a complete {kind.label} file",
+            "re-export or re-download it",
+            stage,
+        )
+    return fail(
+        "decode-failed",
+        name,
+        f"the {kind.label} data is corrupt{detail}",
+        f"a valid {kind.label} file",
+        "re-export it from the original",
+        stage,
+    )
 
 
 def stream(kind: Kind, data: bytes, shrink: int = 1, **options) -> pyvips.Image:

@@ -25,8 +25,13 @@ def optimise_png(data: bytes, seconds: float = math.inf) -> bytes:
     """`data` (a PNG) losslessly smaller; the input itself if oxipng cannot do better in time."""
     timeout = None if math.isinf(seconds) else max(1, math.ceil(seconds))
     try:
-        out = oxipng.optimize_from_memory(data, level=OXIPNG_LEVEL, strip=oxipng.StripChunks.all(),
-                                          optimize_alpha=False, timeout=timeout)
+        out = oxipng.optimize_from_memory(
+            data,
+            level=OXIPNG_LEVEL,
+            strip=oxipng.StripChunks.all(),
+            optimize_alpha=False,
+            timeout=timeout,
+        )
     except oxipng.PngError:
         return data
     return out if len(out) < len(data) else data
@@ -58,8 +63,13 @@ def optimise_jpeg(data: bytes) -> bytes | None:
     entropy-coded data with a warning). Either way the source's bytes are no rendition: the
     caller encodes the decoded pixels instead."""
     try:
-        done = subprocess.run([sys.executable, "-c", _MOZJPEG_CHILD], input=data,
-                              capture_output=True, timeout=MOZJPEG_SECONDS, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", _MOZJPEG_CHILD],
+            input=data,
+            capture_output=True,
+            timeout=MOZJPEG_SECONDS,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout if done.returncode == 0 and done.stdout else None

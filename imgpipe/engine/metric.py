@@ -37,10 +37,14 @@ MIN_SIZE = 8  # pixels of the smallest scale; smaller images cannot be scored (s
 _C2 = 0.0009  # SSIM's stabiliser for flat areas (values are about 0..1 here)
 
 # JPEG XL's opsin absorbance matrix and bias (linear sRGB -> LMS-like cone responses).
-_OPSIN = np.array([[0.30, 0.622, 0.078],
-                   [0.23, 0.692, 0.078],
-                   [0.24342268924547819, 0.20476744424496821, 0.5518098665095536]],
-                  dtype=np.float32)
+_OPSIN = np.array(
+    [
+        [0.30, 0.622, 0.078],
+        [0.23, 0.692, 0.078],
+        [0.24342268924547819, 0.20476744424496821, 0.5518098665095536],
+    ],
+    dtype=np.float32,
+)
 _BIAS = np.float32(0.0037930732552754493)
 _CBRT_BIAS = np.cbrt(_BIAS)
 
@@ -51,16 +55,82 @@ _KERNEL = (_g / _g.sum()).astype(np.float32)
 # Feature order: scale, then map (ssim, artifact, detail), then norm (mean, 4-norm), then
 # channel (X, Y, B); then the same again, square-rooted. Fitted by bench/bench_quality.py
 # calibrate; zero means "no help".
-WEIGHTS = np.array([
-    0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 7.78321, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0,
-    0, 136.511, 0, 0, 0, 0, 0, 82.0022, 0,
-    0, 0, 0, 0, 3.97695, 0, 0, 0, 0,
-    0, 9.45814, 0, 0, 0, 0, 0, 0, 0.254357,
-    0, 1.46013, 0, 0, 0, 0, 0, 0, 0,
-    0, 0, 0, 0, 0, 0, 0, 0, 0,
-])
+WEIGHTS = np.array(
+    [
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        7.78321,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        136.511,
+        0,
+        0,
+        0,
+        0,
+        0,
+        82.0022,
+        0,
+        0,
+        0,
+        0,
+        0,
+        3.97695,
+        0,
+        0,
+        0,
+        0,
+        0,
+        9.45814,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0.254357,
+        0,
+        1.46013,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+    ]
+)
 # Butteraugli sees a little more in JPEG's blocks and a little less in WebP's smoothing than
 # the features do at the same value: per-format offsets, fitted with the weights.
 FORMAT_OFFSETS: dict[str, float] = {"jpeg": 0.09312, "webp": -0.08209}
@@ -81,8 +151,14 @@ class Reference:
         """The 72 error features against each background (one row each), for calibration."""
         if (distorted.width, distorted.height) != self.size:
             raise ValueError(f"sizes differ: {distorted.width}x{distorted.height} vs {self.size}")
-        rows = np.array([view.features(lin) for view, lin in
-                         zip(self._views, _on_backgrounds(distorted, self.alpha), strict=True)])
+        rows = np.array(
+            [
+                view.features(lin)
+                for view, lin in zip(
+                    self._views, _on_backgrounds(distorted, self.alpha), strict=True
+                )
+            ]
+        )
         return np.hstack([rows, np.sqrt(rows)])
 
     def distance(self, distorted: pyvips.Image, fmt: str | None = None) -> float:
@@ -116,13 +192,17 @@ def _on_backgrounds(image: pyvips.Image, alpha: bool) -> list[np.ndarray]:
     colour = image.extract_band(0, n=3) if image.bands > 3 else image
     linear = colour.copy(interpretation="srgb").colourspace("scrgb")
     if alpha:
-        opacity = (image.extract_band(3) / 255.0 if image.bands > 3
-                   else pyvips.Image.black(image.width, image.height) + 1.0)
+        opacity = (
+            image.extract_band(3) / 255.0
+            if image.bands > 3
+            else pyvips.Image.black(image.width, image.height) + 1.0
+        )
         linear = (linear * opacity).bandjoin(opacity)
     factor = 1 << min(SCALES)
     linear = linear.cast("float").shrink(factor, factor)
     planes = np.frombuffer(linear.write_to_memory(), dtype=np.float32).reshape(
-        linear.height, linear.width, linear.bands)
+        linear.height, linear.width, linear.bands
+    )
     if not alpha:
         return [planes]
     on_black, coverage = planes[..., :3], planes[..., 3:]
@@ -148,12 +228,11 @@ class _Prepared:
             cov = _blur(x1 * x2) - mu1 * mu2
             # SSIM without the luminance ratio term (XYB is already perceptually even; the
             # ratio would overweight dark areas), as SSIMULACRA 2 does.
-            ssim = np.maximum(1 - (1 - (mu1 - mu2) ** 2) * (2 * cov + _C2) / (var1 + var2 + _C2),
-                              0)
+            ssim = np.maximum(1 - (1 - (mu1 - mu2) ** 2) * (2 * cov + _C2) / (var1 + var2 + _C2), 0)
             edge = (1 + np.abs(x2 - mu2)) / edge1 - 1
             for error in (ssim, np.maximum(edge, 0), np.maximum(-edge, 0)):
                 out.append(error.mean(axis=(1, 2)))
-                out.append(np.sqrt(np.sqrt((error ** 4).mean(axis=(1, 2)))))
+                out.append(np.sqrt(np.sqrt((error**4).mean(axis=(1, 2)))))
         return np.concatenate(out)
 
 
@@ -165,8 +244,7 @@ def _pyramid(linear: np.ndarray):
         # 2^n x 2^n blocks averaged in one pass: the same as n halvings, without the copies.
         n = 1 << (wanted - scale)
         h, w = linear.shape[0] // n * n, linear.shape[1] // n * n
-        linear = linear[:h, :w].reshape(h // n, n, w // n, n, 3).mean(axis=(1, 3),
-                                                                        dtype=np.float32)
+        linear = linear[:h, :w].reshape(h // n, n, w // n, n, 3).mean(axis=(1, 3), dtype=np.float32)
         scale = wanted
         yield linear
 
@@ -187,9 +265,9 @@ def _blur(planes: np.ndarray) -> np.ndarray:
     p = np.pad(planes, [*pad, (r, r), (0, 0)], mode="reflect")
     rows = _KERNEL[0] * p[..., 0:h, :]
     for i in range(1, len(_KERNEL)):
-        rows += _KERNEL[i] * p[..., i:i + h, :]
+        rows += _KERNEL[i] * p[..., i : i + h, :]
     p = np.pad(rows, [*pad, (0, 0), (r, r)], mode="reflect")
     out = _KERNEL[0] * p[..., :, 0:w]
     for i in range(1, len(_KERNEL)):
-        out += _KERNEL[i] * p[..., :, i:i + w]
+        out += _KERNEL[i] * p[..., :, i : i + w]
     return out

@@ -29,23 +29,35 @@ from .lossless import optimise_jpeg
 from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
-_LOADERS = {"jpeg": "jpegload_buffer", "png": "pngload_buffer", "webp": "webpload_buffer",
-            "avif": "heifload_buffer"}
+_LOADERS = {
+    "jpeg": "jpegload_buffer",
+    "png": "pngload_buffer",
+    "webp": "webpload_buffer",
+    "avif": "heifload_buffer",
+}
 # The longest side each encoder writes (libjpeg, libwebp, libvips' heifsave, GIF's 16 bits);
 # PNG has no practical limit. Past it libvips fails mid-encode, which is a refusal to word
 # as one, not an engine bug to report.
-MAX_SIDES = {"jpeg": ("JPEG", 65_500), "webp": ("WebP", 16_383), "avif": ("AVIF", 16_384),
-             "gif": ("GIF", 65_535)}
+MAX_SIDES = {
+    "jpeg": ("JPEG", 65_500),
+    "webp": ("WebP", 16_383),
+    "avif": ("AVIF", 16_384),
+    "gif": ("GIF", 65_535),
+}
 
 
 def check_fits(fmt: str, width: int, height: int, name: str) -> None:
     """Raise an ImageError when a `width` x `height` rendition is too large for `fmt`."""
     label, limit = MAX_SIDES.get(fmt, (fmt, math.inf))
     if max(width, height) > limit:
-        raise fail("too-many-pixels", name, f"a {width}x{height} {label} is too large: "
-                   f"{label} holds at most {limit} pixels a side",
-                   f"a rendition of at most {limit} pixels a side in {label}",
-                   "ask for a smaller size, or format=png", "encode")
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"a {width}x{height} {label} is too large: {label} holds at most {limit} pixels a side",
+            f"a rendition of at most {limit} pixels a side in {label}",
+            "ask for a smaller size, or format=png",
+            "encode",
+        )
 
 
 @dataclass(frozen=True)
@@ -76,9 +88,17 @@ class Optimiser:
         self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
         self._optimised_jpeg: bytes | None = None  # b"": mozjpeg cannot read the source
 
-    def encode(self, image: pyvips.Image, recipe: Recipe, *, alpha_used: bool,
-               few_colours: Callable[[], bool], resizes: bool, untouched: bool,
-               deadline: float = math.inf) -> Outcome:
+    def encode(
+        self,
+        image: pyvips.Image,
+        recipe: Recipe,
+        *,
+        alpha_used: bool,
+        few_colours: Callable[[], bool],
+        resizes: bool,
+        untouched: bool,
+        deadline: float = math.inf,
+    ) -> Outcome:
         """The rendition of `image` (shaped, sRGB) for `recipe`. `untouched`: these are the
         source's own pixels (no resize, crop, trim, rotation or colour conversion), so its
         bytes may be kept. Raises TimeoutError when nothing could be made in time."""
@@ -94,14 +114,35 @@ class Optimiser:
             candidates = ["png", "jpeg"]
         else:
             candidates = ["jpeg"]  # a photo: a PNG is never the smallest at any target
-        outcomes = [self._one(image, fmt, recipe, alpha_used, few_colours, resizes, untouched,
-                              deadline, auto=len(candidates) > 1) for fmt in candidates]
+        outcomes = [
+            self._one(
+                image,
+                fmt,
+                recipe,
+                alpha_used,
+                few_colours,
+                resizes,
+                untouched,
+                deadline,
+                auto=len(candidates) > 1,
+            )
+            for fmt in candidates
+        ]
         # Smallest first; every candidate meets the target by construction.
         return min(outcomes, key=lambda o: len(o.data))
 
-    def _one(self, image: pyvips.Image, fmt: str, recipe: Recipe, alpha_used: bool,
-             few_colours: Callable[[], bool], resizes: bool, untouched: bool, deadline: float,
-             auto: bool) -> Outcome:
+    def _one(
+        self,
+        image: pyvips.Image,
+        fmt: str,
+        recipe: Recipe,
+        alpha_used: bool,
+        few_colours: Callable[[], bool],
+        resizes: bool,
+        untouched: bool,
+        deadline: float,
+        auto: bool,
+    ) -> Outcome:
         check_fits(fmt, image.width, image.height, self.original.name)
         if recipe.quality == "lossless" and fmt == "jpeg" and self._keepable(fmt, untouched):
             # mozjpeg's lossless recoding keeps every DCT coefficient: the pixels stay exact.
@@ -109,8 +150,7 @@ class Optimiser:
             assert kept is not None  # _keepable
             return Outcome(kept, fmt, "lossless", None, 100.0)
         few = fmt == "gif" and recipe.quality == "lossless" and few_colours()
-        encoding, warnings = plan(fmt, recipe.quality, resizes, few,
-                                  self.original.jpeg_quality)
+        encoding, warnings = plan(fmt, recipe.quality, resizes, few, self.original.jpeg_quality)
         final = settle_alpha(image, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
         if encoding.target is not None and metric.scorable(final.width, final.height):
             outcome = self._searched(final, encoding, recipe, untouched, deadline)
@@ -121,8 +161,7 @@ class Optimiser:
                 # Among candidates, a palette PNG must meet the target like the others.
                 score = _score_of(final, data, fmt)
                 if score is not None and score < TARGETS[str(recipe.quality)] - TOLERANCE:
-                    encoding = replace(encoding, palette=False, lossless=True,
-                                       encoder_quality=None)
+                    encoding = replace(encoding, palette=False, lossless=True, encoder_quality=None)
                     data, score = encode(final, encoding, _left(deadline)), 100.0
             if time.monotonic() > deadline:
                 raise TimeoutError
@@ -142,8 +181,14 @@ class Optimiser:
             return None
         return final.width, found.quality
 
-    def _searched(self, final: pyvips.Image, encoding: Encoding, recipe: Recipe,
-                  untouched: bool, deadline: float) -> Outcome:
+    def _searched(
+        self,
+        final: pyvips.Image,
+        encoding: Encoding,
+        recipe: Recipe,
+        untouched: bool,
+        deadline: float,
+    ) -> Outcome:
         fmt = encoding.format
         guess = _guess(final.width, encoding)
         if self.seed is not None:
@@ -170,8 +215,11 @@ class Optimiser:
     def _keepable(self, fmt: str, untouched: bool) -> bool:
         """Whether the JPEG source's own coefficients may stand in for this rendition: only
         when mozjpeg can recode them (see lossless.optimise_jpeg for the files it cannot)."""
-        return (untouched and self.original.family == fmt == "jpeg"
-                and self._optimised_source() is not None)
+        return (
+            untouched
+            and self.original.family == fmt == "jpeg"
+            and self._optimised_source() is not None
+        )
 
     def _optimised_source(self) -> bytes | None:
         if self._optimised_jpeg is None:
@@ -181,12 +229,23 @@ class Optimiser:
     def _nothing_in_time(self, fmt: str, recipe: Recipe, untouched: bool) -> Outcome:
         """The deadline passed before a single encode: the source itself, if it fits."""
         if not (untouched and self.original.family == fmt) or (
-                fmt == "jpeg" and not self._keepable(fmt, untouched)):
+            fmt == "jpeg" and not self._keepable(fmt, untouched)
+        ):
             raise TimeoutError
-        return Outcome(self.original.data, fmt, recipe.quality, self.original.jpeg_quality,
-                       None, (Problem("timeout-copied",
-                                      f"no encoding was ready within timeout="
-                                      f"{recipe.timeout:g}s; the source file is used as it is"),))
+        return Outcome(
+            self.original.data,
+            fmt,
+            recipe.quality,
+            self.original.jpeg_quality,
+            None,
+            (
+                Problem(
+                    "timeout-copied",
+                    f"no encoding was ready within timeout="
+                    f"{recipe.timeout:g}s; the source file is used as it is",
+                ),
+            ),
+        )
 
 
 # The quality probe: a small rendition fixed by the source, format and preset alone.
@@ -213,8 +272,9 @@ def probe_of(recipe: Recipe) -> tuple[str, str] | None:
     return (fmt, recipe.quality) if fmt in SCALES else None
 
 
-def _search(final: pyvips.Image, encoding: Encoding, guess: int,
-            deadline: float) -> tuple[Found, dict[int, bytes]]:
+def _search(
+    final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
+) -> tuple[Found, dict[int, bytes]]:
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
@@ -224,8 +284,15 @@ def _search(final: pyvips.Image, encoding: Encoding, guess: int,
         encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
         return reference.score(_decode(encoded[quality], fmt), fmt)
 
-    found = find_quality(evaluate, encoding.target, min(scale.low, encoding.ceiling),
-                         encoding.ceiling, guess, scale.slope, deadline)
+    found = find_quality(
+        evaluate,
+        encoding.target,
+        min(scale.low, encoding.ceiling),
+        encoding.ceiling,
+        guess,
+        scale.slope,
+        deadline,
+    )
     return found, encoded
 
 
@@ -238,10 +305,12 @@ def _guess(width: int, encoding: Encoding) -> int:
 
 
 def _search_timeout(recipe: Recipe, found: Found, target: float) -> Problem:
-    return Problem("timeout-search",
-                   f"the quality search stopped at timeout={recipe.timeout:g}s after "
-                   f"{len(found.trials)} encodes; using quality {found.quality} "
-                   f"(score {found.score:g}, target {target:g})")
+    return Problem(
+        "timeout-search",
+        f"the quality search stopped at timeout={recipe.timeout:g}s after "
+        f"{len(found.trials)} encodes; using quality {found.quality} "
+        f"(score {found.score:g}, target {target:g})",
+    )
 
 
 def _decode(data: bytes, fmt: str) -> pyvips.Image:

@@ -40,8 +40,7 @@ def lqip(image: pyvips.Image) -> str:
         tiny = _thumbnail(image, side)
         if tiny.width >= 3 and tiny.height >= 3:
             tiny = _blur(tiny)
-        data = tiny.webpsave_buffer(Q=LQIP_QUALITY, effort=6, smart_subsample=True,
-                                    keep="none")
+        data = tiny.webpsave_buffer(Q=LQIP_QUALITY, effort=6, smart_subsample=True, keep="none")
         uri = "data:image/webp;base64," + base64.b64encode(data).decode("ascii")
         if len(uri) <= LQIP_BUDGET:
             break

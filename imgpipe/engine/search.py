@@ -33,9 +33,17 @@ class Found:
     reachable: bool = True  # False: even the highest quality allowed scores below the target
 
 
-def find_quality(evaluate: Callable[[int], float], target: float, low: int, high: int,
-                 guess: int, slope: float, deadline: float = math.inf,
-                 tolerance: float = TOLERANCE, max_trials: int = MAX_TRIALS) -> Found:
+def find_quality(
+    evaluate: Callable[[int], float],
+    target: float,
+    low: int,
+    high: int,
+    guess: int,
+    slope: float,
+    deadline: float = math.inf,
+    tolerance: float = TOLERANCE,
+    max_trials: int = MAX_TRIALS,
+) -> Found:
     """The lowest quality in [low, high] that scores at least `target - tolerance`.
 
     `slope` is the expected score gained per quality step near the target (> 0).
@@ -55,8 +63,9 @@ def find_quality(evaluate: Callable[[int], float], target: float, low: int, high
     return _decide(trials, target, high, tolerance, timed_out)
 
 
-def _next(trials: dict[int, float], target: float, low: int, high: int, slope: float,
-          tolerance: float) -> int | None:
+def _next(
+    trials: dict[int, float], target: float, low: int, high: int, slope: float, tolerance: float
+) -> int | None:
     """The next quality to try, or None when the answer is known."""
     meets = [q for q, s in trials.items() if s >= target - tolerance]
     misses = [q for q, s in trials.items() if s < target - tolerance]
@@ -88,8 +97,9 @@ def _next(trials: dict[int, float], target: float, low: int, high: int, slope: f
     return None if candidate in trials else candidate
 
 
-def _decide(trials: dict[int, float], target: float, high: int, tolerance: float,
-            timed_out: bool) -> Found:
+def _decide(
+    trials: dict[int, float], target: float, high: int, tolerance: float, timed_out: bool
+) -> Found:
     if not trials:
         return Found(None, None, {}, timed_out=timed_out)
     meets = [q for q, s in trials.items() if s >= target - tolerance]
@@ -98,5 +108,6 @@ def _decide(trials: dict[int, float], target: float, high: int, tolerance: float
         return Found(best, trials[best], dict(trials), timed_out=timed_out)
     # Nothing good enough: the best tried. Unreachable only if the top was tried.
     best = max(trials, key=lambda q: (trials[q], -q))
-    return Found(best, trials[best], dict(trials), timed_out=timed_out,
-                 reachable=high not in trials)
+    return Found(
+        best, trials[best], dict(trials), timed_out=timed_out, reachable=high not in trials
+    )

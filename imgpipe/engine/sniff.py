@@ -35,8 +35,18 @@ ALLOWED_LABELS = "a JPEG, PNG, WebP, GIF, TIFF, HEIF or AVIF image"
 
 # ISO-BMFF brands that libheif reads as still images (HEIC and AVIF).
 _HEIF_BRANDS = {
-    b"heic", b"heix", b"hevc", b"hevx", b"heim", b"heis", b"hevm", b"hevs",
-    b"mif1", b"msf1", b"avif", b"avis",
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"hevm",
+    b"hevs",
+    b"mif1",
+    b"msf1",
+    b"avif",
+    b"avis",
 }
 
 # Known formats that are refused, whatever the file is named: either libvips cannot read them
@@ -89,8 +99,10 @@ def sniff(data: bytes) -> Sniffed:
         brands = {head[8:12]} | {head[i : i + 4] for i in range(16, min(len(head), 64), 4)}
         if brands & _HEIF_BRANDS:
             return Sniffed(ALLOWED["heif"])
-        return Sniffed(blocked=f"an ISO media file of brand {head[8:12].decode('latin-1')!r} "
-                       "(a video or camera raw?)")
+        return Sniffed(
+            blocked=f"an ISO media file of brand {head[8:12].decode('latin-1')!r} "
+            "(a video or camera raw?)"
+        )
     if _is_svg(head):
         return Sniffed(blocked="an SVG document")
     for magic, offset, name in _BLOCKED:

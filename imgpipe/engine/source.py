@@ -66,8 +66,9 @@ class Source:
         Also gives the source its placeholder (`info.placeholder`), even with no recipes."""
         return self._render(recipes, with_placeholder=True)
 
-    def _render(self, recipes: list[Recipe],
-                with_placeholder: bool) -> list[Rendition | ImageError]:
+    def _render(
+        self, recipes: list[Recipe], with_placeholder: bool
+    ) -> list[Rendition | ImageError]:
         # Each rendition's bytes are a function of the source and its own recipe alone, never
         # of what else is rendered with it (its output name is a hash of just those): each is
         # loaded at its own shrink-on-load (`_load_key`), and renditions share a decode only
@@ -89,17 +90,27 @@ class Source:
                 groups.setdefault(self._load_key(recipe), []).append(index)
         # timeout= covers the decode too: it stops when the most patient rendition's budget is
         # spent, and what it took is taken off each rendition's own budget.
-        with (time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)),
-              diagnostics.listening() as heard):
+        with (
+            time_budget(max((r.timeout for r in recipes), default=DEFAULT_TIMEOUT)),
+            diagnostics.listening() as heard,
+        ):
             self._render_groups(recipes, groups, moving, results, with_placeholder)
         damage = diagnostics.damage_warning(heard, self.kind.label)
         if damage:
-            results = [replace(r, warnings=(*r.warnings, damage)) if isinstance(r, Rendition)
-                       else r for r in results]
+            results = [
+                replace(r, warnings=(*r.warnings, damage)) if isinstance(r, Rendition) else r
+                for r in results
+            ]
         return results  # type: ignore[return-value]
 
-    def _render_groups(self, recipes: list[Recipe], groups: dict[float, list[int]],
-                       moving: list[int], results: list, with_placeholder: bool) -> None:
+    def _render_groups(
+        self,
+        recipes: list[Recipe],
+        groups: dict[float, list[int]],
+        moving: list[int],
+        results: list,
+        with_placeholder: bool,
+    ) -> None:
         animated = self.info.frames > 1
         if moving:  # every frame, once, for all the animated renditions
             started = time.monotonic()
@@ -109,14 +120,16 @@ class Source:
                 frames = error
             spent = time.monotonic() - started
             for index in moving:
-                results[index] = (frames if isinstance(frames, ImageError) else
-                                  animate.render(frames, recipes[index], self.name, spent))
+                results[index] = (
+                    frames
+                    if isinstance(frames, ImageError)
+                    else animate.render(frames, recipes[index], self.name, spent)
+                )
         placeholder_key = None
         if with_placeholder and self.info.placeholder is None:
             placeholder_key = self._placeholder_key()
             groups.setdefault(placeholder_key, [])
-        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality,
-                                       self.name))
+        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality, self.name))
         optimiser.seed = self._probed
         probes = {probe_of(recipes[i]) for indices in groups.values() for i in indices}
         probes = {p for p in probes if p is not None and p not in self._probes}
@@ -130,14 +143,23 @@ class Source:
             try:
                 if failed:  # the same bytes fail the same way at any size: say it once
                     raise failed
-                outcomes = self._render_group(key, group, key == placeholder_key,
-                                              probes if key == probe_key else set(), optimiser)
+                outcomes = self._render_group(
+                    key,
+                    group,
+                    key == placeholder_key,
+                    probes if key == probe_key else set(),
+                    optimiser,
+                )
             except (ImageError, pyvips.Error) as error:
                 if isinstance(error, pyvips.Error):  # the probe's or placeholder's pixels
                     error = out_of_time(self.name) or fail(
-                        "decode-failed", self.name, f"cannot resize it{because(error)}",
-                        f"a valid {self.kind.label} file", "re-export it from the original",
-                        "decode")
+                        "decode-failed",
+                        self.name,
+                        f"cannot resize it{because(error)}",
+                        f"a valid {self.kind.label} file",
+                        "re-export it from the original",
+                        "decode",
+                    )
                 failed = error
                 outcomes = [error] * len(group)
             for index, result in zip(groups[key], outcomes, strict=True):
@@ -146,9 +168,14 @@ class Source:
                     result = replace(result, warnings=(*result.warnings, dropped))
                 results[index] = result
 
-    def _render_group(self, key: float, recipes: list[Recipe], placeholder_too: bool,
-                      probes: set[tuple[str, str]],
-                      optimiser: Optimiser) -> list[Rendition | ImageError]:
+    def _render_group(
+        self,
+        key: float,
+        recipes: list[Recipe],
+        placeholder_too: bool,
+        probes: set[tuple[str, str]],
+        optimiser: Optimiser,
+    ) -> list[Rendition | ImageError]:
         """The renditions loaded at `key`, from one decode (and the placeholder and quality
         probes from it)."""
         # A single rendition that reads its pixels once streams them: decode, resize and
@@ -177,14 +204,21 @@ class Source:
         if (fmt, preset) not in self._probes:  # a search no recipe announced: probe alone
             key = self._load_key(probe_recipe(fmt, preset))
             decoded = self._decoded(key, stream=False, shared=False)
-            self._probe(decoded, fmt, preset, Optimiser(
-                Original(self.data, self.kind.family, self._jpeg_quality, self.name)))
+            self._probe(
+                decoded,
+                fmt,
+                preset,
+                Optimiser(Original(self.data, self.kind.family, self._jpeg_quality, self.name)),
+            )
         return self._probes[(fmt, preset)]
 
     def _probe(self, decoded: _Decoded, fmt: str, preset: str, optimiser: Optimiser) -> None:
         recipe = probe_recipe(fmt, preset)
-        width, height = (self.info.width, self.info.height) if decoded.shrunk else (
-            decoded.image.width, decoded.image.height)
+        width, height = (
+            (self.info.width, self.info.height)
+            if decoded.shrunk
+            else (decoded.image.width, decoded.image.height)
+        )
         try:
             shaped = shape(decoded.image, compute(recipe, width, height), recipe).copy_memory()
             self._probes[(fmt, preset)] = optimiser.probe(shaped, recipe)
@@ -226,7 +260,11 @@ class Source:
         """The prepared (autorotated, sRGB) pixels loaded at `key`."""
         started = time.monotonic()
         if self.kind.family == "svg":
-            image, shrunk, stream = decode(self.kind, self.data, self.name, scale=key), key != 1, False
+            image, shrunk, stream = (
+                decode(self.kind, self.data, self.name, scale=key),
+                key != 1,
+                False,
+            )
         else:
             shrink, shrunk = int(key), key > 1
             image = stream_pixels(self.kind, self.data, shrink) if stream else None
@@ -240,8 +278,13 @@ class Source:
                 prepared = watched(prepared).copy_memory()
         except pyvips.Error as error:
             raise out_of_time(self.name) or fail(
-                "decode-failed", self.name, f"cannot convert it to sRGB{because(error)}",
-                f"a valid {self.kind.label} file", "re-export it in RGB", "decode") from None
+                "decode-failed",
+                self.name,
+                f"cannot convert it to sRGB{because(error)}",
+                f"a valid {self.kind.label} file",
+                "re-export it in RGB",
+                "decode",
+            ) from None
         # A stream decodes during its rendition's own pipeline, under that one's clock.
         return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started)
 
@@ -249,8 +292,9 @@ class Source:
         g = compute(recipe, self.info.width, self.info.height)
         return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
 
-    def _render_one(self, decoded: _Decoded, recipe: Recipe, colours: _Lazy,
-                    optimiser: Optimiser) -> Rendition | ImageError:
+    def _render_one(
+        self, decoded: _Decoded, recipe: Recipe, colours: _Lazy, optimiser: Optimiser
+    ) -> Rendition | ImageError:
         deadline = time.monotonic() + recipe.timeout - decoded.spent
         stage = "transform"
         base = decoded.image
@@ -259,8 +303,9 @@ class Source:
             # Geometry works on full-size dimensions: the header's when the JPEG was shrunk
             # on load, else the decoded image's own (what gets resized, so no aspect drifts).
             image = base
-            width, height = (self.info.width, self.info.height) if decoded.shrunk else (
-                base.width, base.height)
+            width, height = (
+                (self.info.width, self.info.height) if decoded.shrunk else (base.width, base.height)
+            )
             if recipe.trim:  # before anything else, on every pixel (base is full size)
                 image, trimmed = trim(image)
                 warnings.extend(trimmed)
@@ -268,17 +313,24 @@ class Source:
             geometry = compute(recipe, width, height)
             shaped = shape(image, geometry, recipe)
             # The file's own pixels, so its bytes may stand in for the rendition.
-            untouched = (shaped is base and decoded.pristine and not decoded.shrunk
-                         and self.info.frames == 1)
+            untouched = (
+                shaped is base and decoded.pristine and not decoded.shrunk and self.info.frames == 1
+            )
             # A pipeline of its own (not the shared decode): watch the clock while it runs.
             watched = shaped is not base or decoded.streamed
             with _within(shaped, deadline) if watched else nullcontext(shaped):
                 if not (decoded.streamed and _encodes_once(recipe, shaped)):
                     shaped = shaped.copy_memory()  # evaluated once, read by checks and encoder
                 stage = "encode"
-                out = optimiser.encode(shaped, recipe, alpha_used=alpha_in_use(shaped),
-                                       few_colours=colours, resizes=geometry.resizes,
-                                       untouched=untouched, deadline=deadline)
+                out = optimiser.encode(
+                    shaped,
+                    recipe,
+                    alpha_used=alpha_in_use(shaped),
+                    few_colours=colours,
+                    resizes=geometry.resizes,
+                    untouched=untouched,
+                    deadline=deadline,
+                )
             warnings.extend(out.warnings)
         except TimeoutError:
             return self._timed_out(recipe, stage)
@@ -290,25 +342,45 @@ class Source:
             if decoded.streamed:
                 raise _StreamFailed from None
             verb = "encode" if stage == "encode" else "process"
-            return fail(f"{stage}-failed", self.name,
-                        f"cannot {verb} it as {recipe}{because(error)}",
-                        "an image libvips can work on", "report this file to imgpipe", stage)
-        return Rendition(data=out.data, format=out.format, width=geometry.width,
-                         height=geometry.height, quality=out.quality,
-                         encoder_quality=out.encoder_quality, score=out.score,
-                         warnings=tuple(warnings))
+            return fail(
+                f"{stage}-failed",
+                self.name,
+                f"cannot {verb} it as {recipe}{because(error)}",
+                "an image libvips can work on",
+                "report this file to imgpipe",
+                stage,
+            )
+        return Rendition(
+            data=out.data,
+            format=out.format,
+            width=geometry.width,
+            height=geometry.height,
+            quality=out.quality,
+            encoder_quality=out.encoder_quality,
+            score=out.score,
+            warnings=tuple(warnings),
+        )
 
     def _timed_out(self, recipe: Recipe, stage: str) -> ImageError:
-        return fail("timeout", self.name, f"{recipe} took longer than timeout={recipe.timeout:g}s",
-                    "a rendition within its time budget",
-                    "raise timeout=, or ask for a smaller size or a faster format", stage)
+        return fail(
+            "timeout",
+            self.name,
+            f"{recipe} took longer than timeout={recipe.timeout:g}s",
+            "a rendition within its time budget",
+            "raise timeout=, or ask for a smaller size or a faster format",
+            stage,
+        )
 
     def _video_refused(self, recipe: Recipe) -> ImageError:
-        return fail("video-needs-animation", self.name,
-                    f"format={recipe.format} makes a video of an animation, but this source is a "
-                    f"still {self.kind.label} image (1 frame)",
-                    "an animated GIF or WebP for format=webm|h264",
-                    "use format=webp or format=avif for still images", "encode")
+        return fail(
+            "video-needs-animation",
+            self.name,
+            f"format={recipe.format} makes a video of an animation, but this source is a "
+            f"still {self.kind.label} image (1 frame)",
+            "an animated GIF or WebP for format=webm|h264",
+            "use format=webp or format=avif for still images",
+            "encode",
+        )
 
 
 @dataclass(frozen=True)
@@ -371,8 +443,13 @@ class _Lazy:
 DEFAULT_LIMITS = Limits()
 
 
-def open_source(src: Path | bytes | str, limits: Limits = DEFAULT_LIMITS, *,
-                name: str | None = None, svg_mode: str | None = None) -> Source | svg.SvgCopy:
+def open_source(
+    src: Path | bytes | str,
+    limits: Limits = DEFAULT_LIMITS,
+    *,
+    name: str | None = None,
+    svg_mode: str | None = None,
+) -> Source | svg.SvgCopy:
     """Read and validate a source: size limit, allow-listed type, header and pixel limit.
 
     Files are read as bytes here, never opened by libvips by name: libvips caches by file
@@ -392,15 +469,26 @@ def open_source(src: Path | bytes | str, limits: Limits = DEFAULT_LIMITS, *,
             check_size(path.stat().st_size, name, limits)  # before reading a byte of it
             data = path.read_bytes()
         except OSError as error:
-            raise fail("unreadable", name, f"cannot read the file ({error.strerror or error})",
-                       "a readable image file", "check the path and its permissions") from None
+            raise fail(
+                "unreadable",
+                name,
+                f"cannot read the file ({error.strerror or error})",
+                "a readable image file",
+                "check the path and its permissions",
+            ) from None
     if svg_mode == "copy" or (svg_mode == "rasterize" and is_svg(data)):
         check_size(len(data), name, limits)
         if svg_mode == "copy":
             if not is_svg(data):
                 found = identify(data, name, limits)
-                raise fail("not-svg", name, f"named as an SVG, it holds a {found.label} image",
-                           "an SVG document", "rename it after what it holds", "load")
+                raise fail(
+                    "not-svg",
+                    name,
+                    f"named as an SVG, it holds a {found.label} image",
+                    "an SVG document",
+                    "rename it after what it holds",
+                    "load",
+                )
             return svg.SvgCopy(data, name)
         svg.prescan(data, name, limits)
         kind = svg.SVG

@@ -31,8 +31,18 @@ from .sniff import Kind
 SVG = Kind("svg", "SVG", "svgload_buffer")
 
 # CSS pixels per unit, as browsers and librsvg count them (96 dpi).
-_UNITS = {"": 1.0, "px": 1.0, "pt": 4 / 3, "pc": 16.0, "in": 96.0, "cm": 96 / 2.54,
-          "mm": 96 / 25.4, "q": 96 / 101.6, "em": 16.0, "ex": 8.0}
+_UNITS = {
+    "": 1.0,
+    "px": 1.0,
+    "pt": 4 / 3,
+    "pc": 16.0,
+    "in": 96.0,
+    "cm": 96 / 2.54,
+    "mm": 96 / 25.4,
+    "q": 96 / 101.6,
+    "em": 16.0,
+    "ex": 8.0,
+}
 _LENGTH = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([a-zA-Z]*)\s*$")
 # What a browser gives a replaced element without an intrinsic size: used for the width and
 # height of a copied SVG that declares none (the snippet still needs a box).
@@ -40,8 +50,11 @@ DEFAULT_SIZE = (300, 150)
 MAX_SIDE = 100_000  # a canvas side beyond this is absurd, whatever the pixel limit says
 
 _XINCLUDE = "{http://www.w3.org/2001/XInclude}"
-_FORBIDDEN_TAGS = {"script": "a <script>", "foreignObject": "a <foreignObject>",
-                   "iframe": "an <iframe>"}
+_FORBIDDEN_TAGS = {
+    "script": "a <script>",
+    "foreignObject": "a <foreignObject>",
+    "iframe": "an <iframe>",
+}
 # Inline rasters only: a data: SVG would be a second document with references of its own.
 _SAFE_DATA = re.compile(r"^data:image/(png|jpeg|gif|webp);", re.IGNORECASE)
 _URL = re.compile(r"url\(\s*(['\"]?)(.*?)\1\s*\)", re.IGNORECASE | re.DOTALL)
@@ -64,8 +77,14 @@ class SvgCopy:
         return self.render_all([recipe])[0]
 
     def render_all(self, recipes: list[Recipe]) -> list[Rendition]:
-        copy = Rendition(data=self.data, format="svg", width=self.info.width,
-                         height=self.info.height, quality="lossless", encoder_quality=None)
+        copy = Rendition(
+            data=self.data,
+            format="svg",
+            width=self.info.width,
+            height=self.info.height,
+            quality="lossless",
+            encoder_quality=None,
+        )
         return [copy for _ in recipes]
 
 
@@ -74,17 +93,28 @@ def prescan(data: bytes, name: str, limits: Limits) -> None:
     `too-many-pixels` for an absurd canvas). Reads the XML with no DTD, so nothing expands."""
     lowered = data.lower()
     if b"<!doctype" in lowered or b"<!entity" in lowered:
-        _unsafe(name, "it has a DOCTYPE or ENTITY declaration (entities can read local files "
-                "or expand without end)")
+        _unsafe(
+            name,
+            "it has a DOCTYPE or ENTITY declaration (entities can read local files "
+            "or expand without end)",
+        )
     for match in re.finditer(rb"<\?([^\s?>]*)", data):
         if match.group(1).lower() != b"xml":
-            _unsafe(name, f"it has a <?{match.group(1).decode('latin-1')}?> processing "
-                    "instruction (a stylesheet can load other files)")
+            _unsafe(
+                name,
+                f"it has a <?{match.group(1).decode('latin-1')}?> processing "
+                "instruction (a stylesheet can load other files)",
+            )
     try:
         root = ET.fromstring(data)
     except ET.ParseError as error:
-        raise fail("decode-failed", name, f"the SVG is not well-formed XML ({error})",
-                   "a valid SVG file", "re-export it from the editor") from None
+        raise fail(
+            "decode-failed",
+            name,
+            f"the SVG is not well-formed XML ({error})",
+            "a valid SVG file",
+            "re-export it from the editor",
+        ) from None
     if _local(root.tag) != "svg":
         _unsafe(name, f"its root element is <{_local(root.tag)}>, not <svg>")
     inline: list[str] = []  # the data: references, measured once all is known to be safe
@@ -92,23 +122,38 @@ def prescan(data: bytes, name: str, limits: Limits) -> None:
         inline.extend(_check_element(element, name))
     size = declared_size_of(root.attrib)
     if size is None:
-        raise fail("svg-without-size", name,
-                   "the SVG declares no size (no width and height, and no viewBox)",
-                   "an SVG with a viewBox or width and height", "add a viewBox to it")
+        raise fail(
+            "svg-without-size",
+            name,
+            "the SVG declares no size (no width and height, and no viewBox)",
+            "an SVG with a viewBox or width and height",
+            "add a viewBox to it",
+        )
     width, height = size
     if max(width, height) > MAX_SIDE or not all(math.isfinite(v) and v > 0 for v in size):
-        raise fail("too-many-pixels", name, f"its canvas of {width:.10g}x{height:.10g} is absurd",
-                   f"sides of at most {MAX_SIDE} pixels", "fix its width, height or viewBox")
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"its canvas of {width:.10g}x{height:.10g} is absurd",
+            f"sides of at most {MAX_SIDE} pixels",
+            "fix its width, height or viewBox",
+        )
     check_pixels(math.ceil(width), math.ceil(height), 1, name, limits)
     canvas = math.ceil(width) * math.ceil(height)
-    embedded = sum(_inline_pixels(uri, f"{name}: embedded image {i}", limits)
-                   for i, uri in enumerate(inline, 1))
+    embedded = sum(
+        _inline_pixels(uri, f"{name}: embedded image {i}", limits)
+        for i, uri in enumerate(inline, 1)
+    )
     if canvas + embedded > limits.max_pixels:
-        raise fail("too-many-pixels", name,
-                   f"its canvas and {len(inline)} embedded images add up to "
-                   f"{megapixels(canvas + embedded)}, over the {megapixels(limits.max_pixels)} "
-                   "limit", f"at most {megapixels(limits.max_pixels)} in all",
-                   "embed smaller images, or raise the max_pixels limit")
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"its canvas and {len(inline)} embedded images add up to "
+            f"{megapixels(canvas + embedded)}, over the {megapixels(limits.max_pixels)} "
+            "limit",
+            f"at most {megapixels(limits.max_pixels)} in all",
+            "embed smaller images, or raise the max_pixels limit",
+        )
 
 
 def _inline_pixels(uri: str, name: str, limits: Limits) -> int:
@@ -141,7 +186,7 @@ def _check_element(element: ET.Element, name: str) -> list[str]:
             _unsafe(name, "it has an xml:base attribute (it moves every reference)")
         if key in ("href", "src") and local != "a":
             if not _internal(value):
-                _unsafe(name, f"<{local} {key}=\"{_short(value)}\"> refers outside the file")
+                _unsafe(name, f'<{local} {key}="{_short(value)}"> refers outside the file')
             if _SAFE_DATA.match(value.strip()):
                 inline.append(value.strip())
         inline.extend(_check_css(value, name, f"the {key} attribute of <{local}>"))
@@ -180,9 +225,13 @@ def _internal(reference: str) -> bool:
 
 
 def _unsafe(name: str, reason: str) -> None:
-    raise fail("unsafe-svg", name, f"not rasterised: {reason}",
-               "a self-contained SVG (no DOCTYPE, scripts or references to other files)",
-               "remove that from the file, or publish it as it is (drop rasterize_svg)")
+    raise fail(
+        "unsafe-svg",
+        name,
+        f"not rasterised: {reason}",
+        "a self-contained SVG (no DOCTYPE, scripts or references to other files)",
+        "remove that from the file, or publish it as it is (drop rasterize_svg)",
+    )
 
 
 def declared_size(data: bytes) -> tuple[float, float] | None:
@@ -191,8 +240,10 @@ def declared_size(data: bytes) -> tuple[float, float] | None:
     match = _ROOT_TAG.search(data[:65536])
     if match is None:
         return None
-    attributes = {key.decode("latin-1"): value[1:-1].decode("utf-8", "replace")
-                  for key, value in _ATTRIBUTE.findall(match.group(1))}
+    attributes = {
+        key.decode("latin-1"): value[1:-1].decode("utf-8", "replace")
+        for key, value in _ATTRIBUTE.findall(match.group(1))
+    }
     return declared_size_of(attributes)
 
 

@@ -60,8 +60,11 @@ def trim(image: pyvips.Image) -> tuple[pyvips.Image, tuple[Problem, ...]]:
     left, top, width, height = mask.find_trim(threshold=0, background=[0], line_art=True)
     if width == 0 or height == 0:
         colour = "".join(f"{round(v):02X}" for v in corner[:3])
-        return image, (Problem("nothing-to-trim",
-                               f"the image is a single colour (#{colour}): nothing to trim"),)
+        return image, (
+            Problem(
+                "nothing-to-trim", f"the image is a single colour (#{colour}): nothing to trim"
+            ),
+        )
     return image.crop(left, top, width, height), ()
 
 
@@ -93,8 +96,14 @@ def shape(image: pyvips.Image, geometry: Geometry, recipe: Recipe) -> pyvips.Ima
             return image.smartcrop(geometry.width, geometry.height, interesting="attention")
         return image.crop(geometry.left, geometry.top, geometry.width, geometry.height)
     background = rgb(recipe.bgcolor) + ([255] if image.hasalpha() else [])
-    return image.embed(geometry.left, geometry.top, geometry.width, geometry.height,
-                       extend="background", background=background)
+    return image.embed(
+        geometry.left,
+        geometry.top,
+        geometry.width,
+        geometry.height,
+        extend="background",
+        background=background,
+    )
 
 
 def alpha_in_use(image: pyvips.Image) -> bool:

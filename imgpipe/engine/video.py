@@ -24,8 +24,7 @@ MS = Fraction(1, 1000)
 
 # Constant-quality factors per preset (lower is better). VP9's CRF runs 0..63, x264's 0..51;
 # medium sits where the picture holds up on photographic GIFs at a fraction of their bytes.
-CRF = {"webm": {"low": 42, "medium": 36, "high": 30},
-       "h264": {"low": 28, "medium": 23, "high": 18}}
+CRF = {"webm": {"low": 42, "medium": 36, "high": 30}, "h264": {"low": 28, "medium": 23, "high": 18}}
 # quality=N (1..100) maps linearly onto the CRF range, N=75 landing near medium.
 CRF_SCALE = {"webm": (63, 0.39), "h264": (51, 0.37)}
 
@@ -46,8 +45,11 @@ def _settings(fmt: str, crf: int) -> tuple[str, dict[str, str], dict[str, str]]:
     if fmt == "webm":
         # b=0 with crf: pure constant quality. cpu-used 4 of 0..5 ("good" deadline): close to
         # the smallest files at a fraction of the time; row-mt uses both cores on one video.
-        return "libvpx-vp9", {"crf": str(crf), "b": "0", "deadline": "good",
-                              "cpu-used": "4", "row-mt": "1"}, {}
+        return (
+            "libvpx-vp9",
+            {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
+            {},
+        )
     codec = h264_encoder()
     if codec != "libx264":  # openh264 knows no CRF: a bitrate is the best it takes
         return codec, {"b": "1M"}, {"movflags": "+faststart"}
@@ -59,17 +61,26 @@ def _settings(fmt: str, crf: int) -> tuple[str, dict[str, str], dict[str, str]]:
 
 def crf_for(fmt: str, quality: str | int) -> tuple[int, tuple[Problem, ...]]:
     if quality == "lossless":
-        return CRF[fmt]["high"], (Problem("lossless-video", "video is never lossless in a "
-                                          "browser-friendly form; encoded at quality=high"),)
+        return CRF[fmt]["high"], (
+            Problem(
+                "lossless-video",
+                "video is never lossless in a browser-friendly form; encoded at quality=high",
+            ),
+        )
     if isinstance(quality, int):
         top, step = CRF_SCALE[fmt]
         return max(0, min(top, round(top - quality * step))), ()
     return CRF[fmt][quality], ()
 
 
-def encode(frames: Sequence[pyvips.Image], delays: Sequence[int], fmt: str,
-           quality: str | int, deadline: float, name: str
-           ) -> tuple[bytes, int, int, int, tuple[Problem, ...]]:
+def encode(
+    frames: Sequence[pyvips.Image],
+    delays: Sequence[int],
+    fmt: str,
+    quality: str | int,
+    deadline: float,
+    name: str,
+) -> tuple[bytes, int, int, int, tuple[Problem, ...]]:
     """Encode opaque sRGB frames; returns (bytes, width, height, crf, warnings)."""
     crf, warnings = crf_for(fmt, quality)
     frames = [_even(frame) for frame in frames]
@@ -80,8 +91,9 @@ def encode(frames: Sequence[pyvips.Image], delays: Sequence[int], fmt: str,
         with tempfile.TemporaryDirectory(prefix="imgpipe-video-") as directory:
             # A file, not memory: faststart rewrites the MP4 by reopening it by name.
             path = os.path.join(directory, f"out.{CONTAINERS[fmt]}")
-            with av.open(path, mode="w", format=CONTAINERS[fmt],
-                         options=container_options) as container:
+            with av.open(
+                path, mode="w", format=CONTAINERS[fmt], options=container_options
+            ) as container:
                 rate = Fraction(len(frames) * 1000, total).limit_denominator(1000)
                 stream = container.add_stream(codec, rate=rate, options=options)
                 stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -115,8 +127,9 @@ def _even(image: pyvips.Image) -> pyvips.Image:
 
 def _video_frame(image: pyvips.Image, pts: int) -> av.VideoFrame:
     # from_bytes takes packed RGBA, not RGB: the frames are opaque, so a constant alpha.
-    rgba = av.VideoFrame.from_bytes(bytes(image.bandjoin(255).write_to_memory()), image.width,
-                                    image.height, format="rgba")
+    rgba = av.VideoFrame.from_bytes(
+        bytes(image.bandjoin(255).write_to_memory()), image.width, image.height, format="rgba"
+    )
     # BT.709 with limited range, and tagged so: what browsers assume for web video, so the
     # colours match the GIF and the poster.
     frame = rgba.reformat(format="yuv420p", dst_colorspace="ITU709", dst_color_range="MPEG")
@@ -142,5 +155,11 @@ def _mux(container, packets, durations: dict[int, int]) -> None:
 
 
 def _failed(name: str, fmt: str, codec: str, error: Exception) -> ImageError:
-    return fail("encode-failed", name, f"{codec} could not encode the {fmt} video "
-                f"({error})", f"a {fmt} video", "report this file to imgpipe", "encode")
+    return fail(
+        "encode-failed",
+        name,
+        f"{codec} could not encode the {fmt} video ({error})",
+        f"a {fmt} video",
+        "report this file to imgpipe",
+        "encode",
+    )

@@ -73,11 +73,15 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         root = Path(config.config_file_path or ".").resolve().parent
         cache_dir = root / self.config.cache_dir
         try:
-            site.check_outside(cache_dir, docs_dir=Path(config.docs_dir),
-                               site_dir=Path(config.site_dir))
+            site.check_outside(
+                cache_dir, docs_dir=Path(config.docs_dir), site_dir=Path(config.site_dir)
+            )
             self.imgpipe_config = site.make_config(
-                dict(self.config), root=root, default_source=Path(config.docs_dir),
-                cache_dir=cache_dir)
+                dict(self.config),
+                root=root,
+                default_source=Path(config.docs_dir),
+                cache_dir=cache_dir,
+            )
         except ImgpipeError as exc:
             raise PluginError(f"imgpipe: {exc}") from None
         for problem in self.imgpipe_config.warnings:
@@ -94,12 +98,12 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         site.report(self.site.summary, log)
         self._by_url = {f.dest_uri: f for f in files}
         for rel, built in self.site.renditions():
-            files.append(File.generated(config, f"{self.config.output_dir}/{rel}",
-                                        abs_src_path=str(built)))
+            files.append(
+                File.generated(config, f"{self.config.output_dir}/{rel}", abs_src_path=str(built))
+            )
         return files
 
-    def on_env(self, env: Environment, *, config: MkDocsConfig,
-               files: Files) -> Environment | None:
+    def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment | None:
         if self.site is None:
             return None
         output_dir = self.config.output_dir
@@ -113,8 +117,9 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         return env
 
     @event_priority(-100)
-    def on_page_content(self, html: str, *, page: Page, config: MkDocsConfig,
-                        files: Files) -> str | None:
+    def on_page_content(
+        self, html: str, *, page: Page, config: MkDocsConfig, files: Files
+    ) -> str | None:
         if self.site is None:
             return None
         # MkDocs has already made links relative to the page's URL (`sub/page/` with
@@ -128,27 +133,40 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
             if file is None or file.abs_src_path is None:
                 # MkDocs leaves a link it cannot resolve as written: relative to the Markdown
                 # file, not to the page URL, so that is where the author looked for it.
-                written = posixpath.normpath(posixpath.join(
-                    posixpath.dirname(page.file.src_uri), link.path)) \
-                    if not link.path.startswith("/") else link.target
+                written = (
+                    posixpath.normpath(
+                        posixpath.join(posixpath.dirname(page.file.src_uri), link.path)
+                    )
+                    if not link.path.startswith("/")
+                    else link.target
+                )
                 self._missing(page, link.src, written)
                 return None
             return file.abs_src_path
 
         replace = site.picture_rewriter(
-            self.site, lambda src: site.image_link(src, page_dir, config.site_url or ""),
-            source_of, lambda _link: images)
+            self.site,
+            lambda src: site.image_link(src, page_dir, config.site_url or ""),
+            source_of,
+            lambda _link: images,
+        )
         return rewrite.rewrite_images(html, replace)
 
     def _missing(self, page: Page, src: str, target: str) -> None:
         media = [u for u, f in self._by_url.items() if f.is_media_file()]
         guess = closest(target, media)
         hint = f"; did you mean '{guess}'?" if guess else ""
-        log.warning("imgpipe: page '%s' uses image '%s', but '%s' is not in the docs%s",
-                    page.file.src_uri, src, target, hint)
+        log.warning(
+            "imgpipe: page '%s' uses image '%s', but '%s' is not in the docs%s",
+            page.file.src_uri,
+            src,
+            target,
+            hint,
+        )
 
-    def on_serve(self, server: LiveReloadServer, *, config: MkDocsConfig,
-                 builder: Any) -> LiveReloadServer:
+    def on_serve(
+        self, server: LiveReloadServer, *, config: MkDocsConfig, builder: Any
+    ) -> LiveReloadServer:
         if self.imgpipe_config is None:
             return server
         # mkdocs.yml and docs_dir are watched already; a separate imgpipe.toml and a source

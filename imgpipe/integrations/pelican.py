@@ -89,17 +89,27 @@ def _build(pelican: Pelican) -> None:
     if options is None or options is False:
         return
     if not isinstance(options, dict):
-        raise ValueError(describe("bad-type", str(options), "a dict of imgpipe options",
-                                  SETTING).message)
+        raise ValueError(
+            describe("bad-type", str(options), "a dict of imgpipe options", SETTING).message
+        )
     for key in options:
         if key not in KEYS:
-            log.warning("imgpipe: %s", describe("unknown-key", key, "one of " + ", ".join(KEYS),
-                                                f"{SETTING}.{key}", closest(key, KEYS)))
+            log.warning(
+                "imgpipe: %s",
+                describe(
+                    "unknown-key",
+                    key,
+                    "one of " + ", ".join(KEYS),
+                    f"{SETTING}.{key}",
+                    closest(key, KEYS),
+                ),
+            )
     settings = pelican.settings
     cache_dir = Path(options.get("cache_dir") or Path(settings["CACHE_PATH"], "imgpipe"))
     site.check_outside(cache_dir, OUTPUT_PATH=Path(settings["OUTPUT_PATH"]))
-    config = site.make_config(options, root=Path.cwd(), default_source=Path(settings["PATH"]),
-                              cache_dir=cache_dir)
+    config = site.make_config(
+        options, root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
+    )
     for problem in config.warnings:
         log.warning("imgpipe: %s", problem)
     built = site.run(config)
@@ -143,16 +153,23 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
     def source_of(link: site.ImageLink) -> str | None:
         source = run.source_of(link.target)
         if source is None and page and not (run.output_path / link.target).exists():
-            log.warning("imgpipe: %s uses image '%s', but '%s' is not in the output; "
-                        "is it under STATIC_PATHS?", page, link.src, link.target)
+            log.warning(
+                "imgpipe: %s uses image '%s', but '%s' is not in the output; "
+                "is it under STATIC_PATHS?",
+                page,
+                link.src,
+                link.target,
+            )
         return source
 
     # Renditions are linked in the style of the tag they replace: SITEURL-absolute,
     # site-absolute or relative.
     replace = site.picture_rewriter(
-        run.site, lambda src: site.image_link(src, page_dir, run.settings.get("SITEURL", ""),
-                                              full_urls=True),
-        source_of, lambda link: run.site.images.rebase(f"{link.root}{run.output_dir}/"))
+        run.site,
+        lambda src: site.image_link(src, page_dir, run.settings.get("SITEURL", ""), full_urls=True),
+        source_of,
+        lambda link: run.site.images.rebase(f"{link.root}{run.output_dir}/"),
+    )
     html = Path(path).read_text(encoding="utf-8")
     new = rewrite.rewrite_images(html, replace)
     if new != html:

@@ -60,8 +60,9 @@ class SiteBuild:
         return rel.as_posix()
 
 
-def make_config(options: Mapping[str, Any], *, root: Path, default_source: Path,
-                cache_dir: Path) -> Config:
+def make_config(
+    options: Mapping[str, Any], *, root: Path, default_source: Path, cache_dir: Path
+) -> Config:
     """A Config for a plugin: from `config_file` (an imgpipe.toml, or a pyproject.toml with
     [tool.imgpipe]) when given, else from the inline options. Either way the plugin decides
     where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Raises ConfigError.
@@ -112,10 +113,13 @@ def check_outside(cache_dir: Path, **published: Path) -> None:
     for name, directory in published.items():
         directory = Path(os.path.realpath(directory))
         if cache == directory or directory in cache.parents or cache in directory.parents:
-            raise ConfigError(Problem(
-                "overlapping-dirs",
-                f"imgpipe cache_dir ({cache}) must be outside {name} ({directory})",
-                "cache_dir"))
+            raise ConfigError(
+                Problem(
+                    "overlapping-dirs",
+                    f"imgpipe cache_dir ({cache}) must be outside {name} ({directory})",
+                    "cache_dir",
+                )
+            )
 
 
 def run(config: Config) -> SiteBuild:
@@ -127,12 +131,19 @@ def run(config: Config) -> SiteBuild:
 def report(summary: builder.Summary, log: logging.Logger) -> None:
     """Failures and config warnings are warnings (so strict modes fail on them); an encoder's
     notes about one rendition are only informative."""
-    log.info("imgpipe: %d sources, %d renditions built, %d cached, %d failed (%.1f s)",
-             summary.sources, summary.built, summary.cached, summary.failed, summary.seconds)
+    log.info(
+        "imgpipe: %d sources, %d renditions built, %d cached, %d failed (%.1f s)",
+        summary.sources,
+        summary.built,
+        summary.cached,
+        summary.failed,
+        summary.seconds,
+    )
     for issue in summary.failures:
         where = f"{issue.source} [{issue.label}]" if issue.label else issue.source
-        log.warning("imgpipe: %s failed at %s: %s: %s", where, issue.stage, issue.code,
-                    issue.message)
+        log.warning(
+            "imgpipe: %s failed at %s: %s: %s", where, issue.stage, issue.code, issue.message
+        )
     for issue in summary.warnings:
         level = logging.WARNING if issue.stage == "config" else logging.INFO
         where = f"{issue.source}: " if issue.source else ""
@@ -179,30 +190,35 @@ class ImageLink:
     root: str  # the site root as this link is written: "SITEURL/", "/sub/" or "../"
 
 
-def image_link(src: str, page_dir: str, site_url: str = "", *,
-               full_urls: bool = False) -> ImageLink | None:
+def image_link(
+    src: str, page_dir: str, site_url: str = "", *, full_urls: bool = False
+) -> ImageLink | None:
     """Resolve `src` on a page in `page_dir` (site-relative) of a site served at `site_url`;
     None for what is not a file of this site (http(s):, data:, //host, #fragment). With
     `full_urls`, `site_url`-absolute links (Pelican's SITEURL style) are the site's too."""
     site_url = site_url.rstrip("/")
     site_path = urlsplit(site_url).path.rstrip("/") + "/"
     if full_urls and site_url and src.startswith(site_url + "/"):
-        path = unquote(urlsplit(src[len(site_url) + 1:]).path)
+        path = unquote(urlsplit(src[len(site_url) + 1 :]).path)
         return ImageLink(src, path, path, site_url + "/")
     url = urlsplit(src)
     if url.scheme or url.netloc or not url.path:
         return None
     path = unquote(url.path)
     if path.startswith("/"):  # site-absolute, maybe under the site URL's path
-        target = path[len(site_path):] if path.startswith(site_path) else path[1:]
+        target = path[len(site_path) :] if path.startswith(site_path) else path[1:]
         return ImageLink(src, path, target, site_path)
-    return ImageLink(src, path, posixpath.normpath(posixpath.join(page_dir, path)),
-                     relative_url("", page_dir))
+    return ImageLink(
+        src, path, posixpath.normpath(posixpath.join(page_dir, path)), relative_url("", page_dir)
+    )
 
 
-def picture_rewriter(built: SiteBuild, link_of: Callable[[str], ImageLink | None],
-                     source_of: Callable[[ImageLink], str | None],
-                     images_for: Callable[[ImageLink], Images]) -> rewrite.Replace:
+def picture_rewriter(
+    built: SiteBuild,
+    link_of: Callable[[str], ImageLink | None],
+    source_of: Callable[[ImageLink], str | None],
+    images_for: Callable[[ImageLink], Images],
+) -> rewrite.Replace:
     """What both plugins do with one `<img>` tag: resolve its link, find the source file the
     generator published there, and put a `<picture>` of its renditions in its place. Tags
     with their own srcset, links outside the site, and images the rules do not cover (SVG...)

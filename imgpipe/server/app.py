@@ -47,8 +47,9 @@ def _problem(code: str, message: str, where: str = "") -> RequestError:
     return RequestError(Problem(code=code, message=message, where=where))
 
 
-def _default_optimizer(source: bytes | Path, options: str | Recipe, *,
-                       limits: Limits | None = None) -> Rendition:
+def _default_optimizer(
+    source: bytes | Path, options: str | Recipe, *, limits: Limits | None = None
+) -> Rendition:
     from ..api import optimize  # the engine: imported on first use, it loads libvips
 
     return optimize(source, options, limits=limits)
@@ -114,8 +115,13 @@ class _Server:
             return error_response(error)
         except Exception:  # a bug: say so in the API's format, keep the details in the log
             log.exception("%s %s failed", request.method, request.url.path)
-            return error_response(_problem("internal-error", "imgpipe serve failed on this "
-                                           "request; the server log has the details"), 500)
+            return error_response(
+                _problem(
+                    "internal-error",
+                    "imgpipe serve failed on this request; the server log has the details",
+                ),
+                500,
+            )
 
     def _check_host(self, request: Request) -> None:
         host = request.headers.get("host", "")
@@ -124,8 +130,12 @@ class _Server:
         else:
             name = host.split(":", 1)[0].lower()
         if "*" not in self.hosts and name not in self.hosts:
-            raise _problem("bad-host", f"Host {host!r} is not served here; expected one of: "
-                           f"{', '.join(sorted(self.hosts))} (see --allowed-host)", "Host")
+            raise _problem(
+                "bad-host",
+                f"Host {host!r} is not served here; expected one of: "
+                f"{', '.join(sorted(self.hosts))} (see --allowed-host)",
+                "Host",
+            )
 
     def _check_user(self, user: str | None) -> None:
         # compare_digest over every user: the answer time does not tell which prefix matched.
@@ -133,16 +143,25 @@ class _Server:
         known = [hmac.compare_digest(given, u.encode()) for u in self.config.users]
         if not user or not any(known):
             what = "no user name" if not user else f"the user {user!r} is not known here"
-            raise _problem("unknown-user", f"{what}; the URL starts with /<user>/ as given "
-                           "to imgpipe serve --user", "user")
+            raise _problem(
+                "unknown-user",
+                f"{what}; the URL starts with /<user>/ as given to imgpipe serve --user",
+                "user",
+            )
 
     def _validate(self, request: Request, path: apipath.ApiPath) -> Recipe:
         """Options and URL problems together, so one 400 lists everything to fix."""
         problems: list[Problem] = []
         recipe = None
         if path.options is None:
-            problems.append(Problem("missing-options", "the options are missing; put e.g. "
-                                    "'full' or '160x100,crop' after the user name", "options"))
+            problems.append(
+                Problem(
+                    "missing-options",
+                    "the options are missing; put e.g. "
+                    "'full' or '160x100,crop' after the user name",
+                    "options",
+                )
+            )
         else:
             try:
                 recipe = option_language.parse(path.options)
@@ -155,9 +174,14 @@ class _Server:
             except FetchError as error:
                 problems += error.problems
         elif boundary_of(request.headers.get("content-type", "")) is None:
-            problems.append(Problem("missing-url", "expected an image URL after the options, "
-                                    "or a multipart/form-data upload in the field 'file'",
-                                    "image URL"))
+            problems.append(
+                Problem(
+                    "missing-url",
+                    "expected an image URL after the options, "
+                    "or a multipart/form-data upload in the field 'file'",
+                    "image URL",
+                )
+            )
         if problems or recipe is None:
             raise RequestError(problems)
         return recipe
@@ -181,8 +205,11 @@ class _Server:
                 job = functools.partial(self.optimizer, source, recipe, limits=self.limits)
                 rendition = await slot.run(job, timeout=recipe.timeout)
             except TimeoutError:
-                raise _problem("timeout", f"optimizing took longer than timeout="
-                               f"{recipe.timeout:g} seconds", "timeout") from None
+                raise _problem(
+                    "timeout",
+                    f"optimizing took longer than timeout={recipe.timeout:g} seconds",
+                    "timeout",
+                ) from None
         return self._image_response(recipe, rendition, cache_control)
 
     async def _upload(self, request: Request) -> bytes:
@@ -190,22 +217,31 @@ class _Server:
         try:
             # A client that trickles its body holds a work slot: give it the fetch budget.
             async with asyncio.timeout(self.config.fetch_timeout):
-                body = await read_body(request.stream(), request.headers.get("content-length"),
-                                       limit + FRAMING_ALLOWANCE)
+                body = await read_body(
+                    request.stream(),
+                    request.headers.get("content-length"),
+                    limit + FRAMING_ALLOWANCE,
+                )
         except TimeoutError:
-            raise _problem("upload-timeout", "the upload was not received within "
-                           f"{self.config.fetch_timeout:g} seconds", "upload") from None
+            raise _problem(
+                "upload-timeout",
+                f"the upload was not received within {self.config.fetch_timeout:g} seconds",
+                "upload",
+            ) from None
         # Off the event loop: parsing a body of up to max_bytes is CPU work that would stall
         # every other request (and the part count is capped in file_field).
-        source = await asyncio.to_thread(file_field, body,
-                                         request.headers.get("content-type", ""))
+        source = await asyncio.to_thread(file_field, body, request.headers.get("content-type", ""))
         if len(source) > limit:
-            raise _problem("too-large", f"the upload is {len(source)} bytes; the limit is "
-                           f"{limit} bytes", "upload")
+            raise _problem(
+                "too-large",
+                f"the upload is {len(source)} bytes; the limit is {limit} bytes",
+                "upload",
+            )
         return source
 
-    def _image_response(self, recipe: Recipe, rendition: Rendition,
-                        cache_control: str | None) -> Response:
+    def _image_response(
+        self, recipe: Recipe, rendition: Rendition, cache_control: str | None
+    ) -> Response:
         response = Response(rendition.data, media_type=FORMATS[rendition.format].mime)
         if cache_control:
             response.headers["Cache-Control"] = cache_control

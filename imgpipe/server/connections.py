@@ -114,9 +114,13 @@ class GuardedH11Protocol(H11Protocol):
 
     def _shed_idle(self) -> bool:
         """Close the connection that has waited longest for a request head; False if none."""
-        idle = [c for c in self.connections if c is not self
-                and getattr(c, "waiting_since", None) is not None
-                and not c.transport.is_closing()]
+        idle = [
+            c
+            for c in self.connections
+            if c is not self
+            and getattr(c, "waiting_since", None) is not None
+            and not c.transport.is_closing()
+        ]
         if not idle:
             return False
         oldest = min(idle, key=lambda c: c.waiting_since)
@@ -135,8 +139,9 @@ class GuardedH11Protocol(H11Protocol):
 
 def _busy_bytes() -> bytes:
     """A whole HTTP 503 in the API's error format, sent before reading any request."""
-    response = error_response(ImgpipeError(Problem(
-        "busy", "too many open connections; retry shortly", "connection")))
+    response = error_response(
+        ImgpipeError(Problem("busy", "too many open connections; retry shortly", "connection"))
+    )
     head = [b"HTTP/1.1 503 Service Unavailable", b"Connection: close"]
     head += [name + b": " + value for name, value in response.raw_headers]
     return b"\r\n".join(head) + b"\r\n\r\n" + response.body
@@ -148,9 +153,18 @@ _BUSY = _busy_bytes()
 def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any) -> uvicorn.Config:
     """uvicorn settings for `app`; call raise_open_files_limit() first to get the most room."""
     cap, backlog = connection_limits(config, resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-    protocol = type("GuardedH11Protocol", (GuardedH11Protocol,),
-                    {"max_connections": cap, "head_timeout": config.head_timeout})
-    settings: dict[str, Any] = dict(host=config.host, port=config.port, http=protocol,
-                                    log_level="info", server_header=False,
-                                    timeout_keep_alive=5, backlog=backlog)
+    protocol = type(
+        "GuardedH11Protocol",
+        (GuardedH11Protocol,),
+        {"max_connections": cap, "head_timeout": config.head_timeout},
+    )
+    settings: dict[str, Any] = dict(
+        host=config.host,
+        port=config.port,
+        http=protocol,
+        log_level="info",
+        server_header=False,
+        timeout_keep_alive=5,
+        backlog=backlog,
+    )
     return uvicorn.Config(app, **{**settings, **overrides})

@@ -73,11 +73,15 @@ def check_url(url: str) -> Target:
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         shown = f"{scheme}:" if scheme else "no scheme"
-        raise _fail("unsupported-scheme", f"{url!r} has {shown}; expected an http:// or "
-                    "https:// URL")
+        raise _fail(
+            "unsupported-scheme", f"{url!r} has {shown}; expected an http:// or https:// URL"
+        )
     if "@" in parts.netloc:
-        raise _fail("url-credentials", f"{url!r} carries a user name or password; imgpipe "
-                    "serve only fetches public URLs without credentials")
+        raise _fail(
+            "url-credentials",
+            f"{url!r} carries a user name or password; imgpipe "
+            "serve only fetches public URLs without credentials",
+        )
     try:
         port = parts.port if parts.port is not None else (443 if scheme == "https" else 80)
         host = (parts.hostname or "").encode("idna").decode("ascii")
@@ -93,8 +97,9 @@ def check_url(url: str) -> Target:
     literal = None if isinstance(literal_or_name, str) else literal_or_name
     # The normalised form is what gets resolved and sent as Host: `LocalHost.` is `localhost`,
     # and an address spelled `0x7f.1` goes out as 127.0.0.1.
-    return Target(url=url, scheme=scheme, host=str(literal_or_name), port=port, path=path,
-                  literal=literal)
+    return Target(
+        url=url, scheme=scheme, host=str(literal_or_name), port=port, path=path, literal=literal
+    )
 
 
 async def system_resolver(host: str, port: int) -> list[IPAddress]:
@@ -142,8 +147,9 @@ class Fetcher:
             async with asyncio.timeout(self.timeout):
                 return await self._follow(url)
         except TimeoutError:
-            raise _fail("fetch-timeout", f"fetching {url!r} took longer than "
-                        f"{self.timeout:g} s") from None
+            raise _fail(
+                "fetch-timeout", f"fetching {url!r} took longer than {self.timeout:g} s"
+            ) from None
 
     async def _follow(self, url: str) -> Fetched:
         target = check_url(url)
@@ -161,8 +167,9 @@ class Fetcher:
                 return Fetched(data, target.url, response.headers.get("cache-control"))
             finally:
                 await response.aclose()
-        raise _fail("too-many-redirects", f"{url!r} redirected more than "
-                    f"{self.max_redirects} times")
+        raise _fail(
+            "too-many-redirects", f"{url!r} redirected more than {self.max_redirects} times"
+        )
 
     async def _addresses(self, target: Target) -> list[IPAddress]:
         """Resolve and check; refuse if ANY address is blocked (a mixed answer is a trick)."""
@@ -172,8 +179,9 @@ class Fetcher:
             try:
                 addresses = await self.resolver(target.host, target.port)
             except (OSError, UnicodeError) as exc:
-                raise _fail("host-not-found", f"the host {target.host!r} of {target.url!r} "
-                            "does not resolve") from exc
+                raise _fail(
+                    "host-not-found", f"the host {target.host!r} of {target.url!r} does not resolve"
+                ) from exc
             if not addresses:
                 raise _fail("host-not-found", f"the host {target.host!r} has no address")
         self._refuse_blocked(target, addresses)
@@ -183,8 +191,11 @@ class Fetcher:
         for address in addresses:
             reason = self.policy.refusal(address)
             if reason:
-                raise _fail("blocked-address", f"{target.url!r} leads to {reason}; imgpipe "
-                            "serve does not fetch from local or private networks")
+                raise _fail(
+                    "blocked-address",
+                    f"{target.url!r} leads to {reason}; imgpipe "
+                    "serve does not fetch from local or private networks",
+                )
 
     def check(self, url: str) -> Target:
         """All that is known without DNS: the URL's form, and the policy for address hosts.
@@ -212,10 +223,13 @@ class Fetcher:
         extensions = {"sni_hostname": target.host} if target.literal is None else {}
         last_error: Exception | None = None
         for address in addresses:
-            url = httpx.URL(scheme=target.scheme, host=str(address), port=target.port,
-                            raw_path=target.path.encode("ascii"))
-            request = self._client.build_request("GET", url, headers=headers,
-                                                 extensions=extensions)
+            url = httpx.URL(
+                scheme=target.scheme,
+                host=str(address),
+                port=target.port,
+                raw_path=target.path.encode("ascii"),
+            )
+            request = self._client.build_request("GET", url, headers=headers, extensions=extensions)
             try:
                 return await self._client.send(request, stream=True)
             except httpx.ConnectError as exc:
@@ -261,8 +275,10 @@ def _decoder(encoding: str, url: str):
         return zlib.decompressobj(16 + zlib.MAX_WBITS)
     if encoding == "deflate":
         return zlib.decompressobj()
-    raise _fail("origin-error", f"{url!r} was sent with Content-Encoding {encoding!r}, "
-                "which imgpipe serve did not ask for")
+    raise _fail(
+        "origin-error",
+        f"{url!r} was sent with Content-Encoding {encoding!r}, which imgpipe serve did not ask for",
+    )
 
 
 def _too_large(url: str, limit: int) -> FetchError:

@@ -161,7 +161,7 @@ def embedded_ipv4(address: IPAddress) -> tuple[ipaddress.IPv4Address, ...]:
         found = [ipaddress.IPv4Address(raw[12:])]  # the /96 layout
         if raw[8] == 0:  # RFC 6052's "u" octet is zero in the shorter layouts
             for positions in _RFC6052_BYTES:
-                if not any(raw[positions[-1] + 1:]):  # the suffix after the address is zero
+                if not any(raw[positions[-1] + 1 :]):  # the suffix after the address is zero
                     found.append(ipaddress.IPv4Address(bytes(raw[i] for i in positions)))
         return tuple(found)
     return ()

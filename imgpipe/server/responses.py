@@ -88,8 +88,9 @@ def error_response(error: ImgpipeError, status: int | None = None) -> Response:
         ],
     }
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status in (429, 503) else None
-    return Response(json.dumps(body, indent=1) + "\n", status_code=status, media_type=IM2_JSON,
-                    headers=headers)
+    return Response(
+        json.dumps(body, indent=1) + "\n", status_code=status, media_type=IM2_JSON, headers=headers
+    )
 
 
 def warning_value(problem: Problem) -> str:
@@ -117,16 +118,18 @@ use <code>full</code> to optimize without resizing.</p>
 """
 
 
-def help_page(request_url: str, options_report: str | None, image_url: str | None,
-              status: int) -> HTMLResponse:
+def help_page(
+    request_url: str, options_report: str | None, image_url: str | None, status: int
+) -> HTMLResponse:
     """The readable answer to a GET (a browser opening an API URL)."""
     if options_report is None:
         lead = "<p>Optimizes images sent to it with POST, for example:</p>"
-        example = html.escape(request_url.rstrip("/")) + \
-            "/&lt;user&gt;/full/https://example.com/image.png"
+        example = (
+            html.escape(request_url.rstrip("/"))
+            + "/&lt;user&gt;/full/https://example.com/image.png"
+        )
     else:
-        lead = ("<p><b>This URL needs a POST request</b>; a browser sends GET. "
-                "Try it with curl:</p>")
+        lead = "<p><b>This URL needs a POST request</b>; a browser sends GET. Try it with curl:</p>"
         example = html.escape(request_url)
     details = ""
     if options_report is not None:

@@ -36,12 +36,12 @@ def _fail(code: str, message: str) -> UploadError:
     return UploadError(Problem(code=code, message=message, where="upload"))
 
 
-async def read_body(chunks: AsyncIterator[bytes], declared_length: str | None,
-                    limit: int) -> bytes:
+async def read_body(chunks: AsyncIterator[bytes], declared_length: str | None, limit: int) -> bytes:
     """The whole body, or UploadError('too-large') as soon as it passes `limit`."""
     if declared_length and declared_length.isdigit() and int(declared_length) > limit:
-        raise _fail("too-large", f"the upload is {declared_length} bytes; the limit is "
-                    f"{limit} bytes")
+        raise _fail(
+            "too-large", f"the upload is {declared_length} bytes; the limit is {limit} bytes"
+        )
     body = bytearray()
     async for chunk in chunks:
         body += chunk
@@ -65,20 +65,29 @@ def file_field(body: bytes, content_type: str) -> bytes:
     """The bytes of the multipart field `file`, or UploadError saying what was sent instead."""
     boundary = boundary_of(content_type)
     if boundary is None:
-        raise _fail("missing-url", "expected an image URL after the options, or a "
-                    f"multipart/form-data upload with the image in the field {FIELD!r} "
-                    f"(got Content-Type {content_type or 'none'!r})")
+        raise _fail(
+            "missing-url",
+            "expected an image URL after the options, or a "
+            f"multipart/form-data upload with the image in the field {FIELD!r} "
+            f"(got Content-Type {content_type or 'none'!r})",
+        )
     if len(boundary) > MAX_BOUNDARY:
-        raise _fail("bad-upload", f"the multipart boundary is {len(boundary)} characters long; "
-                    f"expected at most {MAX_BOUNDARY}")
+        raise _fail(
+            "bad-upload",
+            f"the multipart boundary is {len(boundary)} characters long; "
+            f"expected at most {MAX_BOUNDARY}",
+        )
     parts: list[tuple[bytes, bytearray]] = []  # (Content-Disposition, data)
     header: dict[str, bytearray] = {"field": bytearray(), "value": bytearray()}
     disposition = [b""]
 
     def on_part_begin() -> None:
         if len(parts) == MAX_PARTS:  # stops the parser: the work per request stays bounded
-            raise _fail("bad-upload", f"the upload has more than {MAX_PARTS} parts; expected "
-                        f"the image in the field {FIELD!r} and at most {MAX_PARTS - 1} others")
+            raise _fail(
+                "bad-upload",
+                f"the upload has more than {MAX_PARTS} parts; expected "
+                f"the image in the field {FIELD!r} and at most {MAX_PARTS - 1} others",
+            )
         disposition[0] = b""
         parts.append((b"", bytearray()))
 

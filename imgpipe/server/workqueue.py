@@ -39,8 +39,9 @@ class WorkQueue:
         self.capacity = workers + queue
         self.max_late = workers
         self.late_per_client = max(1, workers // 2)
-        self._executor = ThreadPoolExecutor(workers + self.max_late,
-                                            thread_name_prefix="imgpipe-serve")
+        self._executor = ThreadPoolExecutor(
+            workers + self.max_late, thread_name_prefix="imgpipe-serve"
+        )
         self._tokens = asyncio.Semaphore(workers)
         self._taken = 0
         self._late = 0  # jobs still running after their request was answered
@@ -59,8 +60,10 @@ class WorkQueue:
             raise QueueFull(f"all {self.capacity} work slots are taken")
         late = self._late_by_client[client]
         if late >= self.late_per_client:
-            raise QueueFull(f"{late} earlier request(s) from {client} are still being "
-                            "processed after their timeout")
+            raise QueueFull(
+                f"{late} earlier request(s) from {client} are still being "
+                "processed after their timeout"
+            )
         self._taken += 1
         return Slot(self, client)
 

@@ -5,5 +5,6 @@ import re
 
 
 def on_page_content(html, page, config, files):
-    return re.sub(r'(<img\b[^>]*\bsrc="([^"]+)"[^>]*>)',
-                  r'<a class="glightbox" href="\2">\1</a>', html)
+    return re.sub(
+        r'(<img\b[^>]*\bsrc="([^"]+)"[^>]*>)', r'<a class="glightbox" href="\2">\1</a>', html
+    )
