@@ -17,6 +17,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from site_support import draw_sources
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 PIXEL_BUDGET = 200_000_000  # each worker's `pixels` resource: over limits.max_pixels (100 MP)
@@ -49,27 +51,9 @@ def free_port() -> int:
 
 
 def make_site(root: Path, count: int = 2, extra: str = "") -> Path:
-    import pyvips
-
-    (root / "images/photos").mkdir(parents=True)
-    for i in range(count):
-        xyz = pyvips.Image.xyz(400 + 16 * i, 300)
-        img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] + xyz[1]) % 256])
-        img.cast("uchar").copy(interpretation="srgb").jpegsave(
-            str(root / f"images/photos/p{i}.jpg"), Q=90
-        )
-    rgba = pyvips.Image.black(200, 120, bands=4).new_from_image([255, 80, 0, 128])
-    rgba.cast("uchar").copy(interpretation="srgb").pngsave(str(root / "images/logo.png"))
+    draw_sources(root, count, 400, 300)
     (root / "imgpipe.toml").write_text(CONFIG.format(extra=extra))
     return root
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(directory)): p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
 
 
 def stop(proc: subprocess.Popen) -> None:

@@ -17,6 +17,8 @@ import pytest
 
 pyvips = pytest.importorskip("pyvips")
 
+from site_support import draw_sources, files  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
 # Fixed encoder qualities: these tests are about the build, and skipping the engine's
 # perceptual quality search keeps them fast.
@@ -41,15 +43,7 @@ sizes = "50vw"
 
 
 def make_site(root: Path, count: int = 4) -> Path:
-    (root / "images/photos").mkdir(parents=True)
-    for i in range(count):
-        xyz = pyvips.Image.xyz(640 + 16 * i, 480)
-        img = (xyz[0] * (i + 1) % 256).bandjoin([xyz[1] % 256, (xyz[0] + xyz[1]) % 256])
-        img.cast("uchar").copy(interpretation="srgb").jpegsave(
-            str(root / f"images/photos/p{i}.jpg"), Q=90
-        )
-    rgba = pyvips.Image.black(200, 120, bands=4).new_from_image([255, 80, 0, 128])
-    rgba.cast("uchar").copy(interpretation="srgb").pngsave(str(root / "images/logo.png"))
+    draw_sources(root, count, 640, 480)
     (root / "imgpipe.toml").write_text(CONFIG)
     return root
 
@@ -66,14 +60,6 @@ def command(*args: str) -> list[str]:
 
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(directory)): p.read_bytes()
-        for p in sorted(directory.rglob("*"))
-        if p.is_file()
-    }
 
 
 def mtimes(directory: Path) -> dict[str, int]:
@@ -139,13 +125,7 @@ def test_killed_builds_never_leave_anything_trusted_corrupt(tmp_path):
         if 0.2 < wipe < 0.6:
             shutil.rmtree(root / "public", ignore_errors=True)
         if trial % 2:  # at a random moment, timed from when the build holds its lock
-            with subprocess.Popen(
-                command("build", "--no-progress"),
-                cwd=root,
-                env=env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-            ) as proc:
+            with _started_build(root) as proc:
                 _wait_for_lock(root / ".cache/lock", proc)
                 time.sleep(rng.uniform(0, work * 1.2))
                 proc.send_signal(signal.SIGKILL)
@@ -185,14 +165,18 @@ def _killed_at_rename(n: int, *args: str) -> list[str]:
     return [sys.executable, "-c", hook, str(n), *args]
 
 
-def _work_seconds(root: Path) -> float:
-    with subprocess.Popen(
+def _started_build(root: Path) -> subprocess.Popen:
+    return subprocess.Popen(
         command("build", "--no-progress"),
         cwd=root,
         env=env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-    ) as proc:
+    )
+
+
+def _work_seconds(root: Path) -> float:
+    with _started_build(root) as proc:
         _wait_for_lock(root / ".cache/lock", proc)
         started = time.monotonic()
         assert proc.wait(120) == 0

@@ -12,7 +12,8 @@ import sys
 import uuid
 
 import pytest
-from cluster_support import REPO, cli, files, fresh_machine, make_site, start_cluster
+from cluster_support import REPO, cli, fresh_machine, make_site, start_cluster
+from site_support import files
 
 pytest.importorskip("pyvips")
 pytest.importorskip("distributed")

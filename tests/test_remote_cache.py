@@ -9,7 +9,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from cluster_support import cli, files, fresh_machine, make_site
+from cluster_support import cli, fresh_machine, make_site
+from site_support import files
 
 pytest.importorskip("pyvips")
 pytest.importorskip("fsspec")
