@@ -17,6 +17,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import sys
 import threading
 import time
 import zlib
@@ -30,6 +31,25 @@ from imgpipe.server.connections import uvicorn_config
 
 ORIGIN_IP = "127.0.0.2"
 ALLOW = (f"{ORIGIN_IP}/32",)
+
+
+def serve_command(user: str, *options: str) -> tuple[list[str], int]:
+    """The `imgpipe serve` command line on a free port of 127.0.0.1, and that port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    main = "from imgpipe.cli import main; main()"
+    return [
+        sys.executable,
+        "-c",
+        main,
+        "serve",
+        "--port",
+        str(port),
+        "--user",
+        user,
+        *options,
+    ], port
 
 
 def png(width: int, height: int) -> bytes:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
-from server_support import ALLOW, ServerThread, Tripwire, png
+from server_support import ALLOW, ServerThread, Tripwire, png, serve_command
 
 from imgpipe.model import Rendition
 from imgpipe.server import ServerConfig, create_app
@@ -258,25 +258,8 @@ def test_idle_connections_are_shed_under_the_open_files_limit(tmp_path):
     """1,100 idle connections under a 1024 open-files limit used to lock every client out."""
     import resource
     import subprocess
-    import sys
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable,
-        "-c",
-        "from imgpipe.cli import main; main()",
-        "serve",
-        "--port",
-        str(port),
-        "--user",
-        USER,
-        "--workers",
-        "1",
-        "--queue",
-        "4",
-    ]
+    command, port = serve_command(USER, "--workers", "1", "--queue", "4")
 
     def low_limit() -> None:  # the server may not raise it: soft == hard
         resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))

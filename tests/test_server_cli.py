@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
-import sys
 import time
 
 import httpx
 from click.testing import CliRunner
-from server_support import ALLOW, Origin
+from server_support import ALLOW, Origin, serve_command
 
 from imgpipe.cli import main
 
@@ -26,23 +24,7 @@ def test_bad_allow_net_is_a_usage_error():
 
 
 def test_serve_runs_and_answers(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    command = [
-        sys.executable,
-        "-c",
-        "from imgpipe.cli import main; main()",
-        "serve",
-        "--port",
-        str(port),
-        "--user",
-        "cli-user",
-        "--allow-net",
-        ALLOW[0],
-        "--workers",
-        "1",
-    ]
+    command, port = serve_command("cli-user", "--allow-net", ALLOW[0], "--workers", "1")
     log = (tmp_path / "serve.log").open("wb")
     server = subprocess.Popen(command, stdout=log, stderr=log)
     try:
