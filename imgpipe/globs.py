@@ -15,6 +15,13 @@ def compile_globs(patterns: list[str]) -> re.Pattern:
     return re.compile("(?:" + "|".join(_glob_re(p) for p in patterns) + r")\Z")
 
 
+def escape(path: str) -> str:
+    """A glob that matches `path` literally: each special character in a one-character class
+    (`[` as `[\\[]`, which the regex reads as an escaped bracket, not a nested set)."""
+    special = {"[": "[\\[]", "]": "[]]", **{c: f"[{c}]" for c in "*?{},"}}
+    return "".join(special.get(c, c) for c in path)
+
+
 def _glob_re(pattern: str) -> str:
     out, i, depth = [], 0, 0
     while i < len(pattern):

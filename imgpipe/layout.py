@@ -1,6 +1,10 @@
 """Where a build reads and writes, checked before anything runs: `output`, `manifest` and
 `snippets` never inside `source` or `cache_dir` (nor those inside them), the manifest never on
 a config file. Found in the wild: `manifest = "src/photo.jpg"` replaced a photo with JSON.
+
+One exception: a directory inside `source` that every rule excludes as a whole (`exclude =
+["_build/**"]`) is never read as a source, so the cache and outputs may live there. That is
+the layout Sphinx projects have (`_build/` in the documentation folder).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import ConfigError, describe
+from .globs import escape
 
 if TYPE_CHECKING:  # config imports this module to run the check
     from .config import Config
@@ -48,7 +53,9 @@ def check_paths(config: Config, given: dict[str, str]) -> None:
     for a, b in _APART:
         if a == "snippets" and a not in given:  # by default inside output: checked with it
             continue
-        if _inside(real[a], real[b]) or _inside(real[b], real[a]):
+        if _inside(real[b], real[a]) or (
+            _inside(real[a], real[b]) and not (b == "source" and _excluded(config, real[a]))
+        ):
             problems.append(
                 describe(
                     "overlapping-dirs",
@@ -84,6 +91,15 @@ def check_paths(config: Config, given: dict[str, str]) -> None:
         )
     if problems:
         raise ConfigError(problems)
+
+
+def _excluded(config: Config, directory: Path) -> bool:
+    """Every rule excludes `directory` (inside the source), or a directory it is in, and all
+    below it: `exclude` holds that directory's glob, `<path>/**`."""
+    source = Path(os.path.realpath(config.source))
+    rel = directory.relative_to(source)
+    covering = {escape(d.as_posix()) + "/**" for d in (rel, *rel.parents) if d != Path(".")}
+    return all(covering.intersection(rule.exclude) for rule in config.rules)
 
 
 def _inside(path: Path, directory: Path) -> bool:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from pelican import signals
 from pelican.contents import Content
 
-from ..errors import closest, describe
+from ..errors import ConfigError
 from ..files import atomic_write
 from . import rewrite, site
 
@@ -88,22 +88,12 @@ def _build(pelican: Pelican) -> None:
     options = pelican.settings.get(SETTING)
     if options is None or options is False:
         return
-    if not isinstance(options, dict):
-        raise ValueError(
-            describe("bad-type", str(options), "a dict of imgpipe options", SETTING).message
-        )
-    for key in options:
-        if key not in KEYS:
-            log.warning(
-                "imgpipe: %s",
-                describe(
-                    "unknown-key",
-                    key,
-                    "one of " + ", ".join(KEYS),
-                    f"{SETTING}.{key}",
-                    closest(key, KEYS),
-                ),
-            )
+    try:
+        unknown = site.check_options(options, KEYS, SETTING)
+    except ConfigError as exc:
+        raise ValueError(exc.problems[0].message) from None
+    for problem in unknown:
+        log.warning("imgpipe: %s", problem)
     settings = pelican.settings
     cache_dir = Path(options.get("cache_dir") or Path(settings["CACHE_PATH"], "imgpipe"))
     site.check_outside(cache_dir, OUTPUT_PATH=Path(settings["OUTPUT_PATH"]))

@@ -1,5 +1,5 @@
-"""What the MkDocs and Pelican plugins share: plugin options → a Config, one build, the
-manifest as the template API, and publishing renditions into the generator's output.
+"""What the MkDocs, Pelican and Sphinx plugins share: plugin options → a Config, one build,
+the manifest as the template API, and publishing renditions into the generator's output.
 
 A plugin's renditions are built into its own work area (`<cache_dir>/site`, state in
 `<cache_dir>/state`) and copied into the site from there, because both generators wipe their
@@ -21,8 +21,9 @@ from urllib.parse import unquote, urlsplit
 
 from .. import build as builder
 from ..config import PYPROJECT, Config, from_dict
-from ..errors import ConfigError, Problem
+from ..errors import ConfigError, Problem, closest, describe
 from ..files import atomic_copy
+from ..globs import escape
 from ..html import Images
 from . import rewrite
 
@@ -60,12 +61,33 @@ class SiteBuild:
         return rel.as_posix()
 
 
+def check_options(options: Any, keys: tuple[str, ...], setting: str) -> list[Problem]:
+    """A plugin setting given as a Python dict (Pelican's IMGPIPE, Sphinx's `imgpipe`): not a
+    dict raises ConfigError; each unknown key is a problem to warn about (with the closest)."""
+    if not isinstance(options, Mapping):
+        raise ConfigError(describe("bad-type", str(options), "a dict of imgpipe options", setting))
+    return [
+        describe(
+            "unknown-key", key, "one of " + ", ".join(keys), f"{setting}.{key}", closest(key, keys)
+        )
+        for key in options
+        if key not in keys
+    ]
+
+
 def make_config(
-    options: Mapping[str, Any], *, root: Path, default_source: Path, cache_dir: Path
+    options: Mapping[str, Any],
+    *,
+    root: Path,
+    default_source: Path,
+    cache_dir: Path,
+    skip: tuple[Path, ...] = (),
 ) -> Config:
     """A Config for a plugin: from `config_file` (an imgpipe.toml, or a pyproject.toml with
     [tool.imgpipe]) when given, else from the inline options. Either way the plugin decides
-    where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Raises ConfigError.
+    where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Directories in
+    `skip` (the generator's own output, when it lies inside the source) are excluded by every
+    rule, so renditions never become sources. Raises ConfigError.
     """
     config_file = options.get("config_file")
     if config_file:
@@ -85,9 +107,27 @@ def make_config(
             raw["jobs"] = options["jobs"]
     for key in PLUGIN_OWNED:
         raw.pop(key, None)
+    if isinstance(raw.get("source"), str):
+        _exclude(raw, Path(os.path.abspath(Path(base, raw["source"]))), skip)
     cache_dir = Path(os.path.abspath(cache_dir))
     raw.update(output=str(cache_dir / "site"), cache_dir=str(cache_dir / "state"), base_url="/")
     return from_dict(raw, base, path)
+
+
+def _exclude(raw: dict[str, Any], source: Path, skip: tuple[Path, ...]) -> None:
+    inside = []
+    for directory in skip:
+        try:
+            inside.append(Path(os.path.abspath(directory)).relative_to(source).as_posix())
+        except ValueError:
+            continue
+    rules = raw.get("rules")
+    if not inside or not isinstance(rules, list):
+        return
+    patterns = [f"{escape(rel)}/**" for rel in inside]
+    for rule in rules:
+        if isinstance(rule, dict):
+            rule["exclude"] = [*_plain(rule.get("exclude") or []), *patterns]
 
 
 def _read(path: Path) -> Mapping[str, Any]:
