@@ -82,12 +82,14 @@ def make_config(
     default_source: Path,
     cache_dir: Path,
     skip: tuple[Path, ...] = (),
+    exclude: tuple[str, ...] = (),
 ) -> Config:
     """A Config for a plugin: from `config_file` (an imgpipe.toml, or a pyproject.toml with
     [tool.imgpipe]) when given, else from the inline options. Either way the plugin decides
     where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Directories in
-    `skip` (the generator's own output, when it lies inside the source) are excluded by every
-    rule, so renditions never become sources. Raises ConfigError.
+    `skip` (the generator's own output, when it lies inside the source) and the globs in
+    `exclude` (what the generator itself leaves out) are excluded by every rule, so
+    renditions never become sources. Raises ConfigError.
     """
     config_file = options.get("config_file")
     if config_file:
@@ -108,23 +110,25 @@ def make_config(
     for key in PLUGIN_OWNED:
         raw.pop(key, None)
     if isinstance(raw.get("source"), str):
-        _exclude(raw, Path(os.path.abspath(Path(base, raw["source"]))), skip)
+        _exclude(raw, Path(os.path.abspath(Path(base, raw["source"]))), skip, exclude)
     cache_dir = Path(os.path.abspath(cache_dir))
     raw.update(output=str(cache_dir / "site"), cache_dir=str(cache_dir / "state"), base_url="/")
     return from_dict(raw, base, path)
 
 
-def _exclude(raw: dict[str, Any], source: Path, skip: tuple[Path, ...]) -> None:
-    inside = []
+def _exclude(
+    raw: dict[str, Any], source: Path, skip: tuple[Path, ...], exclude: tuple[str, ...]
+) -> None:
+    patterns = list(exclude)
     for directory in skip:
         try:
-            inside.append(Path(os.path.abspath(directory)).relative_to(source).as_posix())
+            rel = Path(os.path.abspath(directory)).relative_to(source)
         except ValueError:
             continue
+        patterns.append(f"{escape(rel.as_posix())}/**")
     rules = raw.get("rules")
-    if not inside or not isinstance(rules, list):
+    if not patterns or not isinstance(rules, list):
         return
-    patterns = [f"{escape(rel)}/**" for rel in inside]
     for rule in rules:
         if isinstance(rule, dict):
             rule["exclude"] = [*_plain(rule.get("exclude") or []), *patterns]

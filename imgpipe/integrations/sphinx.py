@@ -92,12 +92,21 @@ def _configure(app: Sphinx) -> None:
             default_source=Path(app.srcdir),
             cache_dir=cache_dir,
             skip=(Path(app.outdir), Path(app.doctreedir)),
+            # What Sphinx leaves out (`_build`, with other builders' output) is no source.
+            exclude=tuple(
+                g for p in app.config.exclude_patterns for g in (_literal(p), f"{_literal(p)}/**")
+            ),
         )
     except ImgpipeError as exc:
         raise SphinxConfigError(f"imgpipe: {exc}") from None
     for problem in config.warnings:
         log.warning("imgpipe: %s", problem, type="imgpipe", subtype="config")
     _runs[builder] = _Run(dict(options), config)
+
+
+def _literal(pattern: str) -> str:
+    """A Sphinx glob (no `{a,b}` alternatives) as an imgpipe glob."""
+    return "".join(f"[{c}]" if c in "{}," else c for c in pattern)
 
 
 def _build(app: Sphinx, env: BuildEnvironment) -> list[str]:
