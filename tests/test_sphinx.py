@@ -327,3 +327,47 @@ def test_bad_settings_stop_the_build_with_a_message(tmp_path, conf, message):
     done = sphinx_build(src, tmp_path / "html", check=False)
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr
+
+
+@pytest.fixture(scope="module")
+def themes(project) -> dict[str, Path]:
+    """The site built with each theme: alabaster (Sphinx's default) and Furo."""
+    src, _done = project
+    furo = src / "_build/furo"
+    sphinx_build(src, furo, "-D", "html_theme=furo", "-d", str(src / "_build/doctrees-furo"))
+    return {"alabaster": src / "_build/html", "furo": furo}
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from browser_support import chromium, require_chromium
+
+    require_chromium()
+    with chromium(sync_api) as browser:
+        yield browser
+
+
+@pytest.mark.parametrize("theme", ["alabaster", "furo"])
+def test_every_image_loads_undistorted_with_width_and_height(themes, browser, theme):
+    from browser_support import serve, url_of, visit
+
+    server = serve(themes[theme])
+    try:
+        for viewport in (360, 1280):  # a phone, where max-width shrinks images, and a desktop
+            for page in PAGES:
+                images, bad = visit(browser, url_of(server), page, viewport)
+                assert bad == [], (theme, page)
+                assert len(images) == PAGES[page], (theme, page)
+                for image in images:
+                    where = (theme, viewport, page, image["src"])
+                    assert image["error"] is None and image["naturalWidth"] > 0, where
+                    assert image["width"] and image["height"], where
+                    assert "/_images/imgpipe/" in image["currentSrc"], where
+                    shown_w, shown_h = image["shown"]
+                    assert shown_w > 0 and shown_h > 0, where
+                    ratio = (shown_w / shown_h) / (image["naturalWidth"] / image["naturalHeight"])
+                    assert abs(ratio - 1) <= 0.02, (where, image)
+    finally:
+        server.shutdown()
+        server.server_close()
