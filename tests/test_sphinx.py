@@ -9,10 +9,13 @@ sizing option, and MyST Markdown images. One build (with -j 2) is shared by most
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -255,6 +258,52 @@ def test_an_edited_image_rewrites_its_page(tmp_path):
     new = by_alt(out / "index.html")["Edited"]
     assert (new["width"], new["height"]) == ("160", "160")
     assert (out / new["src"]).is_file() and not (out / old["src"]).exists()
+
+
+def test_sphinx_autobuild_picks_up_an_edited_image(tmp_path):
+    src = small_project(
+        tmp_path / "docs",
+        'imgpipe = {"widths": [160], "formats": ["auto"]}\n',
+        "Edit\n====\n\n.. image:: img/photo.jpg\n   :alt: Edited\n",
+    )
+    page, log = tmp_path / "html/index.html", tmp_path / "autobuild.log"
+    command = [sys.executable, "-m", "sphinx_autobuild", "--host", "127.0.0.1", "--port", "0"]
+    with open(log, "w") as out:
+        server = subprocess.Popen(
+            [*command, "--no-color", str(src), str(tmp_path / "html")],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def shown() -> tuple[str | None, str | None] | None:
+        img = by_alt(page).get("Edited") if page.exists() else None
+        return (img["width"], img["height"]) if img else None
+
+    def wait_for(done, then=None) -> None:
+        deadline = time.monotonic() + 300  # a hang guard, not a timing goal
+        while not done():
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            if then:
+                then()
+            time.sleep(0.5)
+
+    def edit() -> None:
+        # sphinx-autobuild says it is waiting for changes a moment before its watcher is
+        # set up, and misses an edit made then: edit until it sees one.
+        if "Detected changes" not in log.read_text():
+            pyvips.Image.black(400, 400).jpegsave(str(src / "img/photo.jpg"))  # now square
+
+    import pyvips
+
+    try:
+        wait_for(lambda: "Waiting to detect changes" in log.read_text())  # built, watching
+        assert shown() == ("160", "100")
+        wait_for(lambda: shown() == ("160", "160"), then=edit)
+        assert (page.parent / by_alt(page)["Edited"]["src"]).is_file()
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
 
 
 def test_an_edited_imgpipe_toml_rewrites_the_pages_it_changes(tmp_path):
