@@ -9,6 +9,7 @@ import pytest
 
 from imgpipe.config import from_dict, load
 from imgpipe.errors import ConfigError
+from imgpipe.globs import compile_globs, escape
 from imgpipe.starter import STARTER, starter_text
 
 BASE = {"source": "images", "output": "public/img"}
@@ -135,6 +136,27 @@ def test_overlapping_dirs_message_names_both():
         "directory outside source (/site/images) that does not contain "
         "it either; did you mean '.imgpipe-cache'?"
     )
+
+
+def test_cache_and_output_may_live_in_a_source_directory_every_rule_excludes():
+    # Sphinx's layout: `_build` inside the documentation folder.
+    ruled = {**RULE, "exclude": ["_build/**"]}
+    inside = raw(cache_dir="images/_build/cache", output="images/_build/deep/out")
+    config = from_dict({**inside, "rules": [ruled, {**ruled, "include": ["b/*"]}]}, Path("/s"))
+    assert config.cache_dir == Path("/s/images/_build/cache")
+    assert not config.rules[0].matches("_build/deep/out/photo-1.jpg")
+    # One rule that would read it is enough to refuse; so is a narrower exclude.
+    for rules in ([ruled, RULE], [{**RULE, "exclude": ["_build/*.jpg"]}]):
+        with pytest.raises(ConfigError) as info:
+            from_dict({**inside, "rules": rules}, Path("/s"))
+        assert [p.where for p in info.value.problems] == ["cache_dir", "output"]
+
+
+@pytest.mark.parametrize("name", ["_build", "a[b]c", "x{y,z}", "st*r?", "[!x]"])
+def test_escaped_glob_matches_the_name_literally(name):
+    pattern = compile_globs([escape(name) + "/**"])
+    assert pattern.match(f"{name}/photo.jpg") and pattern.match(f"{name}/a/b.jpg")
+    assert not pattern.match(f"{name}x/photo.jpg") and not pattern.match("other/photo.jpg")
 
 
 def test_every_problem_is_listed_not_only_the_first():
