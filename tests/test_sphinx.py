@@ -31,6 +31,7 @@ from imgpipe.integrations.rewrite import attributes  # noqa: E402
 PICTURE = re.compile(r"<picture>.*?</picture>", re.S)
 IMG = re.compile(r"<img\b[^>]*>")
 SUMMARY = re.compile(r"imgpipe: (\d+) sources, (\d+) renditions built, (\d+) cached, (\d+) failed")
+SVG = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>'
 RENDITIONS = 2 * 2 * 2  # sources x widths x formats
 # page -> pictures on it
 PAGES = {
@@ -109,8 +110,9 @@ def test_image_keeps_alt_and_name_and_gets_width_and_height(html):
 def test_figure_options_class_align_target_and_px_width_narrowing_sizes(html):
     page = (html / "index.html").read_text()
     figure = re.search(r'<figure class="align-center"[^>]*>.*?</figure>', page, re.S).group()
-    assert '<a class="reference external image-reference" href="https://example.com/"><picture>' in (
-        figure
+    assert (
+        '<a class="reference external image-reference" href="https://example.com/"><picture>'
+        in (figure)
     )
     assert "The caption." in figure
     img = attributes(IMG.search(figure).group())
@@ -173,9 +175,7 @@ def test_renditions_published_under_images_and_cache_under_doctrees(project, htm
     src, _done = project
     cache = src / "_build/doctrees/imgpipe"
     manifest = json.loads((cache / "site/imgpipe-manifest.json").read_text())
-    wanted = {
-        r["path"] for s in manifest["sources"].values() for r in s["renditions"].values()
-    }
+    wanted = {r["path"] for s in manifest["sources"].values() for r in s["renditions"].values()}
     published = {
         p.relative_to(html / "_images/imgpipe").as_posix()
         for p in (html / "_images/imgpipe").rglob("*")
@@ -312,18 +312,37 @@ def test_an_edited_imgpipe_toml_rewrites_the_pages_it_changes(tmp_path):
         tmp_path / "docs",
         'imgpipe = {"config_file": "imgpipe.toml"}\n',
         "Toml\n====\n\n.. image:: img/photo.jpg\n   :alt: From toml\n\n"
+        ".. image:: img/logo.svg\n\n.. image:: https://example.com/remote.jpg\n\n"
         ".. toctree::\n\n   other\n",
     )
+    (src / "img/logo.svg").write_text(SVG)
     (src / "other.rst").write_text("Other\n=====\n\nNo image.\n")
     rule = '[[rules]]\ninclude = ["**/*.jpg"]\nwidths = [{}]\nformats = ["auto"]\n'
     (src / "imgpipe.toml").write_text(rule.format(160))
-    out = tmp_path / "html"
-    sphinx_build(src, out)
-    assert by_alt(out / "index.html")["From toml"]["width"] == "160"
+
+    def build(builder: str) -> subprocess.CompletedProcess:  # one environment, as with -M
+        return sphinx_build(
+            src, tmp_path / builder, "-d", str(tmp_path / "doctrees"), builder=builder
+        )
+
+    def width(builder: str) -> str | None:
+        return by_alt(tmp_path / builder / "index.html")["From toml"]["width"]
+
+    build("html")
+    build("dirhtml")
+    assert width("html") == width("dirhtml") == "160"
+    # What the rules do not cover, and remote images, stay as Sphinx writes them.
+    page = (tmp_path / "html/index.html").read_text()
+    assert '<img alt="_images/logo.svg" src="_images/logo.svg" />' in page
+    assert (
+        '<img alt="https://example.com/remote.jpg" src="https://example.com/remote.jpg" />' in page
+    )
     (src / "imgpipe.toml").write_text(rule.format(200))
-    done = sphinx_build(src, out)
-    assert summary(done) == (1, 1, 0, 0)
-    assert by_alt(out / "index.html")["From toml"]["width"] == "200"
+    assert summary(build("dirhtml")) == (1, 1, 0, 0)
+    assert width("dirhtml") == "200"
+    done = build("html")  # the dirhtml build saw the change first: html must still hear of it
+    assert summary(done) == (1, 0, 1, 0)
+    assert width("html") == "200"
     assert re.search(r"writing output\.\.\. \[100%\] index\n", done.stdout)  # only that page
 
 
@@ -356,9 +375,10 @@ def test_warnings_name_the_document_and_line_and_fail_with_W(tmp_path):
     # on to the end since Sphinx 8.1), the broken one is shown as it is.
     done = sphinx_build(src, tmp_path / "html")
     assert summary(done) == (3, 0, 2, 1)
-    assert '<img alt="_images/broken.jpg" src="_images/broken.jpg" />' in (
-        tmp_path / "html/index.html"
-    ).read_text()
+    assert (
+        '<img alt="_images/broken.jpg" src="_images/broken.jpg" />'
+        in (tmp_path / "html/index.html").read_text()
+    )
 
 
 @pytest.mark.parametrize(

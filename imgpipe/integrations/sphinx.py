@@ -51,7 +51,7 @@ SETTING = "imgpipe"
 KEYS = ("config_file", *site.RULE_OPTIONS, "jobs", "cache_dir")
 HTML_BUILDERS = frozenset({"html", "dirhtml", "singlehtml"})
 OUTPUT_DIR = "imgpipe"  # under the builder's image folder (_images)
-_DIGESTS = "imgpipe_digests"  # on the environment: manifest key -> digest of its entry
+_DIGESTS = "imgpipe_digests"  # on the environment: builder -> manifest key -> entry digest
 
 
 @dataclass
@@ -121,9 +121,11 @@ def _build(app: Sphinx, env: BuildEnvironment) -> list[str]:
     site.publish(run.site, Path(app.builder.outdir, app.builder.imagedir, OUTPUT_DIR))
     # A document is written again when the renditions of an image it shows have changed
     # (a new rule, an edited imgpipe.toml): Sphinx cannot know, its sources are untouched.
-    old: dict[str, str] = getattr(env, _DIGESTS, {})
+    # Per builder: html and dirhtml may share one environment (`sphinx-build -M`).
+    digests: dict[str, dict[str, str]] = getattr(env, _DIGESTS, {})
+    old = digests.get(app.builder.name, {})
     new = {key: _digest(entry) for key, entry in run.site.images.sources.items()}
-    setattr(env, _DIGESTS, new)
+    setattr(env, _DIGESTS, {**digests, app.builder.name: new})
     changed = {key for key in old.keys() | new.keys() if old.get(key) != new.get(key)}
     again: set[str] = set()
     for filename, (docnames, _unique) in env.images.items():
