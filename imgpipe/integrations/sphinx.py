@@ -8,8 +8,9 @@ The `imgpipe` dict takes the Pelican plugin's keys with the same meaning (`confi
 imgpipe.toml relative to conf.py, or the inline rule: include, exclude, widths, formats,
 options, sizes; jobs; cache_dir). What happens, in the order Sphinx does it:
 - builder-inited: for an HTML builder (html, dirhtml, singlehtml) the options become an
-  imgpipe Config (an error stops the build). Other builders (latex, epub, ...) never see
-  imgpipe and keep the original images;
+  imgpipe Config (an error stops the build). Sphinx's build folders and `exclude_patterns`
+  are left out of the sources: `_build` often lies inside the documentation folder. Other
+  builders (latex, epub, ...) never see imgpipe and keep the original images;
 - env-updated (after reading, in the main process even with -j): build incrementally, with
   state and blobs under the doctree folder, so a rebuild encodes nothing; copy the renditions
   to `_images/imgpipe/`; and have every document whose images' renditions changed written
@@ -34,8 +35,10 @@ from weakref import WeakKeyDictionary
 
 from docutils import nodes
 from sphinx.errors import ConfigError as SphinxConfigError
+from sphinx.errors import SphinxError
 from sphinx.util import logging
 
+from ..config import Config
 from ..errors import ImgpipeError
 from . import site
 
@@ -58,8 +61,7 @@ _DIGESTS = "imgpipe_digests"  # on the environment: builder -> manifest key -> e
 class _Run:
     """This Sphinx process's imgpipe build, for one builder."""
 
-    options: dict[str, Any]
-    config: Any  # imgpipe.config.Config
+    config: Config
     site: site.SiteBuild | None = None
 
 
@@ -101,7 +103,7 @@ def _configure(app: Sphinx) -> None:
         raise SphinxConfigError(f"imgpipe: {exc}") from None
     for problem in config.warnings:
         log.warning("imgpipe: %s", problem, type="imgpipe", subtype="config")
-    _runs[builder] = _Run(dict(options), config)
+    _runs[builder] = _Run(config)
 
 
 def _literal(pattern: str) -> str:
@@ -116,7 +118,7 @@ def _build(app: Sphinx, env: BuildEnvironment) -> list[str]:
     try:
         run.site = site.run(run.config)
     except ImgpipeError as exc:
-        raise SphinxConfigError(f"imgpipe: {exc}") from None
+        raise SphinxError(f"imgpipe: {exc}") from None
     site.report(run.site.summary, log)
     site.publish(run.site, Path(app.builder.outdir, app.builder.imagedir, OUTPUT_DIR))
     # A document is written again when the renditions of an image it shows have changed
