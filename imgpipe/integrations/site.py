@@ -130,8 +130,9 @@ def _exclude(
     if not patterns or not isinstance(rules, list):
         return
     for rule in rules:
-        if isinstance(rule, dict):
-            rule["exclude"] = [*_plain(rule.get("exclude") or []), *patterns]
+        # A rule's own exclude of the wrong type is left for the validator to report.
+        if isinstance(rule, dict) and isinstance(rule.get("exclude", []), (list, tuple)):
+            rule["exclude"] = [*rule.get("exclude", []), *patterns]
 
 
 def _read(path: Path) -> Mapping[str, Any]:
