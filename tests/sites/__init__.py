@@ -1,4 +1,4 @@
-"""Test sites for the MkDocs and Pelican plugins and the browser test.
+"""Test sites for the MkDocs, Pelican and Sphinx plugins and the browser test.
 
 The text of each site lives here; its images are made by `make_images` when a test copies the
 site to a temp dir, so the repository holds no binary fixtures and each image has a size the
