@@ -427,7 +427,15 @@ def check(config_path) -> None:
     help="The imgpipe config that built the site, to name the rule behind a `sizes` "
     "(default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml, when present).",
 )
-def audit(site, pages, json_path, html_path, allowed, config_path) -> None:
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="An imgpipe manifest of the site not published with it (MkDocs: "
+    ".imgpipe-cache/site/imgpipe-manifest.json); repeatable.",
+)
+def audit(site, pages, json_path, html_path, allowed, config_path, manifests) -> None:
     """Check a built site's images in headless Chromium: imgpipe audit public/ (or a URL)."""
     from . import audit as auditing
     from .config import CONFIG_FILE, PYPROJECT
@@ -446,7 +454,11 @@ def audit(site, pages, json_path, html_path, allowed, config_path) -> None:
         config = _audit_config(config_path)
     try:
         report = auditing.audit(
-            site, pages, config, progress=lambda line: click.echo(line, err=True)
+            site,
+            pages,
+            config,
+            progress=lambda line: click.echo(line, err=True),
+            manifests=manifests,
         )
     except auditing.AuditError as error:
         click.echo(f"error[audit]: {error}", err=True)

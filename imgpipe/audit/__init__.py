@@ -52,10 +52,13 @@ def audit(
     pages: Sequence[str] = (),
     config: Config | None = None,
     progress: Callable[[str], None] = lambda _line: None,
+    manifests: Sequence[Path] = (),
+    chromium: object | None = None,
 ) -> Report:
     """Audit the site at `target` (a folder or an http:// URL): every HTML page, or `pages`
-    (site-relative paths). `config` names the rules behind imgpipe's `sizes`. Raises
-    AuditError."""
+    (site-relative paths). `config` names the rules behind imgpipe's `sizes`; `manifests`
+    are imgpipe manifests of the site not published with it; `chromium` is a Playwright
+    browser to use (default: one launched for this run). Raises AuditError."""
     started = time.perf_counter()
     target = str(target)
     if not target.startswith(("http://", "https://")) and not Path(target).is_dir():
@@ -63,7 +66,7 @@ def audit(
             f"{target}: no such folder; expected a built site's folder or an http:// URL "
             "(build the site first)"
         )
-    with served(target) as (base, folder), _browser() as chromium:
+    with served(target) as (base, folder), _browser(chromium) as chromium:
         wanted = [_page_path(p) for p in pages]
         if not wanted:
             if folder is not None:
@@ -72,15 +75,15 @@ def audit(
                 wanted = crawl(base, [""], lambda url: browser.links(chromium, url, base))
         if not wanted:
             raise AuditError(f"{target}: no HTML pages found; expected a built site")
-        manifests = Manifests(base, config)
+        known = Manifests(base, config, manifests)
         findings: list[Finding] = []
         for page in wanted:
             progress(f"auditing {page or '/'}")
             try:
-                scan = browser.scan(chromium, urljoin(base, page), manifests.origin)
+                scan = browser.scan(chromium, urljoin(base, page), known.origin)
             except browser.PageError as error:
                 raise AuditError(f"{page}: cannot load it ({error}); check the --page path") from None
-            findings += judge(page, scan, manifests.origin_of)
+            findings += judge(page, scan, known.origin_of)
     return Report(tuple(wanted), tuple(findings), time.perf_counter() - started)
 
 
@@ -89,7 +92,10 @@ def _page_path(page: str) -> str:
 
 
 @contextmanager
-def _browser() -> Iterator[object]:
+def _browser(given: object | None) -> Iterator[object]:
+    if given is not None:
+        yield given
+        return
     if importlib.util.find_spec("playwright") is None:
         raise AuditError("imgpipe audit needs Playwright: pip install 'imgpipe[audit]'")
     try:

@@ -10,7 +10,7 @@ import posixpath
 import re
 import threading
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
@@ -109,16 +109,19 @@ class _Entry:
 
 
 class Manifests:
-    """imgpipe's manifests of the site: the config's own (whose rules it can name) and any
-    `imgpipe-manifest.json` found next to an image's directory or above it on the server."""
+    """imgpipe's manifests of the site: the config's own (whose rules it can name), those
+    given (the MkDocs plugin keeps its manifest out of the site, in .imgpipe-cache/site/), and
+    any `imgpipe-manifest.json` in an image's directory or above it on the server."""
 
-    def __init__(self, base: str, config: Config | None) -> None:
+    def __init__(self, base: str, config: Config | None, files: Sequence[Path] = ()) -> None:
         self.base = base
         self.origin = "{0.scheme}://{0.netloc}/".format(urlsplit(base))
         self.by_name: dict[str, list[tuple[str, _Entry]]] = {}
         self.tried: set[str] = set()
         if config is not None and config.manifest.is_file():
             self._add(json.loads(config.manifest.read_text()), config)
+        for path in files:
+            self._add(json.loads(Path(path).read_text()), None)
 
     def _add(self, manifest: dict[str, Any], config: Config | None) -> None:
         for source, entry in manifest.get("sources", {}).items():
