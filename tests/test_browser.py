@@ -36,33 +36,6 @@ def _serve(directory: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def example_site(tmp_path_factory) -> Path:
-    """The repository's example site, built as the README says, in a temp copy."""
-    root = tmp_path_factory.mktemp("example")
-    shutil.copy(REPO / "imgpipe.toml", root)
-    shutil.copytree(
-        REPO / "example-site",
-        root / "example-site",
-        ignore=shutil.ignore_patterns("public", "__pycache__"),
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for command in (
-        ["-c", "from imgpipe.cli import main; main()", "build"],
-        [str(root / "example-site/make_page.py")],
-    ):
-        done = subprocess.run(
-            [sys.executable, *command],
-            cwd=root,
-            env=env,
-            timeout=300,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root / "example-site/public"
-
-
-@pytest.fixture(scope="module")
 def mkdocs_site(tmp_path_factory) -> Path:
     from mkdocs.commands.build import build
     from mkdocs.config import load_config

@@ -126,11 +126,12 @@ def suggest(points: Sequence[tuple[int, float]]) -> str:
 
 def _start(before: Segment | None, piece: Segment) -> int:
     """Where `piece` takes over: where the two lines cross when the width bends there (the
-    samples may be sparse on one side), else right after the last sample of the piece
-    before (a jump, found by bisection to 1 px)."""
+    samples may be sparse on one side; the bend's own sample fits both pieces), else right
+    after the last sample of the piece before (a jump, found by bisection to 1 px)."""
     if before is None:
         return piece.first
     if piece.slope != before.slope:
         cross = (before.offset - piece.offset) / (piece.slope - before.slope)
-        return min(max(math.ceil(cross - 1e-6), before.last + 1), piece.first)
-    return piece.first
+        if before.last - 1 <= cross <= piece.first:
+            return max(math.ceil(cross - 1e-6), before.first + 1)
+    return min(before.last + 1, piece.first)
