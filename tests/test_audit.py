@@ -42,7 +42,9 @@ GRID_CSS = """
   @media (min-width: 700px) { .grid { grid-template-columns: repeat(3, 1fr); } }
   .grid img { width: 100%; height: auto; display: block; }
 """
-RIGHT_SIZES = "(min-width: 1200px) 379px, (min-width: 700px) calc((100vw - 64px) / 3), calc(100vw - 32px)"
+RIGHT_SIZES = (
+    "(min-width: 1200px) 379px, (min-width: 700px) calc((100vw - 64px) / 3), calc(100vw - 32px)"
+)
 
 
 def grid(sizes: str) -> str:
@@ -263,7 +265,9 @@ def test_cli_writes_json_and_html_and_exits_1_unless_allowed(tmp_path, audited):
     site, _, _ = audited
     only = ["--page", "distorted-bad.html"]
     out = tmp_path / "audit.json"
-    done = imgpipe("audit", str(site), *only, "--json", str(out), "--html", str(tmp_path / "a.html"))
+    done = imgpipe(
+        "audit", str(site), *only, "--json", str(out), "--html", str(tmp_path / "a.html")
+    )
     assert done.returncode == 1, done.stdout + done.stderr
     data = json.loads(out.read_text())
     assert data["pages"] == 1
@@ -318,7 +322,9 @@ def test_a_mkdocs_site_built_with_the_plugin_audits_clean(tmp_path, browser):
         page_md.read_text().replace('width="640"', f'width="640" sizes="{MKDOCS_BANNER}"')
     )
     theme = root / "overrides/main.html"
-    theme.write_text(theme.read_text().replace('class="theme-banner"', 'class="theme-banner", sizes="1280px"'))
+    theme.write_text(
+        theme.read_text().replace('class="theme-banner"', 'class="theme-banner", sizes="1280px"')
+    )
     build(load_config(str(yml)))
     report = audit(
         root / "site",

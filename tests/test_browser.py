@@ -10,10 +10,6 @@ smaller rendition than a 1600 px one, and every <img> has width and height.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +22,6 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
 from sites import copy_site  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 require_chromium()
 
 

@@ -82,7 +82,9 @@ def audit(
             try:
                 scan = browser.scan(chromium, urljoin(base, page), known.origin)
             except browser.PageError as error:
-                raise AuditError(f"{page}: cannot load it ({error}); check the --page path") from None
+                raise AuditError(
+                    f"{page}: cannot load it ({error}); check the --page path"
+                ) from None
             findings += judge(page, scan, known.origin_of)
     return Report(tuple(wanted), tuple(findings), time.perf_counter() - started)
 

@@ -208,9 +208,13 @@ _LOAD = (
   const first = images.map(img => contentBox(img));
   const out = [];
   for (const [i, img] of images.entries()) {
-    img.scrollIntoView({block: 'center'});
     let error = null;
-    try { await img.decode(); } catch (e) { error = String(e); }
+    if (contentBox(img).shown) {
+      img.scrollIntoView({block: 'center'});
+      // A lazy image that never comes into view would keep decode() pending for ever.
+      const late = new Promise((_, no) => setTimeout(() => no('not loaded in 20 s'), 20000));
+      try { await Promise.race([img.decode(), late]); } catch (e) { error = String(e); }
+    }
     const element = chosenElement(img);
     const candidates = parseSrcset(element.getAttribute('srcset'));
     const current = candidates.find(c => c.url === img.currentSrc);

@@ -120,8 +120,10 @@ Result = Iterator[tuple[str, str, Viewport | None, dict[str, Any]]]
 
 def wrong_sizes(image: Image, origin: Origin) -> Result:
     sizes = image.facts["sizes"]
-    if sizes is not None and sizes.strip().lower().startswith("auto") and (
-        image.facts["loading"] == "lazy"
+    if (
+        sizes is not None
+        and sizes.strip().lower().startswith("auto")
+        and (image.facts["loading"] == "lazy")
     ):
         return  # `sizes=auto`: the browser uses the rendered width itself
     shown = [(w, s) for w, s in image.samples.items() if s["shown"] and s["sizes"] is not None]
@@ -167,6 +169,8 @@ def undersized(image: Image, origin: Origin) -> Result:
     if _is_vector(facts["url"]) or facts["error"]:
         return
     widest = max(f["widest"] for f in image.loads.values())
+    if not widest:
+        return  # never loaded (hidden at both loads): its files are unknown
     if origin.source_width is not None and widest >= origin.source_width:
         return  # already the original's full width: nothing wider can be made
     shown = [(w, s) for w, s in image.samples.items() if s["shown"]]

@@ -83,7 +83,9 @@ def _is_page(path: Path) -> bool:
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 
 
-def crawl(base: str, start: list[str], is_page: Callable[[str], tuple[bool, list[str]]]) -> list[str]:
+def crawl(
+    base: str, start: list[str], is_page: Callable[[str], tuple[bool, list[str]]]
+) -> list[str]:
     """The pages reachable by links from `start` (site-relative) under `base`."""
     seen, queue, pages = set(start), list(start), []
     while queue and len(pages) < MAX_PAGES:

@@ -11,7 +11,6 @@ each, instead of one measurement per pixel (2,241 for 320-2560).
 from __future__ import annotations
 
 import math
-
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -69,9 +68,7 @@ def _straight(
     a: int, va: Sequence[float], m: int, vm: Sequence[float], b: int, vb: Sequence[float]
 ) -> bool:
     t = (m - a) / (b - a)
-    return all(
-        abs(x + (z - x) * t - y) <= STRAIGHT for x, y, z in zip(va, vm, vb, strict=True)
-    )
+    return all(abs(x + (z - x) * t - y) <= STRAIGHT for x, y, z in zip(va, vm, vb, strict=True))
 
 
 def segments(points: Sequence[tuple[int, float]]) -> list[Segment]:
