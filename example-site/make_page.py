@@ -55,7 +55,7 @@ TEMPLATE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imgpipe example site</title>
 <style>
-  body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; }}
+  body {{ font-family: system-ui, sans-serif; max-width: 50rem; margin: 0 auto; padding: 1rem; }}
   img {{ max-width: 100%; height: auto; display: block; }}
   header {{ display: flex; gap: 1rem; align-items: center; }}
   header img {{ width: 128px; }}

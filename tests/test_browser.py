@@ -98,7 +98,7 @@ def visit(browser, base: str, path: str, width: int) -> tuple[list[dict], list[s
 
 # site -> (fixture, pages, (page, a responsive image's src) to compare across viewports)
 SITES = {
-    "example-site": ("example_site", ["index.html"], ("index.html", "/photos/dune-1920")),
+    "example-site": ("example_site", ["index.html"], ("index.html", "/photos/dune-1600")),
     "mkdocs": ("mkdocs_site", ["", "sub/page/", "sub/deeper/more/"], ("sub/page/", "/photo-")),
 }
 
