@@ -348,3 +348,28 @@ def test_kinds_table_is_what_the_cli_accepts():
         "unprocessed",
         "distorted",
     }
+
+
+def test_an_http_site_is_crawled_from_its_links(tmp_path, browser):
+    from browser_support import serve, url_of
+
+    site = tmp_path / "site"
+    (site / "sub").mkdir(parents=True)
+    links = '<a href="a.html">a</a> <a href="sub/">sub</a> <a href="https://example.com/">x</a>'
+    (site / "index.html").write_text(page(links))
+    (site / "a.html").write_text(page('<a href="index.html#top">home</a>'))
+    (site / "sub/index.html").write_text(page('<img src="../p.png" alt="" style="width: 20px">'))
+    import pyvips
+
+    pyvips.Image.black(40, 40, bands=3).pngsave(str(site / "p.png"))
+    server = serve(site)
+    try:
+        report = audit(url_of(server), chromium=browser)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert report.pages == ("", "a.html", "sub/")
+    assert {(f.page, f.kind) for f in report.findings} == {
+        ("sub/", "no-dimensions"),
+        ("sub/", "unprocessed"),
+    }

@@ -107,7 +107,9 @@ def links(browser: Any, url: str, origin: str) -> tuple[bool, list[str]]:
 
 
 @contextmanager
-def _page(browser: Any, url: str, origin: str, viewport: Viewport, images: bool = True):
+def _page(
+    browser: Any, url: str, origin: str, viewport: Viewport, images: bool = True
+) -> Iterator[Any]:
     context = browser.new_context(
         viewport={"width": viewport.width, "height": viewport.height},
         device_scale_factor=viewport.dpr,

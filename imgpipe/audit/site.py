@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_PAGES = 1000  # a crawl of an http:// site stops here
 # What a link to a page looks like: a directory, an .html file or a name without extension.
+_INDEX = re.compile(r"(^|/)index\.html?$")
 _PAGE_PATH = re.compile(r"^(.*/)?([^./]*|[^/]*\.html?)$")
 
 
@@ -38,7 +39,7 @@ class _Handler(SimpleHTTPRequestHandler):
         ".mp4": "video/mp4",
     }
 
-    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         pass
 
 
@@ -87,7 +88,7 @@ def crawl(
     base: str, start: list[str], is_page: Callable[[str], tuple[bool, list[str]]]
 ) -> list[str]:
     """The pages reachable by links from `start` (site-relative) under `base`."""
-    seen, queue, pages = set(start), list(start), []
+    seen, queue, pages = set(start), list(start), list[str]()
     while queue and len(pages) < MAX_PAGES:
         page = queue.pop(0)
         ok, found = is_page(urljoin(base, page))
@@ -95,7 +96,7 @@ def crawl(
             continue
         pages.append(page)
         for url in found:
-            rel = url[len(base) :].split("?")[0]
+            rel = _INDEX.sub(r"\1", url[len(base) :].split("?")[0])  # dir/index.html = dir/
             if url.startswith(base) and _PAGE_PATH.match(rel) and rel not in seen:
                 seen.add(rel)
                 queue.append(rel)
@@ -174,9 +175,10 @@ class Manifests:
 def _fetch_json(url: str) -> dict[str, Any] | None:
     try:
         with urllib.request.urlopen(url, timeout=30) as answer:  # noqa: S310 - http(s) only
-            return json.loads(answer.read())
+            manifest = json.loads(answer.read())
     except (OSError, ValueError):
         return None
+    return manifest if isinstance(manifest, dict) else None
 
 
 def rule_of(config: Config, source: str, group: str | None, key: str) -> str | None:
