@@ -438,7 +438,6 @@ def check(config_path) -> None:
 def audit(site, pages, json_path, html_path, allowed, config_path, manifests) -> None:
     """Check a built site's images in headless Chromium: imgpipe audit public/ (or a URL)."""
     from . import audit as auditing
-    from .config import CONFIG_FILE, PYPROJECT
     from .errors import closest
 
     for kind in allowed:
@@ -449,9 +448,7 @@ def audit(site, pages, json_path, html_path, allowed, config_path, manifests) ->
                 + (f"; did you mean {guess!r}?" if guess else ""),
                 param_hint="--allow",
             )
-    config = None
-    if config_path or Path(CONFIG_FILE).is_file() or Path(PYPROJECT).is_file():
-        config = _audit_config(config_path)
+    config = _audit_config(config_path)
     try:
         report = auditing.audit(
             site,
@@ -476,16 +473,16 @@ def audit(site, pages, json_path, html_path, allowed, config_path, manifests) ->
 
 
 def _audit_config(config_path):
-    """The config for naming rules: given, else found in the current directory. Without
-    --config a config that does not load is only a warning: the audit needs none."""
+    """The config for naming rules: given, else the one in the current directory, if any.
+    Without --config a config that does not load is only a warning: the audit needs none."""
     from .config import load
     from .errors import ConfigError
 
     try:
-        config = load(config_path)
+        return load(config_path)
     except ConfigError as error:
         if config_path:
             _config_failed(error)
-        _print_problems(error.problems[:1], "warning")
+        if error.code != "no-config":
+            _print_problems(error.problems[:1], "warning")
         return None
-    return config

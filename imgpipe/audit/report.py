@@ -16,11 +16,17 @@ from .findings import KINDS, Finding
 
 
 def table_lines(report: Report) -> list[str]:
-    """One block per finding, then the totals."""
+    """A table: one row per finding (page, kind, viewport, image), its detail and fix
+    indented below it; then the totals."""
     lines = []
-    for f in report.findings:
-        at = f" @ {_viewport(f)}" if f.viewport else ""
-        lines.append(f"{f.page}  {f.kind}{at}  {f.img}")
+    rows = [(f.page or "/", f.kind, _viewport(f) or "-", f.img) for f in report.findings]
+    widths = [max((len(r[i]) for r in rows), default=0) for i in range(3)]
+    if rows:
+        header = ("page", "kind", "viewport", "image")
+        widths = [max(w, len(h)) for w, h in zip(widths, header, strict=False)]
+        lines.append("  ".join(h.ljust(w) for h, w in zip(header, [*widths, 0], strict=True)))
+    for f, row in zip(report.findings, rows, strict=True):
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, [*widths, 0], strict=True)))
         lines.append(f"    {f.detail}")
         if f.suggested:
             lines.append(f'    sizes="{f.sizes}" -> sizes="{f.suggested}"')
