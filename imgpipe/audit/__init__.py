@@ -6,7 +6,8 @@
 For each page: two fresh loads (a phone at DPR 2, a laptop at DPR 1) say which files Chromium
 chose; a sweep of the viewport width (sweep.py) measures every image's rendered width and what
 its `sizes` says there; findings.py judges them. One browser serves the whole run. Playwright
-is imported only here (the `audit` extra); the core never imports this package.
+(the `audit` extra) is imported only by browser.py, when a run starts; the core never imports
+this package (import-linter contracts in pyproject.toml).
 """
 
 from __future__ import annotations
