@@ -373,3 +373,25 @@ def test_an_http_site_is_crawled_from_its_links(tmp_path, browser):
         ("sub/", "no-dimensions"),
         ("sub/", "unprocessed"),
     }
+
+
+def test_a_manifest_given_with_the_config_names_the_rule(audited, tmp_path):
+    """As for MkDocs with `config_file:` (its manifest stays out of the site): --manifest."""
+    from dataclasses import replace
+
+    from imgpipe.audit.site import Manifests
+    from imgpipe.config import load
+
+    site, _, _ = audited
+    config = load(site.parent / "imgpipe.toml")
+    manifest = json.loads(config.manifest.read_text())
+    url = (
+        "http://127.0.0.1:1/img/" + manifest["sources"]["pic.png"]["renditions"]["300-png"]["path"]
+    )
+    elsewhere = replace(config, manifest=tmp_path / "not-here.json")
+    assert Manifests("http://127.0.0.1:1/", elsewhere).origin_of(url).rule is None
+    given = Manifests("http://127.0.0.1:1/", elsewhere, [config.manifest]).origin_of(url)
+    line = CONFIG.splitlines().index('sizes = "100vw"') + 1
+    assert given.made_by_imgpipe and given.source_width == 800
+    assert given.rule == f"imgpipe.toml:{line} (rules[0].sizes)"
+    assert given.widths_rule == f"imgpipe.toml:{line - 2} (rules[0].widths)"

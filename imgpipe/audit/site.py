@@ -123,8 +123,8 @@ class Manifests:
         self.tried: set[str] = set()
         if config is not None and config.manifest.is_file():
             self._add(json.loads(config.manifest.read_text()), config)
-        for path in files:
-            self._add(json.loads(Path(path).read_text()), None)
+        for path in files:  # given with the config (MkDocs' `config_file:`): its rules count
+            self._add(json.loads(Path(path).read_text()), config)
 
     def _add(self, manifest: dict[str, Any], config: Config | None) -> None:
         for source, entry in manifest.get("sources", {}).items():
