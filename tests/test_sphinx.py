@@ -105,6 +105,11 @@ def test_image_keeps_alt_and_name_and_gets_width_and_height(html):
     assert img["id"] == "first-photo"
     assert img["sizes"] == "(min-width: 60rem) 40rem, 100vw"  # the `sizes` option
     assert img["style"] == "height: auto;"  # alabaster's max-width must not squash it
+    # The first picture of a page is not lazy (it is likely in the first viewport), the others
+    # are; on every page.
+    for page in PAGES:
+        loading = [img.get("loading") for img in by_alt(html / page).values()]
+        assert loading == [None] + ["lazy"] * (len(loading) - 1), page
 
 
 def test_figure_options_class_align_target_and_px_width_narrowing_sizes(html):

@@ -185,6 +185,12 @@ def _picture(self: HTML5Translator, node: nodes.image) -> str | None:
     ids = list(node.get("ids", []))
     if ids:
         attrs["id"] = ids[0]
+    # As the other plugins do (site.picture_rewriter): a page's first picture is likely in
+    # the first viewport, where lazy loading delays the largest paint. A translator writes
+    # one page; an author's `:loading: lazy` still wins.
+    if not getattr(self, "_imgpipe_seen", False) and node.get("loading") != "lazy":
+        attrs["loading"] = False
+    self._imgpipe_seen = True
     # Without :alt:, docutils writes the image's URL as its alt text; so do we.
     sphinx_uri = posixpath.join(self.builder.imgpath, urllib.parse.quote(self.builder.images[uri]))
     images = built.images.rebase(f"{self.builder.imgpath}/{OUTPUT_DIR}/")
