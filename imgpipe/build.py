@@ -9,7 +9,8 @@
    dask cluster with `scheduler` (imgpipe/cluster.py);
 4. write outputs atomically (only when their bytes differ), committing state per source;
 5. write the manifest (last of the outputs, so it never names a missing file);
-6. write the HTML snippets; 7. remove stale outputs.
+6. write the HTML snippets; 7. remove stale outputs, and retire the encoded results no longer
+   used (kept within `cache_keep` bytes, so an undo costs a copy: state.py).
 
 Nothing is written when nothing changed: every file is compared with what is on disk (by its
 recorded stat, else by its bytes) before it is replaced.
@@ -300,7 +301,7 @@ def _build(
     # 7. Stale outputs: only files this tool wrote, and only after everything else is in place.
     if gc:
         run.outputs.remove_stale()
-        state.drop_records({k for sp in plan.sources for k in sp.keys})
+        state.drop_records({k for sp in plan.sources for k in sp.keys}, config.cache_keep)
         state.commit()
     return summary(run.results, config, plan, run.outputs, started)
 

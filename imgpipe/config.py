@@ -43,7 +43,13 @@ TOP_KEYS = (
     "scheduler",
     "remote_cache",
     "remote_cache_options",
+    "cache_keep",
+    "report",
 )
+# Bytes of encoded results that no build uses any more kept in cache_dir (state.py, `retired`),
+# so putting an image or a rule back costs a copy: enough for the renditions of about a
+# hundred edited photos (12 renditions of ~200 KB each), small beside a CI cache of photos.
+CACHE_KEEP = 256_000_000
 # Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
@@ -135,6 +141,8 @@ class Config:
     scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
     remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
     remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
+    cache_keep: int = CACHE_KEEP  # bytes of unused encoded results kept for an undo
+    report: Path | None = None  # the build report written by every build (.html or .json)
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -208,6 +216,8 @@ def from_dict(
     manifest = v.string(raw, "manifest", "")
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
+    cache_keep = v.size(raw, "cache_keep", "", CACHE_KEEP)
+    report = v.string(raw, "report", "")
     follow_symlinks = raw.get("follow_symlinks", False)
     if not isinstance(follow_symlinks, bool):
         v.type_error(follow_symlinks, "true or false", "follow_symlinks")
@@ -262,6 +272,8 @@ def from_dict(
         scheduler=scheduler,
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
+        cache_keep=CACHE_KEEP if cache_keep is None else cache_keep,
+        report=resolve(report) if report else None,
     )
     written = {
         "source": source,
@@ -269,6 +281,7 @@ def from_dict(
         "cache_dir": cache_dir,
         "manifest": manifest,
         "snippets": snippets,
+        "report": report,
     }
     check_paths(config, {k: value for k, value in written.items() if value})
     return config
