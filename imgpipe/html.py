@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from .plan import fit_name
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
 VIDEO_TEMPLATE = "video.html"
+REPORT_TEMPLATE = "report.html"
 DEFAULT_GROUP = "default"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -97,6 +99,24 @@ class Renderer:
             source=source,
             group=entry,
         )
+
+    def report(self, **context: Any) -> str:
+        """The build report page (report.page gathers what it shows)."""
+        return self.env.get_template(REPORT_TEMPLATE).render(**context)
+
+
+def alt_text(source: Mapping[str, Any], relpath: str) -> str:
+    """The alt text of a source where the page gives none (snippets, the template API without
+    `alt=`): the one place it comes from. The manifest entry's `alt` when it has one (per-image
+    data; `""` marks an image as decorative), else the file name in words (`lake-at-dawn.jpg`:
+    "Lake at dawn"): a name says something about most images, and an empty alt would hide an
+    image that means something from screen readers, which is worse than a plain description."""
+    alt = source.get("alt")
+    if isinstance(alt, str):
+        return alt
+    stem = posixpath.splitext(posixpath.basename(relpath))[0]
+    words = " ".join(re.split(r"[\s_.-]+", stem)).strip()
+    return words[:1].upper() + words[1:]
 
 
 def snippet_path(relpath: str, group: str) -> str:
@@ -182,7 +202,7 @@ class Images:
     def picture(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -193,7 +213,7 @@ class Images:
     def img(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -205,12 +225,13 @@ class Images:
         self,
         template,
         src: str,
-        alt: str,
+        alt: str | None,
         group: str | None,
         sizes: str | None,
         attrs: dict[str, Any],
     ) -> Markup:
         source, name = self._source(src, group)
+        alt = alt_text(source, self.key(src)) if alt is None else alt
         attrs = _proportional(attrs, source["srcsets"][name])
         sizes = sizes or _fixed_width_sizes(attrs)
         return Markup(template(source, name, alt, sizes, **attrs).rstrip("\n"))

@@ -218,10 +218,11 @@ class Summary:
     cached: int
     failed: int
     bytes_before: int
-    bytes_after: int
+    bytes_after: int  # of all renditions
     seconds: float
     files_written: int
     files_removed: int
+    bytes_served: int = 0  # what browsers download at the widest size (manifest.served_bytes)
     failures: tuple[Issue, ...] = ()
     warnings: tuple[Issue, ...] = ()
     origins: tuple[Origin, ...] = ()  # one per rendition written (for --report)

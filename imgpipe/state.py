@@ -330,7 +330,9 @@ class State:
             "DELETE FROM used WHERE scope=? AND key=?", [(self.scope, k) for k in unused]
         )
         now = time.time_ns()
-        self.db.executemany("INSERT OR REPLACE INTO retired VALUES (?, ?)", [(k, now) for k in unused])
+        self.db.executemany(
+            "INSERT OR REPLACE INTO retired VALUES (?, ?)", [(k, now) for k in unused]
+        )
         in_use = {row[0] for row in self.db.execute("SELECT key FROM used")}
         # A record retired before this table existed counts as the oldest.
         retired = dict(self.db.execute("SELECT key, at FROM retired").fetchall())

@@ -155,7 +155,7 @@ def test_every_problem_is_listed_not_only_the_first():
             "jbos",
             "'jbos' at jbos: expected one of source, output, base_url, cache_dir, "
             "jobs, manifest, snippets, templates, follow_symlinks, limits, presets, rules, scheduler, "
-            "remote_cache, remote_cache_options; did you mean 'jobs'?",
+            "remote_cache, remote_cache_options, cache_keep, report; did you mean 'jobs'?",
         ),
         (
             raw(rules=[{**RULE, "exlude": ["x"]}]),
