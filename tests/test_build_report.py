@@ -142,7 +142,8 @@ def test_the_configured_report_is_an_output_of_the_build(tmp_path, fake_engine):
     cfg = config(root, report="public/report.html")
     first = b.build(cfg, engine=fake_engine)
     page = root / "public/report.html"
-    assert "blog/cat.jpg" in page.read_text() and first.files_written == 14 + 1 + 2 + 1  # renditions, manifest, snippets, page
+    assert "blog/cat.jpg" in page.read_text()
+    assert first.files_written == 14 + 1 + 2 + 1  # renditions, manifest, snippets, the page
     # A touched source with the same bytes: a real build (all cached), written once; the
     # next such build makes the same page, which is not rewritten.
     (root / "images/a.jpg").touch()
