@@ -298,13 +298,8 @@ def _build(
     )
     _write_snippets(run, entries, encoded)
     if config.report:
-        text = report.page(
-            summary(run.results, config, plan, run.outputs, started),
-            entries,
-            config.report,
-            config.output,
-            timed=False,
-        )
+        so_far = summary(run.results, config, plan, run.outputs, started)
+        text = report.render(config.report, so_far, entries, config.output, timed=False)
         where = run.outputs.where(config.report.parent, config.report.name)
         run.outputs.sync(*where, hashlib.sha256(text).hexdigest(), text)
     state.commit()

@@ -279,7 +279,7 @@ def build(
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
-        report.write_report(report_path, summary, config.manifest)
+        report.write_report(report_path, summary, config)
     for page in {config.report, report_path} - {None}:
         click.echo(f"report: {os.path.relpath(page)}", err=True)
     if not summary.ok:

@@ -72,6 +72,7 @@ def check_paths(config: Config, given: dict[str, str]) -> None:
         if (
             file in configs
             or file in (real["output"], real["snippets"])
+            or (key == "report" and file == real["manifest"])
             or file.is_dir()
             or any(_inside(file, real[d]) for d in ("source", "cache_dir"))
         ):

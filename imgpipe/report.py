@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import size_text
 from .files import atomic_write
@@ -18,6 +18,9 @@ from .formats import by_name
 from .html import Renderer
 from .manifest import served_bytes, url_path
 from .model import Events, Issue, PlannedItem, Summary
+
+if TYPE_CHECKING:
+    from .config import Config
 
 REPORT_VERSION = 1
 
@@ -164,16 +167,31 @@ def percent(rendition: Mapping[str, Any], source: Mapping[str, Any]) -> str:
     return f"{rendition['bytes'] / source['bytes'] - 1:+.0%}" if source["bytes"] else ""
 
 
-def write_report(path: Path, s: Summary, manifest: Path | None = None) -> None:
-    """`--report`: a page for people when `path` ends in .html (its sources from `manifest`),
-    else JSON for machines."""
+def write_report(path: Path, s: Summary, config: Config) -> None:
+    """`--report`: after the build, from its summary and the manifest it wrote."""
+    sources = {}
+    if path.suffix.lower() in HTML_SUFFIXES and config.manifest.is_file():
+        sources = json.loads(config.manifest.read_bytes()).get("sources", {})
+    atomic_write(path, render(path, s, sources, config.output))
+
+
+def render(
+    path: Path,
+    s: Summary,
+    sources: Mapping[str, Mapping[str, Any]],
+    output: Path,
+    timed: bool = True,
+) -> bytes:
+    """The report for `path`: a page for people when it ends in .html (`page`), else JSON
+    for machines. Without `timed`, nothing that changes from one build of the same result to
+    the next (seconds, files written, where renditions came from), so the build can leave an
+    unchanged report unwritten."""
+    data = report_data(s)
+    if not timed:
+        del data["seconds"], data["files"], data["origins"]
     if path.suffix.lower() in HTML_SUFFIXES:
-        data = json.loads(manifest.read_bytes()) if manifest and manifest.is_file() else {}
-        output = manifest.parent if manifest else path.parent
-        atomic_write(path, page(s, data.get("sources", {}), path, output))
-    else:
-        text = json.dumps(report_data(s), indent=2, sort_keys=True) + "\n"
-        atomic_write(path, text.encode())
+        return page(s, data, sources, path, output)
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
 
 
 HTML_SUFFIXES = (".html", ".htm")
@@ -181,17 +199,14 @@ HTML_SUFFIXES = (".html", ".htm")
 
 def page(
     s: Summary,
+    data: Mapping[str, Any],
     sources: Mapping[str, Mapping[str, Any]],
     path: Path,
     output: Path,
-    timed: bool = True,
-    renderer: Renderer | None = None,
 ) -> bytes:
     """The report page at `path`: figures, failures, then each source (from its manifest
     entry) with a thumbnail, its renditions, the formats its groups dropped and its warnings.
-    Files are linked relative to the page, so it opens from disk as well as from a server.
-    Without `timed`, nothing that changes from one build of the same result to the next
-    (seconds, files written), so an unchanged page is not rewritten."""
+    Files are linked relative to the page, so it opens from disk as well as from a server."""
     here = os.path.dirname(os.path.abspath(path))
 
     def link(rel: str) -> str:
@@ -221,10 +236,7 @@ def page(
                 ],
             }
         )
-    data = report_data(s)
-    if not timed:
-        del data["seconds"], data["files"], data["origins"]
-    text = (renderer or Renderer()).report(
+    text = Renderer().report(
         report=data,
         sources=shown,
         size=size_text,

@@ -157,7 +157,10 @@ def test_the_configured_report_is_an_output_of_the_build(tmp_path, fake_engine):
     assert b.build(config(root), engine=fake_engine).files_removed == 1 and not page.exists()
 
 
-@pytest.mark.parametrize("value", ["images/report.html", ".cache/r.html", "imgpipe.toml"])
+@pytest.mark.parametrize(
+    "value",
+    ["images/report.html", ".cache/r.html", "imgpipe.toml", "public/img/imgpipe-manifest.json"],
+)
 def test_the_report_never_lands_on_sources_cache_or_config(tmp_path, value):
     root = site(tmp_path)
     (root / "imgpipe.toml").write_text("")
@@ -166,6 +169,17 @@ def test_the_report_never_lands_on_sources_cache_or_config(tmp_path, value):
     problem = info.value.problems[0]
     assert (problem.code, problem.where) == ("overlapping-dirs", "report")
     assert problem.message.endswith("did you mean 'build-report.html'?")
+
+
+def test_a_configured_json_report_holds_no_figure_that_changes_between_builds(
+    tmp_path, fake_engine
+):
+    root = site(tmp_path)
+    cfg = config(root, report="report.json")
+    b.build(cfg, engine=fake_engine)
+    data = json.loads((root / "report.json").read_text())
+    assert data["renditions"] == {"built": 14, "cached": 0, "failed": 0}
+    assert not {"seconds", "files", "origins"} & set(data)
 
 
 @pytest.mark.parametrize(
