@@ -9,8 +9,9 @@
    dask cluster with `scheduler` (imgpipe/cluster.py);
 4. write outputs atomically (only when their bytes differ), committing state per source;
 5. write the manifest (last of the outputs, so it never names a missing file);
-6. write the HTML snippets, and the report page (`report`); 7. remove stale outputs, and retire the encoded results no longer
-   used (kept within `cache_keep` bytes, so an undo costs a copy: state.py).
+6. write the HTML snippets, and the report page (`report`);
+7. remove stale outputs, and retire the encoded results no longer used (kept within
+   `cache_keep` bytes, so an undo costs a copy: state.py).
 
 Nothing is written when nothing changed: every file is compared with what is on disk (by its
 recorded stat, else by its bytes) before it is replaced.

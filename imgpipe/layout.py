@@ -1,6 +1,7 @@
 """Where a build reads and writes, checked before anything runs: `output`, `manifest` and
 `snippets` never inside `source` or `cache_dir` (nor those inside them), the manifest and the
-report never on a config file. Found in the wild: `manifest = "src/photo.jpg"` replaced a photo with JSON.
+report never on a config file. Found in the wild: `manifest = "src/photo.jpg"` replaced a
+photo with JSON.
 """
 
 from __future__ import annotations
