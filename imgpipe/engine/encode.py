@@ -16,6 +16,7 @@ import pyvips
 from ..errors import Problem
 from ..formats import FORMATS
 from .lossless import optimise_png
+from .transform import plain_srgb
 
 # quality preset -> target score (metric.py: 100 - 10 x predicted butteraugli 3-norm distance).
 # Calibrated against butteraugli on photos outside the benchmark set (bench/bench_quality.py):
@@ -139,12 +140,29 @@ def plan(
     return Encoding(fmt, quality, number), tuple(warnings)
 
 
+# libvips' name of each kind of metadata an image may carry -> its `keep=` flag, and the PNG
+# chunk that holds it (oxipng keeps those chunks and strips the rest).
+_KEPT = {
+    "icc-profile-data": ("icc", b"iCCP"),
+    "exif-data": ("exif", b"eXIf"),
+    "xmp-data": ("xmp", b"iTXt"),
+}
+
+
+def keep_of(image: pyvips.Image) -> str:
+    """The `keep=` flags that write what `image` carries: what the source's pipeline left on
+    it (a wide-gamut profile; EXIF and XMP as the metadata policy allows) and nothing else."""
+    flags = [flag for field, (flag, _) in _KEPT.items() if image.get_typeof(field)]
+    return ",".join(flags) or "none"
+
+
 def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> bytes:
-    """Encoded bytes, metadata stripped (keep=none: no EXIF, XMP or ICC; the pixels are sRGB).
-    `seconds` bounds the optional lossless optimisation of a PNG."""
+    """Encoded bytes with only the metadata `image` carries (`keep_of`). `seconds` bounds the
+    optional lossless optimisation of a PNG."""
     q = enc.encoder_quality
+    keep = keep_of(image)
     if enc.format == "jpeg":
-        return image.jpegsave_buffer(Q=q, keep="none", **_MOZJPEG)
+        return image.jpegsave_buffer(Q=q, keep=keep, **_MOZJPEG)
     if enc.format == "png":
         # libvips writes fast; oxipng then finds the filters and deflate that libvips' zlib
         # would not (a third smaller on photos, a few percent on palette graphics).
@@ -155,25 +173,30 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
                 effort=PALETTE_EFFORT,
                 dither=1.0,
                 compression=PNG_COMPRESSION,
-                keep="none",
+                keep=keep,
             )
         else:
-            data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep="none")
-        return optimise_png(data, seconds)
+            data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep=keep)
+        chunks = [chunk for field, (_, chunk) in _KEPT.items() if image.get_typeof(field)]
+        return optimise_png(data, seconds, chunks)
     if enc.format == "webp":
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.
-            return image.webpsave_buffer(lossless=True, exact=True, keep="none")
-        return image.webpsave_buffer(Q=q, smart_subsample=True, keep="none")
+            return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
+        return image.webpsave_buffer(Q=q, smart_subsample=True, keep=keep)
     if enc.format == "avif":
         if enc.lossless:
             return image.heifsave_buffer(
-                compression="av1", lossless=True, effort=AVIF_EFFORT, keep="none"
+                compression="av1", lossless=True, effort=AVIF_EFFORT, keep=keep
             )
-        return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep="none")
-    if enc.format == "gif":
+        return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep=keep)
+    if enc.format == "gif":  # no place for a profile: colours outside sRGB are clipped
+        image = plain_srgb(image)
         return image.gifsave_buffer(
-            bitdepth=q or 8, effort=PALETTE_EFFORT, dither=0.0 if enc.lossless else 1.0, keep="none"
+            bitdepth=q or 8,
+            effort=PALETTE_EFFORT,
+            dither=0.0 if enc.lossless else 1.0,
+            keep="none",
         )
     raise ValueError(f"no encoder for {enc.format!r}")  # video formats never get here
 

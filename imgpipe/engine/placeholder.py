@@ -13,6 +13,7 @@ from collections import Counter
 import pyvips
 
 from ..model import Placeholder
+from .transform import plain_srgb
 
 # The preview's longer side, in pixels: tried in order until the data URI fits the budget.
 # The browser stretches it to the image's box, which blurs it by itself; the blur below only
@@ -25,9 +26,11 @@ SVG_SIDE = 256  # an SVG's placeholder is drawn at most this large
 
 
 def make(image: pyvips.Image) -> Placeholder | None:
-    """The placeholder of a decoded sRGB image (3 bands, or 4 with alpha); None if libvips
-    cannot make one: a placeholder is a nicety that never fails a source."""
+    """The placeholder of a decoded image (3 bands, or 4 with alpha; sRGB or tagged Display
+    P3); None if libvips cannot make one: a placeholder is a nicety that never fails a source.
+    CSS colours and the tiny preview are plain sRGB."""
     try:
+        image = plain_srgb(image)
         return Placeholder(color=dominant_colour(image), lqip=lqip(image))
     except pyvips.Error:
         return None

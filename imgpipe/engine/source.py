@@ -37,7 +37,7 @@ from .load import stream as stream_pixels
 from .optimise import Optimiser, Original, probe_of, probe_recipe
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
-from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
+from .transform import alpha_in_use, bare, few_colours, shape, to_srgb, trim
 
 
 class Source:
@@ -257,7 +257,8 @@ class Source:
         return self._interlaced
 
     def _decoded(self, key: float, *, stream: bool, shared: bool) -> _Decoded:
-        """The prepared (autorotated, sRGB) pixels loaded at `key`."""
+        """The prepared (autorotated; sRGB, or Display P3 for a wide-gamut source) pixels
+        loaded at `key`."""
         started = time.monotonic()
         if self.kind.family == "svg":
             image, shrunk, stream = (
@@ -271,11 +272,12 @@ class Source:
             if image is None or _turns(image):  # a turn reads rows out of order
                 image, stream = decode(self.kind, self.data, self.name, shrink), False
         try:
-            prepared = to_srgb(image)
+            prepared = to_srgb(image, wide=True)
             pristine = prepared is image
             if shared and not pristine:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = watched(prepared).copy_memory()
+            prepared = bare(prepared)  # metadata goes back per rendition, as its policy says
         except pyvips.Error as error:
             raise out_of_time(self.name) or fail(
                 "decode-failed",
