@@ -146,6 +146,7 @@ _KEPT = {
     "icc-profile-data": ("icc", b"iCCP"),
     "exif-data": ("exif", b"eXIf"),
     "xmp-data": ("xmp", b"iTXt"),
+    "iptc-data": ("iptc", b"zTXt"),  # libvips writes IPTC to PNG as a raw-profile text chunk
 }
 
 

@@ -21,7 +21,7 @@ from ..formats import AUTO, FORMATS
 from ..geometry import compute
 from ..model import Limits, Rendition, SourceInfo
 from ..options import DEFAULT_TIMEOUT, Recipe
-from . import animate, diagnostics, placeholder, svg
+from . import animate, diagnostics, metadata, placeholder, svg
 from .failure import because, fail
 from .load import (
     check_size,
@@ -37,7 +37,7 @@ from .load import stream as stream_pixels
 from .optimise import Optimiser, Original, probe_of, probe_recipe
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
-from .transform import alpha_in_use, bare, few_colours, shape, to_srgb, trim
+from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
 
 
 class Source:
@@ -277,7 +277,9 @@ class Source:
             if shared and not pristine:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = watched(prepared).copy_memory()
-            prepared = bare(prepared)  # metadata goes back per rendition, as its policy says
+            # EXIF, XMP and IPTC go back per rendition, as far as its metadata policy says.
+            found = metadata.blobs(prepared)
+            prepared = metadata.bare(prepared)
         except pyvips.Error as error:
             raise out_of_time(self.name) or fail(
                 "decode-failed",
@@ -288,7 +290,7 @@ class Source:
                 "decode",
             ) from None
         # A stream decodes during its rendition's own pipeline, under that one's clock.
-        return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started)
+        return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started, found)
 
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
@@ -314,10 +316,15 @@ class Source:
                 width, height = image.width, image.height
             geometry = compute(recipe, width, height)
             shaped = shape(image, geometry, recipe)
-            # The file's own pixels, so its bytes may stand in for the rendition.
+            # The file's own pixels, so its bytes (metadata stripped) may stand in for it.
             untouched = (
-                shaped is base and decoded.pristine and not decoded.shrunk and self.info.frames == 1
+                shaped is base
+                and decoded.pristine
+                and not decoded.shrunk
+                and self.info.frames == 1
+                and recipe.metadata == "strip"
             )
+            shaped = metadata.attach(shaped, decoded.metadata, recipe.metadata)
             # A pipeline of its own (not the shared decode): watch the clock while it runs.
             watched = shaped is not base or decoded.streamed
             with _within(shaped, deadline) if watched else nullcontext(shaped):
@@ -392,6 +399,7 @@ class _Decoded:
     pristine: bool  # the file's own pixels (no rotation, no colour conversion)
     streamed: bool  # a read-once pipeline from the file, not pixels in memory
     spent: float  # seconds the decode took, already gone from each rendition's timeout=
+    metadata: metadata.Blobs = ()  # the source's EXIF, XMP and IPTC (taken off `image`)
 
 
 class _StreamFailed(Exception):

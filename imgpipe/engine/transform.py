@@ -71,23 +71,6 @@ def plain_srgb(image: pyvips.Image) -> pyvips.Image:
     return _untagged(image.icc_transform("srgb", embedded=True, intent="perceptual", depth=8))
 
 
-# What a decoded image may carry besides its pixels and profile: the encoders write what is
-# left on the image they get (encode.keep_of), so what the metadata policy does not put back
-# never reaches a rendition.
-METADATA = ("exif-data", "xmp-data", "iptc-data")
-
-
-def bare(image: pyvips.Image) -> pyvips.Image:
-    """`image` without its EXIF, XMP and IPTC (a colour profile stays)."""
-    present = [field for field in METADATA if image.get_typeof(field)]
-    if not present:
-        return image
-    image = image.copy()
-    for field in present:
-        image.remove(field)
-    return image
-
-
 def _untagged(image: pyvips.Image) -> pyvips.Image:
     if not image.get_typeof("icc-profile-data"):
         return image
