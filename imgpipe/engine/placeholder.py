@@ -90,7 +90,9 @@ def _pixels(image: pyvips.Image, bands: int) -> np.ndarray:
         image = image.flatten(background=[255, 255, 255]).cast("uchar")
     elif bands == 4 and not image.hasalpha():
         image = image.bandjoin(255)
-    return np.frombuffer(image.write_to_memory(), np.uint8).reshape(image.height, image.width, bands)
+    return np.frombuffer(image.write_to_memory(), np.uint8).reshape(
+        image.height, image.width, bands
+    )
 
 
 def _thumbnail(image: pyvips.Image, side: int) -> pyvips.Image:
