@@ -22,17 +22,21 @@ from ..formats import AUTO, FORMATS
 from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
+from . import metric
+from .encode import PRESETS, plan
 from .failure import because, fail
 from .load import decode, out_of_time, watched, watched_until
-from .optimise import check_fits
+from .optimise import check_fits, guess_of, search
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.
 BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
-# Animated WebP Q per preset; the same numbers as stills had before perceptual targets.
-WEBP_Q = {"low": 60, "medium": 75, "high": 88}
+# An animated WebP's quality preset is met like a still's: the WebP quality is searched on a
+# sample of its frames (the first, middle and last, side by side) against the same perceptual
+# target (encode.TARGETS), then the whole animation is encoded with it.
+SAMPLE_FRAMES = 3
 # cgif: how far (0..32) a pixel may drift from the previous frame and still be left
 # transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
 # low because dither patterns that differ from frame to frame crawl and defeat that reuse.
@@ -123,7 +127,7 @@ def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Ren
             warnings.extend(planned)
             used = "high" if recipe.quality == "lossless" else recipe.quality
             return Rendition(data, fmt, width, height, used, crf, tuple(warnings))
-        data, quality, encoder_quality, planned = _encode_animation(
+        data, quality, encoder_quality, planned, score = _encode_animation(
             images, frames, fmt, recipe, geometry.changes_pixels, deadline
         )
         warnings.extend(planned)
@@ -144,7 +148,7 @@ def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Ren
             stage,
         )
     return Rendition(
-        data, fmt, geometry.width, geometry.height, quality, encoder_quality, tuple(warnings)
+        data, fmt, geometry.width, geometry.height, quality, encoder_quality, tuple(warnings), score
     )
 
 
@@ -221,8 +225,8 @@ def _encode_animation(
     recipe: Recipe,
     changes_pixels: bool,
     deadline: float,
-) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
-    """(bytes, quality used, encoder number, warnings)."""
+) -> tuple[bytes, str | int, int | None, tuple[Problem, ...], float | None]:
+    """(bytes, quality used, encoder number, warnings, score on the sample frames)."""
     # Not copied to memory: the frames already are (or are views of the decoded strip), so
     # joining them again for the encoder costs little, and a copy would cost a whole strip.
     strip = pyvips.Image.arrayjoin(images, across=1)
@@ -250,11 +254,15 @@ def _encode_animation(
     if fmt == "webp":
         if quality == "lossless":
             data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
-            return _in_time(data, deadline), quality, None, tuple(warnings)
-        q = quality if isinstance(quality, int) else WEBP_Q[quality]
+            return _in_time(data, deadline), quality, None, tuple(warnings), 100.0
+        q, score = (
+            (quality, None)
+            if isinstance(quality, int)
+            else _webp_quality(images, quality, deadline)
+        )
         # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
         data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
-        return _in_time(data, deadline), quality, q, tuple(warnings)
+        return _in_time(data, deadline), quality, q, tuple(warnings), score
     if quality == "lossless":
         error, dither = 0, 0.0
     else:
@@ -262,7 +270,24 @@ def _encode_animation(
     data = strip.gifsave_buffer(
         effort=GIF_EFFORT, bitdepth=8, dither=dither, interframe_maxerror=error, keep="none"
     )
-    return _in_time(data, deadline), quality, 8, tuple(warnings)
+    return _in_time(data, deadline), quality, 8, tuple(warnings), None
+
+
+def _webp_quality(
+    images: list[pyvips.Image], preset: str, deadline: float
+) -> tuple[int, float | None]:
+    """The WebP quality meeting `preset`'s target on a sample of the frames, and its score."""
+    encoding, _ = plan("webp", preset, True, False)
+    picks = sorted({0, len(images) // 2, len(images) - 1})[:SAMPLE_FRAMES]
+    sample = pyvips.Image.arrayjoin([images[i] for i in picks], across=len(picks))
+    sample = settle_alpha(sample, alpha_in_use(sample), "FFFFFF").copy_memory()
+    if encoding.target is None or not metric.scorable(sample.width, sample.height):
+        return encoding.encoder_quality or PRESETS["webp"]["medium"], None
+    # The sample is several frames wide: its quality is guessed as for one frame's width.
+    found, _ = search(sample, encoding, guess_of(images[0].width, encoding), deadline)
+    if found.quality is None:
+        return encoding.encoder_quality or PRESETS["webp"]["medium"], None
+    return found.quality, found.score
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:

@@ -176,7 +176,7 @@ class Optimiser:
         final = settle_alpha(image, keeps_alpha(fmt) and image.hasalpha(), recipe.bgcolor)
         if encoding.target is None or not metric.scorable(final.width, final.height):
             return None
-        found, _ = _search(final, encoding, _guess(final.width, encoding), math.inf)
+        found, _ = search(final, encoding, guess_of(final.width, encoding), math.inf)
         if found.quality is None or not found.reachable or found.quality >= encoding.ceiling:
             return None
         return final.width, found.quality
@@ -190,13 +190,13 @@ class Optimiser:
         deadline: float,
     ) -> Outcome:
         fmt = encoding.format
-        guess = _guess(final.width, encoding)
+        guess = guess_of(final.width, encoding)
         if self.seed is not None:
             probed = self.seed(fmt, str(encoding.quality))
             if probed is not None:  # this image's own demand, moved by the usual drift
                 width, quality = probed
                 guess = round(quality + PROBE_DRIFT[fmt] * math.log2(final.width / width))
-        found, encoded = _search(final, encoding, guess, deadline)
+        found, encoded = search(final, encoding, guess, deadline)
         if found.quality is None:
             return self._nothing_in_time(fmt, recipe, untouched)
         data, quality, score = encoded[found.quality], found.quality, found.score
@@ -272,9 +272,11 @@ def probe_of(recipe: Recipe) -> tuple[str, str] | None:
     return (fmt, recipe.quality) if fmt in SCALES else None
 
 
-def _search(
+def search(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
 ) -> tuple[Found, dict[int, bytes]]:
+    """The lowest encoder quality whose encode of `final` meets `encoding.target`, and every
+    encode tried (by quality)."""
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
@@ -296,7 +298,7 @@ def _search(
     return found, encoded
 
 
-def _guess(width: int, encoding: Encoding) -> int:
+def guess_of(width: int, encoding: Encoding) -> int:
     """Where the search starts: the table's quality for the preset, moved by the usual drift
     with size (a bigger rendition needs a lower quality for the same score)."""
     scale = SCALES[encoding.format]
