@@ -111,11 +111,14 @@ def heldout_photos() -> list[Path]:
         for deb in debs.glob("*.deb"):
             subprocess.run(["dpkg", "-x", str(deb), str(HELDOUT / "raw")], check=True)
     found = []
-    for name in HELDOUT_PHOTOS:
+    for name in HELDOUT_PHOTOS:  # by name: Plasma's are all called 2560x1600.jpg
         plasma = raw / "wallpapers" / name / "contents" / "images" / "2560x1600.jpg"
-        found.append(
-            plasma if plasma.is_file() else raw / "backgrounds/mate/nature" / f"{name}.jpg"
-        )
+        photo = HELDOUT / "photos" / f"{name}.jpg"
+        if not photo.is_file():
+            photo.parent.mkdir(parents=True, exist_ok=True)
+            mate = raw / "backgrounds/mate/nature" / f"{name}.jpg"
+            shutil.copy(plasma if plasma.is_file() else mate, photo)
+        found.append(photo)
     return found
 
 
