@@ -3,6 +3,7 @@
     python bench/bench_quality.py quality --set heldout --widths 480,1200 --save rows.json
                                               # medium vs fixed settings, by butteraugli
     python bench/bench_quality.py table --save rows.json   # that table again
+    python bench/bench_quality.py corrections --save rows.json  # encode.TARGET_SHIFT/SLOPE
     python bench/bench_quality.py eleventy    # imgpipe build vs eleventy-img: time, bytes, worst
     python bench/bench_quality.py calibrate   # refit metric.py's weights against butteraugli
 
@@ -179,7 +180,7 @@ def quality(
 ) -> None:
     """Each preset and the fixed settings at `widths` x FORMATS on `job`, judged by
     butteraugli: per format its mean, spread (max - min) and worst, and per width the mean."""
-    settings = {p: {f: p for f in FORMATS} for p in presets} | {"fixed": FIXED}
+    settings = {p: ({f: p for f in FORMATS} if p != "fixed" else FIXED) for p in presets}
     rows = []
     for photo in job:
         for setting, by_format in settings.items():
@@ -229,6 +230,28 @@ def table(rows: list[dict]) -> None:
                 + ", ".join(f"{w}: {m:.2f}" for w, m in by_width.items())
                 + " |"
             )
+
+
+def corrections(rows: list[dict], goal: float = 1.2) -> None:
+    """encode.TARGET_SHIFT / TARGET_SLOPE that move the medium preset's mean butteraugli per
+    format and width to `goal`, from rows of `quality --presets medium --save` (made with the
+    corrections then in force). One score point is about 0.1 butteraugli (metric.score_of)."""
+    import numpy as np
+
+    from imgpipe.engine.encode import CORRECTED_OCTAVES, GUESS_WIDTH, TARGET_SHIFT, TARGET_SLOPE
+
+    shift, slope = dict(TARGET_SHIFT), dict(TARGET_SLOPE)
+    for fmt in FORMATS:
+        mine = [r for r in rows if r["setting"] == "medium" and r["format"] == fmt]
+        octaves = np.clip(
+            np.log2(np.array([r["width"] for r in mine]) / GUESS_WIDTH), *CORRECTED_OCTAVES
+        )
+        wanted = 10 * (np.array([r["butteraugli"] for r in mine]) - goal)
+        c, a = np.polyfit(octaves, wanted, 1) if len(set(octaves)) > 1 else (0.0, wanted.mean())
+        shift[fmt] = round(shift[fmt] + float(a), 2)
+        slope[fmt] = round(slope[fmt] + float(c), 2)
+    print(f"TARGET_SHIFT: dict[str, float] = {shift}")
+    print(f"TARGET_SLOPE: dict[str, float] = {slope}")
 
 
 # --- eleventy: the same job in both tools ---------------------------------------------------
@@ -413,7 +436,9 @@ def calibrate(names: tuple[str, ...], save: Path | None) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("which", choices=("quality", "eleventy", "calibrate", "table"))
+    parser.add_argument(
+        "which", choices=("quality", "eleventy", "calibrate", "table", "corrections")
+    )
     parser.add_argument(
         "--set",
         choices=("bench", "calibration", "heldout"),
@@ -427,8 +452,8 @@ def main() -> None:
     parser.add_argument("--photos", type=int, default=100, help="use the first N photos")
     parser.add_argument(
         "--presets",
-        default="medium",
-        help="quality: comma-separated presets besides the fixed settings",
+        default="medium,fixed",
+        help="quality: comma-separated presets, and `fixed` for FIXED's encoder settings",
     )
     parser.add_argument(
         "--save", type=Path, help="calibrate: keep the data set (.npz); quality: the rows (.json)"
@@ -438,6 +463,8 @@ def main() -> None:
         sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
     if args.which == "table":  # the quality table again, from rows saved with --save
         table(json.loads(args.save.read_text()))
+    elif args.which == "corrections":  # the target corrections, from calibration rows
+        corrections(json.loads(args.save.read_text()))
     elif args.which == "quality":
         widths = tuple(int(w) for w in args.widths.split(","))
         job = photo_set(args.set, args.photos)

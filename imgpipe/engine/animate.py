@@ -277,7 +277,7 @@ def _webp_quality(
     images: list[pyvips.Image], preset: str, deadline: float
 ) -> tuple[int, float | None]:
     """The WebP quality meeting `preset`'s target on a sample of the frames, and its score."""
-    encoding, _ = plan("webp", preset, True, False)
+    encoding, _ = plan("webp", preset, True, False, width=images[0].width)
     picks = sorted({0, len(images) // 2, len(images) - 1})[:SAMPLE_FRAMES]
     sample = pyvips.Image.arrayjoin([images[i] for i in picks], across=len(picks))
     sample = settle_alpha(sample, alpha_in_use(sample), "FFFFFF").copy_memory()

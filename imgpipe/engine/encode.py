@@ -42,6 +42,23 @@ SCALES: dict[str, Scale] = {
 }
 GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
 
+# Per-format corrections of the targets: the metric predicts butteraugli with a small bias that
+# depends on the format and the size (fitted on the calibration photos, checked on held-out
+# ones: bench_quality.py quality --set calibration / heldout, then `corrections`). The target
+# for a rendition `width` px wide is TARGETS[preset] + shift + slope x log2(width /
+# GUESS_WIDTH), the log clamped to CORRECTED_OCTAVES.
+TARGET_SHIFT: dict[str, float] = {"jpeg": 0.0, "webp": 0.0, "avif": 0.0}
+TARGET_SLOPE: dict[str, float] = {"jpeg": 0.0, "webp": 0.0, "avif": 0.0}
+CORRECTED_OCTAVES = (-1.0, 2.0)
+
+
+def target_of(preset: str, fmt: str, width: int) -> float:
+    """The score a `width` px rendition in `fmt` must reach for `preset` (a searched format)."""
+    low, high = CORRECTED_OCTAVES
+    octaves = min(max(math.log2(max(width, 1) / GUESS_WIDTH), low), high)
+    return TARGETS[preset] + TARGET_SHIFT[fmt] + TARGET_SLOPE[fmt] * octaves
+
+
 # quality preset -> encoder number, per format. JPEG/WebP/AVIF: the first guess of the search
 # (the median quality meeting the target at GUESS_WIDTH), and the setting used as it is when
 # an image is too small to score. PNG: the libimagequant quality ceiling for palette PNGs
@@ -87,9 +104,15 @@ class Encoding:
 
 
 def plan(
-    fmt: str, quality: str | int, resizes: bool, few_colours: bool, jpeg_cap: int | None = None
+    fmt: str,
+    quality: str | int,
+    resizes: bool,
+    few_colours: bool,
+    jpeg_cap: int | None = None,
+    width: int = GUESS_WIDTH,
 ) -> tuple[Encoding, tuple[Problem, ...]]:
-    """The encoder settings for `quality` in `fmt`, and why they differ from what was asked."""
+    """The encoder settings for `quality` in `fmt` for a `width` px rendition, and why they
+    differ from what was asked."""
     warnings: list[Problem] = []
     if quality == "lossless" and resizes:
         warnings.append(
@@ -134,9 +157,8 @@ def plan(
         number = min(number, jpeg_cap)
         ceiling = min(ceiling or jpeg_cap, jpeg_cap)
     if isinstance(quality, str) and fmt in SCALES:
-        return Encoding(fmt, quality, number, target=TARGETS[quality], ceiling=ceiling), tuple(
-            warnings
-        )
+        target = target_of(quality, fmt, width)
+        return Encoding(fmt, quality, number, target=target, ceiling=ceiling), tuple(warnings)
     return Encoding(fmt, quality, number), tuple(warnings)
 
 

@@ -150,7 +150,9 @@ class Optimiser:
             assert kept is not None  # _keepable
             return Outcome(kept, fmt, "lossless", None, 100.0)
         few = fmt == "gif" and recipe.quality == "lossless" and few_colours()
-        encoding, warnings = plan(fmt, recipe.quality, resizes, few, self.original.jpeg_quality)
+        encoding, warnings = plan(
+            fmt, recipe.quality, resizes, few, self.original.jpeg_quality, image.width
+        )
         final = settle_alpha(image, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
         if encoding.target is not None and metric.scorable(final.width, final.height):
             outcome = self._searched(final, encoding, recipe, untouched, deadline)
@@ -172,7 +174,9 @@ class Optimiser:
         """(width, quality) found for `image` (shaped, sRGB) as `recipe` asks, searched from
         the tables with no deadline; None when there is nothing to learn from it."""
         fmt = recipe.format
-        encoding, _ = plan(fmt, recipe.quality, True, False, self.original.jpeg_quality)
+        encoding, _ = plan(
+            fmt, recipe.quality, True, False, self.original.jpeg_quality, image.width
+        )
         final = settle_alpha(image, keeps_alpha(fmt) and image.hasalpha(), recipe.bgcolor)
         if encoding.target is None or not metric.scorable(final.width, final.height):
             return None
