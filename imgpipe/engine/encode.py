@@ -47,8 +47,8 @@ GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
 # ones: bench_quality.py quality --set calibration / heldout, then `corrections`). The target
 # for a rendition `width` px wide is TARGETS[preset] + shift + slope x log2(width /
 # GUESS_WIDTH), the log clamped to CORRECTED_OCTAVES.
-TARGET_SHIFT: dict[str, float] = {"jpeg": 0.0, "webp": 0.0, "avif": 0.0}
-TARGET_SLOPE: dict[str, float] = {"jpeg": 0.0, "webp": 0.0, "avif": 0.0}
+TARGET_SHIFT: dict[str, float] = {"jpeg": 0.09, "webp": -0.02, "avif": -0.09}
+TARGET_SLOPE: dict[str, float] = {"jpeg": -0.79, "webp": 0.33, "avif": 0.21}
 CORRECTED_OCTAVES = (-1.0, 2.0)
 
 
