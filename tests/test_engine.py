@@ -293,6 +293,14 @@ def test_jpeg_quality_only_goes_down(synth):
     assert render(data, "full,format=webp,quality=high").encoder_quality > 45  # WebP: no cap
 
 
+def test_a_much_smaller_jpeg_is_not_capped_at_the_source_quality(synth):
+    # Shrunk 4x, the source's 8x8 blocks average away: the target, not the source, decides.
+    noise = synth.vips.Image.gaussnoise(1200, 800, sigma=20)
+    data = (synth.coords(1200, 800) + noise).cast("uchar").jpegsave_buffer(Q=40)
+    assert render(data, "300,format=jpeg,quality=high").encoder_quality > 45
+    assert render(data, "800,format=jpeg,quality=high").encoder_quality <= 45  # 1.5x: capped
+
+
 @pytest.mark.parametrize("q", [20, 50, 75, 90, 98])
 def test_jpeg_quality_estimate_matches_libjpeg(q, synth):
     assert abs(estimate_jpeg_quality(synth.coords(64, 64).jpegsave_buffer(Q=q)) - q) <= 1

@@ -339,6 +339,7 @@ class Source:
                     resizes=geometry.resizes,
                     untouched=untouched,
                     deadline=deadline,
+                    reduction=min(width / geometry.scaled_width, height / geometry.scaled_height),
                 )
             warnings.extend(out.warnings)
         except TimeoutError:
