@@ -23,20 +23,20 @@ from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
 from . import metric
-from .encode import PRESETS, plan
+from .encode import SCALES, plan
 from .failure import because, fail
 from .load import decode, out_of_time, watched, watched_until
-from .optimise import check_fits, guess_of, search
+from .optimise import check_fits, guess_of
+from .search import find_quality
 from .sniff import Kind
 from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.
 BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
-# An animated WebP's quality preset is met like a still's: the WebP quality is searched on a
-# sample of its frames (the first, middle and last, side by side) against the same perceptual
-# target (encode.TARGETS), then the whole animation is encoded with it.
-SAMPLE_FRAMES = 3
+# An animated WebP's quality preset is met like a still's: its WebP quality is searched
+# against the same perceptual target (encode.TARGETS), scored on the first, middle and last
+# frames of each trial animation (`_searched_webp`).
 # cgif: how far (0..32) a pixel may drift from the previous frame and still be left
 # transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
 # low because dither patterns that differ from frame to frame crawl and defeat that reuse.
@@ -255,13 +255,10 @@ def _encode_animation(
         if quality == "lossless":
             data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
             return _in_time(data, deadline), quality, None, tuple(warnings), 100.0
-        q, score = (
-            (quality, None)
-            if isinstance(quality, int)
-            else _webp_quality(images, quality, deadline)
-        )
-        # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
-        data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
+        if isinstance(quality, int):
+            data, q, score = _webp(strip, quality), quality, None
+        else:
+            data, q, score = _searched_webp(strip, height, len(images), quality, deadline)
         return _in_time(data, deadline), quality, q, tuple(warnings), score
     if quality == "lossless":
         error, dither = 0, 0.0
@@ -273,21 +270,49 @@ def _encode_animation(
     return _in_time(data, deadline), quality, 8, tuple(warnings), None
 
 
-def _webp_quality(
-    images: list[pyvips.Image], preset: str, deadline: float
-) -> tuple[int, float | None]:
-    """The WebP quality meeting `preset`'s target on a sample of the frames, and its score."""
-    encoding, _ = plan("webp", preset, True, False, width=images[0].width)
-    picks = sorted({0, len(images) // 2, len(images) - 1})[:SAMPLE_FRAMES]
-    sample = pyvips.Image.arrayjoin([images[i] for i in picks], across=len(picks))
-    sample = settle_alpha(sample, alpha_in_use(sample), "FFFFFF").copy_memory()
-    if encoding.target is None or not metric.scorable(sample.width, sample.height):
-        return encoding.encoder_quality or PRESETS["webp"]["medium"], None
-    # The sample is several frames wide: its quality is guessed as for one frame's width.
-    found, _ = search(sample, encoding, guess_of(images[0].width, encoding), deadline)
+def _webp(strip: pyvips.Image, q: int) -> bytes:
+    # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
+    return strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
+
+
+def _searched_webp(
+    strip: pyvips.Image, height: int, count: int, preset: str, deadline: float
+) -> tuple[bytes, int, float | None]:
+    """The animated WebP of the lowest quality whose sample frames (first, middle and last,
+    decoded from the animation itself: later frames inherit earlier ones' losses) meet
+    `preset`'s target; with its quality and score."""
+    encoding, _ = plan("webp", preset, True, False, width=strip.width)
+    picks = sorted({0, count // 2, count - 1})
+
+    def sample(image: pyvips.Image) -> pyvips.Image:
+        crops = [image.crop(0, i * height, image.width, height) for i in picks]
+        return pyvips.Image.arrayjoin(crops, across=len(crops))
+
+    reference_image = sample(strip).copy_memory()
+    assert encoding.encoder_quality is not None
+    if encoding.target is None or not metric.scorable(reference_image.width, height):
+        return _webp(strip, encoding.encoder_quality), encoding.encoder_quality, None
+    reference = metric.Reference(reference_image)
+    encoded: dict[int, bytes] = {}
+
+    def evaluate(q: int) -> float:
+        encoded[q] = _webp(strip, q)
+        return reference.score(sample(pyvips.Image.webpload_buffer(encoded[q], n=-1)), "webp")
+
+    scale = SCALES["webp"]
+    assert encoding.ceiling is not None
+    found = find_quality(
+        evaluate,
+        encoding.target,
+        scale.low,
+        encoding.ceiling,
+        guess_of(strip.width, encoding),
+        scale.slope,
+        deadline,
+    )
     if found.quality is None:
-        return encoding.encoder_quality or PRESETS["webp"]["medium"], None
-    return found.quality, found.score
+        raise TimeoutError
+    return encoded[found.quality], found.quality, found.score
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:
