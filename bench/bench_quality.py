@@ -354,6 +354,21 @@ def eleventy(job: list[Path], runs: int) -> None:
     ):
         scores = [butteraugli(ref_of(stem, width), data) for stem, width, data in outputs]
         print(describe(f"{tool} ({len(outputs)} files)", sum(len(d) for *_, d in outputs), scores))
+        for fmt in FORMATS:  # per format: bytes, mean and worst
+            mine = [(s, d) for s, (*_, d) in zip(scores, outputs, strict=True) if kind(d) == fmt]
+            if mine:
+                print(
+                    f"  {tool} {fmt}: {len(mine)} files {sum(len(d) for _, d in mine):,} B, "
+                    f"butteraugli mean {statistics.mean(s for s, _ in mine):.2f} "
+                    f"worst {max(s for s, _ in mine):.2f}"
+                )
+
+
+def kind(data: bytes) -> str:
+    """An encoded file's format, from its first bytes."""
+    if data[:3] == b"\xff\xd8\xff":
+        return "jpeg"
+    return "webp" if data[8:12] == b"WEBP" else "avif"
 
 
 # --- calibrate: refit the metric against butteraugli ----------------------------------------
