@@ -36,7 +36,11 @@ from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
 BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
 # An animated WebP's quality preset is met like a still's: its WebP quality is searched
 # against the same perceptual target (encode.TARGETS), scored on the first, middle and last
-# frames of each trial animation (`_searched_webp`).
+# frames of each trial animation (`_searched_webp`), a clip of at most CLIP_FRAMES frames and
+# CLIP_PIXELS pixels: the search's encodes cost as much as the final one for short, small
+# animations, and no more than a couple of megapixels each for long or large ones.
+CLIP_FRAMES = 8
+CLIP_PIXELS = 2_000_000
 # cgif: how far (0..32) a pixel may drift from the previous frame and still be left
 # transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
 # low because dither patterns that differ from frame to frame crawl and defeat that reuse.
@@ -278,29 +282,30 @@ def _webp(strip: pyvips.Image, q: int) -> bytes:
 def _searched_webp(
     strip: pyvips.Image, height: int, count: int, preset: str, deadline: float
 ) -> tuple[bytes, int, float | None]:
-    """The animated WebP of the lowest quality whose sample frames (first, middle and last,
-    decoded from the animation itself: later frames inherit earlier ones' losses) meet
-    `preset`'s target; with its quality and score."""
+    """The animated WebP of the lowest quality meeting `preset`'s target, with its quality and
+    score. Searched on a clip of the first frames, encoded as an animation (later frames
+    inherit earlier ones' losses), scored on its first, middle and last frames."""
     encoding, _ = plan("webp", preset, True, False, width=strip.width)
-    picks = sorted({0, count // 2, count - 1})
-
-    def sample(image: pyvips.Image) -> pyvips.Image:
-        crops = [image.crop(0, i * height, image.width, height) for i in picks]
-        return pyvips.Image.arrayjoin(crops, across=len(crops))
-
-    reference_image = sample(strip).copy_memory()
-    assert encoding.encoder_quality is not None
-    if encoding.target is None or not metric.scorable(reference_image.width, height):
+    assert encoding.encoder_quality is not None and encoding.ceiling is not None
+    length = max(1, min(count, CLIP_FRAMES, CLIP_PIXELS // (strip.width * height)))
+    picks = sorted({0, length // 2, length - 1})
+    if encoding.target is None or not metric.scorable(strip.width * len(picks), height):
         return _webp(strip, encoding.encoder_quality), encoding.encoder_quality, None
-    reference = metric.Reference(reference_image)
-    encoded: dict[int, bytes] = {}
+    clip = strip.crop(0, 0, strip.width, length * height).copy_memory()
+    clip.set_type(pyvips.GValue.array_int_type, "delay", list(strip.get("delay"))[:length])
+    reference = metric.Reference(
+        pyvips.Image.arrayjoin(
+            [clip.crop(0, i * height, clip.width, height) for i in picks], across=len(picks)
+        )
+    )
 
     def evaluate(q: int) -> float:
-        encoded[q] = _webp(strip, q)
-        return reference.score(sample(pyvips.Image.webpload_buffer(encoded[q], n=-1)), "webp")
+        data = _webp(clip, q)
+        # Frame by frame: the decoder keeps one canvas, never the whole animation.
+        frames = [pyvips.Image.webpload_buffer(data, page=i) for i in picks]
+        return reference.score(pyvips.Image.arrayjoin(frames, across=len(frames)), "webp")
 
     scale = SCALES["webp"]
-    assert encoding.ceiling is not None
     found = find_quality(
         evaluate,
         encoding.target,
@@ -310,9 +315,8 @@ def _searched_webp(
         scale.slope,
         deadline,
     )
-    if found.quality is None:
-        raise TimeoutError
-    return encoded[found.quality], found.quality, found.score
+    quality = encoding.encoder_quality if found.quality is None else found.quality
+    return _webp(strip, quality), quality, found.score
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:
