@@ -6,7 +6,8 @@ a file named `picture.html`, `img.html` or `video.html` there replaces ours. A g
 
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
 tiny preview) behind the image as an inline style while it loads; meant for opaque images,
-since it stays visible through transparent pixels.
+since it stays visible through transparent pixels. `placeholder="thumbhash"` or "blurhash"
+sets the colour and hands the hash to the page's script (`data-thumbhash`, `data-blurhash`).
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -315,17 +316,27 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     return out
 
 
+# placeholder= values: what goes on the image while it loads.
+PLACEHOLDERS = (True, "lqip", "thumbhash", "blurhash", "color")
+
+
 def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
-    """`placeholder=True`: the source's colour and blurred preview behind the image until it
-    has loaded. The author's own style comes last, so it wins where both set something."""
+    """`placeholder=True` (or "lqip"): the source's colour and blurred preview behind the image
+    until it has loaded. "thumbhash" / "blurhash": the colour, and the hash in a
+    `data-thumbhash` / `data-blurhash` attribute for the page's script to draw; "color": the
+    colour alone. The author's own style comes last, so it wins where both set something."""
     if "placeholder" not in attrs:
         return attrs
     wanted = attrs["placeholder"]
     attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
     found = source.get("placeholder")
-    if wanted is not True or not found:
+    if wanted not in PLACEHOLDERS or not found:
         return attrs
-    style = f"background:{found['color']} url({found['lqip']}) center/cover no-repeat"
+    style = f"background:{found['color']}"
+    if wanted in (True, "lqip"):
+        style += f" url({found['lqip']}) center/cover no-repeat"
+    elif wanted != "color" and found.get(wanted):
+        attrs = {**attrs, f"data-{wanted}": found[wanted]}
     if attrs.get("style"):
         style += ";" + str(attrs["style"])
     return {**attrs, "style": style}

@@ -14,7 +14,8 @@ inputs give byte-identical files:
                                 "dropped": [{"format", "width", "url", "bytes", "reason"}],
                                 "video": null or {"sources": [{"format", "type", "url"}],
                                                   "width", "height", "poster", "loop"}}}},
-        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,..."}}}}
+        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,...",
+                        "thumbhash": "base64...", "blurhash": "..."}}}}
 
 A modern format that saves less than MIN_SAVING against the fallback of the same width, or is
 larger than the format below it, is left out of its group (`dropped` says why); its file is
@@ -97,6 +98,8 @@ def source_entry(
     placeholder = info.placeholder and {
         "color": info.placeholder.color,
         "lqip": info.placeholder.lqip,
+        "thumbhash": info.placeholder.thumbhash,
+        "blurhash": info.placeholder.blurhash,
     }
     return {
         "width": info.width,

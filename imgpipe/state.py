@@ -138,12 +138,16 @@ class State:
 
     @functools.cached_property
     def _infos(self) -> dict[str, SourceInfo]:
-        return {
-            row[0]: SourceInfo(
-                row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], _placeholder(row[8])
+        infos = {}
+        for row in self.db.execute("SELECT * FROM info"):
+            try:
+                placeholder = _placeholder(row[8])
+            except TypeError:  # from before the placeholder had all it has: decode again
+                continue
+            infos[row[0]] = SourceInfo(
+                row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], placeholder
             )
-            for row in self.db.execute("SELECT * FROM info")
-        }
+        return infos
 
     @functools.cached_property
     def _used(self) -> set[str]:
@@ -254,7 +258,12 @@ class State:
             return
         self._infos[sha256] = info
         placeholder = info.placeholder and json.dumps(
-            [info.placeholder.color, info.placeholder.lqip]
+            [
+                info.placeholder.color,
+                info.placeholder.lqip,
+                info.placeholder.thumbhash,
+                info.placeholder.blurhash,
+            ]
         )
         self.db.execute(
             "INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?,?,?)",

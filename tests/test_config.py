@@ -47,7 +47,8 @@ BAD = [
         "rules[0].renditions.t: 'crap' at token 2: expected one of: full, W, WxH, xH (1..10000), "
         "a density 1x..3x, scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, "
         "trim, bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
-        "format=auto|jpeg|png|webp|avif|gif|webm|h264, timeout=SECONDS; did you mean 'crop'?",
+        "format=auto|jpeg|png|webp|avif|gif|webm|h264, metadata=strip|copyright|keep, "
+        "timeout=SECONDS; did you mean 'crop'?",
     ),
     (
         raw(rules=[{"include": ["*"], "renditions": {"t": ""}}]),
@@ -161,7 +162,7 @@ def test_every_problem_is_listed_not_only_the_first():
             raw(rules=[{**RULE, "exlude": ["x"]}]),
             "rules[0].exlude",
             "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
-            "formats, options, sizes, name, rasterize_svg; did you mean 'exclude'?",
+            "formats, options, sizes, name, rasterize_svg, metadata; did you mean 'exclude'?",
         ),
         (
             raw(limits={"max_pixel": 5}),
@@ -362,7 +363,7 @@ def test_check_shows_warnings_beside_errors(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "warning[unknown-key]: 'formts' at rules[0].formts: expected one of include, exclude, "
-        "renditions, widths, formats, options, sizes, name, rasterize_svg; "
+        "renditions, widths, formats, options, sizes, name, rasterize_svg, metadata; "
         "did you mean 'formats'?",
         "error[bad-type]: 'x' at rules[0].widths[1]: expected an integer from 1 to 10000, "
         "not a string",
