@@ -223,7 +223,8 @@ def _print_problems(problems, kind: str) -> None:
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write figures, failures and warnings as JSON.",
+    help="Write figures, failures and warnings: a page to look at if FILE ends in .html, "
+    "else JSON.",
 )
 @click.option(
     "--progress/--no-progress",
@@ -241,6 +242,7 @@ def build(
     config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress, scheduler
 ) -> None:
     """Build every rendition the rules ask for, the manifest and HTML snippets."""
+    import os
     import sys
 
     from . import build as builder
@@ -277,7 +279,9 @@ def build(
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
-        report.write_report(report_path, summary)
+        report.write_report(report_path, summary, config)
+    for page in {config.report, report_path} - {None}:
+        click.echo(f"report: {os.path.relpath(page)}", err=True)
     if not summary.ok:
         raise SystemExit(1)
 

@@ -10,6 +10,7 @@ smaller rendition than a 1600 px one, and every <img> has width and height.
 from __future__ import annotations
 
 import functools
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,3 +95,14 @@ def test_a_narrow_viewport_fetches_a_smaller_rendition(site):
     small = next(i for i in narrow if src in i["src"])
     large = next(i for i in wide if src in i["src"])
     assert 0 < small["chosen"] < large["chosen"], (small, large)
+
+
+@pytest.mark.slow
+def test_the_main_job_leaves_a_report_page_to_open(example_site, browser):
+    """README's first command (`imgpipe build`) writes example-site/build-report.html, next
+    to the published folder: a thumbnail of every source, each of which loads."""
+    sources = json.loads((example_site / "img/imgpipe-manifest.json").read_text())["sources"]
+    images, bad = visit(browser, _serve(example_site.parent), "build-report.html", 1280)
+    assert bad == [] and len(images) == len(sources) >= 6
+    for image in images:
+        assert image["error"] is None and image["naturalWidth"] > 0, image
