@@ -247,7 +247,10 @@ def test_paths_resolve_against_the_config_dir_and_defaults():
             ["gallery/a.jpg", "gallery/x/y/b.png"],
             ["gallery/a.gif", "galleryx/a.jpg", "a/gallery/b.jpg"],
         ),
-        ("**/*.jpg", ["a.jpg", "x/y/a.jpg"], ["a.jpeg", "a.JPG"]),
+        ("**/*.jpg", ["a.jpg", "x/y/a.jpg", "IMG_0001.JPG", "x/a.Jpg"], ["a.jpeg", "a.JPEG"]),
+        ("**/*.{JPG,png}", ["a.jpg", "b.PNG", "c.Png"], ["a.gif"]),  # camera files: issue 12
+        ("Photos/*.jpeg", ["photos/a.JPEG"], ["photos/x/a.jpeg"]),
+        ("[a-c]*.gif", ["B.GIF"], ["d.gif"]),
         ("*.jpg", ["a.jpg"], ["x/a.jpg"]),
         ("photos/**", ["photos/a", "photos/b/c"], ["photosx/a"]),
         ("[!_]*.{jp{e,}g,png}", ["a.jpeg", "a.jpg", "b.png"], ["_a.jpg"]),
