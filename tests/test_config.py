@@ -295,6 +295,14 @@ def test_starter_file_is_valid_commented_toml(tmp_path):
     assert load(directory=tmp_path).warnings == ()
 
 
+@pytest.mark.parametrize("name", ["gallery/IMG_0001.JPG", "trip/DSC_0002.JPEG", "logo.PNG"])
+def test_starter_rules_take_camera_file_names(tmp_path, name):
+    """Issue 12: `imgpipe init`'s rules skipped upper-case extensions."""
+    (tmp_path / "imgpipe.toml").write_text(starter_text())
+    rules = load(directory=tmp_path).rules
+    assert any(rule.matches(name) for rule in rules)
+
+
 def test_repository_example_config_is_valid_and_matches_the_example_photos():
     from imgpipe.build import check
 
