@@ -67,6 +67,18 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         self.imgpipe_config: Config | None = None
         self._by_url: dict[str, File] = {}
 
+    def load_config(
+        self, options: dict[str, Any], config_file_path: str | None = None
+    ) -> tuple[Any, Any]:
+        """MkDocs' own validation, with the closest known key after an unknown one."""
+        errors, warnings = super().load_config(options, config_file_path)
+        known = [name for name, _ in ImgpipeConfig._schema]
+        for i, (key, message) in enumerate(warnings):
+            guess = closest(key, known) if message.startswith("Unrecognised") else None
+            if guess:
+                warnings[i] = (key, f"{message}; did you mean {guess!r}?")
+        return errors, warnings
+
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
             return None
@@ -144,11 +156,21 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                 return None
             return file.abs_src_path
 
+        def untouched(link: site.ImageLink, level: int, reason: str) -> None:
+            log.log(
+                level,
+                "imgpipe: page '%s' uses image '%s', left as written: %s",
+                page.file.src_uri,
+                link.target,
+                reason,
+            )
+
         replace = site.picture_rewriter(
             self.site,
             lambda src: site.image_link(src, page_dir, config.site_url or ""),
             source_of,
             lambda _link: images,
+            untouched=untouched,
         )
         return rewrite.rewrite_images(html, replace)
 
