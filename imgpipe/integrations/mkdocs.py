@@ -7,12 +7,14 @@
           sizes: "(min-width: 60rem) 45rem, 100vw"
 
 Events, in the order MkDocs sends them:
+- load_config: MkDocs validates the keys (a misspelt one gets the closest known key);
 - on_config: validate the options into an imgpipe Config (errors stop the build here);
 - on_files: build incrementally, add each rendition as a generated file under `output_dir`;
 - on_env: offer `picture`/`img` to the theme, with URLs relative to the page being rendered;
 - on_page_content (priority -100): rewrite `<img>` tags. It runs after every plugin with the
   default priority, so a lightbox plugin's `<a>` wrapper ends up around the `<picture>`,
-  never inside it;
+  never inside it. A local image left as written is logged with the reason (site.left_as_is);
+  a warning when the author can fix it, so `--strict` fails;
 - on_serve: also watch the imgpipe.toml (and a source outside docs_dir).
 """
 
@@ -72,7 +74,7 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
     ) -> tuple[Any, Any]:
         """MkDocs' own validation, with the closest known key after an unknown one."""
         errors, warnings = super().load_config(options, config_file_path)
-        known = [name for name, _ in ImgpipeConfig._schema]
+        known = [name for name, _ in base.get_schema(ImgpipeConfig)]
         for i, (key, message) in enumerate(warnings):
             guess = closest(key, known) if message.startswith("Unrecognised") else None
             if guess:
