@@ -228,9 +228,13 @@ def picture_rewriter(
     generator published there, and put a `<picture>` of its renditions in its place. Tags
     with their own srcset and links outside the site are kept as written; `source_of`
     returns None (and may warn) for a file it does not know. A file of the site that gets no
-    `<picture>` is kept too, and `untouched(link, log level, reason)` says why (`left_as_is`)."""
+    `<picture>` is kept too, and `untouched(link, log level, reason)` says why (`left_as_is`).
+    Make one per page: its first picture is not lazy (it is likely in the first viewport,
+    where lazy loading delays the largest paint: `imgpipe audit`'s lazy-above-fold)."""
+    first = True
 
     def replace(attrs: rewrite.Attrs) -> str | None:
+        nonlocal first
         src = attrs.get("src")
         if not src or "srcset" in attrs:  # an author's own srcset is left alone
             return None
@@ -245,6 +249,9 @@ def picture_rewriter(
             untouched(link, *why)
             return None
         alt, sizes, rest = rewrite.call_arguments(attrs)
+        if first:
+            rest.setdefault("loading", False)  # the author's own loading= still wins
+            first = False
         return images_for(link).picture(built.key_of(source), alt=alt, sizes=sizes, **rest)
 
     return replace
