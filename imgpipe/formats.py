@@ -37,6 +37,10 @@ COPIES: dict[str, Format] = {
 # Every format an output file can have: names, extensions and MIME types by record format.
 OUTPUTS: dict[str, Format] = {**FORMATS, **COPIES}
 
+# File-name extensions of the sources the engine reads (engine/sniff.py: JPEG, PNG, WebP, GIF,
+# TIFF, HEIF/AVIF). The engine trusts content, not names; these are for choosing files by name.
+SOURCE_EXTENSIONS = tuple("jpg jpeg jpe png webp gif tif tiff avif heic heif".split())
+
 # Names people type that are close enough to work (accepted with a warning).
 FORMAT_ALIASES: dict[str, str] = {
     "jpg": "jpeg",

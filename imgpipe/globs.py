@@ -9,10 +9,12 @@ def compile_globs(patterns: list[str]) -> re.Pattern:
     """One regex for a list of globs over '/'-separated relative paths.
 
     `*` and `?` stay inside one path segment, `**` spans segments (zero or more), `[...]` is a
-    character class and `{a,b}` alternatives (they may nest). Matching is case-sensitive and
-    anchored at the source directory, like .gitignore patterns that contain a slash.
+    character class and `{a,b}` alternatives (they may nest). Matching is anchored at the
+    source directory, like .gitignore patterns that contain a slash, and ignores case, like
+    Hugo's resource globs: cameras name their files `IMG_0001.JPG`, and a `*.jpg` that skipped
+    them would leave full-size originals on the page without a word.
     """
-    return re.compile("(?:" + "|".join(_glob_re(p) for p in patterns) + r")\Z")
+    return re.compile("(?:" + "|".join(_glob_re(p) for p in patterns) + r")\Z", re.IGNORECASE)
 
 
 def escape(path: str) -> str:

@@ -4,6 +4,7 @@ Templates live in imgpipe/templates; a site's own `templates` directory is searc
 a file named `picture.html`, `img.html` or `video.html` there replaces ours. A group with a
 `video` entry (an animation whose rule asks for webm/h264) renders as `video.html`.
 
+Every `<img>` and `<video>` gets `style="height:auto"` (KEEP_RATIO, below).
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
 tiny preview) behind the image as an inline style while it loads; meant for opaque images,
 since it stays visible through transparent pixels. `placeholder="thumbhash"` or "blurhash"
@@ -37,6 +38,16 @@ VIDEO_TEMPLATE = "video.html"
 REPORT_TEMPLATE = "report.html"
 DEFAULT_GROUP = "default"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+# The width and height attributes let a browser reserve an image's box before it loads (no
+# layout shift), but they also set its CSS height: on a theme that only sets `max-width: 100%`
+# (MkDocs' and Pelican's default themes) the width shrinks to the column and the height stays,
+# so a 1600x900 photo shows as 831x900. With `height: auto` the height follows the width, and
+# the attributes' ratio still reserves the box while the image loads: the usual
+# `img { max-width: 100%; height: auto }` (Material's CSS, every CSS reset). It is inline
+# because snippets, template calls and plugin output land in themes imgpipe cannot add a
+# stylesheet to; it comes first, so the author's own `style` wins where both set something
+# (`style=False` leaves it out, for a theme whose CSS sets the height itself).
+KEEP_RATIO = "height:auto"
 
 
 class Renderer:
@@ -51,10 +62,16 @@ class Renderer:
         self.env.globals["mime"] = lambda fmt: by_name(fmt).mime
 
     def fingerprint(self) -> str:
-        """The template sources, so snippets are re-rendered when a template changes."""
+        """The template sources and the style added to them, so snippets are re-rendered
+        when either changes."""
         return "\0".join(
-            self.env.loader.get_source(self.env, name)[0]
-            for name in (TEMPLATE, IMG_TEMPLATE, VIDEO_TEMPLATE)
+            [
+                *(
+                    self.env.loader.get_source(self.env, name)[0]
+                    for name in (TEMPLATE, IMG_TEMPLATE, VIDEO_TEMPLATE)
+                ),
+                KEEP_RATIO,
+            ]
         )
 
     def picture(
@@ -68,7 +85,7 @@ class Renderer:
         """`<picture>` (or a lone `<img>`, or `<video>`) for one srcset group of a manifest
         source entry."""
         entry = _group(source, group)
-        attrs = _with_placeholder(attrs, source)
+        attrs = _styled(attrs, source)
         template = self.env.get_template(VIDEO_TEMPLATE if entry.get("video") else TEMPLATE)
         return (
             template.render(
@@ -87,7 +104,7 @@ class Renderer:
     ) -> str:
         """A lone `<img srcset>` of a group's fallback format (no `<picture>`)."""
         entry = _group(source, group)
-        attrs = _with_placeholder(attrs, source)
+        attrs = _styled(attrs, source)
         srcset = ", ".join(f"{i['url']} {i['width']}w" for i in entry["formats"][entry["fallback"]])
         return self.env.get_template(IMG_TEMPLATE).render(
             src=entry["src"],
@@ -320,26 +337,28 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
 PLACEHOLDERS = (True, "lqip", "thumbhash", "blurhash", "color")
 
 
-def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
-    """`placeholder=True` (or "lqip"): the source's colour and blurred preview behind the image
-    until it has loaded. "thumbhash" / "blurhash": the colour, and the hash in a
-    `data-thumbhash` / `data-blurhash` attribute for the page's script to draw; "color": the
-    colour alone. The author's own style comes last, so it wins where both set something."""
-    if "placeholder" not in attrs:
-        return attrs
-    wanted = attrs["placeholder"]
-    attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
+def _styled(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
+    """The `style` attribute: KEEP_RATIO; then what `placeholder=` asks to show while the image
+    loads: True (or "lqip") the source's colour and blurred preview, "thumbhash" / "blurhash"
+    the colour and the hash in a `data-thumbhash` / `data-blurhash` attribute for the page's
+    script to draw, "color" the colour alone; then the author's own style (last, so it wins
+    where both set something). An author's `style=False` (or None) drops KEEP_RATIO."""
+    attrs = dict(attrs)
+    wanted = attrs.pop("placeholder", None)
+    own = attrs.get("style")
+    parts = [] if "style" in attrs and own in (None, False) else [KEEP_RATIO]
     found = source.get("placeholder")
-    if wanted not in PLACEHOLDERS or not found:
-        return attrs
-    style = f"background:{found['color']}"
-    if wanted in (True, "lqip"):
-        style += f" url({found['lqip']}) center/cover no-repeat"
-    elif wanted != "color" and found.get(wanted):
-        attrs = {**attrs, f"data-{wanted}": found[wanted]}
-    if attrs.get("style"):
-        style += ";" + str(attrs["style"])
-    return {**attrs, "style": style}
+    if wanted in PLACEHOLDERS and found:
+        background = f"background:{found['color']}"
+        if wanted in (True, "lqip"):
+            background += f" url({found['lqip']}) center/cover no-repeat"
+        elif wanted != "color" and found.get(wanted):
+            attrs[f"data-{wanted}"] = found[wanted]
+        parts.append(background)
+    if isinstance(own, str) and own.strip():
+        parts.append(own)
+    attrs["style"] = ";".join(parts) or None
+    return attrs
 
 
 def _proportional(attrs: dict[str, Any], group: Mapping[str, Any]) -> dict[str, Any]:

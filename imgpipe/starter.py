@@ -46,7 +46,8 @@ COMMENTS: dict[str, str] = {
     "[limits] max_pixels = 100000000, max_bytes = 52428800.",
     "[presets]": 'Named option strings, usable as a token: "thumb,2x".',
     "[[rules]]": "Every matching rule applies; labels must be unique per source.\n"
-    "Globs: * and ? within a directory, ** across directories, {a,b} alternatives.",
+    "Globs: * and ? within a directory, ** across directories, {a,b} alternatives;\n"
+    "case is ignored (*.jpg matches IMG_0001.JPG).",
     "[rules.renditions]": 'label = "options" (ImageOptim API option language).',
     "widths": "A responsive family: widths x formats -> one srcset group with labels\n"
     'like 800-webp (or NAME-800-webp with name = "NAME"). AVIF is smaller but\n'

@@ -270,7 +270,10 @@ def test_paths_resolve_against_the_config_dir_and_defaults():
             ["gallery/a.jpg", "gallery/x/y/b.png"],
             ["gallery/a.gif", "galleryx/a.jpg", "a/gallery/b.jpg"],
         ),
-        ("**/*.jpg", ["a.jpg", "x/y/a.jpg"], ["a.jpeg", "a.JPG"]),
+        ("**/*.jpg", ["a.jpg", "x/y/a.jpg", "IMG_0001.JPG", "x/a.Jpg"], ["a.jpeg", "a.JPEG"]),
+        ("**/*.{JPG,png}", ["a.jpg", "b.PNG", "c.Png"], ["a.gif"]),  # camera files: issue 12
+        ("Photos/*.jpeg", ["photos/a.JPEG"], ["photos/x/a.jpeg"]),
+        ("[a-c]*.gif", ["B.GIF"], ["d.gif"]),
         ("*.jpg", ["a.jpg"], ["x/a.jpg"]),
         ("photos/**", ["photos/a", "photos/b/c"], ["photosx/a"]),
         ("[!_]*.{jp{e,}g,png}", ["a.jpeg", "a.jpg", "b.png"], ["_a.jpg"]),
@@ -313,6 +316,14 @@ def test_starter_file_is_valid_commented_toml(tmp_path):
     assert tomllib.loads(text) == STARTER and text.count("\n# ") > 5
     (tmp_path / "imgpipe.toml").write_text(text)
     assert load(directory=tmp_path).warnings == ()
+
+
+@pytest.mark.parametrize("name", ["gallery/IMG_0001.JPG", "trip/DSC_0002.JPEG", "logo.PNG"])
+def test_starter_rules_take_camera_file_names(tmp_path, name):
+    """Issue 12: `imgpipe init`'s rules skipped upper-case extensions."""
+    (tmp_path / "imgpipe.toml").write_text(starter_text())
+    rules = load(directory=tmp_path).rules
+    assert any(rule.matches(name) for rule in rules)
 
 
 def test_repository_example_config_is_valid_and_matches_the_example_photos():

@@ -84,7 +84,7 @@ CAT_PICTURE = (
     ' sizes="50vw">\n'
     '  <img src="/img/blog/cat-800.jpeg" srcset="/img/blog/cat-400.jpeg 400w,'
     ' /img/blog/cat-800.jpeg 800w" sizes="50vw" width="800" height="500" alt="A cat"'
-    ' loading="lazy" decoding="async">\n'
+    ' loading="lazy" decoding="async" style="height:auto">\n'
     "</picture>"
 )
 
@@ -102,7 +102,7 @@ def test_img_is_a_lone_img_in_the_fallback_format(images):
     assert images.img("blog/cat.jpg", alt="A cat") == (
         '<img src="/img/blog/cat-800.jpeg" srcset="/img/blog/cat-400.jpeg 400w,'
         ' /img/blog/cat-800.jpeg 800w" sizes="50vw" width="800" height="500" alt="A cat"'
-        ' loading="lazy" decoding="async">'
+        ' loading="lazy" decoding="async" style="height:auto">'
     )
 
 
@@ -191,7 +191,7 @@ def test_attributes_override_defaults_in_place_and_the_rest_follow(images):
     )
     assert html.endswith(
         'width="800" height="500" alt="Say &#34;hi&#34; &amp; &lt;bye&gt;" loading="eager"'
-        ' decoding="async" title="T" hidden data-x="1" class="wide">'
+        ' decoding="async" title="T" hidden data-x="1" class="wide" style="height:auto">'
     )
     assert " id" not in html
 

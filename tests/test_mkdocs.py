@@ -6,6 +6,7 @@ import logging
 import os
 import posixpath
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +23,7 @@ pytest.importorskip("pyvips")
 from mkdocs.commands.build import build  # noqa: E402
 from mkdocs.config import load_config  # noqa: E402
 from mkdocs.exceptions import Abort  # noqa: E402
-from sites import copy_site  # noqa: E402
+from sites import add_camera_page, copy_site  # noqa: E402
 
 from imgpipe.html import UnknownImage  # noqa: E402
 from imgpipe.integrations.rewrite import attributes  # noqa: E402
@@ -261,6 +262,124 @@ def test_bad_options_stop_the_build_with_the_key_path(built, tmp_path, caplog, o
     errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
     assert len(errors) == 1 and errors[0].startswith("imgpipe: ")
     assert re.search(message, errors[0]), errors[0]
+
+
+@pytest.fixture(scope="module")
+def camera(tmp_path_factory) -> Path:
+    """The test site plus a page of camera files and GIFs, at one small width (issue 12)."""
+    root = copy_site("mkdocs", tmp_path_factory.mktemp("camera") / "src", "docs/img")
+    add_camera_page(root / "docs/camera.md", root / "docs/img", "img/")
+    options = {"widths": [320], "formats": ["avif", "webp", "auto"], "jobs": 2}
+    plugin = mkdocs_build(root, plugins={"imgpipe": options})
+    assert plugin.site.summary.failed == 0
+    return root
+
+
+def _groups(html: str) -> dict[str, tuple[list[str], str]]:
+    """alt -> (the <source> types, the <img> src) of each <picture> in `html`."""
+    out = {}
+    for picture in PICTURE.findall(html):
+        tags = [attributes(t) for t in TAG.findall(picture)]
+        out[tags[-1]["alt"]] = ([t["type"] for t in tags[:-1]], tags[-1]["src"])
+    return out
+
+
+def test_camera_file_names_and_gifs_become_pictures(camera):
+    """Issue 12: `.JPG` and `.gif` were skipped (case-sensitive globs, no gif in the default
+    include); an animation keeps its motion, a still GIF becomes images."""
+    from animation_support import read_back
+
+    html = (camera / "site/camera/index.html").read_text()
+    groups = _groups(html)
+    types, src = groups["IMG_0001.JPG"]
+    assert types == ["image/avif", "image/webp"] and src.endswith(".jpg")
+    assert "imgpipe/img/IMG_0001-320-auto." in src
+    types, src = groups["anim.gif"]  # AVIF holds one frame: left out of an animation's group
+    assert types == ["image/webp"] and src.endswith(".gif")
+    webp = re.search(r'srcset="\.\./(imgpipe/img/anim-320-webp\.\w+\.webp) 320w"', html)[1]
+    assert read_back((camera / "site" / webp).read_bytes()).pages == 4
+    assert read_back((camera / "site/camera" / src).read_bytes()).pages == 4
+    types, src = groups["still.gif"]
+    assert "image/avif" in types and src.endswith((".jpg", ".png"))
+
+
+def test_an_image_the_plugin_leaves_as_written_is_a_warning(camera, tmp_path, caplog):
+    """Issue 12: a local image that gets no <picture> (a format imgpipe does not read, or no
+    rule includes it) is a warning naming the page; one a rule excludes is only a note, and an
+    SVG (a vector) is no news at all."""
+    root = tmp_path / "site-src"
+    shutil.copytree(camera, root, ignore=shutil.ignore_patterns("site"))
+    (root / "docs/img/scan.bmp").write_bytes(b"BM" + bytes(64))
+    (root / "docs/img/logo.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg"/>')
+    (root / "docs/odd.md").write_text(
+        "# Odd\n\n![Scan](img/scan.bmp) ![Logo](img/logo.svg) ![Cam](img/IMG_0001.JPG)\n\n"
+        "![Anim](img/anim.gif)\n"
+    )
+    options = {
+        "include": ["**/*.{jpg,png}"],
+        "exclude": ["img/IMG_*"],
+        "widths": [320],
+        "formats": ["webp"],
+        "cache_dir": str(tmp_path / "cache"),
+    }
+    with caplog.at_level(logging.DEBUG, logger="mkdocs.plugins.imgpipe"):
+        mkdocs_build(root, plugins={"imgpipe": options}, site_dir=str(tmp_path / "out"))
+    said = [
+        (r.levelname, r.getMessage())
+        for r in caplog.records
+        if r.name == "mkdocs.plugins.imgpipe" and "'odd.md'" in r.getMessage()
+    ]
+    prefix = "imgpipe: page 'odd.md' uses image"
+    assert said == [
+        (
+            "WARNING",
+            f"{prefix} 'img/scan.bmp', left as written: imgpipe does not read .bmp files "
+            "(it reads jpg, jpeg, jpe, png, webp, gif, tif, tiff, avif, heic, heif); "
+            "convert it to PNG or JPEG",
+        ),
+        (
+            "DEBUG",
+            f"{prefix} 'img/logo.svg', left as written: an SVG is published as written "
+            "(a vector needs no renditions)",
+        ),
+        ("INFO", f"{prefix} 'img/IMG_0001.JPG', left as written: rules[0].exclude leaves it out"),
+        (
+            "WARNING",
+            f"{prefix} 'img/anim.gif', left as written: no rule includes 'img/anim.gif' "
+            "(include: **/*.{jpg,png}); add a glob that matches it to `include`",
+        ),
+    ]
+
+
+def test_an_image_left_as_written_fails_a_strict_build(camera, tmp_path):
+    root = tmp_path / "site-src"
+    shutil.copytree(camera, root, ignore=shutil.ignore_patterns("site", "odd.md"))
+    yml = root / "mkdocs.yml"  # the fixture's options: everything is in the copied cache
+    yml.write_text(yml.read_text().replace("[320, 640, 1280]", "[320]"))
+    (root / "docs/scan.md").write_text("# Scan\n\n![Scan](img/scan.bmp)\n")
+    (root / "docs/img/scan.bmp").write_bytes(b"BM" + bytes(64))
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1"},
+    )
+    assert done.returncode == 1, done.stderr
+    assert "imgpipe: page 'scan.md' uses image 'img/scan.bmp', left as written" in done.stderr
+    assert "Aborted with 1 warnings in strict mode!" in done.stdout
+
+
+def test_unknown_plugin_key_warns_with_a_suggestion(built, tmp_path, caplog):
+    root, _ = built
+    options = {"width": [320], "cache_dir": str(tmp_path / "cache")}
+    with caplog.at_level(logging.WARNING):
+        mkdocs_build(root, plugins={"imgpipe": options}, site_dir=str(tmp_path / "out"))
+    assert any(
+        "Unrecognised configuration name: width; did you mean 'widths'?" in r.getMessage()
+        for r in caplog.records
+    ), [r.getMessage() for r in caplog.records]
 
 
 def _get(url: str) -> bytes:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import posixpath
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,7 @@ pytest.importorskip("pyvips")
 
 from pelican import Pelican  # noqa: E402
 from pelican.settings import read_settings  # noqa: E402
-from sites import copy_site  # noqa: E402
+from sites import add_camera_page, copy_site  # noqa: E402
 
 from imgpipe.integrations import pelican as plugin  # noqa: E402
 from imgpipe.integrations.rewrite import attributes  # noqa: E402
@@ -161,17 +164,156 @@ def test_missing_image_warns_naming_the_article_and_path(tmp_path, monkeypatch, 
     assert '<img alt="Gone" src="images/phot.jpg">' in (root / "output/broken.html").read_text()
 
 
-def test_plugin_does_nothing_without_the_setting(tmp_path, monkeypatch):
+def test_camera_file_names_and_gifs_become_pictures_and_a_bmp_is_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    """Issue 12: `.JPG` and `.gif` were skipped without a word."""
+    root = make(tmp_path / "blog")
+    add_camera_page(
+        root / "content/articles/camera.md",
+        root / "content/images",
+        "{static}/images/",
+        header="Title: Camera\nDate: 2024-01-05\nSlug: camera\n\n![Scan]({static}/images/scan.bmp)\n",
+    )
+    (root / "content/images/scan.bmp").write_bytes(b"BM" + bytes(64))
+    with caplog.at_level(logging.WARNING):
+        run = pelican_build(
+            root, monkeypatch, IMGPIPE={"widths": [320], "formats": ["webp", "auto"]}
+        )
+    assert run.site.summary.failed == 0
+    html = (root / "output/camera.html").read_text()
+    pictures = {attributes(TAG.findall(p)[-1])["alt"]: p for p in PICTURE.findall(html)}
+    assert "/imgpipe/images/IMG_0001-320-auto." in pictures["IMG_0001.JPG"]
+    assert (
+        '"image/webp"' in pictures["anim.gif"]
+        and "/imgpipe/images/anim-320-auto." in pictures["anim.gif"]
+    )
+    assert "/imgpipe/images/still-320-" in pictures["still.gif"]
+    assert ours(caplog, logging.WARNING) == [
+        "imgpipe: articles/camera.md uses image 'images/scan.bmp', left as written: imgpipe "
+        "does not read .bmp files (it reads jpg, jpeg, jpe, png, webp, gif, tif, tiff, avif, "
+        "heic, heif); convert it to PNG or JPEG"
+    ]
+
+
+def small(root: Path) -> Path:
+    """The site with its images at 160 px wide: the default rules' twelve renditions of each
+    cost little."""
+    import pyvips
+
+    for path in (root / "content").rglob("*.*"):
+        if path.suffix in (".jpg", ".png"):
+            pyvips.Image.thumbnail(str(path), 160).write_to_file(str(path))
+    return root
+
+
+def without_setting(root: Path) -> Path:
+    conf = root / "pelicanconf.py"
+    conf.write_text(re.sub(r"(?m)^IMGPIPE = .*$", "", conf.read_text()))
+    return root
+
+
+def ours(caplog, level=logging.INFO) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "pelican.plugins.imgpipe" and r.levelno == level
+    ]
+
+
+def test_without_the_setting_the_default_rules_run_and_say_so(tmp_path, monkeypatch, caplog):
+    """Issue 12: listed without IMGPIPE, the plugin did nothing and said nothing."""
+    root = without_setting(small(make(tmp_path / "blog")))
+    with caplog.at_level(logging.INFO):
+        run = pelican_build(root, monkeypatch)
+    assert run is not None and run.site.summary.failed == 0
+    assert ours(caplog)[0] == (
+        "imgpipe: IMGPIPE is not set: every image under PATH "
+        "(**/*.{jpg,jpeg,jpe,png,webp,gif,tif,tiff,avif,heic,heif}) gets widths 480, 800, 1200, "
+        "1600 and formats avif, webp, auto; set IMGPIPE to choose, or IMGPIPE = False to turn "
+        "the plugin off"
+    )
+    html = (root / "output/first.html").read_text()
+    assert len(PICTURE.findall(html)) == 3 and "/imgpipe/images/photo-480-avif." in html
+
+
+def test_without_the_setting_the_projects_imgpipe_toml_is_used(tmp_path, monkeypatch, caplog):
+    root = without_setting(small(make(tmp_path / "blog")))
+    (root / "imgpipe.toml").write_text(
+        '[[rules]]\ninclude = ["**/*.{jpg,png}"]\nwidths = [100]\nformats = ["webp"]\n'
+    )
+    with caplog.at_level(logging.INFO):
+        run = pelican_build(root, monkeypatch)
+    assert ours(caplog)[0] == (
+        f"imgpipe: IMGPIPE is not set: using the rules of {root / 'imgpipe.toml'}; "
+        "IMGPIPE = False turns the plugin off"
+    )
+    assert run.site.summary.built == 3
+    assert "/imgpipe/images/photo-100-webp." in (root / "output/first.html").read_text()
+
+
+def test_imgpipe_false_turns_the_plugin_off(tmp_path, monkeypatch):
+    root = make(tmp_path / "blog")
+    conf = root / "pelicanconf.py"
+    conf.write_text(conf.read_text().replace("THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES"))
+    assert pelican_build(root, monkeypatch, IMGPIPE=False) is None
+    assert "<picture>" not in (root / "output/first.html").read_text()
+    assert not (root / "output/imgpipe").exists() and not (root / "cache/imgpipe").exists()
+
+
+@pytest.mark.parametrize(
+    "setting, message",
+    [
+        (
+            ["widths"],
+            "imgpipe: bad-type: \"['widths']\" at IMGPIPE: expected a dict of imgpipe options, "
+            'e.g. {"widths": [480, 960]}',
+        ),
+        (
+            {"widths": [0]},
+            "imgpipe: out-of-range: '0' at rules[0].widths[0]: expected an integer from 1 to 10000",
+        ),
+        ({"formats": ["jpg2"]}, "did you mean 'jpeg'?"),
+        ({"cache_dir": "output/c"}, "must be outside OUTPUT_PATH"),
+        ({"config_file": "nope.toml"}, "config file .*nope.toml does not exist"),
+    ],
+)
+def test_a_bad_setting_is_one_error_line_and_the_site_still_builds(
+    tmp_path, monkeypatch, caplog, setting, message
+):
+    """Issue 12: a typo in IMGPIPE ended in a 50-line traceback. Now it is one line, and the
+    site is built without the plugin, as Pelican does with a plugin it cannot load."""
+    root = make(tmp_path / "blog")
+    conf = root / "pelicanconf.py"
+    conf.write_text(conf.read_text().replace("THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES"))
+    with caplog.at_level(logging.INFO):
+        assert pelican_build(root, monkeypatch, IMGPIPE=setting) is None
+    errors = ours(caplog, logging.ERROR)
+    assert len(errors) == 1 and errors[0].startswith("imgpipe: "), errors
+    assert errors[0] == message or re.search(message, errors[0]), errors[0]
+    assert "<picture>" not in (root / "output/first.html").read_text()
+
+
+def test_a_bad_setting_on_the_command_line_is_one_line_without_traceback(tmp_path):
     root = make(tmp_path / "blog")
     conf = root / "pelicanconf.py"
     conf.write_text(
         conf.read_text()
-        .replace("IMGPIPE =", "_UNUSED =")
         .replace("THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES")
+        .replace('"widths": [320, 640]', '"widths": [320, 0]')
     )
-    assert pelican_build(root, monkeypatch) is None
-    assert "<picture>" not in (root / "output/first.html").read_text()
-    assert not (root / "output/imgpipe").exists() and not (root / "cache/imgpipe").exists()
+    done = subprocess.run(
+        [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "Traceback" not in out, out
+    lines = [line for line in out.splitlines() if "imgpipe:" in line]
+    assert len(lines) == 1 and "out-of-range: '0' at rules[0].widths[1]" in lines[0], out
 
 
 def test_unknown_setting_key_warns_with_a_suggestion(tmp_path, monkeypatch, caplog):

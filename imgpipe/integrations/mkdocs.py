@@ -7,12 +7,14 @@
           sizes: "(min-width: 60rem) 45rem, 100vw"
 
 Events, in the order MkDocs sends them:
+- load_config: MkDocs validates the keys (a misspelt one gets the closest known key);
 - on_config: validate the options into an imgpipe Config (errors stop the build here);
 - on_files: build incrementally, add each rendition as a generated file under `output_dir`;
 - on_env: offer `picture`/`img` to the theme, with URLs relative to the page being rendered;
 - on_page_content (priority -100): rewrite `<img>` tags. It runs after every plugin with the
   default priority, so a lightbox plugin's `<a>` wrapper ends up around the `<picture>`,
-  never inside it;
+  never inside it. A local image left as written is logged with the reason (site.left_as_is);
+  a warning when the author can fix it, so `--strict` fails;
 - on_serve: also watch the imgpipe.toml (and a source outside docs_dir).
 """
 
@@ -66,6 +68,18 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         self.site: site.SiteBuild | None = None
         self.imgpipe_config: Config | None = None
         self._by_url: dict[str, File] = {}
+
+    def load_config(
+        self, options: dict[str, Any], config_file_path: str | None = None
+    ) -> tuple[Any, Any]:
+        """MkDocs' own validation, with the closest known key after an unknown one."""
+        errors, warnings = super().load_config(options, config_file_path)
+        known = [name for name, _ in base.get_schema(ImgpipeConfig)]
+        for i, (key, message) in enumerate(warnings):
+            guess = closest(key, known) if message.startswith("Unrecognised") else None
+            if guess:
+                warnings[i] = (key, f"{message}; did you mean {guess!r}?")
+        return errors, warnings
 
     def on_config(self, config: MkDocsConfig) -> MkDocsConfig | None:
         if not self.config.enabled:
@@ -144,11 +158,21 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                 return None
             return file.abs_src_path
 
+        def untouched(link: site.ImageLink, level: int, reason: str) -> None:
+            log.log(
+                level,
+                "imgpipe: page '%s' uses image '%s', left as written: %s",
+                page.file.src_uri,
+                link.target,
+                reason,
+            )
+
         replace = site.picture_rewriter(
             self.site,
             lambda src: site.image_link(src, page_dir, config.site_url or ""),
             source_of,
             lambda _link: images,
+            untouched=untouched,
         )
         return rewrite.rewrite_images(html, replace)
 

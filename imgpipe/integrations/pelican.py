@@ -3,8 +3,11 @@
     PLUGINS = ["pelican.plugins.imgpipe"]
     IMGPIPE = {"widths": [480, 960], "formats": ["avif", "webp", "auto"]}
 
-Nothing happens unless IMGPIPE is set (Pelican loads every installed namespace plugin when
-PLUGINS is not set). Signals, in the order Pelican sends them on each run:
+Without IMGPIPE the plugin uses the project's imgpipe.toml (or `[tool.imgpipe]` in
+pyproject.toml) in the directory Pelican runs from, else its default rules, and says which;
+`IMGPIPE = False` turns it off. A bad setting is one error line, and the site is built without
+the plugin (as Pelican does with a plugin it cannot load): a traceback would bury the message.
+Signals, in the order Pelican sends them on each run:
 - get_generators: build incrementally (state and renditions under CACHE_PATH, so a deleted
   output directory costs a copy, never an encode);
 - generator_init: offer `picture`/`img` to the theme, under the page's SITEURL;
@@ -32,7 +35,8 @@ from typing import TYPE_CHECKING, Any
 from pelican import signals
 from pelican.contents import Content
 
-from ..errors import ConfigError
+from ..config import find
+from ..errors import ConfigError, ImgpipeError
 from ..files import atomic_write
 from . import rewrite, site
 
@@ -84,27 +88,62 @@ def register() -> None:
 
 
 def _build(pelican: Pelican) -> None:
-    pelican.settings.pop(RUN, None)  # an autoreload run that turned the plugin off
-    options = pelican.settings.get(SETTING)
-    if options is None or options is False:
+    settings = pelican.settings
+    settings.pop(RUN, None)  # an autoreload run that turned the plugin off
+    options = settings.get(SETTING)
+    if options is False:
         return
     try:
-        unknown = site.check_options(options, KEYS, SETTING)
-    except ConfigError as exc:
-        raise ValueError(exc.problems[0].message) from None
-    for problem in unknown:
-        log.warning("imgpipe: %s", problem)
-    settings = pelican.settings
-    cache_dir = Path(options.get("cache_dir") or Path(settings["CACHE_PATH"], "imgpipe"))
-    site.check_outside(cache_dir, OUTPUT_PATH=Path(settings["OUTPUT_PATH"]))
-    config = site.make_config(
-        options, root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
-    )
-    for problem in config.warnings:
-        log.warning("imgpipe: %s", problem)
-    built = site.run(config)
+        options = _unset() if options is None else _checked(options)
+        cache_dir = Path(options.get("cache_dir") or Path(settings["CACHE_PATH"], "imgpipe"))
+        site.check_outside(cache_dir, OUTPUT_PATH=Path(settings["OUTPUT_PATH"]))
+        config = site.make_config(
+            options, root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
+        )
+        for problem in config.warnings:
+            log.warning("imgpipe: %s", problem)
+        built = site.run(config)
+    except ImgpipeError as exc:
+        for problem in exc.problems:
+            log.error("imgpipe: %s", problem)
+        return
     site.report(built.summary, log)
     settings[RUN] = _Run(settings, built, options.get("output_dir", "imgpipe").strip("/"))
+
+
+def _unset() -> dict[str, Any]:
+    """The options without IMGPIPE: the project's config file if there is one, else none
+    (the defaults). Raises ConfigError for a config file that cannot be read."""
+    try:
+        path, _, _ = find(Path.cwd())
+    except ConfigError as exc:
+        if exc.code != "no-config":
+            raise
+        log.info(
+            "imgpipe: %s is not set: every image under PATH (%s) gets widths %s and formats %s; "
+            "set %s to choose, or %s = False to turn the plugin off",
+            SETTING,
+            ", ".join(site.DEFAULT_INCLUDE),
+            ", ".join(map(str, site.DEFAULT_WIDTHS)),
+            ", ".join(site.DEFAULT_FORMATS),
+            SETTING,
+            SETTING,
+        )
+        return {}
+    log.info(
+        "imgpipe: %s is not set: using the rules of %s; %s = False turns the plugin off",
+        SETTING,
+        path,
+        SETTING,
+    )
+    return {"config_file": str(path)}
+
+
+def _checked(options: Any) -> dict[str, Any]:
+    """IMGPIPE as given: a dict (else ConfigError); unknown keys warn with a suggestion."""
+    for problem in site.check_options(options, KEYS, SETTING):
+        log.warning("imgpipe: %s", problem)
+    return dict(options)
 
 
 def _install(generator: Generator) -> None:
@@ -152,6 +191,13 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
             )
         return source
 
+    def untouched(link: site.ImageLink, level: int, reason: str) -> None:
+        # Said once, on the article or page itself; index and archive pages repeat its images.
+        if page:
+            log.log(
+                level, "imgpipe: %s uses image '%s', left as written: %s", page, link.target, reason
+            )
+
     # Renditions are linked in the style of the tag they replace: SITEURL-absolute,
     # site-absolute or relative.
     replace = site.picture_rewriter(
@@ -159,6 +205,7 @@ def _rewrite_file(path: str, context: dict[str, Any]) -> None:
         lambda src: site.image_link(src, page_dir, run.settings.get("SITEURL", ""), full_urls=True),
         source_of,
         lambda link: run.site.images.rebase(f"{link.root}{run.output_dir}/"),
+        untouched=untouched,
     )
     html = Path(path).read_text(encoding="utf-8")
     new = rewrite.rewrite_images(html, replace)

@@ -23,13 +23,15 @@ from .. import build as builder
 from ..config import PYPROJECT, Config, from_dict
 from ..errors import ConfigError, Problem, closest, describe
 from ..files import atomic_copy
-from ..globs import escape
+from ..formats import SOURCE_EXTENSIONS
+from ..globs import compile_globs, escape
 from ..html import Images
 from . import rewrite
 
-# Plain Markdown images: what a generator's content tree holds that is worth resizing. GIFs are
-# left out: turning an animation into a still JPEG is never what a writer meant.
-DEFAULT_INCLUDE = ("**/*.{jpg,jpeg,png,webp}",)
+# Plain Markdown images: every format the engine reads (globs ignore case: IMG_0001.JPG too).
+# An animation stays one: a srcset group of an animated source offers only the formats that
+# keep the motion (animated WebP, GIF for `auto`, video when `formats` has webm or h264).
+DEFAULT_INCLUDE = ("**/*.{" + ",".join(SOURCE_EXTENSIONS) + "}",)
 DEFAULT_WIDTHS = (480, 800, 1200, 1600)
 DEFAULT_FORMATS = ("avif", "webp", "auto")
 # Inline plugin options that become one responsive-family rule.
@@ -65,7 +67,14 @@ def check_options(options: Any, keys: tuple[str, ...], setting: str) -> list[Pro
     """A plugin setting given as a Python dict (Pelican's IMGPIPE, Sphinx's `imgpipe`): not a
     dict raises ConfigError; each unknown key is a problem to warn about (with the closest)."""
     if not isinstance(options, Mapping):
-        raise ConfigError(describe("bad-type", str(options), "a dict of imgpipe options", setting))
+        raise ConfigError(
+            describe(
+                "bad-type",
+                str(options),
+                'a dict of imgpipe options, e.g. {"widths": [480, 960]}',
+                setting,
+            )
+        )
     return [
         describe(
             "unknown-key", key, "one of " + ", ".join(keys), f"{setting}.{key}", closest(key, keys)
@@ -263,11 +272,14 @@ def picture_rewriter(
     link_of: Callable[[str], ImageLink | None],
     source_of: Callable[[ImageLink], str | None],
     images_for: Callable[[ImageLink], Images],
+    *,
+    untouched: Callable[[ImageLink, int, str], None],
 ) -> rewrite.Replace:
     """What both plugins do with one `<img>` tag: resolve its link, find the source file the
     generator published there, and put a `<picture>` of its renditions in its place. Tags
-    with their own srcset, links outside the site, and images the rules do not cover (SVG...)
-    are kept as written; `source_of` returns None (and may warn) for a file it does not know.
+    with their own srcset and links outside the site are kept as written; `source_of`
+    returns None (and may warn) for a file it does not know. A file of the site that gets no
+    `<picture>` is kept too, and `untouched(link, log level, reason)` says why (`left_as_is`).
     Make one per page: its first picture is not lazy (it is likely in the first viewport,
     where lazy loading delays the largest paint: `imgpipe audit`'s lazy-above-fold)."""
     first = True
@@ -281,13 +293,58 @@ def picture_rewriter(
         if link is None:
             return None
         source = source_of(link)
-        key = built.key_of(source) if source is not None else None
-        if key is None or key not in built.images:
+        if source is None:
+            return None
+        why = left_as_is(built, source)
+        if why is not None:
+            untouched(link, *why)
             return None
         alt, sizes, rest = rewrite.call_arguments(attrs)
         if first:
             rest.setdefault("loading", False)  # the author's own loading= still wins
             first = False
-        return images_for(link).picture(key, alt=alt, sizes=sizes, **rest)
+        return images_for(link).picture(built.key_of(source), alt=alt, sizes=sizes, **rest)
 
     return replace
+
+
+def left_as_is(built: SiteBuild, source: str) -> tuple[int, str] | None:
+    """Why the image at `source` (a file the generator publishes) gets no `<picture>`, as (log
+    level, reason); None when it has one. What the author can fix is a warning, so a strict
+    build fails on it; what the build reported already, or was told to skip, is not."""
+    config = built.config
+    key = built.key_of(source)
+    if key is None:
+        return logging.WARNING, (
+            f"it is outside imgpipe's source ({config.source}); "
+            "set `source` to a directory that holds it"
+        )
+    entry = built.images.sources.get(key)
+    if entry is not None:
+        if entry.get("srcsets"):
+            return None
+        return logging.WARNING, (
+            f"no rule that matches '{key}' has `widths`, so it has no srcset group; "
+            "give its rule `widths` (a responsive family)"
+        )
+    summary = built.summary
+    if any(issue.source == key and issue.label is None for issue in summary.failures):
+        return logging.DEBUG, "it failed to build (reported above)"
+    for issue in summary.warnings:
+        if issue.source == key and issue.label is None:
+            return logging.WARNING, f"{issue.code}: {issue.message}"
+    extension = posixpath.splitext(key)[1].lower().lstrip(".")
+    if extension == "svg":
+        return logging.DEBUG, "an SVG is published as written (a vector needs no renditions)"
+    if extension not in SOURCE_EXTENSIONS:
+        return logging.WARNING, (
+            f"imgpipe does not read .{extension} files (it reads {', '.join(SOURCE_EXTENSIONS)}); "
+            "convert it to PNG or JPEG"
+        )
+    for rule in config.rules:
+        if compile_globs(list(rule.include)).match(key):
+            return logging.INFO, f"{rule.where}.exclude leaves it out"
+    include = ", ".join(g for rule in config.rules for g in rule.include) or "none"
+    return logging.WARNING, (
+        f"no rule includes '{key}' (include: {include}); add a glob that matches it to `include`"
+    )

@@ -228,11 +228,9 @@ def _size_attributes(node: nodes.image, width: int, height: int) -> dict[str, An
             style.append(f"{side}: {value * scale:g}{unit};")
     if style:
         style += [f"{side}: auto;" for side in ("width", "height") if side not in measures]
-    elif not ("width" in node and "height" in node):
-        # width and height attributes are always written (no layout shift); a theme's
-        # `max-width: 100%` (alabaster's) would then squash the image unless its height
-        # follows the width. Only an author who gave both sides gets exactly those.
-        style.append("height: auto;")
-    if style:
         attrs["style"] = " ".join(style)
+    elif "width" in node and "height" in node:
+        # imgpipe.html keeps the ratio with `height:auto` (a theme's `max-width: 100%` would
+        # squash the image otherwise); an author who gave both sides gets exactly those.
+        attrs["style"] = False
     return attrs
