@@ -35,7 +35,9 @@ def built(failures=(), warnings=()) -> SiteBuild:
         },
         Path("/site"),
     )
-    summary = Summary(0, 0, 0, len(failures), 0, 0, 0.0, 0, 0, tuple(failures), tuple(warnings))
+    summary = Summary(
+        0, 0, 0, len(failures), 0, 0, 0.0, 0, 0, failures=tuple(failures), warnings=tuple(warnings)
+    )
     return SiteBuild(config, summary, Images(MANIFEST))
 
 
