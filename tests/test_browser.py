@@ -10,10 +10,6 @@ smaller rendition than a 1600 px one, and every <img> has width and height.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,40 +22,12 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
 from sites import copy_site  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 require_chromium()
 
 
 @functools.cache
 def _serve(directory: Path) -> str:
     return url_of(serve(directory))
-
-
-@pytest.fixture(scope="module")
-def example_site(tmp_path_factory) -> Path:
-    """The repository's example site, built as the README says, in a temp copy."""
-    root = tmp_path_factory.mktemp("example")
-    shutil.copy(REPO / "imgpipe.toml", root)
-    shutil.copytree(
-        REPO / "example-site",
-        root / "example-site",
-        ignore=shutil.ignore_patterns("public", "__pycache__"),
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for command in (
-        ["-c", "from imgpipe.cli import main; main()", "build"],
-        [str(root / "example-site/make_page.py")],
-    ):
-        done = subprocess.run(
-            [sys.executable, *command],
-            cwd=root,
-            env=env,
-            timeout=300,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root / "example-site/public"
 
 
 @pytest.fixture(scope="module")
