@@ -32,7 +32,8 @@ REPO = BENCH.parent
 OUT = BENCH / ".out" / "cluster"
 sys.path.insert(0, str(REPO / "tests"))
 
-from cluster_support import cli, files, start_cluster, start_s3, stop  # noqa: E402
+from cluster_support import cli, start_cluster, start_s3, stop  # noqa: E402
+from site_support import files  # noqa: E402
 
 HEAD = """source = "images"
 output = "public/img"

@@ -17,6 +17,8 @@ distributed is imported when a build uses a scheduler: it is an extra (`imgpipe[
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import functools
 import logging
 import os
@@ -40,6 +42,7 @@ WORKER_WAIT = 60.0  # seconds a build waits for a first worker to join
 RESOURCE = "pixels"
 IN_FLIGHT_PER_THREAD = 4  # enough queued per worker thread that none waits on the coordinator
 FETCH_AHEAD = 16  # results whose renditions are being fetched from the store at once
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
 
 
 class DaskExecutor:
@@ -208,14 +211,45 @@ def _open(spec: StoreSpec) -> Store:
 
 
 @functools.cache
-def _worker_fingerprint() -> str:
+def _worker_setup() -> str:
+    """Once per worker process: make it render as a local build does; its engine fingerprint."""
     # libvips reads its thread count once, when it loads: one thread per dask thread keeps
     # a worker inside the cores it was given (override with VIPS_CONCURRENCY).
     os.environ.setdefault("VIPS_CONCURRENCY", "1")
+    _malloc_as_local()
+    _stop_profiler()
     from . import engine
     from .plan import engine_fingerprint
 
     return engine_fingerprint(engine.ENGINE_VERSION, engine.versions())
+
+
+def _malloc_as_local() -> None:
+    """dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's
+    mmap threshold at 128 KiB: every image buffer is then mapped, faulted in page by page and
+    unmapped again (4-6x the page faults, ~10% more CPU per render, bench_cluster.py). Back to
+    the thresholds glibc settles on by itself in a local build: 32 MiB, trimming above 64 MiB."""
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ:
+        return  # glibc's own dynamic thresholds: leave them
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"))
+        libc.mallopt(M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(M_TRIM_THRESHOLD, 64 << 20)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to undo
+
+
+def _stop_profiler() -> None:
+    """dask's statistical profiler walks every thread's stack each 10 ms on the worker's event
+    loop; under libvips renders that costs about 20% more CPU (bench_cluster.py). Workers that
+    render for imgpipe stop it (as `distributed.worker.profile.enabled: false` would)."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    for name in ("profile", "profile-cycle"):
+        callback = worker.periodic_callbacks.get(name)
+        if callback is not None:
+            worker.loop.add_callback(callback.stop)  # tornado callbacks: from the loop only
 
 
 def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
@@ -223,7 +257,7 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     from distributed import get_worker
 
     where = get_worker().address
-    if _worker_fingerprint() != fingerprint:
+    if _worker_setup() != fingerprint:
         # Other library versions make other bytes: under this plan's keys they would lie.
         return JobResult(
             job.relpath,

@@ -122,7 +122,7 @@ class Cluster:
     log: Path
     workers: list[subprocess.Popen] = field(default_factory=list)
 
-    def add_worker(self) -> subprocess.Popen:
+    def add_worker(self, threads: int = 1, budget: int = PIXEL_BUDGET) -> subprocess.Popen:
         proc = _start(
             [
                 str(BIN / "dask"),
@@ -133,10 +133,10 @@ class Cluster:
                 "--nworkers",
                 "1",
                 "--nthreads",
-                "1",
+                str(threads),
                 "--no-dashboard",
                 "--resources",
-                f"pixels={PIXEL_BUDGET}",
+                f"pixels={budget}",
                 "--memory-limit",
                 "0",
             ],

@@ -152,6 +152,48 @@ def test_jobs_declare_the_pixels_they_decode():
     assert executor._pixels(Job("b.jpg", "/b.jpg", "b" * 64, (), limits)) == 12_345
 
 
+def test_a_worker_never_renders_more_pixels_at_once_than_its_budget(tmp_path, s3):
+    """A worker with 2 threads and a budget of 200,000 pixels, jobs of 120,000-144,000 pixels
+    each: by the worker's own transition log, it never runs two at once, on a first build
+    (sizes unknown: each job asks for the whole budget) or a forced one (sizes known)."""
+
+    def most_at_once(dask_worker):
+        """The most render jobs this worker held in state "executing" at any moment, and how
+        many it ran (its log is in event order: no clocks compared)."""
+        running, most, ran = set(), 0, set()
+        for entry in dask_worker.state.log:
+            key = entry[0]
+            if len(entry) != 7 or not str(key).startswith("render_on_worker"):
+                continue
+            start, final = entry[1], entry[3]
+            if final == "executing":
+                running.add(key)
+                ran.add(key)
+            elif start == "executing":
+                running.discard(key)
+            most = max(most, len(running))
+        return most, len(ran)
+
+    from distributed import Client
+
+    cluster = start_cluster(s3.env(), tmp_path / "dask.log", workers=0)
+    try:
+        cluster.add_worker(threads=2, budget=200_000)
+        cluster.wait_for_workers(1)
+        site = _cluster_site(tmp_path / "site", s3)
+        (site / "images/logo.png").unlink()  # photos only: no two fit in the budget
+        for args in (["build"], ["build", "--force"]):
+            done = cli(site, *args, env={**s3.env(), "IMGPIPE_SCHEDULER": cluster.address})
+            assert done.returncode == 0, done.stderr
+        with Client(cluster.address, timeout="10s", set_as_default=False) as client:
+            (seen,) = client.run(most_at_once).values()
+            (threads,) = [w["nthreads"] for w in client.scheduler_info()["workers"].values()]
+    finally:
+        cluster.stop()
+    assert threads == 2
+    assert seen == (1, 12)
+
+
 def test_bad_scheduler_address_is_a_config_error(tmp_path):
     site = make_site(tmp_path, count=1, extra='remote_cache = "memory://x"')
     done = cli(site, "build", env={"IMGPIPE_SCHEDULER": "localhost"})
