@@ -129,7 +129,9 @@ def serve(
 
 @main.command()
 @click.argument("options")
-@click.argument("source", type=click.Path(dir_okay=False, path_type=str))
+# A plain string: the engine words a missing, unreadable or non-image file the same way
+# (click's own checks answered an unreadable one with exit status 2 and a usage text).
+@click.argument("source")
 @click.option(
     "-o",
     "--output",
@@ -139,13 +141,19 @@ def serve(
     help="Where to write the result; '-' for standard output.",
 )
 def optimize(options: str, source: str, output: str) -> None:
-    """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
+    """Optimize one image: imgpipe optimize '800x600,crop' in.jpg -o out.webp
+
+    With no format=, the output's extension chooses the format. An SVG source is drawn
+    (rasterised) at the size asked."""
+    from .api import for_output
     from .api import optimize as optimize_image
     from .errors import ImageError, OptionError
     from .files import atomic_write
+    from .options import parse
 
     try:
-        rendition = optimize_image(source, options)
+        recipe = for_output(parse(options), output)
+        rendition = optimize_image(source, recipe, svg="rasterize")
     except OptionError as error:
         _print_problems(error.problems, "error")
         raise SystemExit(error.exit_code) from None
@@ -154,6 +162,12 @@ def optimize(options: str, source: str, output: str) -> None:
         raise SystemExit(error.exit_code) from None
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
+    if source.lower().endswith(".svg"):
+        click.echo(
+            f"info: {source}: an SVG is drawn at the size asked (a build publishes SVGs as "
+            "they are, unless a rule sets rasterize_svg = true)",
+            err=True,
+        )
     if output == "-":
         click.echo(rendition.data, nl=False)  # bytes go to the binary stdout
     else:
