@@ -25,7 +25,8 @@ def main() -> None:
     multiple=True,
     required=True,
     envvar="IMGPIPE_USERS",
-    help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS).",
+    help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS, names separated "
+    "by commas or spaces).",
 )
 @click.option(
     "--allow-net",
@@ -90,6 +91,12 @@ def serve(
 ) -> None:
     """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
     import importlib.util
+    import re
+
+    # click splits IMGPIPE_USERS on spaces only; `a,b` is as natural a list.
+    users = tuple(name for value in users for name in re.split(r"[,\s]+", value) if name)
+    if not users:
+        raise click.BadParameter("expected at least one user name", param_hint="--user")
 
     missing = [
         m
@@ -124,6 +131,13 @@ def serve(
         f"({len(users)} user(s), {config.workers} workers, queue {queue})",
         err=True,
     )
+    if not allowed_hosts and host in ("0.0.0.0", "::"):
+        click.echo(
+            "imgpipe serve: requests must name this machine as "
+            f"{', '.join(sorted(config.host_names()))} in their Host header; to accept other "
+            "names (a LAN address, a host name), add --allowed-host NAME",
+            err=True,
+        )
     run(config)
 
 

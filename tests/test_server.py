@@ -345,6 +345,17 @@ def test_fetch_to_loopback_is_refused_through_the_server(client, origin):
         listener.close()
     for response in (direct, hop):
         assert response.status_code == 400 and response.json()["code"] == "blocked-address"
+        # Issue 12 item 8: the refusal says which flag would allow it.
+        assert response.json()["problems"][0]["message"].endswith(
+            "; to fetch from it (local testing), start imgpipe serve with --allow-net 127.0.0.1/32"
+        )
+
+
+def test_metadata_address_refusal_suggests_no_flag(client):
+    """--allow-net never opens a cloud metadata address: no flag is suggested for it."""
+    response = client.post(f"/{USER}/full/http://169.254.169.254/latest/meta-data")
+    assert response.status_code == 400 and response.json()["code"] == "blocked-address"
+    assert "--allow-net" not in response.json()["problems"][0]["message"]
 
 
 def test_get_shows_a_readable_explanation(client, origin):
@@ -370,6 +381,22 @@ def test_foreign_host_header_is_refused(client, origin, server):
     assert refused.status_code == 400 and refused.json()["code"] == "bad-host"
     allowed = client.post(url, headers={"Host": f"localhost:{server.port}"})
     assert allowed.status_code == 200
+
+
+def test_lan_host_refused_on_all_interfaces_names_the_flag(origin):
+    """Issue 12 item 8: `serve --host 0.0.0.0` answered a LAN Host header without saying
+    which flag accepts it. (The app is driven on 127.0.0.1; only its config says 0.0.0.0.)"""
+    app = create_app(config(host="0.0.0.0"), resolver=resolver, transport=Tripwire())
+    with ServerThread(app) as running:
+        refused = httpx.post(
+            f"{running.url}/{USER}/full/{origin.base}/img/10x10.png",
+            headers={"Host": "192.168.1.20:8000"},
+            timeout=20,
+        )
+    assert refused.status_code == 400 and refused.json()["code"] == "bad-host"
+    message = refused.json()["problems"][0]["message"]
+    assert message.startswith("Host '192.168.1.20:8000' is not served here; expected one of: ")
+    assert message.endswith("; to accept it, start imgpipe serve with --allowed-host 192.168.1.20")
 
 
 # Time and queue bounds, with a stand-in engine
