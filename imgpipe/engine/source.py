@@ -37,6 +37,7 @@ from .load import stream as stream_pixels
 from .optimise import Optimiser, Original, probe_of, probe_recipe
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
+from .standin import OwnFile
 from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
 
 
@@ -95,6 +96,9 @@ class Source:
             diagnostics.listening() as heard,
         ):
             self._render_groups(recipes, groups, moving, results, with_placeholder)
+        # At `full`, the file itself when time ran out or it is smaller (engine/standin.py).
+        own = OwnFile(self.data, self.kind, self.info, self._jpeg_quality)
+        results = [own.instead_of(r, result) for r, result in zip(recipes, results, strict=True)]
         damage = diagnostics.damage_warning(heard, self.kind.label)
         if damage:
             results = [
