@@ -114,6 +114,26 @@ def source_entry(
     }
 
 
+def collapsed(plan: SourcePlan, records: Mapping[str, Record]) -> dict[str, str]:
+    """Family widths a small source cannot reach come out alike (scale-down never enlarges):
+    a 371 px source asked for 480, 960 and 1600 gives three 371 px files. They collapse into
+    one candidate, as in eleventy-img: label -> the label kept in its place, the smallest
+    width asked for. The others are neither written nor listed, so no two names hold the
+    same bytes; each name still holds the bytes of its own options (its cache key)."""
+    kept: dict[tuple[str, str, int, int, float], str] = {}
+    gone: dict[str, str] = {}
+    for planned in sorted(plan.renditions, key=lambda p: p.width or 0):
+        record = records.get(planned.key)
+        if planned.group is None or record is None:
+            continue
+        alike = (planned.group, record.format, record.width, record.height, planned.density)
+        if alike in kept:
+            gone[planned.label] = kept[alike]
+        else:
+            kept[alike] = planned.label
+    return gone
+
+
 def warnings_of(plan: SourcePlan, records: Mapping[str, Record]) -> list[Issue]:
     """The warnings of a source's renditions (those in `records`), as the report's `Issue`s,
     in the manifest's order: by label, code, message."""
