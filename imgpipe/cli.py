@@ -406,13 +406,15 @@ def check(config_path) -> None:
 
     config = _load_config(config_path)
     try:
-        sources, skipped = check_sources(config)
+        sources, skipped, warnings = check_sources(config)
     except ConfigError as error:
         _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
     for s in skipped:
         click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
+    for warning in warnings:
+        click.echo(issue_line(warning, "warning"), err=True)
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, {count} renditions")
     if any(s.failed for s in skipped):

@@ -5,8 +5,9 @@ a file named `picture.html`, `img.html` or `video.html` there replaces ours. A g
 `video` entry (an animation whose rule asks for webm/h264) renders as `video.html`.
 
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
-tiny preview) behind the image as an inline style while it loads; meant for opaque images,
-since it stays visible through transparent pixels.
+tiny preview) behind the image as an inline style while it loads. A source with an alpha
+channel gets none: the style stays once the image has loaded, and would show through its
+transparent pixels as a blurred square.
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -302,7 +303,7 @@ def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[
     wanted = attrs["placeholder"]
     attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
     found = source.get("placeholder")
-    if wanted is not True or not found:
+    if wanted is not True or not found or source.get("alpha"):
         return attrs
     style = f"background:{found['color']} url({found['lqip']}) center/cover no-repeat"
     if attrs.get("style"):

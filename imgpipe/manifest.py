@@ -4,7 +4,7 @@ Schema (`"version": 1`), all keys sorted, no timestamps, so two clean builds of 
 inputs give byte-identical files:
 
     {"base_url": "/img/", "version": 1, "sources": {"blog/cat.jpg": {
-        "width", "height", "format", "bytes", "sha256",
+        "width", "height", "format", "bytes", "sha256", "alpha" (the file has an alpha channel),
         "warnings": [{"label", "code", "message"}],
         "renditions": {"800-webp": {"url", "path", "width", "height", "format", "mime",
                                     "bytes", "density", "options", "quality",
@@ -104,6 +104,7 @@ def source_entry(
         "format": info.format,
         "bytes": info.bytes,
         "sha256": plan.sha256,
+        "alpha": info.has_alpha,
         "warnings": [
             {"label": w.label, "code": w.code, "message": w.message}
             for w in warnings_of(plan, records)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import pyvips
 
 from ..errors import Problem
-from ..formats import AUTO
+from ..formats import AUTO, FORMATS
 from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
@@ -151,6 +151,8 @@ class Optimiser:
             return Outcome(kept, fmt, "lossless", None, 100.0)
         few = fmt == "gif" and recipe.quality == "lossless" and few_colours()
         encoding, warnings = plan(fmt, recipe.quality, resizes, few, self.original.jpeg_quality)
+        if alpha_used and not keeps_alpha(fmt):
+            warnings = (*warnings, flattened(fmt, recipe.bgcolor))
         final = settle_alpha(image, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
         if encoding.target is not None and metric.scorable(final.width, final.height):
             outcome = self._searched(final, encoding, recipe, untouched, deadline)
@@ -258,6 +260,16 @@ PROBE_BOX = 320
 # the others alike (encoded megapixels 100.6 -> 94.8); a 160 px probe, a tighter probe or
 # other JPEG drifts did not help.
 PROBE_DRIFT = {"jpeg": SCALES["jpeg"].drift, "webp": -1.0, "avif": SCALES["avif"].drift}
+
+
+def flattened(fmt: str, bgcolor: str) -> Problem:
+    """The warning of a transparent image written in a format without transparency."""
+    return Problem(
+        "alpha-flattened",
+        f"the image has transparent pixels, which {FORMATS[fmt].name.upper()} cannot keep: "
+        f"they are flattened onto #{bgcolor}; use format=auto (PNG for transparent images) "
+        "or format=webp to keep them",
+    )
 
 
 def probe_recipe(fmt: str, preset: str) -> Recipe:
