@@ -198,12 +198,19 @@ def test_request_head_must_arrive_within_head_timeout():
 def test_connection_cap_closes_idle_connections_first():
     with ServerThread(create_app(config(max_connections=20), transport=Tripwire())) as running:
         idle = [socket.create_connection(("127.0.0.1", running.port)) for _ in range(60)]
-        time.sleep(0.3)
+        # The server sheds idle connections as it accepts new ones: wait until 40 are gone
+        # (a bound that only guards against a hang; a fixed sleep lost on a busy machine).
+        closed: set[int] = set()
+        deadline = time.monotonic() + 60
+        while len(closed) < 40:
+            assert time.monotonic() < deadline, f"only {len(closed)} idle connections closed"
+            closed.update(
+                i for i, conn in enumerate(idle) if i not in closed and wait_closed(conn, 0.01)
+            )
         connections = running.server.server_state.connections
         assert len(connections) <= 20
-        response = httpx.get(running.url + "/", timeout=5)
+        response = httpx.get(running.url + "/", timeout=60)
         assert response.status_code == 200
-        assert sum(wait_closed(conn, 0.01) for conn in idle) >= 40
         for conn in idle:
             conn.close()
 
