@@ -130,7 +130,9 @@ def test_multipart_parsing_runs_off_the_event_loop(server, monkeypatch):
 
     def slow_parse(body, content_type):
         parsing.set()
-        answered.wait(5)  # on the event loop this would block the GET below: a deadlock
+        # On the event loop this would block the GET below until this wait ran out (then
+        # the GET has timed out): bounds far apart, and far above a busy machine's delays.
+        answered.wait(120)
         return real(body, content_type)
 
     monkeypatch.setattr(app_module, "file_field", slow_parse)
@@ -142,9 +144,9 @@ def test_multipart_parsing_runs_off_the_event_loop(server, monkeypatch):
         )
     )
     thread.start()
-    assert parsing.wait(5)
+    assert parsing.wait(60)
     try:
-        page = httpx.get(server.url + "/", timeout=3)
+        page = httpx.get(server.url + "/", timeout=30)
     finally:
         answered.set()
         thread.join(20)
