@@ -69,3 +69,12 @@ def for_output(recipe: Recipe, output: str) -> Recipe:
             )
         )
     return recipe
+
+
+def output_name(output: str, fmt: str) -> str:
+    """`output`, or the name it should have had when its extension names no format (for a
+    warning: `out.tif` holding PNG -> `out.png`); `-` and names without a dot are left."""
+    stem, dot, ext = output.rpartition(".")
+    if output == "-" or not dot or "/" in ext or by_extension(output) is not None:
+        return output
+    return f"{stem}.{by_name(fmt).extension}"

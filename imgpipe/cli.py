@@ -159,7 +159,7 @@ def optimize(options: str, source: str, output: str) -> None:
 
     With no format=, the output's extension chooses the format. An SVG source is drawn
     (rasterised) at the size asked."""
-    from .api import for_output
+    from .api import for_output, output_name
     from .api import optimize as optimize_image
     from .errors import ImageError, OptionError
     from .files import atomic_write
@@ -176,6 +176,13 @@ def optimize(options: str, source: str, output: str) -> None:
         raise SystemExit(error.exit_code) from None
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
+    written = output_name(output, rendition.format)
+    if written != output:
+        click.echo(
+            f"warning[extension-unknown]: {output}: not an extension imgpipe writes; the file "
+            f"holds {rendition.format.upper()}: name it {written}",
+            err=True,
+        )
     if source.lower().endswith(".svg"):
         click.echo(
             f"info: {source}: an SVG is drawn at the size asked (a build publishes SVGs as "

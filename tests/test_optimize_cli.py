@@ -153,6 +153,17 @@ def test_an_extension_contradicting_format_is_an_error_with_the_fix(photo, tmp_p
     assert ok.exit_code == 0, ok.stderr
 
 
+def test_an_extension_naming_no_format_is_warned_about(photo, tmp_path):
+    out = tmp_path / "out.tif"
+    result = CliRunner().invoke(main, ["optimize", "200,format=png", str(photo), "-o", str(out)])
+    assert result.exit_code == 0
+    assert (
+        f"warning[extension-unknown]: {out}: not an extension imgpipe writes; the file holds "
+        f"PNG: name it {tmp_path / 'out.png'}"
+    ) in result.stderr
+    assert out.read_bytes()[1:4] == b"PNG"
+
+
 def test_missing_and_unreadable_files_are_worded_alike(photo, tmp_path):
     """Issue 12 item 8: an unreadable file got click's usage text and exit status 2."""
     unreadable = tmp_path / "locked.jpg"
