@@ -25,7 +25,6 @@ from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
-from .lossless import optimise_jpeg
 from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
@@ -78,6 +77,9 @@ class Original:
     family: str  # loader family (jpeg, png, webp...)
     jpeg_quality: int | None  # estimated from its quantisation tables
     name: str = "<bytes>"  # for messages
+    # A JPEG's coefficients recoded losslessly (lossless.optimise_jpeg), made once per source
+    # whoever asks first (the optimiser, standin.py); None when mozjpeg cannot read it.
+    recoded: Callable[[], bytes | None] = lambda: None
 
 
 class Optimiser:
@@ -86,7 +88,6 @@ class Optimiser:
         # (format, preset) -> (width, quality) found on a small probe of this source fixed
         # by the source alone (Source sets it): where every search of that kind starts.
         self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
-        self._optimised_jpeg: bytes | None = None  # b"": mozjpeg cannot read the source
 
     def encode(
         self,
@@ -108,8 +109,12 @@ class Optimiser:
         elif alpha_used:
             candidates = ["png"]
         elif lossless:
-            # A JPEG source kept as it is loses nothing and beats any PNG of a photo.
-            candidates = ["png", "jpeg"] if self._keepable("jpeg", untouched) else ["png"]
+            # A JPEG source kept as it is loses nothing and beats any PNG of a photo: a PNG is
+            # tried for a graphic only (a 13 MP photo's PNG took longer than timeout=30).
+            if self._keepable("jpeg", untouched):
+                candidates = ["png", "jpeg"] if few_colours() else ["jpeg"]
+            else:
+                candidates = ["png"]
         elif few_colours():
             candidates = ["png", "jpeg"]
         else:
@@ -224,9 +229,7 @@ class Optimiser:
         )
 
     def _optimised_source(self) -> bytes | None:
-        if self._optimised_jpeg is None:
-            self._optimised_jpeg = optimise_jpeg(self.original.data) or b""
-        return self._optimised_jpeg or None
+        return self.original.recoded()
 
     def _nothing_in_time(self, fmt: str, recipe: Recipe, untouched: bool) -> Outcome:
         """The deadline passed before a single encode: the source itself, if it fits."""

@@ -25,7 +25,7 @@ from ..errors import ImageError, Problem
 from ..formats import AUTO, FORMATS
 from ..model import Rendition, SourceInfo
 from ..options import Recipe
-from .lossless import optimise_jpeg
+from .optimise import Original
 from .sniff import Kind
 
 _METADATA = ("exif-data", "xmp-data", "iptc-data")
@@ -35,10 +35,9 @@ _METADATA = ("exif-data", "xmp-data", "iptc-data")
 class OwnFile:
     """A source file, as a possible stand-in for its `full` renditions."""
 
-    data: bytes
+    original: Original
     kind: Kind
     info: SourceInfo
-    jpeg_quality: int | None
 
     def stands_in(self, recipe: Recipe) -> bool:
         """Whether the file has the pixels and format `recipe` asks for (not its bytes yet)."""
@@ -64,7 +63,11 @@ class OwnFile:
                 "used as it is",
             )
             return self._rendition(recipe, self.clean, (*recipe.warnings, note))
-        if result.format != self.info.format or not self.stands_in(recipe):
+        if (
+            len(result.data) <= len(self.original.data)  # the common case: nothing to do
+            or result.format != self.info.format
+            or not self.stands_in(recipe)
+        ):
             return result
         clean = self.clean
         if clean is None or len(clean) >= len(result.data):
@@ -72,7 +75,7 @@ class OwnFile:
         return replace(
             result,
             data=clean,
-            encoder_quality=self.jpeg_quality,
+            encoder_quality=self.original.jpeg_quality,
             score=100.0 if result.score is not None else None,
         )
 
@@ -80,10 +83,14 @@ class OwnFile:
     def clean(self) -> bytes | None:
         """The file's bytes without metadata, or None when they cannot be had."""
         if self.info.format == "jpeg" and not self._header("icc"):
-            recoded = optimise_jpeg(self.data)
+            recoded = self.original.recoded()
             if recoded is not None:
-                return min(recoded, self.data, key=len) if not self._header("metadata") else recoded
-        return None if self._header("metadata") else self.data
+                return (
+                    min(recoded, self.original.data, key=len)
+                    if not self._header("metadata")
+                    else recoded
+                )
+        return None if self._header("metadata") else self.original.data
 
     def _rendition(self, recipe: Recipe, data: bytes, warnings: tuple[Problem, ...]) -> Rendition:
         return Rendition(
@@ -92,7 +99,7 @@ class OwnFile:
             width=self.info.width,
             height=self.info.height,
             quality=recipe.quality,
-            encoder_quality=self.jpeg_quality,
+            encoder_quality=self.original.jpeg_quality,
             warnings=warnings,
         )
 
@@ -102,7 +109,7 @@ class OwnFile:
     @cached_property
     def _fields(self) -> dict[str, bool]:
         # The allow-listed loader, by name, as everywhere (load.py)
-        header = getattr(pyvips.Image, self.kind.loader)(self.data, access="sequential")
+        header = getattr(pyvips.Image, self.kind.loader)(self.original.data, access="sequential")
         fields = set(header.get_fields())
         turned = "orientation" in fields and header.get("orientation") not in (0, 1)
         return {
