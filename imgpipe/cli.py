@@ -407,7 +407,7 @@ def init(path, force) -> None:
 )
 def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
-    from .build import check as check_sources
+    from .check import check as check_sources
     from .errors import ConfigError
     from .report import issue_line
 

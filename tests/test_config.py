@@ -293,7 +293,7 @@ def test_starter_file_is_valid_commented_toml(tmp_path):
 
 
 def test_repository_example_config_is_valid_and_matches_the_example_photos():
-    from imgpipe.build import check
+    from imgpipe.check import check
 
     config = load(directory=Path(__file__).resolve().parents[1])
     assert config.warnings == ()
