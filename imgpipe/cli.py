@@ -167,7 +167,9 @@ def optimize(options: str, source: str, output: str) -> None:
 
     try:
         recipe = for_output(parse(options), output)
-        rendition = optimize_image(source, recipe, svg="rasterize")
+        # By name, as a build does: a `.jpg` holding an SVG is refused like any lying name.
+        svg = "rasterize" if source.lower().endswith(".svg") else None
+        rendition = optimize_image(source, recipe, svg=svg)
     except OptionError as error:
         _print_problems(error.problems, "error")
         raise SystemExit(error.exit_code) from None
