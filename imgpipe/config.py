@@ -14,12 +14,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem, describe
+from .errors import ConfigError, Problem, closest, describe
 from .formats import AUTO, FORMATS
 from .globs import compile_globs
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
-from .options import MAX_SIDE, VOCABULARY, Recipe, parse_tokens
+from .options import MAX_SIDE, METADATA_POLICIES, VOCABULARY, Recipe, parse_tokens
 from .validate import Validator
 
 DEFAULT_GROUP = "default"
@@ -43,7 +43,13 @@ TOP_KEYS = (
     "scheduler",
     "remote_cache",
     "remote_cache_options",
+    "cache_keep",
+    "report",
 )
+# Bytes of encoded results that no build uses any more kept in cache_dir (state.py, `retired`),
+# so putting an image or a rule back costs a copy: enough for the renditions of about a
+# hundred edited photos (12 renditions of ~200 KB each), small beside a CI cache of photos.
+CACHE_KEEP = 256_000_000
 # Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
@@ -65,6 +71,7 @@ RULE_KEYS = (
     "sizes",
     "name",
     "rasterize_svg",
+    "metadata",
 )
 
 
@@ -135,6 +142,8 @@ class Config:
     scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
     remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
     remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
+    cache_keep: int = CACHE_KEEP  # bytes of unused encoded results kept for an undo
+    report: Path | None = None  # the build report written by every build (.html or .json)
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -208,6 +217,8 @@ def from_dict(
     manifest = v.string(raw, "manifest", "")
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
+    cache_keep = v.size(raw, "cache_keep", "", CACHE_KEEP)
+    report = v.string(raw, "report", "")
     follow_symlinks = raw.get("follow_symlinks", False)
     if not isinstance(follow_symlinks, bool):
         v.type_error(follow_symlinks, "true or false", "follow_symlinks")
@@ -262,6 +273,8 @@ def from_dict(
         scheduler=scheduler,
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
+        cache_keep=CACHE_KEEP if cache_keep is None else cache_keep,
+        report=resolve(report) if report else None,
     )
     written = {
         "source": source,
@@ -269,6 +282,7 @@ def from_dict(
         "cache_dir": cache_dir,
         "manifest": manifest,
         "snippets": snippets,
+        "report": report,
     }
     check_paths(config, {k: value for k, value in written.items() if value})
     return config
@@ -376,6 +390,7 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
             Problem("missing-key", "'include' is required (a list of globs)", f"{where}.include")
         )
     renditions: list[RenditionSpec] = []
+    policy = _metadata(v, raw, where)
     rend_raw = raw.get("renditions", {})
     if not isinstance(rend_raw, dict):
         v.type_error(rend_raw, 'a table of label = "options"', f"{where}.renditions")
@@ -389,10 +404,10 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
             elif not isinstance(text, str):
                 v.type_error(text, "an option string", path)
             else:
-                recipe = v.recipe(expand(text, presets), path)
+                recipe = v.recipe(with_metadata(expand(text, presets), policy), path)
                 if recipe:
                     renditions.append(RenditionSpec(label, recipe, path))
-    srcset = _family(v, raw, where, presets, renditions)
+    srcset = _family(v, raw, where, presets, renditions, policy)
     if not renditions and srcset is None and not any(k in raw for k in ("renditions", "widths")):
         v.errors.append(Problem("empty-rule", "a rule needs `renditions` or `widths`", where))
     labels: dict[str, str] = {}
@@ -430,8 +445,38 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
     )
 
 
+def _metadata(v: Validator, raw: dict, where: str) -> str | None:
+    """The rule's `metadata` key: the policy of its renditions whose options do not say."""
+    policy = v.string(raw, "metadata", where)
+    if policy is None or policy in METADATA_POLICIES:
+        return policy
+    v.errors.append(
+        describe(
+            "bad-metadata",
+            policy,
+            " or ".join(f'"{m}"' for m in METADATA_POLICIES),
+            f"{where}.metadata",
+            suggestion=closest(policy, list(METADATA_POLICIES)) or "strip",
+        )
+    )
+    return None
+
+
+def with_metadata(options: str, policy: str | None) -> str:
+    """`options` with a rule's metadata policy added, unless they name one themselves."""
+    said = any(t.strip().lower().startswith("metadata=") for t in options.split(","))
+    if policy is None or said:
+        return options
+    return f"{options},metadata={policy}" if options.strip() else f"metadata={policy}"
+
+
 def _family(
-    v: Validator, raw: dict, where: str, presets: dict[str, str], renditions: list[RenditionSpec]
+    v: Validator,
+    raw: dict,
+    where: str,
+    presets: dict[str, str],
+    renditions: list[RenditionSpec],
+    policy: str | None = None,
 ) -> SrcsetSpec | None:
     family_keys = ("widths", "formats", "options", "sizes", "name")
     if not any(k in raw for k in family_keys):
@@ -445,7 +490,9 @@ def _family(
         return None
     widths = v.int_list(raw, "widths", where, low=1, high=MAX_SIDE)
     formats = v.string_list(raw, "formats", where, choices=(AUTO, *FORMATS)) or [AUTO]
-    options = v.string(raw, "options", where, default="") or ""
+    options = with_metadata(
+        expand(v.string(raw, "options", where, default="") or "", presets), policy
+    )
     sizes = v.string(raw, "sizes", where, default="100vw") or "100vw"
     name = v.string(raw, "name", where, default=DEFAULT_GROUP) or DEFAULT_GROUP
     if not _LABEL.match(name):
@@ -454,7 +501,7 @@ def _family(
         )
     if widths is None:
         return None
-    base = v.recipe(expand(options, presets), f"{where}.options") if options.strip() else Recipe()
+    base = v.recipe(options, f"{where}.options") if options.strip() else Recipe()
     if base is None:
         return None
     if base.width or base.height or base.format != AUTO:
@@ -470,7 +517,7 @@ def _family(
     spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
     # Each member is the options' tokens with its width and format set, then settled as a
     # parsed string would be (a density or a crop means something once the width is there).
-    tokens = parse_tokens(expand(options, presets)) if options.strip() else Recipe()
+    tokens = parse_tokens(options) if options.strip() else Recipe()
     for w in widths:
         for fmt in formats:
             recipe = v.settled(replace(tokens, width=w, format=fmt), f"{where}.options")

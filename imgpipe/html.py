@@ -7,7 +7,8 @@ a file named `picture.html`, `img.html` or `video.html` there replaces ours. A g
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
 tiny preview) behind the image as an inline style while it loads. A source with an alpha
 channel gets none: the style stays once the image has loaded, and would show through its
-transparent pixels as a blurred square.
+transparent pixels as a blurred square. `placeholder="thumbhash"` or "blurhash" sets the colour
+and hands the hash to the page's script (`data-thumbhash`, `data-blurhash`).
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ from .plan import fit_name
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
 VIDEO_TEMPLATE = "video.html"
+REPORT_TEMPLATE = "report.html"
 DEFAULT_GROUP = "default"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -98,6 +101,24 @@ class Renderer:
             source=source,
             group=entry,
         )
+
+    def report(self, **context: Any) -> str:
+        """The build report page (report.page gathers what it shows)."""
+        return self.env.get_template(REPORT_TEMPLATE).render(**context)
+
+
+def alt_text(source: Mapping[str, Any], relpath: str) -> str:
+    """The alt text of a source where the page gives none (snippets, the template API without
+    `alt=`): the one place it comes from. The manifest entry's `alt` when it has one (per-image
+    data; `""` marks an image as decorative), else the file name in words (`lake-at-dawn.jpg`:
+    "Lake at dawn"): a name says something about most images, and an empty alt would hide an
+    image that means something from screen readers, which is worse than a plain description."""
+    alt = source.get("alt")
+    if isinstance(alt, str):
+        return alt
+    stem = posixpath.splitext(posixpath.basename(relpath))[0]
+    words = " ".join(re.split(r"[\s_.-]+", stem)).strip()
+    return words[:1].upper() + words[1:]
 
 
 def snippet_path(relpath: str, group: str) -> str:
@@ -183,7 +204,7 @@ class Images:
     def picture(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -194,7 +215,7 @@ class Images:
     def img(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -206,12 +227,13 @@ class Images:
         self,
         template,
         src: str,
-        alt: str,
+        alt: str | None,
         group: str | None,
         sizes: str | None,
         attrs: dict[str, Any],
     ) -> Markup:
         source, name = self._source(src, group)
+        alt = alt_text(source, self.key(src)) if alt is None else alt
         attrs = _proportional(attrs, source["srcsets"][name])
         sizes = sizes or _fixed_width_sizes(attrs)
         return Markup(template(source, name, alt, sizes, **attrs).rstrip("\n"))
@@ -295,17 +317,27 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     return out
 
 
+# placeholder= values: what goes on the image while it loads.
+PLACEHOLDERS = (True, "lqip", "thumbhash", "blurhash", "color")
+
+
 def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
-    """`placeholder=True`: the source's colour and blurred preview behind the image until it
-    has loaded. The author's own style comes last, so it wins where both set something."""
+    """`placeholder=True` (or "lqip"): the source's colour and blurred preview behind the image
+    until it has loaded. "thumbhash" / "blurhash": the colour, and the hash in a
+    `data-thumbhash` / `data-blurhash` attribute for the page's script to draw; "color": the
+    colour alone. The author's own style comes last, so it wins where both set something."""
     if "placeholder" not in attrs:
         return attrs
     wanted = attrs["placeholder"]
     attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
     found = source.get("placeholder")
-    if wanted is not True or not found or source.get("alpha"):
+    if wanted not in PLACEHOLDERS or not found or source.get("alpha"):
         return attrs
-    style = f"background:{found['color']} url({found['lqip']}) center/cover no-repeat"
+    style = f"background:{found['color']}"
+    if wanted in (True, "lqip"):
+        style += f" url({found['lqip']}) center/cover no-repeat"
+    elif wanted != "color" and found.get(wanted):
+        attrs = {**attrs, f"data-{wanted}": found[wanted]}
     if attrs.get("style"):
         style += ";" + str(attrs["style"])
     return {**attrs, "style": style}

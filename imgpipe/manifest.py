@@ -14,7 +14,8 @@ inputs give byte-identical files:
                                 "dropped": [{"format", "width", "url", "bytes", "reason"}],
                                 "video": null or {"sources": [{"format", "type", "url"}],
                                                   "width", "height", "poster", "loop"}}}},
-        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,..."}}}}
+        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,...",
+                        "thumbhash": "base64...", "blurhash": "..."}}}}
 
 A modern format that saves less than MIN_SAVING against the fallback of the same width, or is
 larger than the format below it, is left out of its group (`dropped` says why); its file is
@@ -97,6 +98,8 @@ def source_entry(
     placeholder = info.placeholder and {
         "color": info.placeholder.color,
         "lqip": info.placeholder.lqip,
+        "thumbhash": info.placeholder.thumbhash,
+        "blurhash": info.placeholder.blurhash,
     }
     return {
         "width": info.width,
@@ -133,6 +136,25 @@ def collapsed(plan: SourcePlan, records: Mapping[str, Record]) -> dict[str, str]
         else:
             kept[alike] = planned.label
     return gone
+
+
+def served_bytes(entry: Mapping[str, Any]) -> int:
+    """What a browser downloads to show a source at its widest: in each srcset group, the
+    widest candidate of the first format offered (browsers take the first they support; all
+    current ones take AVIF or WebP), or the first video source; the largest of the groups.
+    Without a group, its widest rendition (the smallest file of that width)."""
+    by_url = {r["url"]: r["bytes"] for r in entry["renditions"].values()}
+    groups = []
+    for group in entry["srcsets"].values():
+        if group.get("video"):
+            groups.append(by_url.get(group["video"]["sources"][0]["url"], 0))
+        else:  # each format's candidates are sorted by width
+            groups.append(by_url.get(group["formats"][group["order"][0]][-1]["url"], 0))
+    if groups:
+        return max(groups)
+    renditions = list(entry["renditions"].values())
+    widest = max((r["width"] for r in renditions), default=0)
+    return min((r["bytes"] for r in renditions if r["width"] == widest), default=0)
 
 
 def warnings_of(plan: SourcePlan, records: Mapping[str, Record]) -> list[Issue]:
