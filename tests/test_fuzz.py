@@ -198,7 +198,10 @@ def test_a_build_of_the_hostile_corpus_renders_or_reports_each_source(hostile, o
     internal = [f for f in report["failures"] if f["stage"] == "internal"]
     assert not internal, internal
     built = set(json.loads((tmp_path / "public" / "imgpipe-manifest.json").read_text())["sources"])
-    assert {n for n, o in optimized[0].items() if o["exit"] == 0} <= built
+    # What optimize rendered builds too, unless the build's own timeout=10 ran out on a busy
+    # machine (a race with load, not a refusal: the 98-megapixel animation).
+    timed_out = {f["source"] for f in report["failures"] if f["code"] == "timeout"}
+    assert {n for n, o in optimized[0].items() if o["exit"] == 0} - timed_out <= built
     # SVGs only build (optimize does not rasterise them): their inline rasters count.
     assert "inline-small.svg" in built
     codes = {f["source"]: f["code"] for f in report["failures"]}
