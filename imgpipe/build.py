@@ -127,17 +127,6 @@ def _planned_size(options: str, info: SourceInfo | None) -> tuple[int, int] | No
     return g.width, g.height
 
 
-def check(config: Config) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipped]]:
-    """Every matched source with its labels, without reading a byte of any source, and the
-    sources discovery had to leave out. Raises ConfigError for label clashes (the one check
-    that needs the source list)."""
-    files, skipped = scan(config)
-    plan = make(config, files, lambda f: "", "check")
-    return [
-        (sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources
-    ], skipped
-
-
 @dataclass
 class _Run:
     """What one build works with, and the results it gathers (imgpipe/results.py)."""
@@ -407,6 +396,13 @@ def _finish_source(
     where: str = "local",
 ) -> None:
     """Write this source's outputs and keep its manifest entry."""
+    gone = mf.collapsed(sp, {r.key: rec for r in sp.renditions if (rec := run.state.record(r.key))})
+    if gone:
+        _note_collapsed(run, sp, info, gone)
+        for r in sp.renditions:
+            if r.label in gone:
+                run.state.use(r.key)  # kept: the next build finds it cached
+        sp = replace(sp, renditions=tuple(r for r in sp.renditions if r.label not in gone))
     records = {}
     for r in sp.renditions:
         record = None if r.key in failed else run.state.record(r.key)
@@ -451,6 +447,21 @@ def _finish_source(
     run.results.bytes_before += info.bytes
     run.results.bytes_after += sum(record.bytes for record in records.values())
     run.results.bytes_served += mf.served_bytes(entries[sp.source.relpath])
+
+
+def _note_collapsed(run: _Run, sp: SourcePlan, info: SourceInfo, gone: dict[str, str]) -> None:
+    """The info line of a source whose family widths would enlarge it (manifest.collapsed)."""
+    widths = {r.label: r.width or 0 for r in sp.renditions}
+    asked = sorted({widths[label] for pair in gone.items() for label in pair})
+    run.results.notes.append(
+        Issue(
+            "info",
+            "widths-collapsed",
+            f"{info.width} px wide, so widths {', '.join(map(str, asked))} would enlarge it: "
+            f"they make one candidate at its own width (labelled {asked[0]})",
+            source=sp.source.relpath,
+        )
+    )
 
 
 def _blob(state: State, key: str) -> bytes:

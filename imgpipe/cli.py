@@ -25,7 +25,8 @@ def main() -> None:
     multiple=True,
     required=True,
     envvar="IMGPIPE_USERS",
-    help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS).",
+    help="A user name accepted as /<user>/ (repeatable; env IMGPIPE_USERS, names separated "
+    "by commas or spaces).",
 )
 @click.option(
     "--allow-net",
@@ -90,6 +91,12 @@ def serve(
 ) -> None:
     """Serve an ImageOptim-API-compatible endpoint: POST /<user>/<options>/<image URL>."""
     import importlib.util
+    import re
+
+    # click splits IMGPIPE_USERS on spaces only; `a,b` is as natural a list.
+    users = tuple(name for value in users for name in re.split(r"[,\s]+", value) if name)
+    if not users:
+        raise click.BadParameter("expected at least one user name", param_hint="--user")
 
     missing = [
         m
@@ -124,12 +131,21 @@ def serve(
         f"({len(users)} user(s), {config.workers} workers, queue {queue})",
         err=True,
     )
+    if not allowed_hosts and host in ("0.0.0.0", "::"):
+        click.echo(
+            "imgpipe serve: requests must name this machine as "
+            f"{', '.join(sorted(config.host_names()))} in their Host header; to accept other "
+            "names (a LAN address, a host name), add --allowed-host NAME",
+            err=True,
+        )
     run(config)
 
 
 @main.command()
 @click.argument("options")
-@click.argument("source", type=click.Path(dir_okay=False, path_type=str))
+# A plain string: the engine words a missing, unreadable or non-image file the same way
+# (click's own checks answered an unreadable one with exit status 2 and a usage text).
+@click.argument("source")
 @click.option(
     "-o",
     "--output",
@@ -139,13 +155,21 @@ def serve(
     help="Where to write the result; '-' for standard output.",
 )
 def optimize(options: str, source: str, output: str) -> None:
-    """Optimize one image: imgpipe optimize '800x600,crop,format=webp' in.jpg -o out.webp"""
+    """Optimize one image: imgpipe optimize '800x600,crop' in.jpg -o out.webp
+
+    With no format=, the output's extension chooses the format. An SVG source is drawn
+    (rasterised) at the size asked."""
+    from .api import for_output, output_name
     from .api import optimize as optimize_image
     from .errors import ImageError, OptionError
     from .files import atomic_write
+    from .options import parse
 
     try:
-        rendition = optimize_image(source, options)
+        recipe = for_output(parse(options), output)
+        # By name, as a build does: a `.jpg` holding an SVG is refused like any lying name.
+        svg = "rasterize" if source.lower().endswith(".svg") else None
+        rendition = optimize_image(source, recipe, svg=svg)
     except OptionError as error:
         _print_problems(error.problems, "error")
         raise SystemExit(error.exit_code) from None
@@ -154,6 +178,19 @@ def optimize(options: str, source: str, output: str) -> None:
         raise SystemExit(error.exit_code) from None
     for warning in rendition.warnings:
         click.echo(f"warning[{warning.code}]: {warning.message}", err=True)
+    written = output_name(output, rendition.format)
+    if written != output:
+        click.echo(
+            f"warning[extension-unknown]: {output}: not an extension imgpipe writes; the file "
+            f"holds {rendition.format.upper()}: name it {written}",
+            err=True,
+        )
+    if source.lower().endswith(".svg"):
+        click.echo(
+            f"info: {source}: an SVG is drawn at the size asked (a build publishes SVGs as "
+            "they are, unless a rule sets rasterize_svg = true)",
+            err=True,
+        )
     if output == "-":
         click.echo(rendition.data, nl=False)  # bytes go to the binary stdout
     else:
@@ -376,19 +413,21 @@ def init(path, force) -> None:
 )
 def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
-    from .build import check as check_sources
+    from .check import check as check_sources
     from .errors import ConfigError
     from .report import issue_line
 
     config = _load_config(config_path)
     try:
-        sources, skipped = check_sources(config)
+        sources, skipped, warnings = check_sources(config)
     except ConfigError as error:
         _config_failed(error)
     for relpath, labels in sources:
         click.echo(f"{relpath}: {', '.join(labels)}")
     for s in skipped:
         click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
+    for warning in warnings:
+        click.echo(issue_line(warning, "warning"), err=True)
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, {count} renditions")
     if any(s.failed for s in skipped):

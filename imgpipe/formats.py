@@ -63,3 +63,19 @@ VIDEO_ORDER = ("webm", "h264")
 
 def by_name(name: str) -> Format:
     return OUTPUTS[name]
+
+
+# File name extensions that name an output format (`.jpeg` too, which no output is named with).
+EXTENSIONS: dict[str, str] = {
+    **{f.extension: f.name for f in FORMATS.values()},
+    "jpeg": "jpeg",
+}
+
+
+def by_extension(filename: str) -> str | None:
+    """The format a file name asks for (`out.WebP` -> webp); None for any other name."""
+    dot = filename.rfind(".")
+    slash = max(filename.rfind("/"), filename.rfind("\\"))
+    if dot <= slash + 1:
+        return None
+    return EXTENSIONS.get(filename[dot + 1 :].lower())

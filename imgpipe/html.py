@@ -6,9 +6,10 @@ a file named `picture.html`, `img.html` or `video.html` there replaces ours. A g
 
 Every `<img>` and `<video>` gets `style="height:auto"` (KEEP_RATIO, below).
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
-tiny preview) behind the image as an inline style while it loads; meant for opaque images,
-since it stays visible through transparent pixels. `placeholder="thumbhash"` or "blurhash"
-sets the colour and hands the hash to the page's script (`data-thumbhash`, `data-blurhash`).
+tiny preview) behind the image as an inline style while it loads. A source with an alpha
+channel gets none: the style stays once the image has loaded, and would show through its
+transparent pixels as a blurred square. `placeholder="thumbhash"` or "blurhash" sets the colour
+and hands the hash to the page's script (`data-thumbhash`, `data-blurhash`).
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -341,14 +342,15 @@ def _styled(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
     """The `style` attribute: KEEP_RATIO; then what `placeholder=` asks to show while the image
     loads: True (or "lqip") the source's colour and blurred preview, "thumbhash" / "blurhash"
     the colour and the hash in a `data-thumbhash` / `data-blurhash` attribute for the page's
-    script to draw, "color" the colour alone; then the author's own style (last, so it wins
-    where both set something). An author's `style=False` (or None) drops KEEP_RATIO."""
+    script to draw, "color" the colour alone (nothing for a source with alpha); then the
+    author's own style (last, so it wins where both set something). An author's `style=False`
+    (or None) drops KEEP_RATIO."""
     attrs = dict(attrs)
     wanted = attrs.pop("placeholder", None)
     own = attrs.get("style")
     parts = [] if "style" in attrs and own in (None, False) else [KEEP_RATIO]
     found = source.get("placeholder")
-    if wanted in PLACEHOLDERS and found:
+    if wanted in PLACEHOLDERS and found and not source.get("alpha"):
         background = f"background:{found['color']}"
         if wanted in (True, "lqip"):
             background += f" url({found['lqip']}) center/cover no-repeat"

@@ -4,7 +4,7 @@ Schema (`"version": 1`), all keys sorted, no timestamps, so two clean builds of 
 inputs give byte-identical files:
 
     {"base_url": "/img/", "version": 1, "sources": {"blog/cat.jpg": {
-        "width", "height", "format", "bytes", "sha256",
+        "width", "height", "format", "bytes", "sha256", "alpha" (the file has an alpha channel),
         "warnings": [{"label", "code", "message"}],
         "renditions": {"800-webp": {"url", "path", "width", "height", "format", "mime",
                                     "bytes", "density", "options", "quality",
@@ -107,6 +107,7 @@ def source_entry(
         "format": info.format,
         "bytes": info.bytes,
         "sha256": plan.sha256,
+        "alpha": info.has_alpha,
         "warnings": [
             {"label": w.label, "code": w.code, "message": w.message}
             for w in warnings_of(plan, records)
@@ -115,6 +116,26 @@ def source_entry(
         "srcsets": srcsets,
         "placeholder": placeholder,
     }
+
+
+def collapsed(plan: SourcePlan, records: Mapping[str, Record]) -> dict[str, str]:
+    """Family widths a small source cannot reach come out alike (scale-down never enlarges):
+    a 371 px source asked for 480, 960 and 1600 gives three 371 px files. They collapse into
+    one candidate, as in eleventy-img: label -> the label kept in its place, the smallest
+    width asked for. The others are neither written nor listed, so no two names hold the
+    same bytes; each name still holds the bytes of its own options (its cache key)."""
+    kept: dict[tuple[str, str, int, int, float], str] = {}
+    gone: dict[str, str] = {}
+    for planned in sorted(plan.renditions, key=lambda p: p.width or 0):
+        record = records.get(planned.key)
+        if planned.group is None or record is None:
+            continue
+        alike = (planned.group, record.format, record.width, record.height, planned.density)
+        if alike in kept:
+            gone[planned.label] = kept[alike]
+        else:
+            kept[alike] = planned.label
+    return gone
 
 
 def served_bytes(entry: Mapping[str, Any]) -> int:

@@ -293,6 +293,7 @@ class SourceEntry(TypedDict):
     format: str
     bytes: int
     sha256: str
+    alpha: bool
     warnings: list[WarningEntry]
     renditions: dict[str, RenditionEntry]
     srcsets: dict[str, dict[str, object]]  # by group name: see manifest.srcset_entry

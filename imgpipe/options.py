@@ -54,6 +54,24 @@ EXPECTED_TOKEN = (
     + ", metadata=strip|copyright|keep, timeout=SECONDS"
 )
 
+# A "density" this large is a size whose height was left out (`160x`), never a density.
+SIZE_NOT_DENSITY = 10
+# What people mean by crop words the language does not have: crop=middle is plain `crop`.
+CROP_MEANINGS = {
+    "center": "crop",
+    "centre": "crop",
+    "middle": "crop",
+    "smart": "crop=auto",
+    "attention": "crop=auto",
+    "entropy": "crop=auto",
+    "face": "crop=auto",
+    "north": "crop=top",
+    "south": "crop=bottom",
+    "west": "crop=left",
+    "east": "crop=right",
+}
+CROP_ADVICE = "use 'crop' to keep the centre or 'crop=auto' to keep the most important area"
+
 _SIZE = re.compile(r"^(\d+)?x(\d+)$|^(\d+)$")
 _DENSITY = re.compile(r"^(\d+(?:\.\d+)?)x$")
 _FOCAL = re.compile(r"^(\d*\.?\d+)x(\d*\.?\d+)$")
@@ -165,11 +183,14 @@ def parse_tokens(text: str) -> Recipe:
     seen: dict[str, str] = {}  # slot -> the token that set it, for repeated-option warnings
 
     def set_slot(slot: str, token: str, where: str, **fields) -> None:
-        if slot in seen and seen[slot] != token:
+        if slot in seen:
             code = "repeated-size" if slot == "size" else "repeated-option"
-            warnings.append(
-                _warn(code, f"{token!r} replaces {seen[slot]!r}: the last one wins", where)
+            message = (
+                f"{token!r} replaces {seen[slot]!r}: the last one wins"
+                if seen[slot] != token
+                else f"{token!r} is given twice; once is enough"
             )
+            warnings.append(_warn(code, message, where))
         seen[slot] = token
         values.update(fields)
 
@@ -243,6 +264,16 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         density = _DENSITY.match(token)
         if density:
             d = Fraction(density.group(1))
+            if d.denominator == 1 and d >= SIZE_NOT_DENSITY:
+                # `160x` is a size missing its height, not a density of 160.
+                return describe(
+                    "incomplete-size",
+                    token,
+                    f"a size W, WxH or xH (1..{MAX_SIDE}) or a density 1x..3x",
+                    where,
+                    suggestion=f"{d}x{d}",
+                    advice=f"or {str(d)!r} for a width alone",
+                )
             if not MIN_DENSITY <= d <= MAX_DENSITY:
                 return describe(
                     "bad-density",
@@ -277,15 +308,21 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
                 )
             set_slot("mode", token, where, mode="crop", gravity="focal", focal=(fx, fy))
             return None
-        numeric = _NUMBER.match(value)
+        # Compare the value alone: every crop token shares "crop=", which made "middle" look
+        # like "left".
+        side = closest(value, GRAVITIES[1:])
+        suggestion = (
+            "crop=0.5x0.5"
+            if _NUMBER.match(value)
+            else CROP_MEANINGS.get(value) or (side and f"crop={side}")
+        )
         return describe(
             "bad-crop",
             token,
             "crop=auto|top|bottom|left|right or a focal point crop=FXxFY (0..1)",
             where,
-            suggestion="crop=0.5x0.5"
-            if numeric
-            else closest(token, [f"crop={g}" for g in GRAVITIES[1:]]),
+            suggestion=suggestion,
+            advice="" if suggestion else CROP_ADVICE,
         )
     if key == "trim":
         if value == "border":
@@ -314,13 +351,14 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         if value.isdigit() and 1 <= int(value) <= 100:
             set_slot("quality", token, where, quality=int(value))
             return None
+        if value.isdigit():  # a number out of range: the nearest number in range
+            suggestion = f"quality={min(max(int(value), 1), 100)}"
+        else:
+            suggestion = (
+                closest(token, [f"quality={q}" for q in QUALITY_PRESETS]) or "quality=medium"
+            )
         return describe(
-            "bad-quality",
-            token,
-            "quality=low|medium|high|lossless or 1..100",
-            where,
-            suggestion=closest(token, [f"quality={q}" for q in QUALITY_PRESETS])
-            or "quality=medium",
+            "bad-quality", token, "quality=low|medium|high|lossless or 1..100", where, suggestion
         )
     if key == "format":
         if value in FORMAT_NAMES:

@@ -102,7 +102,8 @@ SHOWN_WARNINGS = 10  # the rest are in --report and the manifest
 def summary_lines(s: Summary) -> list[str]:
     """Failures, the first few render warnings (config ones were printed at load), totals."""
     lines = [issue_line(f) for f in s.failures]
-    warnings = [w for w in s.warnings if w.stage != "config"]
+    warnings = [w for w in s.warnings if w.stage not in ("config", "info")]
+    lines += [issue_line(w, "info") for w in s.warnings if w.stage == "info"]
     lines += [issue_line(w, "warning") for w in warnings[:SHOWN_WARNINGS]]
     if len(warnings) > SHOWN_WARNINGS:
         lines.append(f"... and {len(warnings) - SHOWN_WARNINGS} more warnings (see --report)")

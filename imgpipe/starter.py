@@ -26,7 +26,7 @@ STARTER: dict = {
             "include": ["**/*.{jpg,jpeg,png}"],
             "exclude": ["gallery/**"],
             "widths": [480, 800, 1200, 1600],
-            "formats": ["webp", "jpeg"],
+            "formats": ["webp", "auto"],
             "options": "quality=medium",
             "sizes": "(min-width: 50rem) 50rem, 100vw",
         },
@@ -51,7 +51,9 @@ COMMENTS: dict[str, str] = {
     "[rules.renditions]": 'label = "options" (ImageOptim API option language).',
     "widths": "A responsive family: widths x formats -> one srcset group with labels\n"
     'like 800-webp (or NAME-800-webp with name = "NAME"). AVIF is smaller but\n'
-    'slow to encode: add "avif" first in formats when you want it.',
+    'slow to encode: add "avif" first in formats when you want it. The last format\n'
+    'is what every browser gets: "auto" keeps transparency (PNG for images with\n'
+    'transparent pixels, JPEG for photos); "jpeg" would flatten it onto white.',
 }
 
 

@@ -104,7 +104,7 @@ BAD = [
         raw(presets={"thumb": "160x100,crop=middle"}),
         "bad-crop",
         "presets.thumb: 'crop=middle' at token 2: expected crop=auto|top|bottom|left|right or a "
-        "focal point crop=FXxFY (0..1); did you mean 'crop=left'?",
+        "focal point crop=FXxFY (0..1); did you mean 'crop'?",
     ),
     (
         raw(limits={"max_pixels": 0}),
@@ -327,7 +327,7 @@ def test_starter_rules_take_camera_file_names(tmp_path, name):
 
 
 def test_repository_example_config_is_valid_and_matches_the_example_photos():
-    from imgpipe.build import check
+    from imgpipe.check import check
 
     config = load(directory=Path(__file__).resolve().parents[1])
     assert config.warnings == ()
@@ -356,7 +356,7 @@ def test_init_writes_a_starter_that_check_accepts_and_never_overwrites(tmp_path,
     result = runner.invoke(main, ["check"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [
-        "b.png: 480-webp, 480-jpeg, 800-webp, 800-jpeg, 1200-webp, 1200-jpeg, 1600-webp, 1600-jpeg",
+        "b.png: 480-webp, 480-auto, 800-webp, 800-auto, 1200-webp, 1200-auto, 1600-webp, 1600-auto",
         "gallery/a.jpg: thumb, large",
         "config ok: 2 rules, 2 sources, 10 renditions",
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -113,3 +114,105 @@ def test_api_returns_what_was_decided(photo):
         imgpipe.optimize(photo, "")
     with pytest.raises(ImageError):
         imgpipe.optimize(b"not an image", "full")
+
+
+# Issue 12 item 4: `-o out.webp` wrote JPEG bytes into out.webp.
+@pytest.mark.parametrize(
+    "name,magic",
+    [
+        ("out.webp", (8, b"WEBP")),
+        ("out.png", (1, b"PNG")),
+        ("out.JPG", (0, b"\xff\xd8\xff")),
+        ("out.jpeg", (0, b"\xff\xd8\xff")),
+        ("out.gif", (0, b"GIF8")),
+        ("out.avif", (4, b"ftypavif")),
+    ],
+)
+def test_the_output_extension_chooses_the_format(photo, tmp_path, name, magic):
+    out = tmp_path / name
+    result = CliRunner().invoke(main, ["optimize", "200", str(photo), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    offset, signature = magic
+    assert out.read_bytes()[offset : offset + len(signature)] == signature
+
+
+def test_an_extension_contradicting_format_is_an_error_with_the_fix(photo, tmp_path):
+    out = tmp_path / "out.webp"
+    result = CliRunner().invoke(main, ["optimize", "200,format=png", str(photo), "-o", str(out)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error[extension-mismatch]: '{out}' at -o: expected a name ending in .png for "
+        f"format=png; did you mean '{tmp_path / 'out.png'}'?; or leave format= out to write "
+        "webp as the name says\n"
+    )
+    assert not out.exists()
+    # An alias naming the same format agrees with the name.
+    ok = CliRunner().invoke(
+        main, ["optimize", "200,format=jpg", str(photo), "-o", str(tmp_path / "o.jpeg")]
+    )
+    assert ok.exit_code == 0, ok.stderr
+
+
+def test_an_extension_naming_no_format_is_warned_about(photo, tmp_path):
+    out = tmp_path / "out.tif"
+    result = CliRunner().invoke(main, ["optimize", "200,format=png", str(photo), "-o", str(out)])
+    assert result.exit_code == 0
+    assert (
+        f"warning[extension-unknown]: {out}: not an extension imgpipe writes; the file holds "
+        f"PNG: name it {tmp_path / 'out.png'}"
+    ) in result.stderr
+    assert out.read_bytes()[1:4] == b"PNG"
+
+
+def test_missing_and_unreadable_files_are_worded_alike(photo, tmp_path):
+    """Issue 12 item 8: an unreadable file got click's usage text and exit status 2."""
+    unreadable = tmp_path / "locked.jpg"
+    unreadable.write_bytes(photo.read_bytes())
+    unreadable.chmod(0)
+    cases = {"missing": tmp_path / "nope.jpg", "directory": tmp_path, "unreadable": unreadable}
+    # root reads any file: the command then drops to `nobody` once imgpipe is imported
+    drop = (
+        "import os, gettext, imgpipe.api, imgpipe.files, imgpipe.engine.source; "
+        "os.setgid(65534); os.setuid(65534)"
+    )
+    tmp_path.chmod(0o755)
+    for what, path in cases.items():
+        as_nobody = what == "unreadable" and os.geteuid() == 0
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from imgpipe.cli import main; " + (drop + "; " if as_nobody else "") + "main()",
+                *("optimize", "200", str(path), "-o", str(tmp_path / "o.jpg")),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert run.returncode == 1, (what, run.stderr)
+        assert run.stderr.startswith(f"error[unreadable]: {path}: cannot read the file ("), what
+        assert run.stderr.rstrip().endswith(
+            "; expected a readable image file; check the path and its permissions"
+        ), what
+        assert "Usage" not in run.stderr
+
+
+def test_an_svg_source_is_drawn_and_says_so(tmp_path, synth):
+    """Issue 12 item 8: `imgpipe optimize icon.svg` said imgpipe does not read SVG."""
+    icon = tmp_path / "icon.svg"
+    icon.write_text(
+        '<svg xmlns="http://www.w3.org/2000/svg" width="32" height="16">'
+        '<rect width="32" height="16" fill="#f00"/></svg>'
+    )
+    out = tmp_path / "icon.png"
+    result = CliRunner().invoke(main, ["optimize", "64", str(icon), "-o", str(out)])
+    assert result.exit_code == 0, result.stderr
+    image = synth.decode(out.read_bytes())
+    assert (image.width, image.height) == (64, 32)
+    assert image.getpoint(10, 10)[:3] == [255, 0, 0]
+    assert "an SVG is drawn at the size asked" in result.stderr
+    assert "rasterize_svg = true" in result.stderr
+    refused = CliRunner().invoke(main, ["optimize", "64", str(icon), "-o", str(tmp_path / "o.svg")])
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith("error[svg-output]:")
+    assert "imgpipe does not write SVG" in refused.stderr

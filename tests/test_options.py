@@ -40,6 +40,8 @@ ACCEPTED = [
     ("800,format=jpg", "800,format=jpeg", ["format-alias"]),
     ("800,format=mp4", "800,format=h264", ["format-alias"]),
     ("800,900", "900", ["repeated-size"]),
+    ("800,800", "800", ["repeated-size"]),  # two sizes, even equal ones, are worth a word
+    ("crop,crop,200x200", "200x200,crop", ["repeated-option"]),
     ("800x600,fit,crop", "800x600,crop", ["repeated-option"]),
     ("800,fit,crop", "800", ["repeated-option", "crop-needs-box"]),
     ("full,2x", "full", ["density-without-size"]),
@@ -91,8 +93,6 @@ ERRORS = [
         "did you mean '10000'?",
     ),
     ("quality=ultra", "bad-quality", None),
-    ("quality=0", "bad-quality", None),
-    ("quality=101", "bad-quality", None),
     ("crop=0.5", "bad-crop", None),
     (
         "crop=1.5x0.5",
@@ -121,6 +121,51 @@ ERRORS = [
         "'5x' at token 1: expected a density from 1x to 3x (e.g. 2x, 1.5x); did you mean '3x'?",
     ),
     ("0.5x", "bad-density", None),
+    # Suggestions by meaning, not by edit distance (issue 12: `160x` suggested `3x`,
+    # `crop=middle` suggested `crop=left`, `quality=101` suggested `quality=low`).
+    (
+        "160x",
+        "incomplete-size",
+        "'160x' at token 1: expected a size W, WxH or xH (1..10000) or a density 1x..3x; "
+        "did you mean '160x160'?; or '160' for a width alone",
+    ),
+    (
+        "crop=middle",
+        "bad-crop",
+        "'crop=middle' at token 1: expected crop=auto|top|bottom|left|right or a focal point "
+        "crop=FXxFY (0..1); did you mean 'crop'?",
+    ),
+    (
+        "crop=smart",
+        "bad-crop",
+        "'crop=smart' at token 1: expected crop=auto|top|bottom|left|right or a focal point "
+        "crop=FXxFY (0..1); did you mean 'crop=auto'?",
+    ),
+    (
+        "crop=lft",
+        "bad-crop",
+        "'crop=lft' at token 1: expected crop=auto|top|bottom|left|right or a focal point "
+        "crop=FXxFY (0..1); did you mean 'crop=left'?",
+    ),
+    (
+        "crop=xyz",
+        "bad-crop",
+        "'crop=xyz' at token 1: expected crop=auto|top|bottom|left|right or a focal point "
+        "crop=FXxFY (0..1); use 'crop' to keep the centre or 'crop=auto' to keep the most "
+        "important area",
+    ),
+    (
+        "quality=101",
+        "bad-quality",
+        "'quality=101' at token 1: expected quality=low|medium|high|lossless or 1..100; "
+        "did you mean 'quality=100'?",
+    ),
+    (
+        "quality=0",
+        "bad-quality",
+        "'quality=0' at token 1: expected quality=low|medium|high|lossless or 1..100; "
+        "did you mean 'quality=1'?",
+    ),
     ("trim=all", "bad-trim", None),
     ("size=800", "unknown-token", None),
 ]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from types import SimpleNamespace
 
 import pytest
 
+from imgpipe.engine import search
 from imgpipe.engine.search import TOLERANCE, find_quality
 
 
@@ -55,10 +57,15 @@ def test_a_passed_deadline_tries_nothing():
     assert (found.quality, found.score, found.timed_out) == (None, None, True)
 
 
-def test_the_deadline_stops_the_search_with_the_best_so_far():
+def test_the_deadline_stops_the_search_with_the_best_so_far(monkeypatch):
+    # An injected clock that moves only when an encode runs: with the real one, a busy
+    # machine could pass a 10 ms deadline before the first encode (then nothing is tried).
+    clock = [100.0]
+    monkeypatch.setattr(search, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
     def slow(quality: int) -> float:
-        time.sleep(0.05)
+        clock[0] += 1.0  # each encode takes a second
         return 60 + 0.4 * quality
 
-    found = find_quality(slow, 88, 10, 95, 30, slope=0.4, deadline=time.monotonic() + 0.01)
+    found = find_quality(slow, 88, 10, 95, 30, slope=0.4, deadline=100.5)
     assert found.timed_out and found.trials == {30: 72.0} and found.quality == 30

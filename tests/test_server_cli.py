@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -46,3 +47,38 @@ def test_serve_runs_and_answers(tmp_path):
         server.wait(15)
         log.close()
     assert "POST http://127.0.0.1" in (tmp_path / "serve.log").read_text()
+
+
+def test_users_from_the_environment_may_be_separated_by_commas(tmp_path):
+    """Issue 12 item 8: IMGPIPE_USERS="a,b" was one user called "a,b"."""
+    command, port = serve_command("unused", "--allow-net", ALLOW[0], "--workers", "1")
+    at = command.index("--user")
+    del command[at : at + 2]
+    environment = {**os.environ, "IMGPIPE_USERS": "first-user,second-user third-user"}
+    log = (tmp_path / "serve.log").open("wb")
+    server = subprocess.Popen(command, stdout=log, stderr=log, env=environment)
+    try:
+        with Origin() as origin:
+            statuses = {}
+            for user in ("first-user", "second-user", "third-user", "first-user,second-user"):
+                url = f"http://127.0.0.1:{port}/{user}/full/{origin.base}/img/20x10.png"
+                deadline = time.monotonic() + 60  # a hang guard: the server may start slowly
+                while True:
+                    try:
+                        statuses[user] = httpx.post(url, timeout=30).status_code
+                        break
+                    except httpx.TransportError:
+                        if time.monotonic() > deadline or server.poll() is not None:
+                            raise
+                        time.sleep(0.1)
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(15)
+        log.close()
+    assert statuses == {
+        "first-user": 200,
+        "second-user": 200,
+        "third-user": 200,
+        "first-user,second-user": 403,
+    }, (tmp_path / "serve.log").read_text()
+    assert "(3 user(s)" in (tmp_path / "serve.log").read_text()

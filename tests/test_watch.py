@@ -187,7 +187,9 @@ def test_a_file_replaced_under_the_same_name_and_size_is_not_served_stale(site):
 def test_a_file_still_being_written_is_built_once_complete(tmp_path):
     root = make_site(tmp_path / "site")
     # settle > pause > debounce: the pause ends the burst, the young mtime holds the round.
-    with watch(root, debounce=0.1, settle=0.8) as watcher:
+    # settle is far above the pause, so that a busy machine stretching the 0.3 s pause does
+    # not make the half-written file look finished (0.8 s was within reach of a stall).
+    with watch(root, debounce=0.1, settle=5.0) as watcher:
         watcher.wait_idle(1)
         data = jpeg(color(77), 300, 200)
         with open(root / "images/slow.jpg", "wb") as fh:

@@ -65,17 +65,16 @@ def identify(data: bytes, name: str, limits: Limits) -> Kind:
     if found.kind:
         return found.kind
     if found.blocked:
-        advice = (
-            "publish SVGs as they are, or export a PNG from it"
-            if "SVG" in found.blocked
-            else "convert it to PNG or JPEG first"
-        )
+        svg = "SVG" in found.blocked
         raise fail(
             "blocked-format",
             name,
-            f"this is {found.blocked}, which imgpipe does not read",
+            f"this is {found.blocked}, which imgpipe "
+            + ("draws only from a file named .svg" if svg else "does not read"),
             EXPECTED,
-            advice,
+            "name it .svg (a build publishes it as it is; `imgpipe optimize` draws it)"
+            if svg
+            else "convert it to PNG or JPEG first",
         )
     # Its bytes are never quoted: a link or a typo can point a build at any file (a key, a
     # password file), and error lines end up in CI logs.

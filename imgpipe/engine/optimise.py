@@ -20,12 +20,11 @@ from dataclasses import dataclass, replace
 import pyvips
 
 from ..errors import Problem
-from ..formats import AUTO
+from ..formats import AUTO, FORMATS
 from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
-from .lossless import optimise_jpeg
 from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
@@ -78,6 +77,9 @@ class Original:
     family: str  # loader family (jpeg, png, webp...)
     jpeg_quality: int | None  # estimated from its quantisation tables
     name: str = "<bytes>"  # for messages
+    # A JPEG's coefficients recoded losslessly (lossless.optimise_jpeg), made once per source
+    # whoever asks first (the optimiser, standin.py); None when mozjpeg cannot read it.
+    recoded: Callable[[], bytes | None] = lambda: None
 
 
 class Optimiser:
@@ -86,7 +88,6 @@ class Optimiser:
         # (format, preset) -> (width, quality) found on a small probe of this source fixed
         # by the source alone (Source sets it): where every search of that kind starts.
         self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
-        self._optimised_jpeg: bytes | None = None  # b"": mozjpeg cannot read the source
 
     def encode(
         self,
@@ -110,8 +111,12 @@ class Optimiser:
         elif alpha_used:
             candidates = ["png"]
         elif lossless:
-            # A JPEG source kept as it is loses nothing and beats any PNG of a photo.
-            candidates = ["png", "jpeg"] if self._keepable("jpeg", untouched) else ["png"]
+            # A JPEG source kept as it is loses nothing and beats any PNG of a photo: a PNG is
+            # tried for a graphic only (a 13 MP photo's PNG took longer than timeout=30).
+            if self._keepable("jpeg", untouched):
+                candidates = ["png", "jpeg"] if few_colours() else ["jpeg"]
+            else:
+                candidates = ["png"]
         elif few_colours():
             candidates = ["png", "jpeg"]
         else:
@@ -158,6 +163,8 @@ class Optimiser:
         # back bigger), unless the rendition is much smaller: its blocks are averaged away.
         cap = self.original.jpeg_quality if reduction < UNCAPPED_REDUCTION else None
         encoding, warnings = plan(fmt, recipe.quality, resizes, few, cap, image.width)
+        if alpha_used and not keeps_alpha(fmt):
+            warnings = (*warnings, flattened(fmt, recipe.bgcolor))
         final = settle_alpha(image, keeps_alpha(fmt) and alpha_used, recipe.bgcolor)
         if encoding.target is not None and metric.scorable(final.width, final.height):
             outcome = self._searched(final, encoding, recipe, untouched, deadline)
@@ -236,9 +243,7 @@ class Optimiser:
         )
 
     def _optimised_source(self) -> bytes | None:
-        if self._optimised_jpeg is None:
-            self._optimised_jpeg = optimise_jpeg(self.original.data) or b""
-        return self._optimised_jpeg or None
+        return self.original.recoded()
 
     def _nothing_in_time(self, fmt: str, recipe: Recipe, untouched: bool) -> Outcome:
         """The deadline passed before a single encode: the source itself, if it fits."""
@@ -278,6 +283,16 @@ PROBE_BOX = 320
 # the others alike (encoded megapixels 100.6 -> 94.8); a 160 px probe, a tighter probe or
 # other JPEG drifts did not help.
 PROBE_DRIFT = {"jpeg": SCALES["jpeg"].drift, "webp": -1.0, "avif": SCALES["avif"].drift}
+
+
+def flattened(fmt: str, bgcolor: str) -> Problem:
+    """The warning of a transparent image written in a format without transparency."""
+    return Problem(
+        "alpha-flattened",
+        f"the image has transparent pixels, which {FORMATS[fmt].name.upper()} cannot keep: "
+        f"they are flattened onto #{bgcolor}; use format=auto (PNG for transparent images) "
+        "or format=webp to keep them",
+    )
 
 
 def probe_recipe(fmt: str, preset: str) -> Recipe:

@@ -34,9 +34,11 @@ from .load import (
     watched,
 )
 from .load import stream as stream_pixels
+from .lossless import optimise_jpeg
 from .optimise import Optimiser, Original, probe_of, probe_recipe
 from .quality import estimate_jpeg_quality
 from .sniff import Kind, is_svg
+from .standin import OwnFile
 from .transform import alpha_in_use, few_colours, shape, to_srgb, trim
 
 
@@ -51,6 +53,7 @@ class Source:
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
         self._interlaced: bool | None = None if kind.family == "jpeg" else False
         self._probes: dict[tuple[str, str], tuple[int, int] | None] = {}
+        self._recoded: bytes | None = None  # b"": mozjpeg cannot read it (or not a JPEG)
 
     def render(self, recipe: Recipe) -> Rendition:
         """One rendition; raises ImageError. Makes no placeholder (nobody asked for one), and
@@ -95,6 +98,9 @@ class Source:
             diagnostics.listening() as heard,
         ):
             self._render_groups(recipes, groups, moving, results, with_placeholder)
+        # At `full`, the file itself when time ran out or it is smaller (engine/standin.py).
+        own = OwnFile(self._original(), self.kind, self.info)
+        results = [own.instead_of(r, result) for r, result in zip(recipes, results, strict=True)]
         damage = diagnostics.damage_warning(heard, self.kind.label)
         if damage:
             results = [
@@ -129,7 +135,7 @@ class Source:
         if with_placeholder and self.info.placeholder is None:
             placeholder_key = self._placeholder_key()
             groups.setdefault(placeholder_key, [])
-        optimiser = Optimiser(Original(self.data, self.kind.family, self._jpeg_quality, self.name))
+        optimiser = Optimiser(self._original())
         optimiser.seed = self._probed
         probes = {probe_of(recipes[i]) for indices in groups.values() for i in indices}
         probes = {p for p in probes if p is not None and p not in self._probes}
@@ -199,6 +205,16 @@ class Source:
                 results.append(self._render_one(decoded, recipe, colours, optimiser))
         return results
 
+    def _original(self) -> Original:
+        return Original(
+            self.data, self.kind.family, self._jpeg_quality, self.name, self._recoded_jpeg
+        )
+
+    def _recoded_jpeg(self) -> bytes | None:
+        if self._recoded is None:
+            self._recoded = (self.kind.family == "jpeg" and optimise_jpeg(self.data)) or b""
+        return self._recoded or None
+
     def _probed(self, fmt: str, preset: str) -> tuple[int, int] | None:
         """The probe's (width, quality) for the search of `fmt` at `preset` (see optimise)."""
         if (fmt, preset) not in self._probes:  # a search no recipe announced: probe alone
@@ -208,7 +224,7 @@ class Source:
                 decoded,
                 fmt,
                 preset,
-                Optimiser(Original(self.data, self.kind.family, self._jpeg_quality, self.name)),
+                Optimiser(self._original()),
             )
         return self._probes[(fmt, preset)]
 

@@ -133,7 +133,8 @@ class _Server:
             raise _problem(
                 "bad-host",
                 f"Host {host!r} is not served here; expected one of: "
-                f"{', '.join(sorted(self.hosts))} (see --allowed-host)",
+                f"{', '.join(sorted(self.hosts))}; to accept it, start imgpipe serve with "
+                f"--allowed-host {name or 'NAME'}",
                 "Host",
             )
 

@@ -17,7 +17,7 @@ import re
 import socket
 import zlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import SplitResult, quote, urljoin, urlsplit
 
 import httpx
@@ -194,8 +194,17 @@ class Fetcher:
                 raise _fail(
                     "blocked-address",
                     f"{target.url!r} leads to {reason}; imgpipe "
-                    "serve does not fetch from local or private networks",
+                    "serve does not fetch from local or private networks"
+                    + self._how_to_allow(address),
                 )
+
+    def _how_to_allow(self, address: IPAddress) -> str:
+        """The flag that would let this address through, if any can (metadata never)."""
+        net = ipaddress.ip_network(address)
+        opened = replace(self.policy, allow=(*self.policy.allow, net))
+        if opened.refusal(address) is not None:
+            return ""
+        return f"; to fetch from it (local testing), start imgpipe serve with --allow-net {net}"
 
     def check(self, url: str) -> Target:
         """All that is known without DNS: the URL's form, and the policy for address hosts.

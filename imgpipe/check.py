@@ -1,0 +1,51 @@
+"""`imgpipe check`: what a build would make of the config and the sources, building nothing."""
+
+from __future__ import annotations
+
+from .build import default_engine
+from .config import Config
+from .errors import ImageError
+from .formats import FORMATS
+from .model import Engine, Issue
+from .plan import SourcePlan, make
+from .sources import Skipped, scan
+
+
+def check(
+    config: Config, engine: Engine | None = None
+) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipped], list[Issue]]:
+    """Every matched source with its labels, the sources discovery had to leave out, and the
+    sources whose transparency a rule would flatten. Reads no pixels: only the headers of
+    sources that some JPEG rendition is asked of. Raises ConfigError for label clashes (the
+    one check that needs the source list)."""
+    files, skipped = scan(config)
+    plan = make(config, files, lambda f: "", "check")
+    return (
+        [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources],
+        skipped,
+        [w for sp in plan.sources for w in _flattened(sp, config, engine or default_engine())],
+    )
+
+
+def _flattened(sp: SourcePlan, config: Config, engine: Engine) -> list[Issue]:
+    """The renditions that would flatten this source's alpha channel (JPEG has none)."""
+    labels = [r.label for r in sp.renditions if r.format in FORMATS and not FORMATS[r.format].alpha]
+    if not labels or sp.source.relpath.lower().endswith((".jpg", ".jpeg")):
+        return []  # a JPEG source has no alpha either (extensions lie: the build says so)
+    try:
+        info = engine.open_source(sp.source.path, config.limits).info
+    except ImageError:
+        return []  # the build reports it, with the stage it failed at
+    if not info.has_alpha:
+        return []
+    return [
+        Issue(
+            "check",
+            "alpha-flattened",
+            f"has an alpha channel, but {', '.join(labels)} "
+            f"{'is' if len(labels) == 1 else 'are'} JPEG, which has none: transparent pixels "
+            "would be flattened onto the bgcolor (white); use the format auto instead, which "
+            'picks PNG for transparent images (in a family: formats = ["webp", "auto"])',
+            source=sp.source.relpath,
+        )
+    ]
