@@ -38,6 +38,9 @@ VOCABULARY = (
     *(f"format={f}" for f in FORMAT_NAMES),
     "bgcolor=",
     "timeout=",
+    "aspect=16:9",
+    "aspect=1:1",
+    "focus=0.5x0.5",
     "1x",
     "2x",
     "3x",
@@ -47,7 +50,7 @@ EXPECTED_TOKEN = (
     "crop=auto|top|bottom|left|right|FXxFY, pad, trim, bgcolor=RGB|RRGGBB, "
     "quality=low|medium|high|lossless|1..100, format="
     + "|".join(FORMAT_NAMES)
-    + ", timeout=SECONDS"
+    + ", timeout=SECONDS, aspect=W:H, focus=FXxFY"
 )
 
 _SIZE = re.compile(r"^(\d+)?x(\d+)$|^(\d+)$")
@@ -55,6 +58,8 @@ _DENSITY = re.compile(r"^(\d+(?:\.\d+)?)x$")
 _FOCAL = re.compile(r"^(\d*\.?\d+)x(\d*\.?\d+)$")
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
+_ASPECT = re.compile(r"^(\d+):(\d+)$")
+_ASPECT_LOOSE = re.compile(r"^(\d+)\s*[x/×]\s*(\d+)$")
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,10 @@ class Recipe:
     density: Fraction = Fraction(1)
     mode: str = "scale-down"
     gravity: str = "centre"  # for crop: centre|auto|top|bottom|left|right|focal
+    # The focal point every crop keeps (fractions of the uncropped, autorotated image). With
+    # mode crop it is the crop's own point (gravity "focal"); otherwise it places the aspect cut.
     focal: tuple[Fraction, Fraction] | None = None
+    aspect: tuple[int, int] | None = None  # W:H in lowest terms: cut to it before sizing
     trim: bool = False
     bgcolor: str = DEFAULT_BGCOLOR
     quality: str | int = "medium"
@@ -79,10 +87,41 @@ class Recipe:
         return self.width is None and self.height is None
 
     def box(self) -> tuple[Fraction | None, Fraction | None]:
-        """The box in device pixels (None for a side that is not given)."""
+        """The box in device pixels (None for a side that is not given). crop and pad with
+        one side and an aspect get the other side from the aspect."""
         w = self.width * self.density if self.width else None
         h = self.height * self.density if self.height else None
+        if self.aspect and self.mode in ("crop", "pad"):
+            ratio = Fraction(*self.aspect)
+            w = w if w is not None else h * ratio if h is not None else None
+            h = h if h is not None else w / ratio if w is not None else None
         return w, h
+
+    @property
+    def aspect_gravity(self) -> str:
+        """Where the aspect cut sits: the focal point, else the crop's gravity, else where
+        libvips' attention finds the interesting part ("auto")."""
+        if self.focal is not None:
+            return "focal"
+        return self.gravity if self.mode == "crop" else "auto"
+
+    @property
+    def uses_attention(self) -> bool:
+        """Some cut of this recipe is placed by libvips attention (several pixel passes)."""
+        return (self.mode == "crop" and self.gravity == "auto") or (
+            self.aspect is not None and self.aspect_gravity == "auto"
+        )
+
+    def with_focus(self, focus: tuple[Fraction, Fraction]) -> Recipe:
+        """This recipe with an image's focal point: every crop of it keeps that point, unless
+        its own options name a side or a point."""
+        if self.focal is not None or (
+            self.mode == "crop" and self.gravity not in ("centre", "auto")
+        ):
+            return self
+        if self.mode == "crop":
+            return self.with_(gravity="focal", focal=focus)
+        return self.with_(focal=focus) if self.aspect else self
 
     def canonical(self) -> str:
         """Same meaning, same string: defaults are left out, tokens in a fixed order."""
@@ -106,6 +145,10 @@ class Recipe:
                 tokens.append("crop")
         elif self.mode != "scale-down":
             tokens.append(self.mode)
+        if self.aspect:
+            tokens.append(f"aspect={self.aspect[0]}:{self.aspect[1]}")
+            if self.focal and self.mode != "crop":
+                tokens.append(f"focus={_num(self.focal[0])}x{_num(self.focal[1])}")
         if self.density != 1:
             tokens.append(f"{_num(self.density)}x")
         if self.trim:
@@ -190,8 +233,26 @@ def parse_tokens(text: str) -> Recipe:
 
     if errors:
         raise OptionError(errors)
-
+    focus = values.pop("focus", None)
+    if focus is not None:
+        _apply_focus(values, focus, seen["focus"], warnings)
     return Recipe(**values, warnings=tuple(warnings))
+
+
+def _apply_focus(values: dict, focus: tuple[Fraction, Fraction], token: str, warnings) -> None:
+    """`focus=FXxFY` is the point a plain `crop`, `crop=auto` or an aspect cut keeps; a crop
+    that names its own side or point keeps that."""
+    if values.get("mode") == "crop" and values.get("gravity") not in ("centre", "auto"):
+        own = values["gravity"] if values["gravity"] != "focal" else "FXxFY"
+        warnings.append(
+            _warn(
+                "focus-overridden", f"{token!r} is ignored: crop={own} names its own position", ""
+            )
+        )
+        return
+    values["focal"] = focus
+    if values.get("mode") == "crop":
+        values["gravity"] = "focal"
 
 
 def settle(recipe: Recipe) -> Recipe:
@@ -203,7 +264,8 @@ def settle(recipe: Recipe) -> Recipe:
             _warn("density-without-size", "a density means nothing without a size; ignored", "")
         )
         recipe = recipe.with_(density=Fraction(1))
-    if recipe.mode in ("crop", "pad") and not (recipe.width and recipe.height):
+    # With an aspect, a crop's gravity places the cut, and a one-sided box gets its other side.
+    if recipe.mode in ("crop", "pad") and not ((recipe.width and recipe.height) or recipe.aspect):
         warnings.append(
             _warn(
                 "crop-needs-box",
@@ -212,6 +274,11 @@ def settle(recipe: Recipe) -> Recipe:
             )
         )
         recipe = recipe.with_(mode="scale-down", gravity="centre", focal=None)
+    if recipe.focal is not None and recipe.mode != "crop" and not recipe.aspect:
+        warnings.append(
+            _warn("focus-unused", "focus= places a crop, and nothing is cropped; ignored", "")
+        )
+        recipe = recipe.with_(focal=None)
     return recipe.with_(warnings=tuple(warnings))
 
 
@@ -254,21 +321,11 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         if value in GRAVITIES and value != "centre":
             set_slot("mode", token, where, mode="crop", gravity=value, focal=None)
             return None
-        focal = _FOCAL.match(value)
-        if focal:
-            fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
-            bad = [
-                part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1
-            ]
-            if bad:
-                return describe(
-                    "bad-crop",
-                    token,
-                    f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
-                    where,
-                    suggestion="crop=0.5x0.5",
-                )
-            set_slot("mode", token, where, mode="crop", gravity="focal", focal=(fx, fy))
+        if _FOCAL.match(value):
+            point = _point(token, value, where, "crop=")
+            if isinstance(point, Problem):
+                return point
+            set_slot("mode", token, where, mode="crop", gravity="focal", focal=point)
             return None
         numeric = _NUMBER.match(value)
         return describe(
@@ -280,6 +337,14 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
             if numeric
             else closest(token, [f"crop={g}" for g in GRAVITIES[1:]]),
         )
+    if key == "aspect":
+        return _parse_aspect(token, value, where, set_slot)
+    if key == "focus":
+        point = _point(token, value, where, "focus=")
+        if isinstance(point, Problem):
+            return point
+        set_slot("focus", token, where, focus=point)
+        return None
     if key == "trim":
         if value == "border":
             set_slot("trim", token, where, trim=True)
@@ -372,4 +437,56 @@ def _parse_size(token, match, where, set_slot) -> Problem | None:
             suggestion=fixed,
         )
     set_slot("size", token, where, width=width, height=height)
+    return None
+
+
+def _point(token: str, value: str, where: str, prefix: str) -> tuple[Fraction, Fraction] | Problem:
+    """A focal point `FXxFY`, both fractions in 0..1."""
+    code = "bad-crop" if prefix == "crop=" else "bad-focus"
+    focal = _FOCAL.match(value)
+    if not focal:
+        return describe(
+            code,
+            token,
+            f"{prefix}FXxFY with FX and FY in 0..1",
+            where,
+            suggestion=f"{prefix}0.5x0.5",
+        )
+    fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
+    bad = [part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1]
+    if bad:
+        return describe(
+            code,
+            token,
+            f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
+            where,
+            suggestion=f"{prefix}0.5x0.5",
+        )
+    return fx, fy
+
+
+def _parse_aspect(token: str, value: str, where: str, set_slot) -> Problem | None:
+    """`aspect=W:H`, kept in lowest terms (16:9 and 32:18 are one ratio, one canonical form)."""
+    match = _ASPECT.match(value)
+    loose = _ASPECT_LOOSE.match(value)
+    if match is None:
+        suggestion = f"aspect={loose.group(1)}:{loose.group(2)}" if loose else "aspect=16:9"
+        return describe(
+            "bad-aspect",
+            token,
+            "aspect=W:H with whole numbers (e.g. 16:9, 1:1)",
+            where,
+            suggestion=suggestion,
+        )
+    w, h = int(match.group(1)), int(match.group(2))
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        return describe(
+            "bad-aspect",
+            token,
+            f"aspect=W:H with W and H from 1 to {MAX_SIDE}",
+            where,
+            suggestion="aspect=1:1",
+        )
+    ratio = Fraction(w, h)
+    set_slot("aspect", token, where, aspect=(ratio.numerator, ratio.denominator))
     return None
