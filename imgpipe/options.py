@@ -322,10 +322,10 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
             set_slot("mode", token, where, mode="crop", gravity=value, focal=None)
             return None
         if _FOCAL.match(value):
-            point = _point(token, value, where, "crop=")
-            if isinstance(point, Problem):
-                return point
-            set_slot("mode", token, where, mode="crop", gravity="focal", focal=point)
+            found = point(token, value, where, "crop=")
+            if isinstance(found, Problem):
+                return found
+            set_slot("mode", token, where, mode="crop", gravity="focal", focal=found)
             return None
         numeric = _NUMBER.match(value)
         return describe(
@@ -340,10 +340,10 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
     if key == "aspect":
         return _parse_aspect(token, value, where, set_slot)
     if key == "focus":
-        point = _point(token, value, where, "focus=")
-        if isinstance(point, Problem):
-            return point
-        set_slot("focus", token, where, focus=point)
+        found = point(token, value, where, "focus=")
+        if isinstance(found, Problem):
+            return found
+        set_slot("focus", token, where, focus=found)
         return None
     if key == "trim":
         if value == "border":
@@ -440,7 +440,7 @@ def _parse_size(token, match, where, set_slot) -> Problem | None:
     return None
 
 
-def _point(token: str, value: str, where: str, prefix: str) -> tuple[Fraction, Fraction] | Problem:
+def point(token: str, value: str, where: str, prefix: str) -> tuple[Fraction, Fraction] | Problem:
     """A focal point `FXxFY`, both fractions in 0..1."""
     code = "bad-crop" if prefix == "crop=" else "bad-focus"
     focal = _FOCAL.match(value)
