@@ -58,13 +58,14 @@ class Renderer:
         self,
         source: Mapping[str, Any],
         group: str = "default",
-        alt: str = "",
+        alt: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
     ) -> str:
         """`<picture>` (or a lone `<img>`, or `<video>`) for one srcset group of a manifest
-        source entry."""
+        source entry. Without `alt`, the source's own (`[images."path"] alt`), else empty."""
         entry = _group(source, group)
+        alt = _alt(alt, source)
         attrs = _with_placeholder(attrs, source)
         template = self.env.get_template(VIDEO_TEMPLATE if entry.get("video") else TEMPLATE)
         return (
@@ -78,12 +79,14 @@ class Renderer:
         self,
         source: Mapping[str, Any],
         group: str = "default",
-        alt: str = "",
+        alt: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
     ) -> str:
-        """A lone `<img srcset>` of a group's fallback format (no `<picture>`)."""
+        """A lone `<img srcset>` of a group's fallback format (no `<picture>`, so no art
+        direction variants)."""
         entry = _group(source, group)
+        alt = _alt(alt, source)
         attrs = _with_placeholder(attrs, source)
         srcset = ", ".join(f"{i['url']} {i['width']}w" for i in entry["formats"][entry["fallback"]])
         return self.env.get_template(IMG_TEMPLATE).render(
@@ -182,7 +185,7 @@ class Images:
     def picture(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -193,7 +196,7 @@ class Images:
     def img(
         self,
         src: str,
-        alt: str = "",
+        alt: str | None = None,
         group: str | None = None,
         sizes: str | None = None,
         **attrs: Any,
@@ -205,7 +208,7 @@ class Images:
         self,
         template,
         src: str,
-        alt: str,
+        alt: str | None,
         group: str | None,
         sizes: str | None,
         attrs: dict[str, Any],
@@ -280,10 +283,11 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
 
     out = copy.deepcopy(dict(source))
     for group in out.get("srcsets", {}).values():
-        group["src"] = move(group["src"])
-        for items in group["formats"].values():
-            for item in items:
-                item["url"] = move(item["url"])
+        for variant in (group, *group.get("art", ())):
+            variant["src"] = move(variant["src"])
+            for items in variant["formats"].values():
+                for item in items:
+                    item["url"] = move(item["url"])
         video = group.get("video")
         if video:
             video["poster"] = video["poster"] and move(video["poster"])
@@ -292,6 +296,11 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     for rendition in out.get("renditions", {}).values():
         rendition["url"] = move(rendition["url"])
     return out
+
+
+def _alt(alt: str | None, source: Mapping[str, Any]) -> str:
+    """The alt text asked for, else the source's own from the config, else empty."""
+    return alt if alt is not None else source.get("alt", "")
 
 
 def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:

@@ -51,6 +51,7 @@ class SourcePlan:
     renditions: tuple[PlannedRendition, ...]
     srcsets: tuple[SrcsetSpec, ...]
     svg: str | None = None  # for a `.svg`: "copy" or "rasterize" (engine.open_source svg_mode)
+    alt: str | None = None  # `[images."path"] alt`: the default alt text of its markup
 
     def output_name(self, planned: PlannedRendition, fmt: str) -> str:
         """Where `planned` is written once its format is known (after rendering, for auto):
@@ -159,14 +160,15 @@ def make(
             skipped.append(sha)
             continue
         svg = _svg_mode(f.relpath, rules)
+        image = config.images.get(f.relpath)
+        alt = image.alt if image else None
         if svg == "copy":
             group = next((r.srcset.name for r in rules if r.srcset is not None), None)
             key = cache_key(sha, "svg-copy", fingerprint)
             copy = PlannedRendition(SVG_COPY_LABEL, "full", key, "svg", 1.0, group)
             srcsets = tuple(r.srcset for r in rules if r.srcset is not None)[:1]
-            sources.append(SourcePlan(f, sha, (copy,), srcsets, svg))
+            sources.append(SourcePlan(f, sha, (copy,), srcsets, svg, alt))
             continue
-        image = config.images.get(f.relpath)
         focus = image.focus if image else None
         renditions = tuple(
             PlannedRendition(
@@ -185,7 +187,7 @@ def make(
             )
         )
         srcsets = tuple(r.srcset for r in rules if r.srcset is not None)
-        sources.append(SourcePlan(f, sha, renditions, srcsets, svg))
+        sources.append(SourcePlan(f, sha, renditions, srcsets, svg, alt))
     if problems:
         raise ConfigError(problems)
     return Plan(tuple(sources), tuple(skipped))
