@@ -10,12 +10,10 @@ import pytest
 
 pyvips = pytest.importorskip("pyvips")
 
+from art_support import FOCUS, draw_photo, marker_pixels  # noqa: E402
+
 from imgpipe import build as b  # noqa: E402
 from imgpipe.config import from_dict  # noqa: E402
-
-MARKER = [0, 0, 255]  # pure blue, 40x40, near the left edge
-WIDTH, HEIGHT = 800, 400
-FOCUS = "0.045x0.5"  # the marker's centre: (16 + 20) / 800, 200 / 400
 
 RULES = [
     {
@@ -36,27 +34,9 @@ RULES = [
 ]
 
 
-def _photo(path: Path) -> None:
-    """Grey, the blue marker at the left edge, and a big skin-toned, high-contrast patch on
-    the right that libvips attention goes for."""
-    image = pyvips.Image.black(WIDTH, HEIGHT, bands=3).new_from_image([128, 128, 128])
-    patch = pyvips.Image.black(200, 200, bands=3).new_from_image([230, 160, 120])
-    stripes = (pyvips.Image.xyz(200, 60)[0] // 10 % 2 * 255).cast("uchar")
-    image = image.insert(patch, 560, 100).insert(stripes.bandjoin([stripes, stripes]), 560, 240)
-    marker = pyvips.Image.black(40, 40, bands=3).new_from_image(MARKER)
-    image = image.insert(marker, 16, 180)
-    image.cast("uchar").copy(interpretation="srgb").pngsave(str(path))
-
-
-def _marker_pixels(path: Path) -> int:
-    image = pyvips.Image.new_from_file(str(path))[0:3]
-    near = (image - MARKER).abs().bandor() < 24  # every band within 24 of pure blue
-    return int(near.ifthenelse(1, 0).avg() * image.width * image.height)
-
-
 def _build(root: Path, images: dict) -> dict[str, Path]:
     (root / "images").mkdir(parents=True)
-    _photo(root / "images/photo.png")
+    draw_photo(root / "images/photo.png")
     raw = {
         "source": "images",
         "output": "out",
@@ -87,7 +67,7 @@ CROP_KINDS = ["crop", "auto", "aspect", "aspect-crop", "art1-150-png"]
 @pytest.mark.parametrize("label", CROP_KINDS)
 def test_the_focal_point_survives_every_crop_kind(built, label):
     focused, _ = built
-    assert _marker_pixels(focused[label]) > 60, label  # the marker, scaled (>= 8x8 px)
+    assert marker_pixels(focused[label]) > 60, label  # the marker, scaled (>= 8x8 px)
 
 
 @pytest.mark.parametrize("label", CROP_KINDS)
@@ -95,7 +75,7 @@ def test_without_it_the_marker_is_cut_away(built, label):
     """The same crops without the focal point (centre, or attention on the bright patch):
     what makes the test above mean something."""
     _, plain = built
-    assert _marker_pixels(plain[label]) == 0, label
+    assert marker_pixels(plain[label]) == 0, label
 
 
 def test_uncropped_renditions_are_the_same_file(built):

@@ -24,7 +24,9 @@ from ..config import PYPROJECT, Config, from_dict
 from ..errors import ConfigError, Problem
 from ..files import atomic_copy
 from ..html import Images
-from . import rewrite
+from . import markdown, rewrite
+
+log = logging.getLogger("imgpipe")
 
 # Plain Markdown images: what a generator's content tree holds that is worth resizing. GIFs are
 # left out: turning an animation into a still JPEG is never what a writer meant.
@@ -32,7 +34,7 @@ DEFAULT_INCLUDE = ("**/*.{jpg,jpeg,png,webp}",)
 DEFAULT_WIDTHS = (480, 800, 1200, 1600)
 DEFAULT_FORMATS = ("avif", "webp", "auto")
 # Inline plugin options that become one responsive-family rule.
-RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes")
+RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes", "art")
 # Keys of an imgpipe.toml that the plugin decides itself: where things are written.
 PLUGIN_OWNED = ("output", "cache_dir", "base_url", "manifest", "snippets")
 
@@ -236,6 +238,13 @@ def picture_rewriter(
         if key is None or key not in built.images:
             return None
         alt, sizes, rest = rewrite.call_arguments(attrs)
-        return images_for(link).picture(key, alt=alt, sizes=sizes, **rest)
+        rest.pop(markdown.DATA_FOCUS, None)  # used before the build (integrations/markdown.py)
+        group = rest.pop(markdown.DATA_ART, None)
+        if group is not None and str(group) not in built.images.entry(key)["srcsets"]:
+            log.warning("imgpipe: %s: no family named %r (data-art) for %s", src, group, key)
+            group = None
+        return images_for(link).picture(
+            key, alt=alt, group=None if group is None else str(group), sizes=sizes, **rest
+        )
 
     return replace
