@@ -93,11 +93,11 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         if self.imgpipe_config is None:
             return None
-        config, problems = markdown.with_focus(self.imgpipe_config, self._focus_links(files))
+        focused, problems = markdown.with_focus(self.imgpipe_config, self._focus_links(files))
         for problem in problems:
             log.warning("imgpipe: %s", problem)
         try:
-            self.site = site.run(config)
+            self.site = site.run(focused)
         except ImgpipeError as exc:
             raise PluginError(f"imgpipe: {exc}") from None
         site.report(self.site.summary, log)
