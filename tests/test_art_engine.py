@@ -100,3 +100,17 @@ def test_sizes_are_those_of_the_recipes(built):
         "400-png": (400, 200),
         "art1-150-png": (150, 200),
     }
+
+
+@pytest.mark.parametrize("options", ["100,aspect=1:1", "50x50,crop", "50x50,crop=auto"])
+def test_the_focal_point_survives_shrink_on_load(tmp_path, options):
+    """A JPEG decoded at 1/2 or 1/4 of its size is cut at the same place in proportion."""
+    import imgpipe
+
+    draw_photo(tmp_path / "photo.png")
+    jpeg = pyvips.Image.new_from_file(str(tmp_path / "photo.png")).jpegsave_buffer(Q=95)
+    recipe = f"{options},format=png"
+    for focus, expect_marker in ((f",focus={FOCUS}", True), ("", False)):
+        out = tmp_path / "out.png"
+        out.write_bytes(imgpipe.optimize(jpeg, recipe + focus).data)
+        assert (marker_pixels(out) > 10) is expect_marker, (options, focus)
