@@ -109,6 +109,7 @@ def source_entry(
                         replace(spec, sizes=variant.sizes, widths=variant.widths, art=()),
                         [p for p in members if p.art == variant.number],
                         renditions,
+                        animated=info.frames > 1,
                     )
                 )
             ]

@@ -262,3 +262,23 @@ def test_unknown_image_paths_warn_with_the_closest_source(tmp_path, fake_engine)
         ),
     ]
     assert summary.ok  # a warning: everything else is built
+
+
+def test_check_names_unknown_image_paths(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    site(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imgpipe.toml").write_text(
+        'source = "images"\noutput = "out"\n[[rules]]\ninclude = ["**/*.jpg"]\n'
+        "widths = [480]\n"
+        '[images."blog/cat.jpg"]\nfocus = "0.3x0.7"\n[images."blog/dgo.jpg"]\nalt = "A dog"\n'
+    )
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 0
+    assert result.stderr == (
+        "warning[unknown-image]: 'blog/dgo.jpg' at images.\"blog/dgo.jpg\": expected the path "
+        "of a source, relative to `source`; did you mean 'blog/dog.jpg'?\n"
+    )

@@ -124,3 +124,22 @@ def test_pelican(tmp_path, monkeypatch):
     (cat_file,) = _outputs(cat, tmp_path / "output", tmp_path / "output")
     assert marker_pixels(cat_file) > 60
     assert '<source media="(max-width: 600px)"' in hero
+
+
+def test_mkdocs_inline_art_option(tmp_path):
+    """Without a config_file, `art:` in mkdocs.yml adds variants to the plugin's family."""
+    from mkdocs.commands.build import build
+    from mkdocs.config import load_config
+
+    (tmp_path / "docs").mkdir()
+    draw_photo(tmp_path / "docs/cat.png")
+    (tmp_path / "docs/index.md").write_text("# Cats\n\n![A cat](cat.png)\n")
+    (tmp_path / "mkdocs.yml").write_text(
+        "site_name: art\nplugins:\n  - imgpipe:\n      widths: [400]\n      formats: [png]\n"
+        "      art:\n        - media: '(max-width: 600px)'\n          aspect: '1:1'\n"
+        "          widths: [150]\n"
+    )
+    build(load_config(str(tmp_path / "mkdocs.yml")))
+    (picture,) = IMAGE.findall((tmp_path / "site/index.html").read_text())
+    assert '<source media="(max-width: 600px)" type="image/png"' in picture
+    assert 'width="150" height="150"' in picture
