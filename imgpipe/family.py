@@ -103,7 +103,7 @@ def parse_family(
         return None
     spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
     renditions.extend(_members(v, spec, tokens, widths, f"{where}.options", f"{where}.widths"))
-    art = _art(v, raw.get("art", []), where, expand, spec, options, renditions)
+    art = _art(v, raw.get("art", []), where, expand, spec, expand(options), renditions)
     return replace(spec, art=art)
 
 
@@ -137,15 +137,15 @@ def _art(
         sizes = v.string(table, "sizes", path, default=family.sizes)
         widths = v.int_list(table, "widths", path, low=1, high=MAX_SIDE)
         aspect = v.string(table, "aspect", path)
-        options = v.string(table, "options", path, default="") or ""
-        text = ",".join(
-            part
-            for part in (expand(family_options), expand(options), aspect and f"aspect={aspect}")
-            if part and part.strip()
-        )
-        tokens = _tokens(v, text, f"{path}.aspect" if aspect else f"{path}.options")
-        if None in (media, sizes, widths, tokens):
+        options = expand(v.string(table, "options", path, default="") or "")
+        ok_aspect = aspect is None or v.recipe(f"aspect={aspect}", f"{path}.aspect") is not None
+        ok_options = _tokens(v, options, f"{path}.options") is not None
+        if None in (media, sizes, widths) or not (ok_aspect and ok_options):
             continue
+        # The family's tokens, then the variant's (which win), then its aspect. Each part's
+        # warnings were given above, once; a member adds only what settling it says.
+        text = ",".join(p for p in (family_options, options, aspect and f"aspect={aspect}") if p)
+        tokens = replace(parse_tokens(text), warnings=()) if text.strip() else Recipe()
         variant = ArtSpec(index + 1, media, sizes, tuple(widths))
         renditions.extend(
             _members(v, family, tokens, widths, f"{path}.options", f"{path}.widths", variant.number)

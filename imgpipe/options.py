@@ -1,8 +1,8 @@
 """The ImageOptim API option language: `160x100,crop=auto,2x,quality=low,format=webp`.
 
-Pure: parses a string into an immutable `Recipe` (recipe.py: its canonical string form, same
-meaning, same string), or raises `OptionError` listing every problem. Things that are close enough to
-work are accepted and recorded as warnings with stable codes.
+Pure: parses a string into an immutable `Recipe` (recipe.py, with its canonical string form:
+same meaning, same string), or raises `OptionError` listing every problem. Things that are
+close enough to work are accepted and recorded as warnings with stable codes.
 """
 
 from __future__ import annotations

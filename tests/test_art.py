@@ -282,3 +282,15 @@ def test_check_names_unknown_image_paths(tmp_path, monkeypatch):
         "warning[unknown-image]: 'blog/dgo.jpg' at images.\"blog/dgo.jpg\": expected the path "
         "of a source, relative to `source`; did you mean 'blog/dog.jpg'?\n"
     )
+
+
+def test_art_options_win_over_the_familys_without_a_warning():
+    family = {
+        **FAMILY,
+        "options": "quality=high",
+        "art": [{"media": "(max-width: 600px)", "widths": [300], "options": "quality=low"}],
+    }
+    config = from_dict(raw([family]), Path("/site"))
+    art = [s for s in config.rules[0].renditions if s.art == 1]
+    assert art[0].recipe.canonical() == "300,quality=low,format=webp"
+    assert config.warnings == ()
