@@ -294,3 +294,38 @@ def test_art_options_win_over_the_familys_without_a_warning():
     art = [s for s in config.rules[0].renditions if s.art == 1]
     assert art[0].recipe.canonical() == "300,quality=low,format=webp"
     assert config.warnings == ()
+
+
+def test_markdown_focus_points_join_the_config_with_warnings_for_the_rest(tmp_path):
+    from imgpipe.integrations.markdown import with_focus
+
+    root = site(tmp_path)
+    config = from_dict(raw(images={"blog/dog.jpg": {"focus": "0.1x0.1"}}), root)
+    src = root / "images/blog"
+    found = [
+        ("a.md", "blog/cat.jpg", src / "cat.jpg", "0.3x0.7"),
+        ("b.md", "cat.jpg", src / "cat.jpg", "0.9x0.9"),  # another page disagrees
+        ("b.md", "dog.jpg", src / "dog.jpg", "0.9x0.9"),  # the config's own wins, silently
+        ("c.md", "x.jpg", root / "x.jpg", "0.5x0.5"),  # outside the source directory
+        ("c.md", "y.jpg", None, "0.5x0.5"),  # no such file
+        ("d.md", "cat.jpg", src / "cat.jpg", "0.3,0.7"),
+    ]
+    focused, problems = with_focus(config, found)
+    assert focused.images["blog/cat.jpg"].focus == (Fraction(3, 10), Fraction(7, 10))
+    assert focused.images["blog/dog.jpg"].focus == (Fraction(1, 10), Fraction(1, 10))
+    assert [(p.code, p.message) for p in problems] == [
+        ("focus-conflict", "b.md: data-focus: blog/cat.jpg already has another focus"),
+        (
+            "unknown-image",
+            "'x.jpg' at c.md: data-focus: expected an image under the source directory",
+        ),
+        (
+            "unknown-image",
+            "'y.jpg' at c.md: data-focus: expected an image under the source directory",
+        ),
+        (
+            "bad-focus",
+            "'0.3,0.7' at d.md: data-focus: expected FXxFY with FX and FY in 0..1; "
+            "did you mean '0.5x0.5'?",
+        ),
+    ]

@@ -42,14 +42,17 @@ def focus_links(text: str) -> Iterator[tuple[str, str]]:
             yield image.group("src"), next(g for g in found.groups() if g is not None)
 
 
-def with_focus(
-    config: Config, found: Iterable[tuple[str, Path | None, str]]
-) -> tuple[Config, list[Problem]]:
-    """`config` with the focal points found in pages: (page, image file or None when the link
-    names no file, data-focus value). Bad values and conflicts are warnings naming the page."""
+# What a plugin found in one page: (page, image link as written, the file it names or None,
+# the data-focus value).
+Found = tuple[str, str, Path | None, str]
+
+
+def with_focus(config: Config, found: Iterable[Found]) -> tuple[Config, list[Problem]]:
+    """`config` with the focal points found in pages. Bad values, links to no source and
+    conflicts are warnings naming the page."""
     images = dict(config.images)
     problems: list[Problem] = []
-    for page, path, value in found:
+    for page, src, path, value in found:
         where = f"{page}: {DATA_FOCUS}"
         focus = point(value, value, where, "")
         if isinstance(focus, Problem):
@@ -58,7 +61,7 @@ def with_focus(
         rel = _relative(path, config.source) if path is not None else None
         if rel is None:
             problems.append(
-                describe("unknown-image", value, "an image under the source directory", where)
+                describe("unknown-image", src, "an image under the source directory", where)
             )
             continue
         current = images.get(rel, ImageData())

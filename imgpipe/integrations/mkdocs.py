@@ -109,7 +109,7 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
         return files
 
     @staticmethod
-    def _focus_links(files: Files) -> Iterator[tuple[str, Path | None, str]]:
+    def _focus_links(files: Files) -> Iterator[markdown.Found]:
         """(page, image file, data-focus) for each Markdown image with a focal point. Links
         are relative to the Markdown file, or to docs_dir when they start with `/`."""
         for file in files.documentation_pages():
@@ -124,7 +124,7 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                 )
                 target = files.get_file_from_path(posixpath.normpath(rel))
                 abs_path = target.abs_src_path if target is not None else None
-                yield file.src_uri, Path(abs_path) if abs_path else None, value
+                yield file.src_uri, src, Path(abs_path) if abs_path else None, value
 
     def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment | None:
         if self.site is None:

@@ -121,7 +121,7 @@ def _build(pelican: Pelican) -> None:
     settings[RUN] = _Run(settings, built, options.get("output_dir", "imgpipe").strip("/"))
 
 
-def _focus_links(content: Path) -> Iterator[tuple[str, Path | None, str]]:
+def _focus_links(content: Path) -> Iterator[markdown.Found]:
     """(page, image file, data-focus) for each Markdown image with a focal point. As Pelican
     reads links: `{static}`/`{attach}` paths from `/` are relative to PATH, others to the
     Markdown file (a plain relative path is tried there, then from PATH)."""
@@ -134,7 +134,7 @@ def _focus_links(content: Path) -> Iterator[tuple[str, Path | None, str]]:
                 else [page.parent / path, content / path]
             )
             found = next((p for p in places if p.is_file()), None)
-            yield page.relative_to(content).as_posix(), found, value
+            yield page.relative_to(content).as_posix(), src, found, value
 
 
 def _install(generator: Generator) -> None:
