@@ -18,7 +18,9 @@ IMG = PUBLIC / "img"
 def main() -> None:
     manifest = json.loads((IMG / "imgpipe-manifest.json").read_text())
     sources = manifest["sources"]
-    badge = (IMG / "_snippets/graphics/badge.png.badge.html").read_text()
+    # The badge and the first photo are in the first viewport: a lazy image there would delay
+    # the largest paint (what `imgpipe audit` calls lazy-above-fold). Snippets are lazy.
+    badge = eager((IMG / "_snippets/graphics/badge.png.badge.html").read_text())
     photos = sorted(rel for rel in sources if rel.startswith("photos/"))
     gallery = []
     for rel in photos:
@@ -27,19 +29,23 @@ def main() -> None:
         gallery.append(
             f'<a href="#{html.escape(rel)}"><img src="{one["url"]}" '
             f'srcset="{one["url"]} 1x, {two["url"]} 2x" width="{one["width"]}" '
-            f'height="{one["height"]}" alt="{html.escape(Path(rel).stem)}" loading="lazy"></a>'
+            f'height="{one["height"]}" alt="{html.escape(Path(rel).stem)}"></a>'
         )
     sections = [
         f'<section id="{html.escape(rel)}"><h2>{html.escape(Path(rel).stem)}</h2>\n'
-        + (IMG / f"_snippets/{rel}.default.html").read_text()
+        + (eager if n == 0 else str)((IMG / f"_snippets/{rel}.default.html").read_text())
         + "</section>"
-        for rel in photos
+        for n, rel in enumerate(photos)
     ]
     page = TEMPLATE.format(
         badge=badge, gallery="\n".join(gallery), sections="\n".join(sections), count=len(sources)
     )
     (PUBLIC / "index.html").write_text(page)
     print(f"wrote {PUBLIC / 'index.html'}")
+
+
+def eager(snippet: str) -> str:
+    return snippet.replace(' loading="lazy"', "")
 
 
 TEMPLATE = """<!doctype html>
@@ -49,10 +55,11 @@ TEMPLATE = """<!doctype html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>imgpipe example site</title>
 <style>
-  body {{ font-family: system-ui, sans-serif; max-width: 60rem; margin: 0 auto; padding: 1rem; }}
+  body {{ font-family: system-ui, sans-serif; max-width: 50rem; margin: 0 auto; padding: 1rem; }}
   img {{ max-width: 100%; height: auto; display: block; }}
   header {{ display: flex; gap: 1rem; align-items: center; }}
   header img {{ width: 128px; }}
+  header picture {{ flex: none; }}  /* a flex item that shrank would be narrower than its sizes */
   .gallery {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(120px, 1fr));
              gap: .5rem; }}
 </style>

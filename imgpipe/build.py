@@ -9,7 +9,9 @@
    dask cluster with `scheduler` (imgpipe/cluster.py);
 4. write outputs atomically (only when their bytes differ), committing state per source;
 5. write the manifest (last of the outputs, so it never names a missing file);
-6. write the HTML snippets; 7. remove stale outputs.
+6. write the HTML snippets, and the report page (`report`);
+7. remove stale outputs, and retire the encoded results no longer used (kept within
+   `cache_keep` bytes, so an undo costs a copy: state.py).
 
 Nothing is written when nothing changed: every file is compared with what is on disk (by its
 recorded stat, else by its bytes) before it is replaced.
@@ -25,11 +27,12 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import manifest as mf
+from . import report
 from .config import Config
 from .executor import ThreadExecutor
 from .files import remove_temp_files
 from .geometry import compute
-from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
+from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, alt_text, snippet_path
 from .image_data import unknown_images
 from .lock import Lock
 from .model import (
@@ -298,12 +301,17 @@ def _build(
         data,
     )
     _write_snippets(run, entries, encoded)
+    if config.report:
+        so_far = summary(run.results, config, plan, run.outputs, started)
+        text = report.render(config.report, so_far, entries, config.output, timed=False)
+        where = run.outputs.where(config.report.parent, config.report.name)
+        run.outputs.sync(*where, hashlib.sha256(text).hexdigest(), text)
     state.commit()
 
     # 7. Stale outputs: only files this tool wrote, and only after everything else is in place.
     if gc:
         run.outputs.remove_stale()
-        state.drop_records({k for sp in plan.sources for k in sp.keys})
+        state.drop_records({k for sp in plan.sources for k in sp.keys}, config.cache_keep)
         state.commit()
     return summary(run.results, config, plan, run.outputs, started)
 
@@ -445,6 +453,7 @@ def _finish_source(
     run.results.warnings.extend(mf.warnings_of(sp, records))
     run.results.bytes_before += info.bytes
     run.results.bytes_after += sum(record.bytes for record in records.values())
+    run.results.bytes_served += mf.served_bytes(entries[sp.source.relpath])
 
 
 def _blob(state: State, key: str) -> bytes:
@@ -460,17 +469,18 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]], encoded: dict
     renderer = Renderer(run.config.templates)
     template = hashlib.sha256(renderer.fingerprint().encode()).hexdigest()
     for rel, entry in sorted(entries.items()):
+        alt = alt_text(entry, rel)
         for group in entry["srcsets"]:
             path, path_rel = run.outputs.where(run.config.snippets, snippet_path(rel, group))
             # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of
             # everything a snippet depends on lets unchanged ones be skipped unrendered.
-            fp = hashlib.sha256(f"{template}\0{group}\0{encoded[rel]}".encode()).hexdigest()
+            fp = hashlib.sha256(f"{template}\0{group}\0{alt}\0{encoded[rel]}".encode())
             run.outputs.sync(
                 path,
                 path_rel,
-                fp,
+                fp.hexdigest(),
                 None,
-                load=lambda e=entry, g=group: renderer.picture(e, g).encode(),
+                load=lambda e=entry, g=group, a=alt: renderer.picture(e, g, alt=a).encode(),
             )
 
 

@@ -223,7 +223,8 @@ def _print_problems(problems, kind: str) -> None:
     "--report",
     "report_path",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write figures, failures and warnings as JSON.",
+    help="Write figures, failures and warnings: a page to look at if FILE ends in .html, "
+    "else JSON.",
 )
 @click.option(
     "--progress/--no-progress",
@@ -241,6 +242,7 @@ def build(
     config_path, force, dry_run, no_gc, no_wait, jobs, report_path, progress, scheduler
 ) -> None:
     """Build every rendition the rules ask for, the manifest and HTML snippets."""
+    import os
     import sys
 
     from . import build as builder
@@ -277,7 +279,9 @@ def build(
     for line in report.summary_lines(summary):
         click.echo(line, err=not line[0].isdigit())  # the totals line goes to stdout
     if report_path:
-        report.write_report(report_path, summary)
+        report.write_report(report_path, summary, config)
+    for page in {config.report, report_path} - {None}:
+        click.echo(f"report: {os.path.relpath(page)}", err=True)
     if not summary.ok:
         raise SystemExit(1)
 
@@ -391,3 +395,100 @@ def check(config_path) -> None:
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, {count} renditions")
     if any(s.failed for s in skipped):
         raise SystemExit(1)
+
+
+@main.command()
+@click.argument("site")
+@click.option(
+    "--page",
+    "pages",
+    multiple=True,
+    metavar="PATH",
+    help="Audit only this page (site-relative, e.g. index.html; repeatable). Default: all.",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Write {"pages": N, "findings": [...]} to FILE.',
+)
+@click.option(
+    "--html",
+    "html_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write a report with a thumbnail per finding to FILE.",
+)
+@click.option(
+    "--allow",
+    "allowed",
+    multiple=True,
+    metavar="KIND",
+    help="Do not fail on findings of this kind (repeatable).",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The imgpipe config that built the site, to name the rule behind a `sizes` "
+    "(default: imgpipe.toml, else [tool.imgpipe] in pyproject.toml, when present).",
+)
+@click.option(
+    "--manifest",
+    "manifests",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    help="An imgpipe manifest of the site not published with it (MkDocs: "
+    ".imgpipe-cache/site/imgpipe-manifest.json); repeatable.",
+)
+def audit(site, pages, json_path, html_path, allowed, config_path, manifests) -> None:
+    """Check a built site's images in headless Chromium: imgpipe audit public/ (or a URL)."""
+    from . import audit as auditing
+    from .errors import closest
+
+    for kind in allowed:
+        if kind not in auditing.KINDS:
+            guess = closest(kind, auditing.KINDS)
+            raise click.BadParameter(
+                f"{kind!r} is not a kind; expected one of {', '.join(auditing.KINDS)}"
+                + (f"; did you mean {guess!r}?" if guess else ""),
+                param_hint="--allow",
+            )
+    config = _audit_config(config_path)
+    try:
+        report = auditing.audit(
+            site,
+            pages,
+            config,
+            progress=lambda line: click.echo(line, err=True),
+            manifests=manifests,
+        )
+    except auditing.AuditError as error:
+        click.echo(f"error[audit]: {error}", err=True)
+        raise SystemExit(2) from None
+    from .audit.report import table_lines, write_html, write_json
+
+    for line in table_lines(report):
+        click.echo(line)
+    if json_path:
+        write_json(json_path, report)
+    if html_path:
+        write_html(html_path, report)
+    if report.failing(allowed):
+        raise SystemExit(1)
+
+
+def _audit_config(config_path):
+    """The config for naming rules: given, else the one in the current directory, if any.
+    Without --config a config that does not load is only a warning: the audit needs none."""
+    from .config import load
+    from .errors import ConfigError
+
+    try:
+        return load(config_path)
+    except ConfigError as error:
+        if config_path:
+            _config_failed(error)
+        if error.code != "no-config":
+            _print_problems(error.problems[:1], "warning")
+        return None

@@ -14,14 +14,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, Problem, describe
+from .errors import ConfigError, Problem, closest, describe
 from .family import FAMILY_KEYS, LABEL, RenditionSpec, parse_family
 from .family import SrcsetSpec as SrcsetSpec  # re-exported: where plan, manifest, tests look
 from .globs import compile_globs
 from .image_data import ImageData, parse_images
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
-from .options import VOCABULARY
+from .options import METADATA_POLICIES, VOCABULARY
 from .validate import Validator
 
 TOP_KEYS = (
@@ -41,7 +41,13 @@ TOP_KEYS = (
     "remote_cache",
     "remote_cache_options",
     "images",
+    "cache_keep",
+    "report",
 )
+# Bytes of encoded results that no build uses any more kept in cache_dir (state.py, `retired`),
+# so putting an image or a rule back costs a copy: enough for the renditions of about a
+# hundred edited photos (12 renditions of ~200 KB each), small beside a CI cache of photos.
+CACHE_KEEP = 256_000_000
 # Beyond one machine (imgpipe/cluster.py, imgpipe/store.py): what the values must look like.
 _SCHEDULER = re.compile(r"^(tcp|tls)://[^/\s]+:\d+$")
 _URL = re.compile(r"^[a-z][a-z0-9+.-]*://\S+$")
@@ -53,7 +59,7 @@ _NEEDS_STORE = Problem(
     "remote_cache",
 )
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
-RULE_KEYS = ("include", "exclude", "renditions", *FAMILY_KEYS, "rasterize_svg")
+RULE_KEYS = ("include", "exclude", "renditions", *FAMILY_KEYS, "rasterize_svg", "metadata")
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,8 @@ class Config:
     remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
     remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
     images: dict[str, ImageData] = field(default_factory=dict)  # [images."path"] (image_data)
+    cache_keep: int = CACHE_KEEP  # bytes of unused encoded results kept for an undo
+    report: Path | None = None  # the build report written by every build (.html or .json)
 
 
 def find(directory: Path) -> tuple[Path, dict[str, Any], list[Problem]]:
@@ -173,6 +181,8 @@ def from_dict(
     manifest = v.string(raw, "manifest", "")
     snippets = v.string(raw, "snippets", "")
     templates = v.string(raw, "templates", "")
+    cache_keep = v.size(raw, "cache_keep", "", CACHE_KEEP)
+    report = v.string(raw, "report", "")
     follow_symlinks = raw.get("follow_symlinks", False)
     if not isinstance(follow_symlinks, bool):
         v.type_error(follow_symlinks, "true or false", "follow_symlinks")
@@ -229,6 +239,8 @@ def from_dict(
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
         images=images,
+        cache_keep=CACHE_KEEP if cache_keep is None else cache_keep,
+        report=resolve(report) if report else None,
     )
     written = {
         "source": source,
@@ -236,6 +248,7 @@ def from_dict(
         "cache_dir": cache_dir,
         "manifest": manifest,
         "snippets": snippets,
+        "report": report,
     }
     check_paths(config, {k: value for k, value in written.items() if value})
     return config
@@ -343,6 +356,7 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
             Problem("missing-key", "'include' is required (a list of globs)", f"{where}.include")
         )
     renditions: list[RenditionSpec] = []
+    policy = _metadata(v, raw, where)
     rend_raw = raw.get("renditions", {})
     if not isinstance(rend_raw, dict):
         v.type_error(rend_raw, 'a table of label = "options"', f"{where}.renditions")
@@ -356,10 +370,12 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
             elif not isinstance(text, str):
                 v.type_error(text, "an option string", path)
             else:
-                recipe = v.recipe(expand(text, presets), path)
+                recipe = v.recipe(with_metadata(expand(text, presets), policy), path)
                 if recipe:
                     renditions.append(RenditionSpec(label, recipe, path))
-    srcset = parse_family(v, raw, where, lambda text: expand(text, presets), renditions)
+    srcset = parse_family(
+        v, raw, where, lambda text: with_metadata(expand(text, presets), policy), renditions
+    )
     if not renditions and srcset is None and not any(k in raw for k in ("renditions", "widths")):
         v.errors.append(Problem("empty-rule", "a rule needs `renditions` or `widths`", where))
     labels: dict[str, str] = {}
@@ -395,3 +411,28 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
         exclude_re,
         rasterize_svg=rasterize,
     )
+
+
+def _metadata(v: Validator, raw: dict, where: str) -> str | None:
+    """The rule's `metadata` key: the policy of its renditions whose options do not say."""
+    policy = v.string(raw, "metadata", where)
+    if policy is None or policy in METADATA_POLICIES:
+        return policy
+    v.errors.append(
+        describe(
+            "bad-metadata",
+            policy,
+            " or ".join(f'"{m}"' for m in METADATA_POLICIES),
+            f"{where}.metadata",
+            suggestion=closest(policy, list(METADATA_POLICIES)) or "strip",
+        )
+    )
+    return None
+
+
+def with_metadata(options: str, policy: str | None) -> str:
+    """`options` with a rule's metadata policy added, unless they name one themselves."""
+    said = any(t.strip().lower().startswith("metadata=") for t in options.split(","))
+    if policy is None or said:
+        return options
+    return f"{options},metadata={policy}" if options.strip() else f"metadata={policy}"

@@ -6,7 +6,8 @@ a file named `picture.html`, `img.html` or `video.html` there replaces ours. A g
 
 `placeholder=True` among the attributes puts the source's placeholder (dominant colour and
 tiny preview) behind the image as an inline style while it loads; meant for opaque images,
-since it stays visible through transparent pixels.
+since it stays visible through transparent pixels. `placeholder="thumbhash"` or "blurhash"
+sets the colour and hands the hash to the page's script (`data-thumbhash`, `data-blurhash`).
 
 `Images` is the template API: `picture(src, alt=..., group=..., sizes=..., **attrs)` and
 `img(...)` over one manifest, and `install(env, manifest)` to offer both to any Jinja2
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import posixpath
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,7 @@ from .plan import fit_name
 TEMPLATE = "picture.html"
 IMG_TEMPLATE = "img.html"
 VIDEO_TEMPLATE = "video.html"
+REPORT_TEMPLATE = "report.html"
 DEFAULT_GROUP = "default"
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
 
@@ -58,14 +61,13 @@ class Renderer:
         self,
         source: Mapping[str, Any],
         group: str = "default",
-        alt: str | None = None,
+        alt: str = "",
         sizes: str | None = None,
         **attrs: Any,
     ) -> str:
         """`<picture>` (or a lone `<img>`, or `<video>`) for one srcset group of a manifest
-        source entry. Without `alt`, the source's own (`[images."path"] alt`), else empty."""
+        source entry."""
         entry = _group(source, group)
-        alt = _alt(alt, source)
         attrs = _with_placeholder(attrs, source)
         template = self.env.get_template(VIDEO_TEMPLATE if entry.get("video") else TEMPLATE)
         return (
@@ -79,14 +81,12 @@ class Renderer:
         self,
         source: Mapping[str, Any],
         group: str = "default",
-        alt: str | None = None,
+        alt: str = "",
         sizes: str | None = None,
         **attrs: Any,
     ) -> str:
-        """A lone `<img srcset>` of a group's fallback format (no `<picture>`, so no art
-        direction variants)."""
+        """A lone `<img srcset>` of a group's fallback format (no `<picture>`)."""
         entry = _group(source, group)
-        alt = _alt(alt, source)
         attrs = _with_placeholder(attrs, source)
         srcset = ", ".join(f"{i['url']} {i['width']}w" for i in entry["formats"][entry["fallback"]])
         return self.env.get_template(IMG_TEMPLATE).render(
@@ -100,6 +100,24 @@ class Renderer:
             source=source,
             group=entry,
         )
+
+    def report(self, **context: Any) -> str:
+        """The build report page (report.page gathers what it shows)."""
+        return self.env.get_template(REPORT_TEMPLATE).render(**context)
+
+
+def alt_text(source: Mapping[str, Any], relpath: str) -> str:
+    """The alt text of a source where the page gives none (snippets, the template API without
+    `alt=`): the one place it comes from. The manifest entry's `alt` when it has one (per-image
+    data; `""` marks an image as decorative), else the file name in words (`lake-at-dawn.jpg`:
+    "Lake at dawn"): a name says something about most images, and an empty alt would hide an
+    image that means something from screen readers, which is worse than a plain description."""
+    alt = source.get("alt")
+    if isinstance(alt, str):
+        return alt
+    stem = posixpath.splitext(posixpath.basename(relpath))[0]
+    words = " ".join(re.split(r"[\s_.-]+", stem)).strip()
+    return words[:1].upper() + words[1:]
 
 
 def snippet_path(relpath: str, group: str) -> str:
@@ -214,6 +232,7 @@ class Images:
         attrs: dict[str, Any],
     ) -> Markup:
         source, name = self._source(src, group)
+        alt = alt_text(source, self.key(src)) if alt is None else alt
         attrs = _proportional(attrs, source["srcsets"][name])
         sizes = sizes or _fixed_width_sizes(attrs)
         return Markup(template(source, name, alt, sizes, **attrs).rstrip("\n"))
@@ -283,7 +302,7 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
 
     out = copy.deepcopy(dict(source))
     for group in out.get("srcsets", {}).values():
-        for variant in (group, *group.get("art", ())):
+        for variant in (group, *group.get("art", ())):  # art direction variants too
             variant["src"] = move(variant["src"])
             for items in variant["formats"].values():
                 for item in items:
@@ -298,22 +317,27 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     return out
 
 
-def _alt(alt: str | None, source: Mapping[str, Any]) -> str:
-    """The alt text asked for, else the source's own from the config, else empty."""
-    return alt if alt is not None else source.get("alt", "")
+# placeholder= values: what goes on the image while it loads.
+PLACEHOLDERS = (True, "lqip", "thumbhash", "blurhash", "color")
 
 
 def _with_placeholder(attrs: dict[str, Any], source: Mapping[str, Any]) -> dict[str, Any]:
-    """`placeholder=True`: the source's colour and blurred preview behind the image until it
-    has loaded. The author's own style comes last, so it wins where both set something."""
+    """`placeholder=True` (or "lqip"): the source's colour and blurred preview behind the image
+    until it has loaded. "thumbhash" / "blurhash": the colour, and the hash in a
+    `data-thumbhash` / `data-blurhash` attribute for the page's script to draw; "color": the
+    colour alone. The author's own style comes last, so it wins where both set something."""
     if "placeholder" not in attrs:
         return attrs
     wanted = attrs["placeholder"]
     attrs = {k: v for k, v in attrs.items() if k != "placeholder"}
     found = source.get("placeholder")
-    if wanted is not True or not found:
+    if wanted not in PLACEHOLDERS or not found:
         return attrs
-    style = f"background:{found['color']} url({found['lqip']}) center/cover no-repeat"
+    style = f"background:{found['color']}"
+    if wanted in (True, "lqip"):
+        style += f" url({found['lqip']}) center/cover no-repeat"
+    elif wanted != "color" and found.get(wanted):
+        attrs = {**attrs, f"data-{wanted}": found[wanted]}
     if attrs.get("style"):
         style += ";" + str(attrs["style"])
     return {**attrs, "style": style}

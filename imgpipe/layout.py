@@ -1,6 +1,7 @@
 """Where a build reads and writes, checked before anything runs: `output`, `manifest` and
-`snippets` never inside `source` or `cache_dir` (nor those inside them), the manifest never on
-a config file. Found in the wild: `manifest = "src/photo.jpg"` replaced a photo with JSON.
+`snippets` never inside `source` or `cache_dir` (nor those inside them), the manifest and the
+report never on a config file. Found in the wild: `manifest = "src/photo.jpg"` replaced a
+photo with JSON.
 """
 
 from __future__ import annotations
@@ -59,29 +60,33 @@ def check_paths(config: Config, given: dict[str, str]) -> None:
                     suggestion=defaults.get(a),
                 )
             )
-    # The manifest is one file: it may sit in `output`, never in what is read or kept, never
-    # on the config (or another config file), nor on a directory.
+    # The manifest (and the report) is one file: it may sit in `output`, never in what is read
+    # or kept, never on the config (or another config file), nor on a directory.
     configs = {
         Path(os.path.realpath(p))
         for p in (config.path, config.root / CONFIG_FILE, config.root / PYPROJECT)
     }
-    manifest = real["manifest"]
-    if "manifest" in given and (
-        manifest in configs
-        or manifest in (real["output"], real["snippets"])
-        or manifest.is_dir()
-        or any(_inside(manifest, real[d]) for d in ("source", "cache_dir"))
-    ):
-        problems.append(
-            describe(
-                "overlapping-dirs",
-                given["manifest"],
-                f"a file outside source ({config.source}) and cache_dir ({config.cache_dir}), and "
-                "not a config file or a directory",
-                "manifest",
-                suggestion=defaults["manifest"],
+    for key in ("manifest", "report"):
+        if key not in given:
+            continue
+        file = Path(os.path.realpath(getattr(config, key)))
+        if (
+            file in configs
+            or file in (real["output"], real["snippets"])
+            or (key == "report" and file == real["manifest"])
+            or file.is_dir()
+            or any(_inside(file, real[d]) for d in ("source", "cache_dir"))
+        ):
+            problems.append(
+                describe(
+                    "overlapping-dirs",
+                    given[key],
+                    f"a file outside source ({config.source}) and cache_dir ({config.cache_dir}), "
+                    "and not a config file or a directory",
+                    key,
+                    suggestion=defaults["manifest"] if key == "manifest" else "build-report.html",
+                )
             )
-        )
     if problems:
         raise ConfigError(problems)
 

@@ -15,7 +15,8 @@ inputs give byte-identical files:
                                 "video": null or {"sources": [{"format", "type", "url"}],
                                                   "width", "height", "poster", "loop"},
                                 "art": [{"media", "sizes", "order", "src", "width", ...}]}}},
-        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,..."},
+        "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,...",
+                        "thumbhash": "base64...", "blurhash": "..."},
         "alt": "..."}}}
 
 `art` (only in a group whose rule has `[[rules.art]]`) lists its art direction variants in
@@ -119,6 +120,8 @@ def source_entry(
     placeholder = info.placeholder and {
         "color": info.placeholder.color,
         "lqip": info.placeholder.lqip,
+        "thumbhash": info.placeholder.thumbhash,
+        "blurhash": info.placeholder.blurhash,
     }
     entry: SourceEntry = {
         "width": info.width,
@@ -137,6 +140,25 @@ def source_entry(
     if plan.alt is not None:
         entry["alt"] = plan.alt
     return entry
+
+
+def served_bytes(entry: Mapping[str, Any]) -> int:
+    """What a browser downloads to show a source at its widest: in each srcset group, the
+    widest candidate of the first format offered (browsers take the first they support; all
+    current ones take AVIF or WebP), or the first video source; the largest of the groups.
+    Without a group, its widest rendition (the smallest file of that width)."""
+    by_url = {r["url"]: r["bytes"] for r in entry["renditions"].values()}
+    groups = []
+    for group in entry["srcsets"].values():
+        if group.get("video"):
+            groups.append(by_url.get(group["video"]["sources"][0]["url"], 0))
+        else:  # each format's candidates are sorted by width
+            groups.append(by_url.get(group["formats"][group["order"][0]][-1]["url"], 0))
+    if groups:
+        return max(groups)
+    renditions = list(entry["renditions"].values())
+    widest = max((r["width"] for r in renditions), default=0)
+    return min((r["bytes"] for r in renditions if r["width"] == widest), default=0)
 
 
 def warnings_of(plan: SourcePlan, records: Mapping[str, Record]) -> list[Issue]:

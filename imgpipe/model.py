@@ -37,10 +37,13 @@ class Limits:
 
 @dataclass(frozen=True)
 class Placeholder:
-    """What a page shows while the image loads: a dominant colour and a tiny blurred preview."""
+    """What a page shows while the image loads: a dominant colour and a tiny blurred preview,
+    as a data: URI and as the ThumbHash and BlurHash strings scripts draw."""
 
     color: str  # "#rrggbb"
     lqip: str  # a data: URI of a few hundred bytes
+    thumbhash: str  # base64, ~25-35 characters
+    blurhash: str  # ~20-30 characters
 
 
 @dataclass(frozen=True)
@@ -218,10 +221,11 @@ class Summary:
     cached: int
     failed: int
     bytes_before: int
-    bytes_after: int
+    bytes_after: int  # of all renditions
     seconds: float
     files_written: int
     files_removed: int
+    bytes_served: int = 0  # what browsers download at the widest size (manifest.served_bytes)
     failures: tuple[Issue, ...] = ()
     warnings: tuple[Issue, ...] = ()
     origins: tuple[Origin, ...] = ()  # one per rendition written (for --report)
@@ -279,6 +283,8 @@ class WarningEntry(TypedDict):
 class PlaceholderEntry(TypedDict):
     color: str
     lqip: str
+    thumbhash: str
+    blurhash: str
 
 
 class SourceEntry(TypedDict):

@@ -22,6 +22,9 @@ MAX_TIMEOUT = 3600.0
 
 GRAVITIES = ("centre", "auto", "top", "bottom", "left", "right")
 QUALITY_PRESETS = ("low", "medium", "high", "lossless")
+# What of a source's EXIF/XMP/IPTC its renditions keep (engine/metadata.py): nothing (the
+# default), only the credit (artist, copyright), or everything, GPS position included.
+METADATA_POLICIES = ("strip", "copyright", "keep")
 FORMAT_NAMES = (AUTO, *FORMATS)
 
 # Every token form, for "expected ..." messages and close-match suggestions.
@@ -36,6 +39,7 @@ VOCABULARY = (
     *(f"crop={g}" for g in GRAVITIES if g != "centre"),
     *(f"quality={q}" for q in QUALITY_PRESETS),
     *(f"format={f}" for f in FORMAT_NAMES),
+    *(f"metadata={m}" for m in METADATA_POLICIES),
     "bgcolor=",
     "timeout=",
     "aspect=16:9",
@@ -50,7 +54,7 @@ EXPECTED_TOKEN = (
     "crop=auto|top|bottom|left|right|FXxFY, pad, trim, bgcolor=RGB|RRGGBB, "
     "quality=low|medium|high|lossless|1..100, format="
     + "|".join(FORMAT_NAMES)
-    + ", timeout=SECONDS, aspect=W:H, focus=FXxFY"
+    + ", metadata=strip|copyright|keep, timeout=SECONDS, aspect=W:H, focus=FXxFY"
 )
 
 _SIZE = re.compile(r"^(\d+)?x(\d+)$|^(\d+)$")
@@ -285,6 +289,18 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
             "format=" + "|".join(FORMAT_NAMES),
             where,
             suggestion=closest(token, [f"format={f}" for f in FORMAT_NAMES]),
+        )
+    if key == "metadata":
+        if value in METADATA_POLICIES:
+            set_slot("metadata", token, where, metadata=value)
+            return None
+        return describe(
+            "bad-metadata",
+            token,
+            "metadata=strip|copyright|keep",
+            where,
+            suggestion=closest(token, [f"metadata={m}" for m in METADATA_POLICIES])
+            or "metadata=strip",
         )
     if key == "timeout":
         if _NUMBER.match(value) and 0 < float(value) <= MAX_TIMEOUT:

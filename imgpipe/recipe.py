@@ -32,6 +32,7 @@ class Recipe:
     bgcolor: str = DEFAULT_BGCOLOR
     quality: str | int = "medium"
     format: str = AUTO
+    metadata: str = "strip"
     timeout: float = DEFAULT_TIMEOUT
     warnings: tuple[Problem, ...] = field(default=(), compare=False, hash=False)
 
@@ -112,6 +113,8 @@ class Recipe:
             tokens.append(f"quality={self.quality}")
         if self.format != AUTO:
             tokens.append(f"format={self.format}")
+        if self.metadata != "strip":
+            tokens.append(f"metadata={self.metadata}")
         if with_timeout and self.timeout != DEFAULT_TIMEOUT:
             tokens.append(f"timeout={self.timeout:g}")
         return tokens

@@ -1,17 +1,26 @@
-"""What a build tells people (a progress bar on a terminal, plain lines in CI) and machines
-(`--report FILE.json`). The only rich importer; build.py only calls the `Events` hooks."""
+"""What a build tells people (a progress bar on a terminal, plain lines in CI, the report page
+`--report FILE.html` or the config's `report`) and machines (`--report FILE.json`). The only
+rich importer; build.py only calls the `Events` hooks."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import size_text
 from .files import atomic_write
+from .formats import by_name
+from .html import Renderer
+from .manifest import served_bytes, url_path
 from .model import Events, Issue, PlannedItem, Summary
+
+if TYPE_CHECKING:
+    from .config import Config
 
 REPORT_VERSION = 1
 
@@ -99,9 +108,27 @@ def summary_lines(s: Summary) -> list[str]:
         lines.append(f"... and {len(warnings) - SHOWN_WARNINGS} more warnings (see --report)")
     lines.append(
         f"{s.sources} sources; renditions: {s.built} built, {s.cached} cached, {s.failed} failed; "
-        f"{size_text(s.bytes_before)} -> {size_text(s.bytes_after)}; {s.seconds:.2f} s"
+        f"{download_text(s)}; {s.seconds:.2f} s"
     )
     return lines
+
+
+def download_text(s: Summary) -> str:
+    """What people care about: what browsers download (each image at its widest, in the first
+    format offered) against the originals; then the disk the renditions take."""
+    return (
+        f"browsers download {size_text(s.bytes_served)}, "
+        f"{change(s.bytes_served, s.bytes_before)} the originals' {size_text(s.bytes_before)} "
+        f"(all renditions: {size_text(s.bytes_after)})"
+    )
+
+
+def change(new: int, old: int) -> str:
+    """`new` against `old` in words: "88% less than", "12% more than", "as much as"."""
+    if old <= 0 or new == old:
+        return "as much as" if new == old else "more than"
+    ratio = new / old - 1
+    return f"{abs(ratio):.0%} {'less' if ratio < 0 else 'more'} than"
 
 
 def issue_line(issue: Issue, kind: str = "error") -> str:
@@ -117,7 +144,7 @@ def report_data(s: Summary) -> dict[str, Any]:
         "ok": s.ok,
         "sources": s.sources,
         "renditions": {"built": s.built, "cached": s.cached, "failed": s.failed},
-        "bytes": {"before": s.bytes_before, "after": s.bytes_after},
+        "bytes": {"before": s.bytes_before, "after": s.bytes_after, "served": s.bytes_served},
         "seconds": round(s.seconds, 3),
         "files": {"written": s.files_written, "removed": s.files_removed},
         "failures": [asdict(f) for f in s.failures],
@@ -135,8 +162,89 @@ def _origins(s: Summary) -> dict[str, dict[str, str]]:
     return where
 
 
-def write_report(path: Path, s: Summary) -> None:
-    atomic_write(path, (json.dumps(report_data(s), indent=2, sort_keys=True) + "\n").encode())
+def percent(rendition: Mapping[str, Any], source: Mapping[str, Any]) -> str:
+    """A rendition's bytes against its source's, signed: "-88%", "+12%"."""
+    return f"{rendition['bytes'] / source['bytes'] - 1:+.0%}" if source["bytes"] else ""
+
+
+def write_report(path: Path, s: Summary, config: Config) -> None:
+    """`--report`: after the build, from its summary and the manifest it wrote."""
+    sources = {}
+    if path.suffix.lower() in HTML_SUFFIXES and config.manifest.is_file():
+        sources = json.loads(config.manifest.read_bytes()).get("sources", {})
+    atomic_write(path, render(path, s, sources, config.output))
+
+
+def render(
+    path: Path,
+    s: Summary,
+    sources: Mapping[str, Mapping[str, Any]],
+    output: Path,
+    timed: bool = True,
+) -> bytes:
+    """The report for `path`: a page for people when it ends in .html (`page`), else JSON
+    for machines. Without `timed`, nothing that changes from one build of the same result to
+    the next (seconds, files written, where renditions came from), so the build can leave an
+    unchanged report unwritten."""
+    data = report_data(s)
+    if not timed:
+        del data["seconds"], data["files"], data["origins"]
+    if path.suffix.lower() in HTML_SUFFIXES:
+        return page(s, data, sources, path, output)
+    return (json.dumps(data, indent=2, sort_keys=True) + "\n").encode()
+
+
+HTML_SUFFIXES = (".html", ".htm")
+
+
+def page(
+    s: Summary,
+    data: Mapping[str, Any],
+    sources: Mapping[str, Mapping[str, Any]],
+    path: Path,
+    output: Path,
+) -> bytes:
+    """The report page at `path`: figures, failures, then each source (from its manifest
+    entry) with a thumbnail, its renditions, the formats its groups dropped and its warnings.
+    Files are linked relative to the page, so it opens from disk as well as from a server."""
+    here = os.path.dirname(os.path.abspath(path))
+
+    def link(rel: str) -> str:
+        return url_path(os.path.relpath(os.path.join(os.path.abspath(output), rel), here))
+
+    shown = []
+    for rel, entry in sorted(sources.items()):
+        renditions = sorted(entry["renditions"].items(), key=lambda r: (r[1]["width"], r[0]))
+        still = [r for _, r in renditions if not by_name(r["format"]).video]
+        thumb = min(still, key=lambda r: (r["width"], r["bytes"]), default=None)
+        served = served_bytes(entry)
+        shown.append(
+            {
+                "path": rel,
+                "entry": entry,
+                "thumb": thumb and {**thumb, "link": link(thumb["path"])},
+                "served": served,
+                "served_change": change(served, entry["bytes"]),
+                "renditions": [
+                    {**r, "label": label, "link": link(r["path"]), "change": percent(r, entry)}
+                    for label, r in renditions
+                ],
+                "dropped": [
+                    {**d, "group": name}
+                    for name, group in sorted(entry["srcsets"].items())
+                    for d in group["dropped"]
+                ],
+            }
+        )
+    text = Renderer().report(
+        report=data,
+        sources=shown,
+        size=size_text,
+        download=download_text(s),
+        failures=[issue_line(f) for f in s.failures],
+        warnings=[issue_line(w, "warning") for w in s.warnings if w.stage != "render"],
+    )
+    return text.encode()
 
 
 def plan_lines(items: list[PlannedItem]) -> list[str]:

@@ -31,6 +31,7 @@ class Results:
     origins: list[Origin] = field(default_factory=list)
     bytes_before: int = 0  # of the sources in the manifest
     bytes_after: int = 0  # of their renditions
+    bytes_served: int = 0  # of the renditions browsers download (manifest.served_bytes)
 
 
 def summary(
@@ -52,6 +53,7 @@ def summary(
         failed=failed,
         bytes_before=results.bytes_before,
         bytes_after=results.bytes_after,
+        bytes_served=results.bytes_served,
         seconds=time.monotonic() - started,
         files_written=outputs.written,
         files_removed=outputs.removed,

@@ -10,6 +10,10 @@
   nor rewritten, and stale ones can be removed without touching files imgpipe did not make
   (nor one the user put back at such a path since).
 - `used`: which records each scope stands by.
+- `retired`: when each record stopped being used by every scope. Its blob stays, so an undo
+  (a source put back, a rule reverted, while `watch` or `mkdocs serve` rebuilds) costs a
+  copy, not an encode; the retired blobs of all scopes together stay under the build's
+  `cache_keep` bytes, the least recently used going first.
 
 Several projects may share one `cache_dir` (CI caches one directory for a monorepo). Records,
 blobs and source info are content-addressed, so they are shared; everything that describes
@@ -29,6 +33,7 @@ import json
 import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import NamedTuple
@@ -51,6 +56,7 @@ CREATE TABLE IF NOT EXISTS record (key TEXT PRIMARY KEY, format TEXT, width INT,
 CREATE TABLE IF NOT EXISTS written (scope TEXT, path TEXT, fingerprint TEXT, size INT,
                                     mtime_ns INT, sha256 TEXT, PRIMARY KEY (scope, path));
 CREATE TABLE IF NOT EXISTS used (scope TEXT, key TEXT, PRIMARY KEY (scope, key));
+CREATE TABLE IF NOT EXISTS retired (key TEXT PRIMARY KEY, at INT);
 """
 
 
@@ -66,7 +72,7 @@ class Written(NamedTuple):
     mtime_ns: int
 
 
-_TABLES = ("meta", "stat", "info", "record", "written", "used")
+_TABLES = ("meta", "stat", "info", "record", "written", "used", "retired")
 # The tables schema 5 had without a scope, and their columns.
 _SCOPED_5 = {
     "meta": "key, value",
@@ -132,12 +138,16 @@ class State:
 
     @functools.cached_property
     def _infos(self) -> dict[str, SourceInfo]:
-        return {
-            row[0]: SourceInfo(
-                row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], _placeholder(row[8])
+        infos = {}
+        for row in self.db.execute("SELECT * FROM info"):
+            try:
+                placeholder = _placeholder(row[8])
+            except TypeError:  # from before the placeholder had all it has: decode again
+                continue
+            infos[row[0]] = SourceInfo(
+                row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7], placeholder
             )
-            for row in self.db.execute("SELECT * FROM info")
-        }
+        return infos
 
     @functools.cached_property
     def _used(self) -> set[str]:
@@ -248,7 +258,12 @@ class State:
             return
         self._infos[sha256] = info
         placeholder = info.placeholder and json.dumps(
-            [info.placeholder.color, info.placeholder.lqip]
+            [
+                info.placeholder.color,
+                info.placeholder.lqip,
+                info.placeholder.thumbhash,
+                info.placeholder.blurhash,
+            ]
         )
         self.db.execute(
             "INSERT OR REPLACE INTO info VALUES (?,?,?,?,?,?,?,?,?)",
@@ -314,22 +329,38 @@ class State:
             self._used.add(key)
             self.db.execute("INSERT OR IGNORE INTO used VALUES (?, ?)", (self.scope, key))
 
-    def drop_records(self, keep: set[str]) -> int:
-        """This scope no longer uses records outside `keep`; remove the records (and blobs)
-        that no scope uses any more. Returns how many were removed."""
+    def drop_records(self, keep: set[str], budget: int) -> int:
+        """This scope no longer uses records outside `keep`. Those no scope uses are retired,
+        not removed: they stay while all retired blobs together fit in `budget` bytes, the
+        most recently used first; the rest go. Returns how many records were removed."""
         unused = [k for k in self._used if k not in keep]
         self._used.difference_update(unused)
         self.db.executemany(
             "DELETE FROM used WHERE scope=? AND key=?", [(self.scope, k) for k in unused]
         )
-        elsewhere = {
-            row[0] for row in self.db.execute("SELECT key FROM used WHERE scope!=?", (self.scope,))
-        }
-        gone = [k for k in self._records if k not in keep and k not in elsewhere]
+        now = time.time_ns()
+        self.db.executemany(
+            "INSERT OR REPLACE INTO retired VALUES (?, ?)", [(k, now) for k in unused]
+        )
+        in_use = {row[0] for row in self.db.execute("SELECT key FROM used")}
+        # A record retired before this table existed counts as the oldest.
+        retired = dict(self.db.execute("SELECT key, at FROM retired").fetchall())
+        idle = sorted(
+            (k for k in self._records if k not in keep and k not in in_use),
+            key=lambda k: retired.get(k, 0),
+            reverse=True,
+        )
+        kept = 0
+        gone = []
+        for key in idle:
+            kept += self._records[key].bytes
+            if kept > budget:
+                gone.append(key)
         for key in gone:
             unlink(Path(self.blob_path(key)))
             del self._records[key]
         self.db.executemany("DELETE FROM record WHERE key=?", [(k,) for k in gone])
+        self.db.execute("DELETE FROM retired WHERE key NOT IN (SELECT key FROM record)")
         return len(gone)
 
     # -- written files ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ where (`rules[1].widths[2]`), and the closest valid value.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from .errors import OptionError, Problem, closest, describe
@@ -67,6 +68,25 @@ class Validator:
             return None
         return value
 
+    def size(self, table: dict, key: str, where: str, default: int) -> int | None:
+        """A number of bytes: an integer, or a string in the units reports print (decimal,
+        errors.size_text): "256 MB", "1.5 GB", "0"."""
+        value = table.get(key, default)
+        if isinstance(value, str):
+            match = _SIZE.match(value.strip())
+            if match is None:
+                self.errors.append(
+                    describe(
+                        "bad-size",
+                        value,
+                        "a size such as 256 MB (B, KB, MB or GB) or an integer of bytes",
+                        _join(where, key),
+                    )
+                )
+                return None
+            return round(float(match[1]) * _UNITS[(match[2] or "B").upper()])
+        return self._int(value, _join(where, key), 0, None)
+
     def int_list(self, table: dict, key: str, where: str, low: int, high: int) -> list[int] | None:
         values = table[key]
         path = _join(where, key)
@@ -120,6 +140,10 @@ class Validator:
         recipe = settle(recipe)
         self.warnings.extend(at(p, where) for p in recipe.warnings)
         return recipe
+
+
+_UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
+_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?$", re.IGNORECASE)
 
 
 def at(problem: Problem, where: str) -> Problem:

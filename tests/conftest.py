@@ -74,3 +74,38 @@ def dask_cluster(s3, tmp_path_factory):
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def example_site(tmp_path_factory):
+    """The repository's example site, built as the README says, in a temp copy (shared by
+    the browser and audit tests: it takes ~20-50 s). Returns its published folder."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    root = tmp_path_factory.mktemp("example")
+    shutil.copy(repo / "imgpipe.toml", root)
+    shutil.copytree(
+        repo / "example-site",
+        root / "example-site",
+        ignore=shutil.ignore_patterns("public", "__pycache__"),
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo)}
+    for command in (
+        ["-c", "from imgpipe.cli import main; main()", "build"],
+        [str(root / "example-site/make_page.py")],
+    ):
+        done = subprocess.run(
+            [sys.executable, *command],
+            cwd=root,
+            env=env,
+            timeout=300,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+    return root / "example-site/public"

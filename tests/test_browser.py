@@ -10,10 +10,7 @@ smaller rendition than a 1600 px one, and every <img> has width and height.
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import subprocess
-import sys
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,40 +23,12 @@ sync_api = pytest.importorskip("playwright.sync_api")
 from browser_support import chromium, require_chromium, serve, url_of  # noqa: E402
 from sites import copy_site  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
 require_chromium()
 
 
 @functools.cache
 def _serve(directory: Path) -> str:
     return url_of(serve(directory))
-
-
-@pytest.fixture(scope="module")
-def example_site(tmp_path_factory) -> Path:
-    """The repository's example site, built as the README says, in a temp copy."""
-    root = tmp_path_factory.mktemp("example")
-    shutil.copy(REPO / "imgpipe.toml", root)
-    shutil.copytree(
-        REPO / "example-site",
-        root / "example-site",
-        ignore=shutil.ignore_patterns("public", "__pycache__"),
-    )
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for command in (
-        ["-c", "from imgpipe.cli import main; main()", "build"],
-        [str(root / "example-site/make_page.py")],
-    ):
-        done = subprocess.run(
-            [sys.executable, *command],
-            cwd=root,
-            env=env,
-            timeout=300,
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-    return root / "example-site/public"
 
 
 @pytest.fixture(scope="module")
@@ -176,3 +145,14 @@ def test_a_narrow_viewport_fetches_a_smaller_rendition(site):
     small = next(i for i in narrow if src in i["src"])
     large = next(i for i in wide if src in i["src"])
     assert 0 < small["chosen"] < large["chosen"], (small, large)
+
+
+@pytest.mark.slow
+def test_the_main_job_leaves_a_report_page_to_open(example_site, browser):
+    """README's first command (`imgpipe build`) writes example-site/build-report.html, next
+    to the published folder: a thumbnail of every source, each of which loads."""
+    sources = json.loads((example_site / "img/imgpipe-manifest.json").read_text())["sources"]
+    images, bad = visit(browser, _serve(example_site.parent), "build-report.html", 1280)
+    assert bad == [] and len(images) == len(sources) >= 6
+    for image in images:
+        assert image["error"] is None and image["naturalWidth"] > 0, image

@@ -296,6 +296,7 @@ def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
         failed=2,
         bytes_before=2_500_000,
         bytes_after=400_000,
+        bytes_served=300_000,
         seconds=1.234,
         files_written=6,
         files_removed=1,
@@ -308,11 +309,12 @@ def test_summary_and_report_carry_the_same_figures_failures_and_warnings():
     assert report.summary_lines(s) == [
         "error[truncated]: x.jpg: load: ends early",
         "warning[lossless-resized]: a.jpg [big]: m",
-        "3 sources; renditions: 5 built, 2 cached, 2 failed; 2.5 MB -> 400.0 KB; 1.23 s",
+        "3 sources; renditions: 5 built, 2 cached, 2 failed; browsers download 300.0 KB, 88% "
+        "less than the originals' 2.5 MB (all renditions: 400.0 KB); 1.23 s",
     ]
     data = report.report_data(s)
     assert data["renditions"] == {"built": 5, "cached": 2, "failed": 2} and not data["ok"]
-    assert data["bytes"] == {"before": 2_500_000, "after": 400_000}
+    assert data["bytes"] == {"before": 2_500_000, "after": 400_000, "served": 300_000}
     assert data["failures"] == [
         {
             "source": "x.jpg",

@@ -231,7 +231,7 @@ def test_cmyk_16bit_grey_and_palette_sources_become_srgb(synth):
 def test_metadata_is_stripped(synth):
     image = synth.coords(200, 100).copy()
     image.set_type(synth.vips.GValue.gstr_type, "exif-ifd0-Artist", "someone")
-    data = image.icc_transform("p3", embedded=False, input_profile="srgb").jpegsave_buffer(
+    data = image.icc_transform("srgb", embedded=False, input_profile="srgb").jpegsave_buffer(
         keep="all"
     )
     assert synth.decode(data).get_typeof("icc-profile-data")
@@ -291,6 +291,14 @@ def test_jpeg_quality_only_goes_down(synth):
     rendition = render(data, "full,format=jpeg,quality=high")
     assert rendition.encoder_quality <= 45
     assert render(data, "full,format=webp,quality=high").encoder_quality > 45  # WebP: no cap
+
+
+def test_a_much_smaller_jpeg_is_not_capped_at_the_source_quality(synth):
+    # Shrunk 4x, the source's 8x8 blocks average away: the target, not the source, decides.
+    noise = synth.vips.Image.gaussnoise(1200, 800, sigma=20)
+    data = (synth.coords(1200, 800) + noise).cast("uchar").jpegsave_buffer(Q=40)
+    assert render(data, "300,format=jpeg,quality=high").encoder_quality > 45
+    assert render(data, "800,format=jpeg,quality=high").encoder_quality <= 45  # 1.5x: capped
 
 
 @pytest.mark.parametrize("q", [20, 50, 75, 90, 98])

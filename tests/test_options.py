@@ -74,8 +74,8 @@ ERRORS = [
         "'bogus' at token 2: expected one of: full, W, WxH, xH (1..10000), a density 1x..3x, "
         "scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, trim, "
         "bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
-        "format=auto|jpeg|png|webp|avif|gif|webm|h264, timeout=SECONDS, aspect=W:H, "
-        "focus=FXxFY",
+        "format=auto|jpeg|png|webp|avif|gif|webm|h264, metadata=strip|copyright|keep, "
+        "timeout=SECONDS, aspect=W:H, focus=FXxFY",
     ),
     ("800,scale-dwn", "unknown-token", None),
     (

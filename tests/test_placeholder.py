@@ -110,3 +110,75 @@ def test_placeholders_are_in_the_manifest_cached_in_state_and_offered_to_templat
     style = f"background:{entry['color']} url({entry['lqip']}) center/cover no-repeat;border:0"
     assert f'style="{style}"' in html and "placeholder" not in html.replace(entry["lqip"], "")
     assert "style=" not in str(images.picture(name, alt="x"))
+
+
+def decoded_hashes(placeholder, width: int, height: int):
+    """(ThumbHash RGBA, BlurHash RGB) as numpy arrays, decoded by the reference ports."""
+    import blurhash
+    import numpy as np
+    from thumbhash.decode import thumbhash_to_rgba
+
+    w, h, rgba = thumbhash_to_rgba(base64.b64decode(placeholder.thumbhash))
+    thumb = np.array(rgba, dtype=float).reshape(h, w, 4)
+    blur = np.array(blurhash.decode(placeholder.blurhash, width, height), dtype=float)
+    return thumb, blur
+
+
+def test_thumbhash_and_blurhash_decode_to_the_image_colours(synth):
+    # Left half orange, right half blue: both hashes must say so, on the right sides.
+    image = synth.block(96, 48, "2050D0", (0, 0, 48, 48), "E07020")
+    source = open_source(image.pngsave_buffer())
+    source.render_all([])
+    placeholder = source.info.placeholder
+    assert 20 <= len(placeholder.thumbhash) <= 40 and 15 <= len(placeholder.blurhash) <= 40
+    thumb, blur = decoded_hashes(placeholder, 32, 16)
+    assert thumb.shape[1] > thumb.shape[0]  # landscape, as the image
+    for pixels in (thumb, blur):
+        h, w = pixels.shape[:2]
+        left = pixels[h // 2, w // 8, :3]
+        right = pixels[h // 2, w - 1 - w // 8, :3]
+        assert abs(left - [0xE0, 0x70, 0x20]).max() <= 45, left
+        assert abs(right - [0x20, 0x50, 0xD0]).max() <= 45, right
+
+
+def test_thumbhash_keeps_transparency(synth):
+    opaque = synth.solid(32, 64, "30A040").bandjoin(255)
+    clear = synth.solid(32, 64, "30A040").bandjoin(0)
+    image = opaque.insert(clear, 0, 32).copy(interpretation="srgb")  # bottom half transparent
+    source = open_source(image.pngsave_buffer())
+    source.render_all([])
+    thumb, _ = decoded_hashes(source.info.placeholder, 16, 32)
+    assert thumb.shape[0] > thumb.shape[1]  # portrait
+    assert thumb[2, thumb.shape[1] // 2, 3] > 200 and thumb[-3, thumb.shape[1] // 2, 3] < 60
+    assert abs(thumb[2, thumb.shape[1] // 2, :3] - [0x30, 0xA0, 0x40]).max() <= 45
+
+
+def test_templates_choose_the_placeholder(tmp_path):
+    (tmp_path / "images").mkdir()
+    photo = next(p for p in EXAMPLE if p.suffix == ".jpg")
+    (tmp_path / "images" / photo.name).write_bytes(photo.read_bytes())
+    (tmp_path / "imgpipe.toml").write_text(SITE)
+    assert build(load(tmp_path / "imgpipe.toml")).ok
+    images = Images(tmp_path / "public/img/imgpipe-manifest.json")
+    entry = images.entry(photo.name)["placeholder"]
+    for kind in ("thumbhash", "blurhash"):
+        html = str(images.picture(photo.name, alt="x", placeholder=kind))
+        assert f'data-{kind}="{entry[kind]}"' in html
+        assert f'style="background:{entry["color"]}"' in html and entry["lqip"] not in html
+    html = str(images.picture(photo.name, alt="x", placeholder="color"))
+    assert f'style="background:{entry["color"]}"' in html and "data-" not in html
+
+
+def test_our_thumbhash_encoder_writes_what_the_reference_port_writes():
+    import numpy as np
+    from thumbhash.encode import rgba_to_thumbhash
+
+    from imgpipe.engine.hashes import thumbhash
+
+    rng = np.random.default_rng(7)
+    for (h, w), opaque in (((24, 32), True), ((32, 20), False), ((7, 30), False)):
+        rgba = (rng.integers(0, 256, (h, w, 4)).cumsum(axis=1) % 256).astype(np.uint8)
+        if opaque:
+            rgba[..., 3] = 255
+        reference = rgba_to_thumbhash(w, h, rgba.reshape(-1).tolist())
+        assert thumbhash(rgba) == base64.b64encode(reference).decode("ascii")

@@ -42,8 +42,10 @@ __all__ = [
 # 2: animated GIF/WebP sources stay animated in GIF and WebP. 3: perceptual quality presets,
 # oxipng for PNG, kept JPEG sources. 5: each rendition from its own shrink-on-load and its own
 # quality search, whatever else is built with it (deterministic outputs). 6: WebP searches
-# start lower for renditions bigger than the probe (optimise.PROBE_DRIFT).
-ENGINE_VERSION = "6"
+# start lower for renditions bigger than the probe (optimise.PROBE_DRIFT). 7: wide-gamut
+# sources keep their gamut (Display P3, with its profile); animated WebP searches its quality;
+# per-format/width target corrections; JPEGs 2x smaller than a JPEG source are not capped.
+ENGINE_VERSION = "7"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"

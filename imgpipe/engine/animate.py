@@ -22,17 +22,25 @@ from ..formats import AUTO, FORMATS
 from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
+from . import metric
+from .encode import SCALES, plan
 from .failure import because, fail
 from .load import decode, out_of_time, watched, watched_until
-from .optimise import check_fits
+from .optimise import check_fits, guess_of
+from .search import find_quality
 from .sniff import Kind
 from .transform import alpha_in_use, cut, fixed_cut, resize_exact, settle_alpha, shape, to_srgb
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.
 BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
-# Animated WebP Q per preset; the same numbers as stills had before perceptual targets.
-WEBP_Q = {"low": 60, "medium": 75, "high": 88}
+# An animated WebP's quality preset is met like a still's: its WebP quality is searched
+# against the same perceptual target (encode.TARGETS), scored on the first, middle and last
+# frames of each trial animation (`_searched_webp`), a clip of at most CLIP_FRAMES frames and
+# CLIP_PIXELS pixels: the search's encodes cost as much as the final one for short, small
+# animations, and no more than a couple of megapixels each for long or large ones.
+CLIP_FRAMES = 8
+CLIP_PIXELS = 2_000_000
 # cgif: how far (0..32) a pixel may drift from the previous frame and still be left
 # transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
 # low because dither patterns that differ from frame to frame crawl and defeat that reuse.
@@ -123,7 +131,7 @@ def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Ren
             warnings.extend(planned)
             used = "high" if recipe.quality == "lossless" else recipe.quality
             return Rendition(data, fmt, width, height, used, crf, tuple(warnings))
-        data, quality, encoder_quality, planned = _encode_animation(
+        data, quality, encoder_quality, planned, score = _encode_animation(
             images, frames, fmt, recipe, geometry.changes_pixels, deadline
         )
         warnings.extend(planned)
@@ -144,7 +152,7 @@ def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Ren
             stage,
         )
     return Rendition(
-        data, fmt, geometry.width, geometry.height, quality, encoder_quality, tuple(warnings)
+        data, fmt, geometry.width, geometry.height, quality, encoder_quality, tuple(warnings), score
     )
 
 
@@ -224,8 +232,8 @@ def _encode_animation(
     recipe: Recipe,
     changes_pixels: bool,
     deadline: float,
-) -> tuple[bytes, str | int, int | None, tuple[Problem, ...]]:
-    """(bytes, quality used, encoder number, warnings)."""
+) -> tuple[bytes, str | int, int | None, tuple[Problem, ...], float | None]:
+    """(bytes, quality used, encoder number, warnings, score on the sample frames)."""
     # Not copied to memory: the frames already are (or are views of the decoded strip), so
     # joining them again for the encoder costs little, and a copy would cost a whole strip.
     strip = pyvips.Image.arrayjoin(images, across=1)
@@ -253,11 +261,12 @@ def _encode_animation(
     if fmt == "webp":
         if quality == "lossless":
             data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
-            return _in_time(data, deadline), quality, None, tuple(warnings)
-        q = quality if isinstance(quality, int) else WEBP_Q[quality]
-        # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
-        data = strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
-        return _in_time(data, deadline), quality, q, tuple(warnings)
+            return _in_time(data, deadline), quality, None, tuple(warnings), 100.0
+        if isinstance(quality, int):
+            data, q, score = _webp(strip, quality), quality, None
+        else:
+            data, q, score = _searched_webp(strip, height, len(images), quality, deadline)
+        return _in_time(data, deadline), quality, q, tuple(warnings), score
     if quality == "lossless":
         error, dither = 0, 0.0
     else:
@@ -265,7 +274,52 @@ def _encode_animation(
     data = strip.gifsave_buffer(
         effort=GIF_EFFORT, bitdepth=8, dither=dither, interframe_maxerror=error, keep="none"
     )
-    return _in_time(data, deadline), quality, 8, tuple(warnings)
+    return _in_time(data, deadline), quality, 8, tuple(warnings), None
+
+
+def _webp(strip: pyvips.Image, q: int) -> bytes:
+    # mixed: each frame lossy or lossless, whichever is smaller (cartoons vs photos)
+    return strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
+
+
+def _searched_webp(
+    strip: pyvips.Image, height: int, count: int, preset: str, deadline: float
+) -> tuple[bytes, int, float | None]:
+    """The animated WebP of the lowest quality meeting `preset`'s target, with its quality and
+    score. Searched on a clip of the first frames, encoded as an animation (later frames
+    inherit earlier ones' losses), scored on its first, middle and last frames."""
+    encoding, _ = plan("webp", preset, True, False, width=strip.width)
+    assert encoding.encoder_quality is not None and encoding.ceiling is not None
+    length = max(1, min(count, CLIP_FRAMES, CLIP_PIXELS // (strip.width * height)))
+    picks = sorted({0, length // 2, length - 1})
+    if encoding.target is None or not metric.scorable(strip.width * len(picks), height):
+        return _webp(strip, encoding.encoder_quality), encoding.encoder_quality, None
+    clip = strip.crop(0, 0, strip.width, length * height).copy_memory()
+    clip.set_type(pyvips.GValue.array_int_type, "delay", list(strip.get("delay"))[:length])
+    reference = metric.Reference(
+        pyvips.Image.arrayjoin(
+            [clip.crop(0, i * height, clip.width, height) for i in picks], across=len(picks)
+        )
+    )
+
+    def evaluate(q: int) -> float:
+        data = _webp(clip, q)
+        # Frame by frame: the decoder keeps one canvas, never the whole animation.
+        frames = [pyvips.Image.webpload_buffer(data, page=i) for i in picks]
+        return reference.score(pyvips.Image.arrayjoin(frames, across=len(frames)), "webp")
+
+    scale = SCALES["webp"]
+    found = find_quality(
+        evaluate,
+        encoding.target,
+        scale.low,
+        encoding.ceiling,
+        guess_of(strip.width, encoding),
+        scale.slope,
+        deadline,
+    )
+    quality = encoding.encoder_quality if found.quality is None else found.quality
+    return _webp(strip, quality), quality, found.score
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:

@@ -16,6 +16,7 @@ import pyvips
 from ..errors import Problem
 from ..formats import FORMATS
 from .lossless import optimise_png
+from .transform import plain_srgb
 
 # quality preset -> target score (metric.py: 100 - 10 x predicted butteraugli 3-norm distance).
 # Calibrated against butteraugli on photos outside the benchmark set (bench/bench_quality.py):
@@ -40,6 +41,26 @@ SCALES: dict[str, Scale] = {
     "avif": Scale(15, 85, slope=0.30, drift=-3.0),
 }
 GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
+
+# Per-format corrections of the targets: the metric predicts butteraugli with a small bias that
+# depends on the format and the size (fitted on the calibration photos, checked on held-out
+# ones: bench_quality.py quality --set calibration / heldout, then `corrections`). The target
+# for a rendition `width` px wide is TARGETS[preset] + shift + slope x log2(width /
+# GUESS_WIDTH), the log clamped to CORRECTED_OCTAVES. Fitted on 5 calibration photos at 480 and
+# 1200 px; on 9 held-out photos (medium, butteraugli 3-norm mean / max-min / worst) they and
+# the uncapped JPEG reductions (optimise.UNCAPPED_REDUCTION) took AVIF 1.11/0.50/1.34 ->
+# 1.13/0.47/1.32, WebP 1.21/0.41/1.40 -> 1.19/0.35/1.31, JPEG 1.20/0.52/1.53 -> 1.19/0.38/1.36.
+TARGET_SHIFT: dict[str, float] = {"jpeg": 0.09, "webp": -0.02, "avif": -0.09}
+TARGET_SLOPE: dict[str, float] = {"jpeg": -0.79, "webp": 0.33, "avif": 0.21}
+CORRECTED_OCTAVES = (-1.0, 2.0)
+
+
+def target_of(preset: str, fmt: str, width: int) -> float:
+    """The score a `width` px rendition in `fmt` must reach for `preset` (a searched format)."""
+    low, high = CORRECTED_OCTAVES
+    octaves = min(max(math.log2(max(width, 1) / GUESS_WIDTH), low), high)
+    return TARGETS[preset] + TARGET_SHIFT[fmt] + TARGET_SLOPE[fmt] * octaves
+
 
 # quality preset -> encoder number, per format. JPEG/WebP/AVIF: the first guess of the search
 # (the median quality meeting the target at GUESS_WIDTH), and the setting used as it is when
@@ -86,9 +107,15 @@ class Encoding:
 
 
 def plan(
-    fmt: str, quality: str | int, resizes: bool, few_colours: bool, jpeg_cap: int | None = None
+    fmt: str,
+    quality: str | int,
+    resizes: bool,
+    few_colours: bool,
+    jpeg_cap: int | None = None,
+    width: int = GUESS_WIDTH,
 ) -> tuple[Encoding, tuple[Problem, ...]]:
-    """The encoder settings for `quality` in `fmt`, and why they differ from what was asked."""
+    """The encoder settings for `quality` in `fmt` for a `width` px rendition, and why they
+    differ from what was asked."""
     warnings: list[Problem] = []
     if quality == "lossless" and resizes:
         warnings.append(
@@ -133,18 +160,35 @@ def plan(
         number = min(number, jpeg_cap)
         ceiling = min(ceiling or jpeg_cap, jpeg_cap)
     if isinstance(quality, str) and fmt in SCALES:
-        return Encoding(fmt, quality, number, target=TARGETS[quality], ceiling=ceiling), tuple(
-            warnings
-        )
+        target = target_of(quality, fmt, width)
+        return Encoding(fmt, quality, number, target=target, ceiling=ceiling), tuple(warnings)
     return Encoding(fmt, quality, number), tuple(warnings)
 
 
+# libvips' name of each kind of metadata an image may carry -> its `keep=` flag, and the PNG
+# chunk that holds it (oxipng keeps those chunks and strips the rest).
+_KEPT = {
+    "icc-profile-data": ("icc", b"iCCP"),
+    "exif-data": ("exif", b"eXIf"),
+    "xmp-data": ("xmp", b"iTXt"),
+    "iptc-data": ("iptc", b"zTXt"),  # libvips writes IPTC to PNG as a raw-profile text chunk
+}
+
+
+def keep_of(image: pyvips.Image) -> str:
+    """The `keep=` flags that write what `image` carries: what the source's pipeline left on
+    it (a wide-gamut profile; EXIF and XMP as the metadata policy allows) and nothing else."""
+    flags = [flag for field, (flag, _) in _KEPT.items() if image.get_typeof(field)]
+    return ",".join(flags) or "none"
+
+
 def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> bytes:
-    """Encoded bytes, metadata stripped (keep=none: no EXIF, XMP or ICC; the pixels are sRGB).
-    `seconds` bounds the optional lossless optimisation of a PNG."""
+    """Encoded bytes with only the metadata `image` carries (`keep_of`). `seconds` bounds the
+    optional lossless optimisation of a PNG."""
     q = enc.encoder_quality
+    keep = keep_of(image)
     if enc.format == "jpeg":
-        return image.jpegsave_buffer(Q=q, keep="none", **_MOZJPEG)
+        return image.jpegsave_buffer(Q=q, keep=keep, **_MOZJPEG)
     if enc.format == "png":
         # libvips writes fast; oxipng then finds the filters and deflate that libvips' zlib
         # would not (a third smaller on photos, a few percent on palette graphics).
@@ -155,25 +199,30 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
                 effort=PALETTE_EFFORT,
                 dither=1.0,
                 compression=PNG_COMPRESSION,
-                keep="none",
+                keep=keep,
             )
         else:
-            data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep="none")
-        return optimise_png(data, seconds)
+            data = image.pngsave_buffer(compression=PNG_COMPRESSION, keep=keep)
+        chunks = [chunk for field, (_, chunk) in _KEPT.items() if image.get_typeof(field)]
+        return optimise_png(data, seconds, chunks)
     if enc.format == "webp":
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.
-            return image.webpsave_buffer(lossless=True, exact=True, keep="none")
-        return image.webpsave_buffer(Q=q, smart_subsample=True, keep="none")
+            return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
+        return image.webpsave_buffer(Q=q, smart_subsample=True, keep=keep)
     if enc.format == "avif":
         if enc.lossless:
             return image.heifsave_buffer(
-                compression="av1", lossless=True, effort=AVIF_EFFORT, keep="none"
+                compression="av1", lossless=True, effort=AVIF_EFFORT, keep=keep
             )
-        return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep="none")
-    if enc.format == "gif":
+        return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep=keep)
+    if enc.format == "gif":  # no place for a profile: colours outside sRGB are clipped
+        image = plain_srgb(image)
         return image.gifsave_buffer(
-            bitdepth=q or 8, effort=PALETTE_EFFORT, dither=0.0 if enc.lossless else 1.0, keep="none"
+            bitdepth=q or 8,
+            effort=PALETTE_EFFORT,
+            dither=0.0 if enc.lossless else 1.0,
+            keep="none",
         )
     raise ValueError(f"no encoder for {enc.format!r}")  # video formats never get here
 

@@ -5,7 +5,7 @@
 - JPEG: mozjpeg's lossless transcoding (optimised Huffman tables, progressive scans), which
   keeps every DCT coefficient, so the decoded pixels are bit-identical.
 
-Both strip metadata, as every encoder here does (DESIGN §4: no EXIF, no GPS position leaks).
+Both strip metadata unless told to keep some (DESIGN §4: no EXIF, no GPS position leaks).
 """
 
 from __future__ import annotations
@@ -21,14 +21,15 @@ import oxipng
 OXIPNG_LEVEL = 2
 
 
-def optimise_png(data: bytes, seconds: float = math.inf) -> bytes:
-    """`data` (a PNG) losslessly smaller; the input itself if oxipng cannot do better in time."""
+def optimise_png(data: bytes, seconds: float = math.inf, keep: list[bytes] | None = None) -> bytes:
+    """`data` (a PNG) losslessly smaller; the input itself if oxipng cannot do better in time.
+    Every chunk but the pixels' own and those named in `keep` (b"iCCP"...) is stripped."""
     timeout = None if math.isinf(seconds) else max(1, math.ceil(seconds))
     try:
         out = oxipng.optimize_from_memory(
             data,
             level=OXIPNG_LEVEL,
-            strip=oxipng.StripChunks.all(),
+            strip=oxipng.StripChunks.keep(keep) if keep else oxipng.StripChunks.all(),
             optimize_alpha=False,
             timeout=timeout,
         )

@@ -1,8 +1,10 @@
-"""Placeholders: a dominant colour and a tiny blurred preview (LQIP) per source.
+"""Placeholders: a dominant colour, a tiny blurred preview (LQIP), and its ThumbHash and
+BlurHash strings (engine/hashes.py) per source.
 
 Computed from a small decode fixed by the source alone (shared with renditions loaded at the
 same size), so the manifest never depends on which renditions were built with it. Both go into
-the manifest; templates put them in a `style` while the real image loads.
+the manifest; templates put them in a `style` (or the hashes in a data- attribute for a
+script to draw) while the real image loads.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import base64
 from collections import Counter
 
+import numpy as np
 import pyvips
 
 from ..model import Placeholder
+from . import hashes
+from .transform import plain_srgb
 
 # The preview's longer side, in pixels: tried in order until the data URI fits the budget.
 # The browser stretches it to the image's box, which blurs it by itself; the blur below only
@@ -25,10 +30,17 @@ SVG_SIDE = 256  # an SVG's placeholder is drawn at most this large
 
 
 def make(image: pyvips.Image) -> Placeholder | None:
-    """The placeholder of a decoded sRGB image (3 bands, or 4 with alpha); None if libvips
-    cannot make one: a placeholder is a nicety that never fails a source."""
+    """The placeholder of a decoded image (3 bands, or 4 with alpha; sRGB or tagged Display
+    P3); None if libvips cannot make one: a placeholder is a nicety that never fails a source.
+    CSS colours and the tiny preview are plain sRGB."""
     try:
-        return Placeholder(color=dominant_colour(image), lqip=lqip(image))
+        image = plain_srgb(image)
+        return Placeholder(
+            color=dominant_colour(image),
+            lqip=lqip(image),
+            thumbhash=hashes.thumbhash(_pixels(_thumbnail(image, hashes.THUMBHASH_SIDE), 4)),
+            blurhash=hashes.blur_hash(_pixels(_thumbnail(image, hashes.THUMBHASH_SIDE), 3)),
+        )
     except pyvips.Error:
         return None
 
@@ -70,6 +82,17 @@ def dominant_colour(image: pyvips.Image) -> str:
         return "#ffffff"
     bucket, count = buckets.most_common(1)[0]
     return "#" + "".join(f"{round(v / count):02x}" for v in sums[bucket])
+
+
+def _pixels(image: pyvips.Image, bands: int) -> np.ndarray:
+    """Height x width x `bands` (3: alpha flattened onto white; 4: opaque alpha added)."""
+    if bands == 3 and image.hasalpha():
+        image = image.flatten(background=[255, 255, 255]).cast("uchar")
+    elif bands == 4 and not image.hasalpha():
+        image = image.bandjoin(255)
+    return np.frombuffer(image.write_to_memory(), np.uint8).reshape(
+        image.height, image.width, bands
+    )
 
 
 def _thumbnail(image: pyvips.Image, side: int) -> pyvips.Image:

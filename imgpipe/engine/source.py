@@ -21,7 +21,7 @@ from ..formats import AUTO, FORMATS
 from ..geometry import compute
 from ..model import Limits, Rendition, SourceInfo
 from ..options import DEFAULT_TIMEOUT, Recipe
-from . import animate, diagnostics, placeholder, svg
+from . import animate, diagnostics, metadata, placeholder, svg
 from .failure import because, fail
 from .load import (
     check_size,
@@ -257,7 +257,8 @@ class Source:
         return self._interlaced
 
     def _decoded(self, key: float, *, stream: bool, shared: bool) -> _Decoded:
-        """The prepared (autorotated, sRGB) pixels loaded at `key`."""
+        """The prepared (autorotated; sRGB, or Display P3 for a wide-gamut source) pixels
+        loaded at `key`."""
         started = time.monotonic()
         if self.kind.family == "svg":
             image, shrunk, stream = (
@@ -271,11 +272,14 @@ class Source:
             if image is None or _turns(image):  # a turn reads rows out of order
                 image, stream = decode(self.kind, self.data, self.name, shrink), False
         try:
-            prepared = to_srgb(image)
+            prepared = to_srgb(image, wide=True)
             pristine = prepared is image
             if shared and not pristine:
                 # Rotation and colour conversion once, not once per rendition.
                 prepared = watched(prepared).copy_memory()
+            # EXIF, XMP and IPTC go back per rendition, as far as its metadata policy says.
+            found = metadata.blobs(prepared)
+            prepared = metadata.bare(prepared)
         except pyvips.Error as error:
             raise out_of_time(self.name) or fail(
                 "decode-failed",
@@ -286,7 +290,7 @@ class Source:
                 "decode",
             ) from None
         # A stream decodes during its rendition's own pipeline, under that one's clock.
-        return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started)
+        return _Decoded(prepared, shrunk, pristine, stream, time.monotonic() - started, found)
 
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
@@ -313,10 +317,15 @@ class Source:
                 width, height = image.width, image.height
             geometry = compute(recipe, width, height)
             shaped = shape(image, geometry, recipe)
-            # The file's own pixels, so its bytes may stand in for the rendition.
+            # The file's own pixels, so its bytes (metadata stripped) may stand in for it.
             untouched = (
-                shaped is base and decoded.pristine and not decoded.shrunk and self.info.frames == 1
+                shaped is base
+                and decoded.pristine
+                and not decoded.shrunk
+                and self.info.frames == 1
+                and recipe.metadata == "strip"
             )
+            shaped = metadata.attach(shaped, decoded.metadata, recipe.metadata)
             # A pipeline of its own (not the shared decode): watch the clock while it runs.
             watched = shaped is not base or decoded.streamed
             with _within(shaped, deadline) if watched else nullcontext(shaped):
@@ -331,6 +340,7 @@ class Source:
                     resizes=geometry.resizes,
                     untouched=untouched,
                     deadline=deadline,
+                    reduction=min(width / geometry.scaled_width, height / geometry.scaled_height),
                 )
             warnings.extend(out.warnings)
         except TimeoutError:
@@ -391,6 +401,7 @@ class _Decoded:
     pristine: bool  # the file's own pixels (no rotation, no colour conversion)
     streamed: bool  # a read-once pipeline from the file, not pixels in memory
     spent: float  # seconds the decode took, already gone from each rendition's timeout=
+    metadata: metadata.Blobs = ()  # the source's EXIF, XMP and IPTC (taken off `image`)
 
 
 class _StreamFailed(Exception):

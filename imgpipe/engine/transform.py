@@ -19,14 +19,17 @@ def rgb(hexcolor: str) -> list[int]:
     return [int(hexcolor[i : i + 2], 16) for i in (0, 2, 4)]
 
 
-def to_srgb(image: pyvips.Image) -> pyvips.Image:
-    """Autorotated 8-bit sRGB: 3 bands, or 4 with alpha. No profile needs to travel with it.
+def to_srgb(image: pyvips.Image, *, wide: bool = False) -> pyvips.Image:
+    """Autorotated 8-bit sRGB: 3 bands, or 4 with alpha, with no profile attached.
 
-    Returns `image` itself when it already is that, so callers can tell nothing was done.
+    With `wide`, a source whose profile holds colours outside sRGB (Display P3, Adobe RGB,
+    ProPhoto...) becomes 8-bit Display P3 instead, tagged with libvips' compact (480-byte)
+    P3 profile: the encoders embed it (`encode.keep_of`), so its colours are not clipped.
+    Returns `image` itself when it already is plain sRGB, so callers can tell nothing was done.
     """
     if image.get_typeof("orientation") and image.get("orientation") != 1:
         image = image.autorot()
-    image = _import_profile(image)
+    image = _import_profile(image, wide)
     if image.interpretation != "srgb" or image.format != "uchar":
         # Greyscale, 16-bit, Lab, scRGB... libvips knows the way to sRGB from each.
         image = image.colourspace("srgb")
@@ -39,18 +42,64 @@ def to_srgb(image: pyvips.Image) -> pyvips.Image:
     return image
 
 
-def _import_profile(image: pyvips.Image) -> pyvips.Image:
+# The built-in profile wide-gamut sources are converted to: it covers what phones and most
+# wide-gamut screens show, and it is small enough to travel with every rendition.
+WIDE_PROFILE = "p3"
+
+
+def _import_profile(image: pyvips.Image, wide: bool) -> pyvips.Image:
+    target = "srgb"
     try:
         if image.get_typeof("icc-profile-data"):
             # CMYK, wide-gamut and 16-bit sources through their own profile.
-            return image.icc_transform("srgb", embedded=True, intent="perceptual", depth=8)
-        if image.interpretation == "cmyk":
-            return image.icc_transform("srgb", input_profile="cmyk", intent="perceptual", depth=8)
+            target = WIDE_PROFILE if wide and wide_gamut(image) else "srgb"
+            out = image.icc_transform(target, embedded=True, intent="perceptual", depth=8)
+        elif image.interpretation == "cmyk":
+            out = image.icc_transform("srgb", input_profile="cmyk", intent="perceptual", depth=8)
+        else:
+            return image
     except pyvips.Error:
         # A broken or unusable embedded profile: fall back to libvips' plain conversion,
         # which is what browsers do with a profile they cannot parse.
-        pass
+        return _untagged(image)
+    return out if target == WIDE_PROFILE else _untagged(out)
+
+
+def plain_srgb(image: pyvips.Image) -> pyvips.Image:
+    """`image` (from `to_srgb`) as untagged sRGB, for what cannot carry a profile (GIF, CSS
+    colours): a wide-gamut image's colours outside sRGB are clipped to it."""
+    if not image.get_typeof("icc-profile-data"):
+        return image
+    return _untagged(image.icc_transform("srgb", embedded=True, intent="perceptual", depth=8))
+
+
+def _untagged(image: pyvips.Image) -> pyvips.Image:
+    if not image.get_typeof("icc-profile-data"):
+        return image
+    image = image.copy()
+    image.remove("icc-profile-data")
     return image
+
+
+# How far (in 8-bit P3 levels) a primary of the source's profile may move on a round trip
+# through sRGB and still count as inside it: rounding in plain sRGB profiles moves it 1 or 2.
+_CLIPPED = 8
+
+
+def wide_gamut(image: pyvips.Image) -> bool:
+    """Whether the RGB profile embedded in `image` reaches colours sRGB cannot show: its pure
+    red, green and blue, in Display P3, change when they go through sRGB and back."""
+    profile = image.get("icc-profile-data")
+    if len(profile) < 20 or profile[16:20] != b"RGB ":  # CMYK, grey, Lab: not as RGB
+        return False
+    pixels = bytes((255, 0, 0, 0, 255, 0, 0, 0, 255))
+    primaries = pyvips.Image.new_from_memory(pixels, 3, 1, 3, "uchar").copy(interpretation="srgb")
+    primaries.set_type(pyvips.GValue.blob_type, "icc-profile-data", profile)
+    wide = primaries.icc_transform(WIDE_PROFILE, embedded=True, intent="relative")
+    back = wide.icc_transform("srgb", embedded=True, intent="relative").icc_transform(
+        WIDE_PROFILE, embedded=True, intent="relative"
+    )
+    return bool((wide.cast("int") - back.cast("int")).abs().max() > _CLIPPED)
 
 
 def trim(image: pyvips.Image) -> tuple[pyvips.Image, tuple[Problem, ...]]:

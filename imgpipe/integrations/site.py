@@ -224,9 +224,13 @@ def picture_rewriter(
     """What both plugins do with one `<img>` tag: resolve its link, find the source file the
     generator published there, and put a `<picture>` of its renditions in its place. Tags
     with their own srcset, links outside the site, and images the rules do not cover (SVG...)
-    are kept as written; `source_of` returns None (and may warn) for a file it does not know."""
+    are kept as written; `source_of` returns None (and may warn) for a file it does not know.
+    Make one per page: its first picture is not lazy (it is likely in the first viewport,
+    where lazy loading delays the largest paint: `imgpipe audit`'s lazy-above-fold)."""
+    first = True
 
     def replace(attrs: rewrite.Attrs) -> str | None:
+        nonlocal first
         src = attrs.get("src")
         if not src or "srcset" in attrs:  # an author's own srcset is left alone
             return None
@@ -238,6 +242,9 @@ def picture_rewriter(
         if key is None or key not in built.images:
             return None
         alt, sizes, rest = rewrite.call_arguments(attrs)
+        if first:
+            rest.setdefault("loading", False)  # the author's own loading= still wins
+            first = False
         rest.pop(markdown.DATA_FOCUS, None)  # used before the build (integrations/markdown.py)
         group = rest.pop(markdown.DATA_ART, None)
         if group is not None and str(group) not in built.images.entry(key)["srcsets"]:
