@@ -239,7 +239,7 @@ def test_manifest_and_snippet_list_art_variants_before_the_default(tmp_path, fak
     images = Images(out / "imgpipe-manifest.json", base_url="/x/")
     assert 'alt="A cat &amp; a wall"' in images.picture("blog/cat.jpg")
     assert 'alt="Tabby"' in images.picture("blog/cat.jpg", alt="Tabby")
-    assert 'alt=""' in images.img("blog/dog.jpg")
+    assert 'alt="Dog"' in images.img("blog/dog.jpg")  # no configured alt: the file name
     assert 'srcset="/x/blog/cat-art1-360' in images.picture("blog/cat.jpg")  # rebased too
 
 
