@@ -33,6 +33,7 @@ from .executor import ThreadExecutor
 from .files import remove_temp_files
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, alt_text, snippet_path
+from .image_data import unknown_images
 from .lock import Lock
 from .model import (
     Engine,
@@ -238,6 +239,8 @@ def _build(
     executor = _executor(run, engine, fingerprint, jobs)  # early: a cluster one starts importing
     for s in (*skipped, *plan.skipped):
         (run.results.failures if s.failed else run.results.notes).append(s.issue())
+    for problem in unknown_images(config.images, (f.relpath for f in files)):
+        run.results.notes.append(Issue("config", problem.code, problem.message))
 
     # 2. Which keys must be rendered. A record is enough when its outputs are intact or its
     # blob can restore them; `--force` ignores records.

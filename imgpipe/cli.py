@@ -415,6 +415,7 @@ def check(config_path) -> None:
     """Validate the config and every option string; list matched sources. Builds nothing."""
     from .check import check as check_sources
     from .errors import ConfigError
+    from .image_data import unknown_images
     from .report import issue_line
 
     config = _load_config(config_path)
@@ -428,6 +429,7 @@ def check(config_path) -> None:
         click.echo(issue_line(s.issue(), "error" if s.failed else "warning"), err=True)
     for warning in warnings:
         click.echo(issue_line(warning, "warning"), err=True)
+    _print_problems(unknown_images(config.images, (rel for rel, _labels in sources)), "warning")
     count = sum(len(labels) for _rel, labels in sources)
     click.echo(f"config ok: {len(config.rules)} rules, {len(sources)} sources, {count} renditions")
     if any(s.failed for s in skipped):

@@ -15,17 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, Problem, closest, describe
-from .formats import AUTO, FORMATS
+from .family import FAMILY_KEYS, LABEL, RenditionSpec, parse_family
+from .family import SrcsetSpec as SrcsetSpec  # re-exported: where plan, manifest, tests look
 from .globs import compile_globs
+from .image_data import ImageData, parse_images
 from .layout import CONFIG_FILE, MANIFEST_NAME, PYPROJECT, SNIPPETS_DIR, check_paths
 from .model import MAX_BYTES, MAX_FRAMES, MAX_PIXELS, Limits
-from .options import MAX_SIDE, METADATA_POLICIES, VOCABULARY, Recipe, parse_tokens
+from .options import METADATA_POLICIES, VOCABULARY
 from .validate import Validator
-
-DEFAULT_GROUP = "default"
-
-# Labels become parts of file names, so they stay in a portable alphabet.
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
 TOP_KEYS = (
     "source",
@@ -43,6 +40,7 @@ TOP_KEYS = (
     "scheduler",
     "remote_cache",
     "remote_cache_options",
+    "images",
     "cache_keep",
     "report",
 )
@@ -61,42 +59,7 @@ _NEEDS_STORE = Problem(
     "remote_cache",
 )
 LIMIT_KEYS = ("max_pixels", "max_bytes", "max_frames")
-RULE_KEYS = (
-    "include",
-    "exclude",
-    "renditions",
-    "widths",
-    "formats",
-    "options",
-    "sizes",
-    "name",
-    "rasterize_svg",
-    "metadata",
-)
-
-
-@dataclass(frozen=True)
-class RenditionSpec:
-    """One named rendition a rule asks for."""
-
-    label: str
-    recipe: Recipe
-    where: str  # key path, for messages
-    group: str | None = None  # srcset group when it comes from a responsive family
-    width: int | None = None  # the family width (CSS px) it stands for
-
-
-@dataclass(frozen=True)
-class SrcsetSpec:
-    """A responsive family: widths x formats sharing options and a `sizes` attribute."""
-
-    name: str
-    sizes: str
-    widths: tuple[int, ...]
-    formats: tuple[str, ...]
-
-    def label(self, width: int, fmt: str) -> str:
-        return f"{width}-{fmt}" if self.name == DEFAULT_GROUP else f"{self.name}-{width}-{fmt}"
+RULE_KEYS = ("include", "exclude", "renditions", *FAMILY_KEYS, "rasterize_svg", "metadata")
 
 
 @dataclass(frozen=True)
@@ -142,6 +105,7 @@ class Config:
     scheduler: str | None = None  # a dask scheduler address: render there (imgpipe/cluster.py)
     remote_cache: str | None = None  # an fsspec URL: the shared store (imgpipe/store.py)
     remote_cache_options: tuple[tuple[str, Any], ...] = ()  # fsspec storage options
+    images: dict[str, ImageData] = field(default_factory=dict)  # [images."path"] (image_data)
     cache_keep: int = CACHE_KEEP  # bytes of unused encoded results kept for an undo
     report: Path | None = None  # the build report written by every build (.html or .json)
 
@@ -234,6 +198,7 @@ def from_dict(
         v.type_error(remote_options, "a table of fsspec storage options", "remote_cache_options")
         remote_options = {}
     presets = _presets(v, raw.get("presets", {}))
+    images = parse_images(v, raw.get("images", {}))
     rules_raw = raw.get("rules", [])
     rules: list[Rule] = []
     if not isinstance(rules_raw, list):
@@ -273,6 +238,7 @@ def from_dict(
         scheduler=scheduler,
         remote_cache=remote_cache,
         remote_cache_options=tuple(sorted(remote_options.items())),
+        images=images,
         cache_keep=CACHE_KEEP if cache_keep is None else cache_keep,
         report=resolve(report) if report else None,
     )
@@ -334,7 +300,7 @@ def _presets(v: Validator, raw: Any) -> dict[str, str] | None:
         if not isinstance(text, str):
             v.type_error(text, "an option string", where)
             continue
-        if name in VOCABULARY or not _LABEL.match(name) or re.match(r"^\d", name):
+        if name in VOCABULARY or not LABEL.match(name) or re.match(r"^\d", name):
             v.errors.append(
                 describe(
                     "bad-preset-name",
@@ -397,7 +363,7 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
     else:
         for label, text in rend_raw.items():
             path = f"{where}.renditions.{label}"
-            if not _LABEL.match(label):
+            if not LABEL.match(label):
                 v.errors.append(
                     describe("bad-label", label, "a label of letters, digits, - and _", path)
                 )
@@ -407,7 +373,9 @@ def _rule(v: Validator, raw: Any, index: int, presets: dict[str, str]) -> Rule |
                 recipe = v.recipe(with_metadata(expand(text, presets), policy), path)
                 if recipe:
                     renditions.append(RenditionSpec(label, recipe, path))
-    srcset = _family(v, raw, where, presets, renditions, policy)
+    srcset = parse_family(
+        v, raw, where, lambda text: with_metadata(expand(text, presets), policy), renditions
+    )
     if not renditions and srcset is None and not any(k in raw for k in ("renditions", "widths")):
         v.errors.append(Problem("empty-rule", "a rule needs `renditions` or `widths`", where))
     labels: dict[str, str] = {}
@@ -468,60 +436,3 @@ def with_metadata(options: str, policy: str | None) -> str:
     if policy is None or said:
         return options
     return f"{options},metadata={policy}" if options.strip() else f"metadata={policy}"
-
-
-def _family(
-    v: Validator,
-    raw: dict,
-    where: str,
-    presets: dict[str, str],
-    renditions: list[RenditionSpec],
-    policy: str | None = None,
-) -> SrcsetSpec | None:
-    family_keys = ("widths", "formats", "options", "sizes", "name")
-    if not any(k in raw for k in family_keys):
-        return None
-    if "widths" not in raw:
-        v.errors.append(
-            Problem(
-                "missing-key", "'widths' is required for a responsive family", f"{where}.widths"
-            )
-        )
-        return None
-    widths = v.int_list(raw, "widths", where, low=1, high=MAX_SIDE)
-    formats = v.string_list(raw, "formats", where, choices=(AUTO, *FORMATS)) or [AUTO]
-    options = with_metadata(
-        expand(v.string(raw, "options", where, default="") or "", presets), policy
-    )
-    sizes = v.string(raw, "sizes", where, default="100vw") or "100vw"
-    name = v.string(raw, "name", where, default=DEFAULT_GROUP) or DEFAULT_GROUP
-    if not _LABEL.match(name):
-        v.errors.append(
-            describe("bad-label", name, "a name of letters, digits, - and _", f"{where}.name")
-        )
-    if widths is None:
-        return None
-    base = v.recipe(options, f"{where}.options") if options.strip() else Recipe()
-    if base is None:
-        return None
-    if base.width or base.height or base.format != AUTO:
-        v.errors.append(
-            describe(
-                "family-options",
-                options,
-                "options without a size or format: `widths` and `formats` set those",
-                f"{where}.options",
-            )
-        )
-        return None
-    spec = SrcsetSpec(name, sizes, tuple(widths), tuple(formats))
-    # Each member is the options' tokens with its width and format set, then settled as a
-    # parsed string would be (a density or a crop means something once the width is there).
-    tokens = parse_tokens(options) if options.strip() else Recipe()
-    for w in widths:
-        for fmt in formats:
-            recipe = v.settled(replace(tokens, width=w, format=fmt), f"{where}.options")
-            renditions.append(
-                RenditionSpec(spec.label(w, fmt), recipe, f"{where}.widths", group=name, width=w)
-            )
-    return spec

@@ -320,10 +320,11 @@ def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
 
     out = copy.deepcopy(dict(source))
     for group in out.get("srcsets", {}).values():
-        group["src"] = move(group["src"])
-        for items in group["formats"].values():
-            for item in items:
-                item["url"] = move(item["url"])
+        for variant in (group, *group.get("art", ())):  # art direction variants too
+            variant["src"] = move(variant["src"])
+            for items in variant["formats"].values():
+                for item in items:
+                    item["url"] = move(item["url"])
         video = group.get("video")
         if video:
             video["poster"] = video["poster"] and move(video["poster"])

@@ -13,9 +13,15 @@ inputs give byte-identical files:
                                 "formats": {"webp": [{"url", "width"}], "jpeg": [...]},
                                 "dropped": [{"format", "width", "url", "bytes", "reason"}],
                                 "video": null or {"sources": [{"format", "type", "url"}],
-                                                  "width", "height", "poster", "loop"}}}},
+                                                  "width", "height", "poster", "loop"},
+                                "art": [{"media", "sizes", "order", "src", "width", ...}]}}},
         "placeholder": null or {"color": "#rrggbb", "lqip": "data:image/webp;base64,...",
-                        "thumbhash": "base64...", "blurhash": "..."}}}}
+                        "thumbhash": "base64...", "blurhash": "..."},
+        "alt": "..."}}}
+
+`art` (only in a group whose rule has `[[rules.art]]`) lists its art direction variants in
+config order, each shaped like a group (formats, order, fallback, src, width, height of its
+largest fallback) plus its `media`. `alt` is there when `[images."path"] alt` gives one.
 
 A modern format that saves less than MIN_SAVING against the fallback of the same width, or is
 larger than the format below it, is left out of its group (`dropped` says why); its file is
@@ -33,6 +39,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -86,14 +93,29 @@ def source_entry(
             renditions[planned.label] = rendition_entry(plan, planned, record, base_url)
     srcsets = {}
     for spec in plan.srcsets:
+        members = [p for p in plan.renditions if p.group == spec.name]
         group = srcset_entry(
             spec,
-            [p for p in plan.renditions if p.group == spec.name],
+            [p for p in members if p.art is None],
             renditions,
             animated=info.frames > 1,
             loop=info.loop != 1,
         )
         if group:
+            art = [
+                {**entry, "media": variant.media}
+                for variant in spec.art
+                if (
+                    entry := srcset_entry(
+                        replace(spec, sizes=variant.sizes, widths=variant.widths, art=()),
+                        [p for p in members if p.art == variant.number],
+                        renditions,
+                        animated=info.frames > 1,
+                    )
+                )
+            ]
+            if art:  # listed only where there is some, so other groups read as before
+                group["art"] = art
             srcsets[spec.name] = group
     placeholder = info.placeholder and {
         "color": info.placeholder.color,
@@ -101,7 +123,7 @@ def source_entry(
         "thumbhash": info.placeholder.thumbhash,
         "blurhash": info.placeholder.blurhash,
     }
-    return {
+    entry: SourceEntry = {
         "width": info.width,
         "height": info.height,
         "format": info.format,
@@ -116,6 +138,9 @@ def source_entry(
         "srcsets": srcsets,
         "placeholder": placeholder,
     }
+    if plan.alt is not None:
+        entry["alt"] = plan.alt
+    return entry
 
 
 def collapsed(plan: SourcePlan, records: Mapping[str, Record]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, TypedDict
+from typing import Literal, NotRequired, Protocol, TypedDict
 
 from .errors import ImageError, Problem
 from .options import Recipe
@@ -298,3 +298,4 @@ class SourceEntry(TypedDict):
     renditions: dict[str, RenditionEntry]
     srcsets: dict[str, dict[str, object]]  # by group name: see manifest.srcset_entry
     placeholder: PlaceholderEntry | None
+    alt: NotRequired[str]  # `[images."path"] alt`, when given

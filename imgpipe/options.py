@@ -1,24 +1,24 @@
 """The ImageOptim API option language: `160x100,crop=auto,2x,quality=low,format=webp`.
 
-Pure: parses a string into an immutable `Recipe` with a canonical string form (same meaning,
-same string), or raises `OptionError` listing every problem. Things that are close enough to
-work are accepted and recorded as warnings with stable codes.
+Pure: parses a string into an immutable `Recipe` (recipe.py, with its canonical string form:
+same meaning, same string), or raises `OptionError` listing every problem. Things that are
+close enough to work are accepted and recorded as warnings with stable codes.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
 from fractions import Fraction
 
 from .errors import OptionError, Problem, closest, describe
 from .formats import AUTO, FORMAT_ALIASES, FORMATS
+from .recipe import DEFAULT_BGCOLOR as DEFAULT_BGCOLOR  # re-exported, as the language's
+from .recipe import DEFAULT_TIMEOUT as DEFAULT_TIMEOUT
+from .recipe import Recipe as Recipe
 
 MAX_SIDE = 10000
 MIN_DENSITY, MAX_DENSITY = 1, 3
-DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 3600.0
-DEFAULT_BGCOLOR = "FFFFFF"
 
 GRAVITIES = ("centre", "auto", "top", "bottom", "left", "right")
 QUALITY_PRESETS = ("low", "medium", "high", "lossless")
@@ -42,6 +42,9 @@ VOCABULARY = (
     *(f"metadata={m}" for m in METADATA_POLICIES),
     "bgcolor=",
     "timeout=",
+    "aspect=16:9",
+    "aspect=1:1",
+    "focus=0.5x0.5",
     "1x",
     "2x",
     "3x",
@@ -51,7 +54,7 @@ EXPECTED_TOKEN = (
     "crop=auto|top|bottom|left|right|FXxFY, pad, trim, bgcolor=RGB|RRGGBB, "
     "quality=low|medium|high|lossless|1..100, format="
     + "|".join(FORMAT_NAMES)
-    + ", metadata=strip|copyright|keep, timeout=SECONDS"
+    + ", metadata=strip|copyright|keep, timeout=SECONDS, aspect=W:H, focus=FXxFY"
 )
 
 # A "density" this large is a size whose height was left out (`160x`), never a density.
@@ -77,83 +80,8 @@ _DENSITY = re.compile(r"^(\d+(?:\.\d+)?)x$")
 _FOCAL = re.compile(r"^(\d*\.?\d+)x(\d*\.?\d+)$")
 _HEX = re.compile(r"^#?([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """What one rendition should be. Sizes are CSS pixels; `density` multiplies them."""
-
-    width: int | None = None
-    height: int | None = None
-    density: Fraction = Fraction(1)
-    mode: str = "scale-down"
-    gravity: str = "centre"  # for crop: centre|auto|top|bottom|left|right|focal
-    focal: tuple[Fraction, Fraction] | None = None
-    trim: bool = False
-    bgcolor: str = DEFAULT_BGCOLOR
-    quality: str | int = "medium"
-    format: str = AUTO
-    metadata: str = "strip"
-    timeout: float = DEFAULT_TIMEOUT
-    warnings: tuple[Problem, ...] = field(default=(), compare=False, hash=False)
-
-    @property
-    def full(self) -> bool:
-        return self.width is None and self.height is None
-
-    def box(self) -> tuple[Fraction | None, Fraction | None]:
-        """The box in device pixels (None for a side that is not given)."""
-        w = self.width * self.density if self.width else None
-        h = self.height * self.density if self.height else None
-        return w, h
-
-    def canonical(self) -> str:
-        """Same meaning, same string: defaults are left out, tokens in a fixed order."""
-        return ",".join(self._tokens(with_timeout=True))
-
-    def byte_form(self) -> str:
-        """The canonical form without what cannot change the output bytes (for cache keys)."""
-        return ",".join(self._tokens(with_timeout=False))
-
-    def _tokens(self, with_timeout: bool) -> list[str]:
-        if self.full:
-            tokens = ["full"]
-        else:
-            tokens = [f"{self.width or ''}x{self.height}" if self.height else str(self.width)]
-        if self.mode == "crop":
-            if self.focal:
-                tokens.append(f"crop={_num(self.focal[0])}x{_num(self.focal[1])}")
-            elif self.gravity != "centre":
-                tokens.append(f"crop={self.gravity}")
-            else:
-                tokens.append("crop")
-        elif self.mode != "scale-down":
-            tokens.append(self.mode)
-        if self.density != 1:
-            tokens.append(f"{_num(self.density)}x")
-        if self.trim:
-            tokens.append("trim")
-        if self.bgcolor != DEFAULT_BGCOLOR:
-            tokens.append(f"bgcolor={self.bgcolor}")
-        if self.quality != "medium":
-            tokens.append(f"quality={self.quality}")
-        if self.format != AUTO:
-            tokens.append(f"format={self.format}")
-        if self.metadata != "strip":
-            tokens.append(f"metadata={self.metadata}")
-        if with_timeout and self.timeout != DEFAULT_TIMEOUT:
-            tokens.append(f"timeout={self.timeout:g}")
-        return tokens
-
-    def __str__(self) -> str:
-        return self.canonical()
-
-    def with_(self, **changes) -> Recipe:
-        return replace(self, **changes)
-
-
-def _num(value: Fraction) -> str:
-    return f"{float(value):g}"
+_ASPECT = re.compile(r"^(\d+):(\d+)$")
+_ASPECT_LOOSE = re.compile(r"^(\d+)\s*[x/×]\s*(\d+)$")
 
 
 def _warn(code: str, message: str, where: str) -> Problem:
@@ -218,8 +146,26 @@ def parse_tokens(text: str) -> Recipe:
 
     if errors:
         raise OptionError(errors)
-
+    focus = values.pop("focus", None)
+    if focus is not None:
+        _apply_focus(values, focus, seen["focus"], warnings)
     return Recipe(**values, warnings=tuple(warnings))
+
+
+def _apply_focus(values: dict, focus: tuple[Fraction, Fraction], token: str, warnings) -> None:
+    """`focus=FXxFY` is the point a plain `crop`, `crop=auto` or an aspect cut keeps; a crop
+    that names its own side or point keeps that."""
+    if values.get("mode") == "crop" and values.get("gravity") not in ("centre", "auto"):
+        own = values["gravity"] if values["gravity"] != "focal" else "FXxFY"
+        warnings.append(
+            _warn(
+                "focus-overridden", f"{token!r} is ignored: crop={own} names its own position", ""
+            )
+        )
+        return
+    values["focal"] = focus
+    if values.get("mode") == "crop":
+        values["gravity"] = "focal"
 
 
 def settle(recipe: Recipe) -> Recipe:
@@ -231,7 +177,8 @@ def settle(recipe: Recipe) -> Recipe:
             _warn("density-without-size", "a density means nothing without a size; ignored", "")
         )
         recipe = recipe.with_(density=Fraction(1))
-    if recipe.mode in ("crop", "pad") and not (recipe.width and recipe.height):
+    # With an aspect, a crop's gravity places the cut, and a one-sided box gets its other side.
+    if recipe.mode in ("crop", "pad") and not ((recipe.width and recipe.height) or recipe.aspect):
         warnings.append(
             _warn(
                 "crop-needs-box",
@@ -240,6 +187,11 @@ def settle(recipe: Recipe) -> Recipe:
             )
         )
         recipe = recipe.with_(mode="scale-down", gravity="centre", focal=None)
+    if recipe.focal is not None and recipe.mode != "crop" and not recipe.aspect:
+        warnings.append(
+            _warn("focus-unused", "focus= places a crop, and nothing is cropped; ignored", "")
+        )
+        recipe = recipe.with_(focal=None)
     return recipe.with_(warnings=tuple(warnings))
 
 
@@ -292,21 +244,11 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
         if value in GRAVITIES and value != "centre":
             set_slot("mode", token, where, mode="crop", gravity=value, focal=None)
             return None
-        focal = _FOCAL.match(value)
-        if focal:
-            fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
-            bad = [
-                part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1
-            ]
-            if bad:
-                return describe(
-                    "bad-crop",
-                    token,
-                    f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
-                    where,
-                    suggestion="crop=0.5x0.5",
-                )
-            set_slot("mode", token, where, mode="crop", gravity="focal", focal=(fx, fy))
+        if _FOCAL.match(value):
+            found = point(token, value, where, "crop=")
+            if isinstance(found, Problem):
+                return found
+            set_slot("mode", token, where, mode="crop", gravity="focal", focal=found)
             return None
         # Compare the value alone: every crop token shares "crop=", which made "middle" look
         # like "left".
@@ -324,6 +266,14 @@ def _parse_token(token, key, eq, value, where, set_slot, warnings) -> Problem | 
             suggestion=suggestion,
             advice="" if suggestion else CROP_ADVICE,
         )
+    if key == "aspect":
+        return _parse_aspect(token, value, where, set_slot)
+    if key == "focus":
+        found = point(token, value, where, "focus=")
+        if isinstance(found, Problem):
+            return found
+        set_slot("focus", token, where, focus=found)
+        return None
     if key == "trim":
         if value == "border":
             set_slot("trim", token, where, trim=True)
@@ -429,4 +379,56 @@ def _parse_size(token, match, where, set_slot) -> Problem | None:
             suggestion=fixed,
         )
     set_slot("size", token, where, width=width, height=height)
+    return None
+
+
+def point(token: str, value: str, where: str, prefix: str) -> tuple[Fraction, Fraction] | Problem:
+    """A focal point `FXxFY`, both fractions in 0..1."""
+    code = "bad-crop" if prefix == "crop=" else "bad-focus"
+    focal = _FOCAL.match(value)
+    if not focal:
+        return describe(
+            code,
+            token,
+            f"{prefix}FXxFY with FX and FY in 0..1",
+            where,
+            suggestion=f"{prefix}0.5x0.5",
+        )
+    fx, fy = Fraction(focal.group(1)), Fraction(focal.group(2))
+    bad = [part for part, f in zip(focal.groups(), (fx, fy), strict=True) if not 0 <= f <= 1]
+    if bad:
+        return describe(
+            code,
+            token,
+            f"focal point FXxFY with both in 0..1 (got {', '.join(bad)})",
+            where,
+            suggestion=f"{prefix}0.5x0.5",
+        )
+    return fx, fy
+
+
+def _parse_aspect(token: str, value: str, where: str, set_slot) -> Problem | None:
+    """`aspect=W:H`, kept in lowest terms (16:9 and 32:18 are one ratio, one canonical form)."""
+    match = _ASPECT.match(value)
+    loose = _ASPECT_LOOSE.match(value)
+    if match is None:
+        suggestion = f"aspect={loose.group(1)}:{loose.group(2)}" if loose else "aspect=16:9"
+        return describe(
+            "bad-aspect",
+            token,
+            "aspect=W:H with whole numbers (e.g. 16:9, 1:1)",
+            where,
+            suggestion=suggestion,
+        )
+    w, h = int(match.group(1)), int(match.group(2))
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        return describe(
+            "bad-aspect",
+            token,
+            f"aspect=W:H with W and H from 1 to {MAX_SIDE}",
+            where,
+            suggestion="aspect=1:1",
+        )
+    ratio = Fraction(w, h)
+    set_slot("aspect", token, where, aspect=(ratio.numerator, ratio.denominator))
     return None

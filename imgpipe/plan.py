@@ -12,10 +12,12 @@ import json
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 
-from .config import Config, RenditionSpec, Rule, SrcsetSpec
+from .config import Config, Rule
 from .errors import ConfigError, Problem
+from .family import RenditionSpec, SrcsetSpec
 from .formats import FORMATS, by_name
 from .sources import Skipped, SourceFile, discover, hash_file  # noqa: F401 - re-exported
 
@@ -39,6 +41,7 @@ class PlannedRendition:
     density: float
     group: str | None = None  # srcset group
     width: int | None = None  # family width in CSS px
+    art: int | None = None  # the family's art direction variant (family.ArtSpec.number)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class SourcePlan:
     renditions: tuple[PlannedRendition, ...]
     srcsets: tuple[SrcsetSpec, ...]
     svg: str | None = None  # for a `.svg`: "copy" or "rasterize" (engine.open_source svg_mode)
+    alt: str | None = None  # `[images."path"] alt`: the default alt text of its markup
 
     def output_name(self, planned: PlannedRendition, fmt: str) -> str:
         """Where `planned` is written once its format is known (after rendering, for auto):
@@ -156,13 +160,16 @@ def make(
             skipped.append(sha)
             continue
         svg = _svg_mode(f.relpath, rules)
+        image = config.images.get(f.relpath)
+        alt = image.alt if image else None
         if svg == "copy":
             group = next((r.srcset.name for r in rules if r.srcset is not None), None)
             key = cache_key(sha, "svg-copy", fingerprint)
             copy = PlannedRendition(SVG_COPY_LABEL, "full", key, "svg", 1.0, group)
             srcsets = tuple(r.srcset for r in rules if r.srcset is not None)[:1]
-            sources.append(SourcePlan(f, sha, (copy,), srcsets, svg))
+            sources.append(SourcePlan(f, sha, (copy,), srcsets, svg, alt))
             continue
+        focus = image.focus if image else None
         renditions = tuple(
             PlannedRendition(
                 label=spec.label,
@@ -172,15 +179,36 @@ def make(
                 density=float(spec.recipe.density),
                 group=spec.group,
                 width=spec.width,
+                art=spec.art,
             )
             for rule in rules
-            for spec, canonical, byte_form in specs[rule.index]
+            for spec, canonical, byte_form in (
+                _focused(specs[rule.index], focus) if focus else specs[rule.index]
+            )
         )
         srcsets = tuple(r.srcset for r in rules if r.srcset is not None)
-        sources.append(SourcePlan(f, sha, renditions, srcsets, svg))
+        sources.append(SourcePlan(f, sha, renditions, srcsets, svg, alt))
     if problems:
         raise ConfigError(problems)
     return Plan(tuple(sources), tuple(skipped))
+
+
+def _focused(
+    specs: list[tuple[RenditionSpec, str, str]], focus: tuple[Fraction, Fraction]
+) -> list[tuple[RenditionSpec, str, str]]:
+    """The specs of an image with a focal point (`[images."path"] focus`): every crop of it
+    keeps that point, and its options (so its cache keys) say so."""
+    out = []
+    for spec, canonical, byte_form in specs:
+        recipe = spec.recipe.with_focus(focus)
+        if recipe is not spec.recipe:
+            spec, canonical, byte_form = (
+                replace(spec, recipe=recipe),
+                recipe.canonical(),
+                recipe.byte_form(),
+            )
+        out.append((spec, canonical, byte_form))
+    return out
 
 
 def _svg_mode(relpath: str, rules: list[Rule]) -> str | None:
@@ -209,7 +237,11 @@ def _with_posters(specs: tuple[RenditionSpec, ...]) -> list[RenditionSpec]:
         labels.add(label)
         out.append(
             RenditionSpec(
-                label, replace(spec.recipe, format=POSTER_FORMAT), spec.where, width=spec.width
+                label,
+                replace(spec.recipe, format=POSTER_FORMAT),
+                spec.where,
+                width=spec.width,
+                art=spec.art,
             )
         )
     return out

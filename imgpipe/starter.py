@@ -43,7 +43,9 @@ COMMENTS: dict[str, str] = {
     "jobs": "Sources rendered in parallel; 0 = all cores.\n"
     'Also: manifest = "path", snippets = "dir", templates = "dir" (your own\n'
     "picture.html), follow_symlinks = true (follow links out of `source`),\n"
-    "[limits] max_pixels = 100000000, max_bytes = 52428800.",
+    "[limits] max_pixels = 100000000, max_bytes = 52428800,\n"
+    '[images."blog/cat.jpg"] focus = "0.3x0.7" (the point every crop of it keeps),\n'
+    'alt = "A cat" (its default alt text).',
     "[presets]": 'Named option strings, usable as a token: "thumb,2x".',
     "[[rules]]": "Every matching rule applies; labels must be unique per source.\n"
     "Globs: * and ? within a directory, ** across directories, {a,b} alternatives;\n"
@@ -53,7 +55,9 @@ COMMENTS: dict[str, str] = {
     'like 800-webp (or NAME-800-webp with name = "NAME"). AVIF is smaller but\n'
     'slow to encode: add "avif" first in formats when you want it. The last format\n'
     'is what every browser gets: "auto" keeps transparency (PNG for images with\n'
-    'transparent pixels, JPEG for photos); "jpeg" would flatten it onto white.',
+    'transparent pixels, JPEG for photos); "jpeg" would flatten it onto white.\n'
+    'Art direction: [[rules.art]] media = "(max-width: 600px)", aspect = "1:1",\n'
+    "widths = [360, 720] adds a square crop for phones to the same <picture>.",
 }
 
 

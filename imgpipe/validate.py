@@ -130,15 +130,15 @@ class Validator:
         try:
             recipe = parse(text)
         except OptionError as exc:
-            self.errors.extend(_at(p, where) for p in exc.problems)
+            self.errors.extend(at(p, where) for p in exc.problems)
             return None
-        self.warnings.extend(_at(p, where) for p in recipe.warnings)
+        self.warnings.extend(at(p, where) for p in recipe.warnings)
         return recipe
 
     def settled(self, recipe: Recipe, where: str) -> Recipe:
         """A recipe made from a parsed one (a family member), settled like a parsed string."""
         recipe = settle(recipe)
-        self.warnings.extend(_at(p, where) for p in recipe.warnings)
+        self.warnings.extend(at(p, where) for p in recipe.warnings)
         return recipe
 
 
@@ -146,7 +146,7 @@ _UNITS = {"B": 1, "KB": 1000, "MB": 1000**2, "GB": 1000**3}
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB)?$", re.IGNORECASE)
 
 
-def _at(problem: Problem, where: str) -> Problem:
+def at(problem: Problem, where: str) -> Problem:
     """An option-language problem, placed at the config key it came from."""
     return Problem(problem.code, f"{where}: {problem.message}", where)
 

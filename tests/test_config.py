@@ -49,7 +49,7 @@ BAD = [
         "a density 1x..3x, scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, "
         "trim, bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
         "format=auto|jpeg|png|webp|avif|gif|webm|h264, metadata=strip|copyright|keep, "
-        "timeout=SECONDS; did you mean 'crop'?",
+        "timeout=SECONDS, aspect=W:H, focus=FXxFY; did you mean 'crop'?",
     ),
     (
         raw(rules=[{"include": ["*"], "renditions": {"t": ""}}]),
@@ -178,13 +178,13 @@ def test_every_problem_is_listed_not_only_the_first():
             "jbos",
             "'jbos' at jbos: expected one of source, output, base_url, cache_dir, "
             "jobs, manifest, snippets, templates, follow_symlinks, limits, presets, rules, scheduler, "
-            "remote_cache, remote_cache_options, cache_keep, report; did you mean 'jobs'?",
+            "remote_cache, remote_cache_options, images, cache_keep, report; did you mean 'jobs'?",
         ),
         (
             raw(rules=[{**RULE, "exlude": ["x"]}]),
             "rules[0].exlude",
             "'exlude' at rules[0].exlude: expected one of include, exclude, renditions, widths, "
-            "formats, options, sizes, name, rasterize_svg, metadata; did you mean 'exclude'?",
+            "formats, options, sizes, name, art, rasterize_svg, metadata; did you mean 'exclude'?",
         ),
         (
             raw(limits={"max_pixel": 5}),
@@ -396,7 +396,7 @@ def test_check_shows_warnings_beside_errors(tmp_path, monkeypatch):
     assert result.exit_code == 2
     assert result.stderr.splitlines() == [
         "warning[unknown-key]: 'formts' at rules[0].formts: expected one of include, exclude, "
-        "renditions, widths, formats, options, sizes, name, rasterize_svg, metadata; "
+        "renditions, widths, formats, options, sizes, name, art, rasterize_svg, metadata; "
         "did you mean 'formats'?",
         "error[bad-type]: 'x' at rules[0].widths[1]: expected an integer from 1 to 10000, "
         "not a string",

@@ -282,4 +282,6 @@ def test_rewrite_keeping_every_tag_returns_the_same_string():
 def test_call_arguments_drop_src_and_srcset_and_make_bare_attributes_true():
     attrs = attributes('<img src="a.jpg" srcset="x 1w" sizes="9vw" alt="A" hidden class="c">')
     assert call_arguments(attrs) == ("A", "9vw", {"hidden": True, "class": "c"})
-    assert call_arguments({"src": "a.jpg"}) == ("", None, {})
+    # No alt (or an empty one) is None: the configured alt ([images."path"] alt) applies.
+    assert call_arguments({"src": "a.jpg"}) == (None, None, {})
+    assert call_arguments({"src": "a.jpg", "alt": ""}) == (None, None, {})

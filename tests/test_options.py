@@ -77,7 +77,7 @@ ERRORS = [
         "scale-down, fit, crop, crop=auto|top|bottom|left|right|FXxFY, pad, trim, "
         "bgcolor=RGB|RRGGBB, quality=low|medium|high|lossless|1..100, "
         "format=auto|jpeg|png|webp|avif|gif|webm|h264, metadata=strip|copyright|keep, "
-        "timeout=SECONDS",
+        "timeout=SECONDS, aspect=W:H, focus=FXxFY",
     ),
     ("800,scale-dwn", "unknown-token", None),
     (

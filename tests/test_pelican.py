@@ -323,7 +323,7 @@ def test_unknown_setting_key_warns_with_a_suggestion(tmp_path, monkeypatch, capl
     ours = [r.getMessage() for r in caplog.records if r.name == "pelican.plugins.imgpipe"]
     assert ours[0] == (
         "imgpipe: unknown-key: 'width' at IMGPIPE.width: expected one of "
-        "config_file, include, exclude, widths, formats, options, sizes, "
+        "config_file, include, exclude, widths, formats, options, sizes, art, "
         "source, jobs, cache_dir, output_dir; did you mean 'widths'?"
     )
 

@@ -29,7 +29,7 @@ from .load import decode, out_of_time, watched, watched_until
 from .optimise import check_fits, guess_of
 from .search import find_quality
 from .sniff import Kind
-from .transform import alpha_in_use, resize_exact, settle_alpha, shape, to_srgb
+from .transform import alpha_in_use, cut, fixed_cut, resize_exact, settle_alpha, shape, to_srgb
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.
@@ -180,11 +180,14 @@ def _shape(
     )
     window = None
     out = []
+    geometry = fixed_cut(images[0], geometry)
     for image in images:
         if time.monotonic() > deadline:
             raise TimeoutError
         if auto_crop:
-            resized = resize_exact(image, geometry.scaled_width, geometry.scaled_height)
+            resized = resize_exact(
+                cut(image, geometry), geometry.scaled_width, geometry.scaled_height
+            )
             if window is None:
                 window = _attention(resized, geometry.width, geometry.height)
             out.append(resized.crop(*window, geometry.width, geometry.height).copy_memory())

@@ -310,7 +310,8 @@ class Source:
 
     def _reduction(self, recipe: Recipe) -> float:
         g = compute(recipe, self.info.width, self.info.height)
-        return min(self.info.width / g.scaled_width, self.info.height / g.scaled_height)
+        cut_width, cut_height = g.cut_size
+        return min(cut_width / g.scaled_width, cut_height / g.scaled_height)
 
     def _render_one(
         self, decoded: _Decoded, recipe: Recipe, colours: _Lazy, optimiser: Optimiser
@@ -424,9 +425,9 @@ class _StreamFailed(Exception):
 
 
 def _reads_source_once(recipe: Recipe) -> bool:
-    # trim and crop=auto take several passes over the pixels; format=auto (and a lossless
-    # GIF) count the decoded colours first.
-    return not recipe.trim and recipe.gravity != "auto" and recipe.format not in (AUTO, "gif")
+    # trim and attention (crop=auto, an aspect cut without a point) take several passes over
+    # the pixels; format=auto (and a lossless GIF) count the decoded colours first.
+    return not recipe.trim and not recipe.uses_attention and recipe.format not in (AUTO, "gif")
 
 
 def _encodes_once(recipe: Recipe, image: pyvips.Image) -> bool:

@@ -6,6 +6,8 @@ checks that libvips produced exactly that size.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pyvips
 
 from ..errors import Problem
@@ -134,9 +136,41 @@ def resize_exact(image: pyvips.Image, width: int, height: int) -> pyvips.Image:
     return out
 
 
+def cut(image: pyvips.Image, geometry: Geometry) -> pyvips.Image:
+    """The aspect cut (geometry.cut), on `image` as decoded: a JPEG shrunk on load is cut at
+    the same place in proportion."""
+    if geometry.cut is None:
+        return image
+    left, top, width, height = geometry.cut
+    sx, sy = image.width / geometry.source_width, image.height / geometry.source_height
+    w = max(1, min(image.width, round(width * sx)))
+    h = max(1, min(image.height, round(height * sy)))
+    if (w, h) == (image.width, image.height):
+        return image
+    if geometry.cut_auto:
+        return image.smartcrop(w, h, interesting="attention")
+    return image.crop(
+        min(round(left * sx), image.width - w), min(round(top * sy), image.height - h), w, h
+    )
+
+
+def fixed_cut(image: pyvips.Image, geometry: Geometry) -> Geometry:
+    """`geometry` with an attention-placed cut settled on `image` (full size): the frames of
+    an animation are all cut where the first one's interesting part is."""
+    if geometry.cut is None or not geometry.cut_auto:
+        return geometry
+    _, _, width, height = geometry.cut
+    _, found = image.smartcrop(
+        width, height, interesting="attention", attention_x=True, attention_y=True
+    )
+    left = min(max(found["attention_x"] - width // 2, 0), image.width - width)
+    top = min(max(found["attention_y"] - height // 2, 0), image.height - height)
+    return replace(geometry, cut=(left, top, width, height), cut_auto=False)
+
+
 def shape(image: pyvips.Image, geometry: Geometry, recipe: Recipe) -> pyvips.Image:
-    """Resize to geometry's scaled size, then crop or pad to its final size."""
-    image = resize_exact(image, geometry.scaled_width, geometry.scaled_height)
+    """Cut to the aspect, resize to geometry's scaled size, then crop or pad to its final size."""
+    image = resize_exact(cut(image, geometry), geometry.scaled_width, geometry.scaled_height)
     size = (geometry.width, geometry.height)
     if size == (image.width, image.height):
         return image

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import logging
 import posixpath
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from mkdocs.config import base
 from mkdocs.config import config_options as c
@@ -36,7 +37,7 @@ from mkdocs.structure.pages import Page
 
 from ..config import Config
 from ..errors import ImgpipeError, closest
-from . import rewrite, site
+from . import markdown, rewrite, site
 
 if TYPE_CHECKING:  # jinja2 and livereload are MkDocs' to import; only their types are used
     from jinja2 import Environment
@@ -55,6 +56,7 @@ class ImgpipeConfig(base.Config):
     formats = c.Optional(c.ListOfItems(c.Type(str)))
     options = c.Optional(c.Type(str))
     sizes = c.Optional(c.Type(str))
+    art = c.Optional(c.ListOfItems(c.Type(dict)))  # [[rules.art]] variants of the family
     jobs = c.Optional(c.Type(int))
     cache_dir = c.Type(str, default=".imgpipe-cache")  # relative to mkdocs.yml
     output_dir = c.Type(str, default="imgpipe")  # where renditions go, relative to site_dir
@@ -105,8 +107,11 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
     def on_files(self, files: Files, *, config: MkDocsConfig) -> Files | None:
         if self.imgpipe_config is None:
             return None
+        focused, problems = markdown.with_focus(self.imgpipe_config, self._focus_links(files))
+        for problem in problems:
+            log.warning("imgpipe: %s", problem)
         try:
-            self.site = site.run(self.imgpipe_config)
+            self.site = site.run(focused)
         except ImgpipeError as exc:
             raise PluginError(f"imgpipe: {exc}") from None
         site.report(self.site.summary, log)
@@ -116,6 +121,24 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
                 File.generated(config, f"{self.config.output_dir}/{rel}", abs_src_path=str(built))
             )
         return files
+
+    @staticmethod
+    def _focus_links(files: Files) -> Iterator[markdown.Found]:
+        """(page, image file, data-focus) for each Markdown image with a focal point. Links
+        are relative to the Markdown file, or to docs_dir when they start with `/`."""
+        for file in files.documentation_pages():
+            if file.abs_src_path is None:
+                continue
+            for src, value in markdown.focus_links(file.content_string):
+                path = unquote(urlsplit(src).path)
+                rel = (
+                    path.lstrip("/")
+                    if path.startswith("/")
+                    else posixpath.join(posixpath.dirname(file.src_uri), path)
+                )
+                target = files.get_file_from_path(posixpath.normpath(rel))
+                abs_path = target.abs_src_path if target is not None else None
+                yield file.src_uri, src, Path(abs_path) if abs_path else None, value
 
     def on_env(self, env: Environment, *, config: MkDocsConfig, files: Files) -> Environment | None:
         if self.site is None:

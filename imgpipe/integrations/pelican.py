@@ -27,10 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import posixpath
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 from pelican import signals
 from pelican.contents import Content
@@ -38,7 +40,7 @@ from pelican.contents import Content
 from ..config import find
 from ..errors import ConfigError, ImgpipeError
 from ..files import atomic_write
-from . import rewrite, site
+from . import markdown, rewrite, site
 
 if TYPE_CHECKING:
     from pelican import Pelican
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("pelican.plugins.imgpipe")
 
 SETTING = "IMGPIPE"
+_LINK_PREFIX = re.compile(r"^\{(static|attach|filename)\}")
 RUN = "_imgpipe_run"  # where this run's _Run is kept in the settings and the context
 KEYS = ("config_file", *site.RULE_OPTIONS, "source", "jobs", "cache_dir", "output_dir")
 
@@ -100,7 +103,8 @@ def _build(pelican: Pelican) -> None:
         config = site.make_config(
             options, root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
         )
-        for problem in config.warnings:
+        config, problems = markdown.with_focus(config, _focus_links(Path(settings["PATH"])))
+        for problem in (*config.warnings, *problems):
             log.warning("imgpipe: %s", problem)
         built = site.run(config)
     except ImgpipeError as exc:
@@ -144,6 +148,22 @@ def _checked(options: Any) -> dict[str, Any]:
     for problem in site.check_options(options, KEYS, SETTING):
         log.warning("imgpipe: %s", problem)
     return dict(options)
+
+
+def _focus_links(content: Path) -> Iterator[markdown.Found]:
+    """(page, image file, data-focus) for each Markdown image with a focal point. As Pelican
+    reads links: `{static}`/`{attach}` paths from `/` are relative to PATH, others to the
+    Markdown file (a plain relative path is tried there, then from PATH)."""
+    for page in sorted(content.rglob("*.md")) + sorted(content.rglob("*.markdown")):
+        for src, value in markdown.focus_links(page.read_text(encoding="utf-8")):
+            path = unquote(urlsplit(_LINK_PREFIX.sub("", src)).path)
+            places = (
+                [content / path.lstrip("/")]
+                if path.startswith("/")
+                else [page.parent / path, content / path]
+            )
+            found = next((p for p in places if p.is_file()), None)
+            yield page.relative_to(content).as_posix(), src, found, value
 
 
 def _install(generator: Generator) -> None:

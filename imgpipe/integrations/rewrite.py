@@ -106,11 +106,12 @@ def rewrite_images(html: str, replace: Replace) -> str:
     return "".join(parts)
 
 
-def call_arguments(attrs: Attrs) -> tuple[str, str | None, dict[str, str | bool]]:
-    """An `<img>`'s attributes as the template API takes them: alt, sizes, and the rest (src
-    and srcset dropped: the renditions replace them; a bare attribute becomes True)."""
+def call_arguments(attrs: Attrs) -> tuple[str | None, str | None, dict[str, str | bool]]:
+    """An `<img>`'s attributes as the template API takes them: alt (None when empty or
+    missing, so the configured alt applies), sizes, and the rest (src and srcset dropped:
+    the renditions replace them; a bare attribute becomes True)."""
     rest: dict[str, str | bool] = {}
     for name, value in attrs.items():
         if name not in ("src", "srcset", "alt", "sizes"):
             rest[name] = True if value is None else value
-    return attrs.get("alt") or "", attrs.get("sizes"), rest
+    return attrs.get("alt") or None, attrs.get("sizes"), rest

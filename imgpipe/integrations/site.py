@@ -26,7 +26,9 @@ from ..files import atomic_copy
 from ..formats import SOURCE_EXTENSIONS
 from ..globs import compile_globs, escape
 from ..html import Images
-from . import rewrite
+from . import markdown, rewrite
+
+log = logging.getLogger("imgpipe")
 
 # Plain Markdown images: every format the engine reads (globs ignore case: IMG_0001.JPG too).
 # An animation stays one: a srcset group of an animated source offers only the formats that
@@ -35,7 +37,7 @@ DEFAULT_INCLUDE = ("**/*.{" + ",".join(SOURCE_EXTENSIONS) + "}",)
 DEFAULT_WIDTHS = (480, 800, 1200, 1600)
 DEFAULT_FORMATS = ("avif", "webp", "auto")
 # Inline plugin options that become one responsive-family rule.
-RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes")
+RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes", "art")
 # Keys of an imgpipe.toml that the plugin decides itself: where things are written.
 PLUGIN_OWNED = ("output", "cache_dir", "base_url", "manifest", "snippets")
 
@@ -303,7 +305,15 @@ def picture_rewriter(
         if first:
             rest.setdefault("loading", False)  # the author's own loading= still wins
             first = False
-        return images_for(link).picture(built.key_of(source), alt=alt, sizes=sizes, **rest)
+        rest.pop(markdown.DATA_FOCUS, None)  # used before the build (integrations/markdown.py)
+        group = rest.pop(markdown.DATA_ART, None)
+        key = built.key_of(source)
+        if group is not None and str(group) not in built.images.entry(key)["srcsets"]:
+            log.warning("imgpipe: %s: no family named %r (data-art) for %s", src, group, key)
+            group = None
+        return images_for(link).picture(
+            key, alt=alt, group=None if group is None else str(group), sizes=sizes, **rest
+        )
 
     return replace
 
