@@ -233,7 +233,8 @@ def test_manifest_and_snippet_list_art_variants_before_the_default(tmp_path, fak
         'width="960" height="540">',
         f'  <img src="{group["src"]}" srcset="{group["formats"]["jpeg"][0]["url"]} 480w, '
         f'{group["src"]} 960w" sizes="(min-width: 60rem) 60rem, 100vw" width="960" '
-        'height="540" alt="A cat &amp; a wall" loading="lazy" decoding="async">',
+        'height="540" alt="A cat &amp; a wall" loading="lazy" decoding="async" '
+            'style="height:auto">',
         "</picture>",
     ]
     images = Images(out / "imgpipe-manifest.json", base_url="/x/")

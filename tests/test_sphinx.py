@@ -373,7 +373,7 @@ def test_warnings_name_the_document_and_line_and_fail_with_W(tmp_path):
     assert f'{doc}:8: ERROR: Error in "image" directive' in done.stderr
     assert (
         "WARNING: imgpipe: unknown-key: 'width' at imgpipe.width: expected one of config_file, "
-        "include, exclude, widths, formats, options, sizes, jobs, cache_dir; did you mean "
+        "include, exclude, widths, formats, options, sizes, art, jobs, cache_dir; did you mean "
         "'widths'?"
     ) in done.stderr
     # Without -W the build succeeds: the other images were built (by the -W run, which goes
