@@ -319,10 +319,12 @@ def test_a_mkdocs_site_built_with_the_plugin_audits_clean(tmp_path, browser):
     yml.write_text(yml.read_text().replace('sizes: "100vw"', f'sizes: "{MKDOCS_CONTENT}"'))
     page_md = root / "docs/sub/page.md"
     page_md.write_text(
-        page_md.read_text().replace('width="640"', f'width="640" sizes="{MKDOCS_BANNER}"')
+        page_md.read_text().replace(
+            'width="640"', f'width="640" sizes="{MKDOCS_BANNER}" loading="eager"'
+        )
     )
-    # Undistorted (issue 12), the pages are short enough for the footer banner to be in the
-    # first viewport: the theme loads it eagerly.
+    # Undistorted (issue 12), the pages are short enough for the banners to be in the first
+    # viewport: the page and the theme load them eagerly.
     theme = root / "overrides/main.html"
     theme.write_text(
         theme.read_text().replace(

@@ -259,6 +259,9 @@ _LOAD = (
       thumbnail,
     });
   }
+  // A file another image of the page shows too: Chromium may pick it from its memory cache,
+  // wider than this image's `sizes` asks for, at no extra download.
+  for (const o of out) o.shared = out.filter(p => p.url === o.url).length > 1;
   scrollTo(0, 0);
   return out;
 }"""

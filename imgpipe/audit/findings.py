@@ -150,8 +150,8 @@ def wrong_sizes(image: Image, origin: Origin) -> Result:
 def oversized(image: Image, origin: Origin) -> Result:
     for viewport, facts in image.loads.items():
         needed = facts["width"] * viewport.dpr
-        if not facts["shown"] or needed <= 0 or facts["error"]:
-            continue
+        if not facts["shown"] or needed <= 0 or facts["error"] or facts.get("shared"):
+            continue  # a file another image shows costs nothing more (the memory cache)
         chosen = facts["file_width"]
         if chosen > OVERSIZED * needed and chosen - needed >= OVERSIZED_PX:
             yield (
