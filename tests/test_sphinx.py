@@ -52,6 +52,9 @@ def sphinx_build(
         capture_output=True,
         text=True,
         timeout=600,
+        # The progress lines the tests read are plain only without colour, which Sphinx turns
+        # on by itself under CI=true (as CI runs this suite).
+        env={**os.environ, "NO_COLOR": "1"},
     )
     if check:
         assert done.returncode == 0, done.stdout + done.stderr
