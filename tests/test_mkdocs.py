@@ -197,16 +197,21 @@ def test_missing_image_warns_naming_page_and_path(broken_site, caplog):
     assert '<img alt="Gone" src="../img/phot.jpg" />' in html
 
 
-def test_missing_image_fails_a_strict_build(broken_site):
-    # The real command line: the entry point, the logger and --strict together.
-    done = subprocess.run(
+def strict_build(root) -> subprocess.CompletedProcess:
+    """`mkdocs build --strict` in `root`, as users run it (entry point, logger, --strict)."""
+    return subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict"],
-        cwd=broken_site,
+        cwd=root,
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "NO_COLOR": "1"},
     )
+
+
+def test_missing_image_fails_a_strict_build(broken_site):
+    # The real command line: the entry point, the logger and --strict together.
+    done = strict_build(broken_site)
     assert done.returncode == 1, done.stderr
     assert "imgpipe: page 'sub/broken.md' uses image '../img/phot.jpg'" in done.stderr
     assert "Aborted with 1 warnings in strict mode!" in done.stdout
@@ -358,14 +363,7 @@ def test_an_image_left_as_written_fails_a_strict_build(camera, tmp_path):
     yml.write_text(yml.read_text().replace("[320, 640, 1280]", "[320]"))
     (root / "docs/scan.md").write_text("# Scan\n\n![Scan](img/scan.bmp)\n")
     (root / "docs/img/scan.bmp").write_bytes(b"BM" + bytes(64))
-    done = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "NO_COLOR": "1"},
-    )
+    done = strict_build(root)
     assert done.returncode == 1, done.stderr
     assert "imgpipe: page 'scan.md' uses image 'img/scan.bmp', left as written" in done.stderr
     assert "Aborted with 1 warnings in strict mode!" in done.stdout
