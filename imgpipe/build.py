@@ -102,7 +102,8 @@ def dry_run(config: Config, engine: Engine | None = None, force: bool = False) -
         plan = plan_sources(config, state, fingerprint)
         items = []
         for sp in plan.sources:
-            for r in sp.renditions:
+            info = state.info(sp.sha256)
+            for r in _fitted(sp, info).renditions:
                 record = None if force else state.record(r.key)
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
                 items.append(
@@ -113,7 +114,7 @@ def dry_run(config: Config, engine: Engine | None = None, force: bool = False) -
                         r.key,
                         record is not None,
                         sp.output_name(r, fmt) if fmt else None,
-                        _planned_size(r.options, state.info(sp.sha256)),
+                        _planned_size(r.options, info),
                     )
                 )
         return items
@@ -231,6 +232,9 @@ def _build(
     skipped: list[Skipped],
 ) -> Summary:
     plan = plan_sources(config, state, fingerprint, files)
+    # A source whose header is known gets only the renditions that fit it (SourcePlan.fitting);
+    # a new one is fitted once the job has read its header (Job.only_animated, _take_result).
+    plan = replace(plan, sources=tuple(_fitted(sp, state.info(sp.sha256)) for sp in plan.sources))
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
     run = _Run(config, state, Outputs(config.root, state))
@@ -273,6 +277,8 @@ def _build(
             tuple((k, _options_of(by_rel[rel], k)) for k in to_render[rel]),
             config.limits,
             svg=by_rel[rel].svg,
+            only_animated=by_rel[rel].only_for(animated=True),
+            only_still=by_rel[rel].only_for(animated=False),
         )
         for rel in order
     ]
@@ -347,6 +353,10 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
     return True
 
 
+def _fitted(sp: SourcePlan, info: SourceInfo | None) -> SourcePlan:
+    return sp if info is None else sp.fitting(animated=info.frames > 1)
+
+
 def _options_of(sp: SourcePlan, key: str) -> str:
     return next(r.options for r in sp.renditions if r.key == key)
 
@@ -360,6 +370,7 @@ def _take_result(
         run.results.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
+    sp = _fitted(sp, result.info)
     if run.store is not None and result.where == "local":
         run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}

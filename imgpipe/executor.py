@@ -45,12 +45,14 @@ def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
     this with bytes fetched from the store (imgpipe/cluster.py)."""
     try:
         source = engine.open_source(source_data, job.limits, svg_mode=job.svg)
+        skip = job.only_still if source.info.frames > 1 else job.only_animated
+        items = [(key, options) for key, options in job.items if key not in skip]
         # With no items the render only decodes: the source info gets its placeholder.
-        outcomes = source.render_all([parse(options) for _key, options in job.items])
+        outcomes = source.render_all([parse(options) for _key, options in items])
         info = source.info  # after rendering, which adds the placeholder
         results = tuple(
             (key, outcome if isinstance(outcome, Rendition) else _failure(outcome))
-            for (key, _options), outcome in zip(job.items, outcomes, strict=True)
+            for (key, _options), outcome in zip(items, outcomes, strict=True)
         )
     except ImgpipeError as exc:
         return JobResult(job.relpath, None, (), _failure(exc))

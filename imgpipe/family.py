@@ -49,6 +49,9 @@ class RenditionSpec:
     group: str | None = None  # srcset group when it comes from a responsive family
     width: int | None = None  # the family width (CSS px) it stands for
     art: int | None = None  # the art direction variant (1-based) it belongs to
+    # Which sources it is for: True only animated ones, False only still ones, None any
+    # (`motion_of`).
+    motion: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,21 @@ def _members(
             group=spec.name,
             width=w,
             art=art,
+            motion=motion_of(fmt, spec.formats),
         )
         for w in widths
         for fmt in spec.formats
     ]
+
+
+def motion_of(fmt: str, formats: tuple[str, ...]) -> bool | None:
+    """Which sources a family's `fmt` member is for. A video is made of an animation, so a
+    still source skips it; a format that holds one frame (AVIF, JPEG, PNG) would stop an
+    animation, so an animated source skips it when the family has a format that moves
+    (the manifest offers an animation only those). None: every source."""
+    if fmt == AUTO:
+        return None
+    if FORMATS[fmt].video:
+        return True
+    moves = any(f == AUTO or FORMATS[f].animated for f in formats)
+    return False if moves and not FORMATS[fmt].animated else None

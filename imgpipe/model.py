@@ -162,6 +162,10 @@ class Job:
     items: tuple[tuple[str, str], ...]
     limits: Limits
     svg: SvgMode | None = None  # what to do with an SVG (None: refused)
+    # Keys of `items` to render only when the source is animated, or only when it is still
+    # (a family's videos, its one-frame formats): the header says which it is.
+    only_animated: frozenset[str] = frozenset()
+    only_still: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ class PlannedRendition:
     group: str | None = None  # srcset group
     width: int | None = None  # family width in CSS px
     art: int | None = None  # the family's art direction variant (family.ArtSpec.number)
+    motion: bool | None = None  # only for animated (True) or still (False) sources
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,16 @@ class SourcePlan:
         """Where `planned` is written once its format is known (after rendering, for auto):
         the one place build, dry run and manifest get a name from."""
         return output_name(self.source.relpath, planned.label, planned.key, fmt)
+
+    def fitting(self, animated: bool) -> SourcePlan:
+        """The renditions for a source that is (or is not) animated: a family's videos are
+        for animations, its one-frame formats for stills (`family.motion_of`)."""
+        kept = tuple(r for r in self.renditions if r.motion in (None, animated))
+        return self if len(kept) == len(self.renditions) else replace(self, renditions=kept)
+
+    def only_for(self, animated: bool) -> frozenset[str]:
+        """Cache keys rendered only when the source is (or is not) animated."""
+        return frozenset(self.fitting(animated).keys) - set(self.fitting(not animated).keys)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -180,6 +191,7 @@ def make(
                 group=spec.group,
                 width=spec.width,
                 art=spec.art,
+                motion=spec.motion,
             )
             for rule in rules
             for spec, canonical, byte_form in (
@@ -242,6 +254,7 @@ def _with_posters(specs: tuple[RenditionSpec, ...]) -> list[RenditionSpec]:
                 spec.where,
                 width=spec.width,
                 art=spec.art,
+                motion=spec.motion,  # a video's poster is for what the video is for
             )
         )
     return out

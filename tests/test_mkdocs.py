@@ -369,6 +369,42 @@ def test_an_image_left_as_written_fails_a_strict_build(camera, tmp_path):
     assert "Aborted with 1 warnings in strict mode!" in done.stdout
 
 
+VIDEO = re.compile(r"<video\b.*?</video>", re.S)
+
+
+def test_video_formats_in_the_options_serve_animations_and_skip_stills(tmp_path):
+    """Issue 12: `formats` with webm made every still image fail (a video needs an animation).
+    A family's video is for animated sources and its one-frame formats (AVIF) for stills; a
+    strict build of stills and an animated GIF passes."""
+    root = copy_site("mkdocs", tmp_path / "site-src", "docs/img")
+    add_camera_page(root / "docs/camera.md", root / "docs/img", "img/")
+    yml = root / "mkdocs.yml"
+    yml.write_text(
+        yml.read_text()
+        .replace("[320, 640, 1280]", "[320]")
+        .replace("[avif, webp, auto]", "[webm, avif, webp, auto]")
+    )
+    done = strict_build(root)
+    assert done.returncode == 0, done.stderr
+    assert "video-needs-animation" not in done.stderr
+    html = (root / "site/camera/index.html").read_text()
+    groups = _groups(html)
+    for still in ("IMG_0001.JPG", "still.gif"):
+        types, _src = groups[still]
+        assert types == ["image/avif", "image/webp"], (still, types)
+    (video,) = VIDEO.findall(html)  # the animation, as the GIF it replaces plays
+    assert 'aria-label="anim.gif"' in video and 'type="video/webm;' in video
+    assert "anim.gif" not in groups
+    built = sorted(p.name.split(".")[0] for p in (root / "site/imgpipe/img").iterdir())
+    assert [n for n in built if n.startswith("anim-")] == [
+        "anim-320-auto",
+        "anim-320-poster",
+        "anim-320-webm",
+        "anim-320-webp",
+    ]  # no still AVIF of the animation
+    assert not [n for n in built if n.endswith(("-webm", "-poster")) and not n.startswith("anim")]
+
+
 def test_unknown_plugin_key_warns_with_a_suggestion(built, tmp_path, caplog):
     root, _ = built
     options = {"width": [320], "cache_dir": str(tmp_path / "cache")}

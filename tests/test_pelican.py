@@ -196,6 +196,47 @@ def test_camera_file_names_and_gifs_become_pictures_and_a_bmp_is_a_warning(
     ]
 
 
+def test_video_formats_serve_animations_and_skip_stills_with_fatal_warnings(tmp_path):
+    """Issue 12: `formats` with webm made every still image fail. `pelican --fatal warnings`
+    on stills and an animated GIF passes: the stills get images, the GIF a <video>."""
+    root = make(tmp_path / "blog")
+    add_camera_page(
+        root / "content/articles/camera.md",
+        root / "content/images",
+        "{static}/images/",
+        header="Title: Camera\nDate: 2024-01-05\nSlug: camera\n\n",
+    )
+    conf = root / "pelicanconf.py"
+    conf.write_text(
+        conf.read_text().replace(
+            '"widths": [320, 640], "formats": ["webp", "auto"]',
+            '"widths": [320], "formats": ["webm", "webp", "auto"]',
+        )
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py"]
+        + ["--fatal", "warnings"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+    )
+    out = done.stdout + done.stderr
+    assert done.returncode == 0 and "video-needs-animation" not in out, out
+    html = (root / "output/camera.html").read_text()
+    pictures = {attributes(TAG.findall(p)[-1])["alt"]: p for p in PICTURE.findall(html)}
+    for still in ("IMG_0001.JPG", "still.gif"):
+        assert '"image/webp"' in pictures[still] and "video" not in pictures[still]
+    assert "anim.gif" not in pictures
+    (video,) = re.findall(r"<video\b.*?</video>", html, re.S)
+    assert 'type="video/webm;' in video and "/imgpipe/images/anim-320-poster." in video
+    names = [p.name for p in (root / "output/imgpipe/images").iterdir()]
+    assert [n for n in names if n.endswith(".webm")] == [
+        n for n in names if n.startswith("anim-320-webm.")
+    ]
+
+
 def small(root: Path) -> Path:
     """The site with its images at 160 px wide: the default rules' twelve renditions of each
     cost little."""
