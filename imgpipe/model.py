@@ -114,6 +114,11 @@ class SourceHandle(Protocol):
         """One rendition; raises ImageError."""
         ...
 
+    def transparent(self) -> bool:
+        """Whether some pixel is not fully opaque (reads the alpha band, when there is one);
+        raises ImageError."""
+        ...
+
     def render_all(self, recipes: list[Recipe]) -> Sequence[Rendition | ImageError]:
         """Every rendition, in order (those loading at the same size share a decode); a
         failing recipe does not stop the others. With no recipes it only decodes (the

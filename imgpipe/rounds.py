@@ -123,6 +123,9 @@ class _TimedSource:
     def render(self, recipe: Recipe) -> Rendition:
         return self._timer.timed(lambda: self._source.render(recipe))
 
+    def transparent(self) -> bool:
+        return self._timer.timed(self._source.transparent)
+
     def render_all(self, recipes: list[Recipe]) -> Sequence[Rendition | ImageError]:
         return self._timer.timed(lambda: self._source.render_all(recipes))
 

@@ -68,6 +68,9 @@ class _FakeSource:
             raise result
         return result
 
+    def transparent(self) -> bool:
+        return self.info.has_alpha  # a fake source has no pixels: its header is all it has
+
     def render_all(self, recipes: list[Recipe]) -> list[Rendition | ImageError]:
         out: list[Rendition | ImageError] = []
         for recipe in recipes:

@@ -68,7 +68,7 @@ def test_a_jpeg_fallback_warns_in_check_build_and_manifest(tmp_path, monkeypatch
     checked = CliRunner().invoke(main, ["check"])
     assert checked.exit_code == 0
     assert checked.stderr.splitlines() == [
-        "warning[alpha-flattened]: logo.png: has an alpha channel, but 120-jpeg, 200-jpeg are "
+        "warning[alpha-flattened]: logo.png: has transparent pixels, but 120-jpeg, 200-jpeg are "
         "JPEG, which has none: transparent pixels would be flattened onto the bgcolor "
         "(white); use the format auto instead, which picks PNG for transparent images (in a "
         'family: formats = ["webp", "auto"])'
@@ -92,6 +92,20 @@ def test_a_jpeg_fallback_warns_in_check_build_and_manifest(tmp_path, monkeypatch
     )
     # An opaque photo is never warned about.
     assert not [w for w in summary.warnings if w.source == "dune.jpg"]
+
+
+def test_an_opaque_alpha_channel_is_no_warning_in_check_nor_build(tmp_path, monkeypatch):
+    """`check` read only the header, so it warned about an RGBA file whose every pixel is
+    opaque, which the build (reading the pixels) does not: now both read the alpha band."""
+    toml = project(tmp_path, '["webp", "jpeg"]')
+    opaque = pyvips.Image.new_from_file(str(tmp_path / "images/logo.png"))[:3].bandjoin(255)
+    opaque.copy(interpretation="srgb").write_to_file(str(tmp_path / "images/logo.png"))
+    assert pyvips.Image.new_from_file(str(tmp_path / "images/logo.png")).bands == 4
+    monkeypatch.chdir(tmp_path)
+    checked = CliRunner().invoke(main, ["check"])
+    assert checked.exit_code == 0 and "alpha-flattened" not in checked.stderr, checked.stderr
+    summary = build(load(toml))
+    assert summary.ok and not [w for w in summary.warnings if w.code == "alpha-flattened"]
 
 
 def test_optimize_to_jpeg_warns_too(tmp_path):

@@ -26,6 +26,7 @@ from .failure import because, fail
 from .load import (
     check_size,
     decode,
+    decode_failure,
     identify,
     jpeg_shrink,
     out_of_time,
@@ -68,6 +69,23 @@ class Source:
 
         Also gives the source its placeholder (`info.placeholder`), even with no recipes."""
         return self._render(recipes, with_placeholder=True)
+
+    def transparent(self) -> bool:
+        """Whether some pixel is not fully opaque: the alpha band's minimum, as a build
+        checks before it flattens one (False without an alpha band). Streams the first
+        frame once at its own size; raises ImageError when it does not decode."""
+        if not self.info.has_alpha:
+            return False
+        try:
+            if self.kind.family == "svg":
+                image = decode(self.kind, self.data, self.name, scale=1.0)
+            else:
+                image = stream_pixels(self.kind, self.data)
+            return alpha_in_use(to_srgb(image, wide=True))
+        except pyvips.Error as error:
+            raise out_of_time(self.name) or decode_failure(
+                self.kind, self.data, self.name, error, "decode"
+            ) from None
 
     def _render(
         self, recipes: list[Recipe], with_placeholder: bool

@@ -76,6 +76,9 @@ class SvgCopy:
     def render(self, recipe: Recipe) -> Rendition:
         return self.render_all([recipe])[0]
 
+    def transparent(self) -> bool:
+        return False  # published as written: nothing is flattened
+
     def render_all(self, recipes: list[Recipe]) -> list[Rendition]:
         copy = Rendition(
             data=self.data,
