@@ -105,3 +105,30 @@ def test_disk_full_or_read_only_ends_the_build_with_one_line(tmp_path, case):
     for rendition in before["sources"]["one.jpg"]["renditions"].values():
         image = pyvips.Image.new_from_file(str(root / "after/public" / rendition["path"]))
         assert (image.width, image.height) == (rendition["width"], rendition["height"])
+
+
+@pytest.mark.parametrize(
+    "cache_dir, reason",
+    [
+        ("notes.txt/cache", "{root}/notes.txt is a file, not a directory"),
+        ("notes.txt", "it is a file, not a directory"),
+    ],
+)
+def test_a_cache_dir_that_cannot_be_created_is_one_config_error(tmp_path, cache_dir, reason):
+    """Issue 12: a cache_dir under a file (or a file itself) ended in a traceback."""
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    root = site(tmp_path / "site")
+    (root / "notes.txt").write_text("not a directory\n")
+    toml = root / "imgpipe.toml"
+    toml.write_text(CONFIG.replace('cache_dir = ".cache"', f'cache_dir = "{cache_dir}"'))
+    done = CliRunner().invoke(main, ["build", "-c", str(toml), "--no-progress"])
+    assert done.exit_code == 2 and isinstance(done.exception, SystemExit), done.output
+    assert done.stderr.splitlines() == [
+        f"error[bad-cache-dir]: {root / cache_dir}: cannot create cache_dir "
+        f"({reason.format(root=root)}); expected a directory imgpipe can create for its cache; "
+        "set cache_dir to another path, or move the file out of the way"
+    ]
+    assert not (root / "public").exists()
