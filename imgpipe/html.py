@@ -314,6 +314,26 @@ def install(
     return images
 
 
+def install_originals(env: jinja2.Environment, base_url: Callable[[Any], str]) -> None:
+    """`picture` and `img` that show a source's own file (under `base_url(context)`) as a
+    plain `<img>`: what a theme gets while there is no build to offer (the plugin is off,
+    or its setting is wrong, which was said), so the site still builds, with the originals."""
+
+    @jinja2.pass_context
+    def original(ctx, src: str, alt: str | None = None, group=None, sizes=None, **attrs) -> Markup:
+        attrs = {"src": base_url(ctx) + mf.url_path(src), "alt": alt or "", **attrs}
+        return Markup("<img{}>").format(
+            Markup("").join(
+                Markup(" {}").format(k) if v is True else Markup(' {}="{}"').format(k, v)
+                for k, v in attrs.items()
+                if v is not None and v is not False
+            )
+        )
+
+    env.globals.update(picture=original, img=original)
+    env.filters.update(picture=original, img=original)
+
+
 def _rebased(source: Mapping[str, Any], old: str, new: str) -> dict[str, Any]:
     def move(url: str) -> str:
         return new + url[len(old) :] if url.startswith(old) else url

@@ -40,6 +40,7 @@ from pelican.contents import Content
 from ..config import find
 from ..errors import ConfigError, ImgpipeError
 from ..files import atomic_write
+from ..html import install_originals
 from . import markdown, rewrite, site
 
 if TYPE_CHECKING:
@@ -171,9 +172,10 @@ def _install(generator: Generator) -> None:
     # So that each written page's context carries this run (the context was copied from the
     # settings before this run began: it may hold the last one).
     generator.context[RUN] = run
-    if run is None:
-        return
     if not hasattr(generator, "env"):
+        return
+    if run is None:  # off, or a bad setting (said): a theme's `picture` shows the originals
+        install_originals(generator.env, lambda context: f"{context.get('SITEURL', '')}/")
         return
     output_dir = run.output_dir
 
