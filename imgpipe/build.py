@@ -34,7 +34,7 @@ from .errors import ConfigError, describe
 from .executor import ThreadExecutor
 from .files import remove_temp_files
 from .geometry import compute
-from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, alt_text, snippet_path
+from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, alt_text, camera_name, snippet_path
 from .image_data import unknown_images
 from .lock import Lock
 from .model import (
@@ -520,6 +520,17 @@ def _write_snippets(run: _Run, entries: dict[str, dict[str, Any]], encoded: dict
     template = hashlib.sha256(renderer.fingerprint().encode()).hexdigest()
     for rel, entry in sorted(entries.items()):
         alt = alt_text(entry, rel)
+        if entry.get("alt") is None and camera_name(rel) and entry["srcsets"]:
+            run.results.notes.append(
+                Issue(
+                    "snippets",
+                    "alt-missing",
+                    "a camera's file name says nothing about the picture, so its snippets "
+                    f'have alt=""; describe it with alt in [images."{rel}"] (or in the '
+                    "Markdown or template that shows it)",
+                    source=rel,
+                )
+            )
         for group in entry["srcsets"]:
             path, path_rel = run.outputs.where(run.config.snippets, snippet_path(rel, group))
             # Rendering 10,000 templates is the slow part of a no-op build; the fingerprint of

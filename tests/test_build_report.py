@@ -186,7 +186,13 @@ def test_a_configured_json_report_holds_no_figure_that_changes_between_builds(
     "relpath,entry,alt",
     [
         ("blog/lake-at-dawn.jpg", {}, "Lake at dawn"),
-        ("IMG_1234.JPG", {}, "IMG 1234"),
+        # A camera's name says nothing about the picture (issue 12): no alt, and a warning.
+        ("IMG_1234.JPG", {}, ""),
+        ("trip/DSC01234.jpg", {}, ""),
+        ("PXL_20240101_123456789.MP.jpg", {}, ""),
+        ("P1000123.JPG", {}, ""),
+        ("IMG_1234.JPG", {"alt": "The lake at dawn"}, "The lake at dawn"),
+        ("img-2024-summer-trip.jpg", {}, "Img 2024 summer trip"),
         ("a  b.c.png", {}, "A b c"),
         ("blog/cat.jpg", {"alt": "A cat asleep"}, "A cat asleep"),
         ("blog/rule.png", {"alt": ""}, ""),  # decorative, said so
@@ -207,3 +213,24 @@ def test_snippets_and_the_template_api_take_the_alt_text_hook(tmp_path, fake_eng
     data = json.loads((out / "imgpipe-manifest.json").read_text())
     data["sources"]["blog/dog.jpg"]["alt"] = "A dog running"
     assert ' alt="A dog running" ' in Images(data).img("blog/dog.jpg")
+
+
+def test_a_camera_file_name_gives_no_alt_and_a_warning(tmp_path, fake_engine):
+    root = site(tmp_path)
+    (root / "images/blog/IMG_1234.jpg").write_text("640x480\nI")
+    (root / "images/blog/DSC01235.jpg").write_text("640x480\nJ")
+    toml = 'source = "images"\noutput = "public/img"\ncache_dir = ".cache"\n'
+    toml += '[[rules]]\ninclude = ["**/*.jpg"]\nwidths = [160]\nformats = ["jpeg"]\n'
+    toml += '[images."blog/DSC01235.jpg"]\nalt = "A heron fishing"\n'
+    (root / "imgpipe.toml").write_text(toml)
+    from imgpipe.config import load
+
+    summary = b.build(load(root / "imgpipe.toml"), engine=fake_engine)
+    missing = [(w.source, w.code) for w in summary.warnings if w.code == "alt-missing"]
+    assert missing == [("blog/IMG_1234.jpg", "alt-missing")]
+    (note,) = [w for w in summary.warnings if w.code == "alt-missing"]
+    assert '[images."blog/IMG_1234.jpg"]' in note.message and "Markdown" in note.message
+    snippets = root / "public/img/_snippets/blog"
+    assert ' alt="" ' in (snippets / "IMG_1234.jpg.default.html").read_text()
+    assert ' alt="A heron fishing" ' in (snippets / "DSC01235.jpg.default.html").read_text()
+    assert ' alt="Cat" ' in (snippets / "cat.jpg.default.html").read_text()
