@@ -397,13 +397,27 @@ def test_warnings_name_the_document_and_line_and_fail_with_W(tmp_path):
             "imgpipe: bad-type: 'wide' at rules[0].widths: expected a non-empty list of integers",
         ),
         ('imgpipe = {"config_file": "nope.toml"}', "imgpipe: no-config: config file "),
+        (
+            'imgpipe = {"cache_dir": 5}',
+            "imgpipe: bad-type: '5' at imgpipe.cache_dir: expected a path, as a string",
+        ),
+        (
+            'imgpipe = ["widths"]',
+            "imgpipe: bad-type: \"['widths']\" at imgpipe: expected a dict of imgpipe options",
+        ),
     ],
 )
-def test_bad_settings_stop_the_build_with_a_message(tmp_path, conf, message):
+def test_bad_settings_fail_the_build_with_one_error_line(tmp_path, conf, message):
+    """Issue 12: a bad value ended in Sphinx's crash report (versions, traceback, "please
+    report this"); now it is one error line naming the key, and the build fails."""
     src = small_project(tmp_path / "docs", conf + "\n", "X\n=\n\n.. image:: img/photo.jpg\n")
     done = sphinx_build(src, tmp_path / "html", check=False)
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert message in done.stderr
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1 and message in errors[0], out
+    assert "Traceback" not in out and "Versions" not in out and "report" not in out
+    assert "<picture>" not in (tmp_path / "html/index.html").read_text()
 
 
 @pytest.fixture(scope="module")

@@ -38,6 +38,8 @@ DEFAULT_WIDTHS = (480, 800, 1200, 1600)
 DEFAULT_FORMATS = ("avif", "webp", "auto")
 # Inline plugin options that become one responsive-family rule.
 RULE_OPTIONS = ("include", "exclude", "widths", "formats", "options", "sizes", "art")
+# Plugin options that name a file or directory.
+PATH_OPTIONS = ("config_file", "source", "cache_dir", "output_dir")
 # Keys of an imgpipe.toml that the plugin decides itself: where things are written.
 PLUGIN_OWNED = ("output", "cache_dir", "base_url", "manifest", "snippets")
 
@@ -67,7 +69,8 @@ class SiteBuild:
 
 def check_options(options: Any, keys: tuple[str, ...], setting: str) -> list[Problem]:
     """A plugin setting given as a Python dict (Pelican's IMGPIPE, Sphinx's `imgpipe`): not a
-    dict raises ConfigError; each unknown key is a problem to warn about (with the closest)."""
+    dict, or a path option (PATH_OPTIONS) that is not a string, raises ConfigError; each
+    unknown key is a problem to warn about (with the closest)."""
     if not isinstance(options, Mapping):
         raise ConfigError(
             describe(
@@ -77,6 +80,12 @@ def check_options(options: Any, keys: tuple[str, ...], setting: str) -> list[Pro
                 setting,
             )
         )
+    for key in PATH_OPTIONS:
+        value = options.get(key)
+        if value is not None and not isinstance(value, (str, os.PathLike)):
+            raise ConfigError(
+                describe("bad-type", str(value), "a path, as a string", f"{setting}.{key}")
+            )
     return [
         describe(
             "unknown-key", key, "one of " + ", ".join(keys), f"{setting}.{key}", closest(key, keys)

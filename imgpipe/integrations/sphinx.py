@@ -8,7 +8,8 @@ The `imgpipe` dict takes the Pelican plugin's keys with the same meaning (`confi
 imgpipe.toml relative to conf.py, or the inline rule: include, exclude, widths, formats,
 options, sizes; jobs; cache_dir). What happens, in the order Sphinx does it:
 - builder-inited: for an HTML builder (html, dirhtml, singlehtml) the options become an
-  imgpipe Config (an error stops the build). Sphinx's build folders and `exclude_patterns`
+  imgpipe Config (a bad value is one error line naming the key, and the build, with the
+  original images, fails). Sphinx's build folders and `exclude_patterns`
   are left out of the sources: `_build` often lies inside the documentation folder. Other
   builders (latex, epub, ...) never see imgpipe and keep the original images;
 - env-updated (after reading, in the main process even with -j): build incrementally, with
@@ -34,8 +35,6 @@ from typing import TYPE_CHECKING, Any
 from weakref import WeakKeyDictionary
 
 from docutils import nodes
-from sphinx.errors import ConfigError as SphinxConfigError
-from sphinx.errors import SphinxError
 from sphinx.util import logging
 
 from ..config import Config
@@ -100,10 +99,21 @@ def _configure(app: Sphinx) -> None:
             ),
         )
     except ImgpipeError as exc:
-        raise SphinxConfigError(f"imgpipe: {exc}") from None
+        _failed(app, exc)
+        return
     for problem in config.warnings:
         log.warning("imgpipe: %s", problem, type="imgpipe", subtype="config")
     _runs[builder] = _Run(config)
+
+
+def _failed(app: Sphinx, exc: ImgpipeError) -> None:
+    """One error line per problem, naming the key, and a failed build (exit status 1), which
+    goes on with the original images, as with the builders that are not HTML. A raised
+    SphinxError would bury the line in Sphinx's crash report (versions, traceback, "please
+    report this")."""
+    for problem in exc.problems:
+        log.error("imgpipe: %s", problem, type="imgpipe", subtype="config")
+    app.statuscode = 1
 
 
 def _literal(pattern: str) -> str:
@@ -118,7 +128,8 @@ def _build(app: Sphinx, env: BuildEnvironment) -> list[str]:
     try:
         run.site = site.run(run.config)
     except ImgpipeError as exc:
-        raise SphinxError(f"imgpipe: {exc}") from None
+        _failed(app, exc)
+        return []
     site.report(run.site.summary, log)
     site.publish(run.site, Path(app.builder.outdir, app.builder.imagedir, OUTPUT_DIR))
     # A document is written again when the renditions of an image it shows have changed
