@@ -161,3 +161,31 @@ def test_missing_source_dir_is_a_config_error(tmp_path):
     )
     with pytest.raises(ConfigError, match="source directory .*nope does not exist"):
         discover(config)
+
+
+@pytest.mark.parametrize(
+    "formats, still, animated",
+    [
+        # Videos (and their posters) are for animations; AVIF and JPEG, which hold one frame,
+        # for stills when the family has a format that moves.
+        (
+            ["webm", "avif", "webp", "auto"],
+            ["480-avif", "480-webp", "480-auto"],
+            ["480-webm", "480-webp", "480-auto", "480-poster"],
+        ),
+        (["h264", "jpeg"], ["480-jpeg"], ["480-h264", "480-poster"]),
+        # Nothing that moves: an animation gets stills rather than nothing.
+        (["avif", "jpeg"], ["480-avif", "480-jpeg"], ["480-avif", "480-jpeg"]),
+    ],
+)
+def test_a_family_fits_still_and_animated_sources(tmp_path, formats, still, animated):
+    rule = {"include": ["blog/*.jpg"], "widths": [480], "formats": formats}
+    (sp,) = plan_for(rule, tmp_path).sources
+    assert [r.label for r in sp.fitting(animated=False).renditions] == still
+    assert [r.label for r in sp.fitting(animated=True).renditions] == animated
+    # A key both kinds need (a poster is the JPEG of the same width) is rendered for both.
+    key = {r.label: r.key for r in sp.renditions}.__getitem__
+    assert sp.only_for(animated=True) == set(map(key, animated)) - set(map(key, still))
+    assert sp.only_for(animated=False) == set(map(key, still)) - set(map(key, animated))
+    if "h264" in formats:
+        assert key("480-poster") == key("480-jpeg") and not sp.only_for(animated=False)
