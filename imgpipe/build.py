@@ -230,13 +230,18 @@ def _build(
     files: list[SourceFile],
     skipped: list[Skipped],
 ) -> Summary:
+    run = _Run(config, state, Outputs(config.root, state))
+    spec = (
+        StoreSpec(config.remote_cache, config.remote_cache_options) if config.remote_cache else None
+    )
+    # First: a cluster executor starts importing distributed (a second of CPU) on a thread,
+    # which overlaps hashing the sources (hashlib and reads let go of the GIL).
+    executor = _executor(run, engine, fingerprint, jobs, spec)
     plan = plan_sources(config, state, fingerprint, files)
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
-    run = _Run(config, state, Outputs(config.root, state))
-    if config.remote_cache:
-        run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
-    executor = _executor(run, engine, fingerprint, jobs)  # early: a cluster one starts importing
+    if spec is not None:
+        run.store = spec.open()
     for s in (*skipped, *plan.skipped):
         (run.results.failures if s.failed else run.results.notes).append(s.issue())
     for problem in unknown_images(config.images, (f.relpath for f in files)):
@@ -305,13 +310,13 @@ def _build(
     return summary(run.results, config, plan, run.outputs, started)
 
 
-def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
+def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int, store: StoreSpec | None):
     if not run.config.scheduler:
         return ThreadExecutor(jobs, engine)
     from .cluster import DaskExecutor
 
-    assert run.store is not None  # config.py requires remote_cache with a scheduler
-    return DaskExecutor(run.config.scheduler, run.store.spec, fingerprint, run.state.info)
+    assert store is not None  # config.py requires remote_cache with a scheduler
+    return DaskExecutor(run.config.scheduler, store, fingerprint, run.state.info)
 
 
 def _fill_from_store(

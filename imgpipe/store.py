@@ -190,12 +190,12 @@ class Store:
         return found
 
     def put_source(self, sha256: str, path: str) -> None:
-        """A source goes up once; asking first saves uploading megabytes that are there."""
-        try:
-            there = self.fs.exists(self._path("sources", sha256))
-        except Exception as exc:
-            raise StoreError.failed(self.spec.url, exc) from None
-        if not there:
+        """A source goes up once; asking first saves uploading megabytes that are there.
+        Asking is reading its first byte: one request (s3fs's `exists` makes two when the
+        object is absent). Any answer but a byte reads as absent: the put is if-absent."""
+        name = self._path("sources", sha256)
+        (there,) = self.fs.cat_ranges([name], 0, 1, on_error="return", **self.read_options)
+        if not isinstance(there, bytes) or not there:
             with open(path, "rb") as fh:
                 self.put("sources", sha256, fh.read())
 
