@@ -365,8 +365,6 @@ def _take_result(
         run.results.failures.append(replace(failure, source=rel))
         return
     run.state.put_info(sp.sha256, result.info)
-    if run.store is not None and result.where == "local":
-        run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Issue] = {}
     uploads = []
@@ -379,8 +377,9 @@ def _take_result(
         elif isinstance(outcome, Issue):
             failed[key] = outcome
     # A worker's renditions are in the store already (cluster.py fetched them back from it).
-    if run.store is not None and uploads and result.where == "local":
+    if run.store is not None and result.where == "local":
         run.store.put_renditions(uploads)
+        run.store.put_info(sp.sha256, result.info)  # last: the store's refill relies on it
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
