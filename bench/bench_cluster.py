@@ -20,6 +20,7 @@ scheduler and uploading the sources to the store.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 import sys
@@ -143,24 +144,40 @@ def copy_photos(photos: Path, directory: Path, count: int) -> int:
     return pixels
 
 
+STORES = {
+    "s3": "cluster, store on S3 (moto server)",
+    "file": "cluster, store on local disk (file://, no S3 server)",
+}
+
+
 def cluster_build(
-    s3, cluster, groups: list[list[int]], sources: Path, name: str, reference: dict | None
-) -> tuple[float, float, tuple[float, ...]]:
-    """One clean cluster build into a new bucket: wall seconds, moto's CPU, and the CPU of
-    the coordinator, the scheduler and the workers."""
-    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    s3, cluster, groups: list[list[int]], sources: Path, name: str, reference: dict, store: str
+) -> tuple[float, dict[str, float]]:
+    """One clean cluster build into a new, empty store: wall seconds and the CPU seconds of
+    each process (coordinator, scheduler, workers, S3 server). Its output must equal the
+    local build's byte for byte."""
+    if store == "s3":
+        url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    else:
+        url = (OUT / f"store-{uuid.uuid4().hex[:12]}").as_uri()
     root = site(name, sources, len(cluster.workers), f'remote_cache = "{url}"')
     before = (cpu_seconds(s3.proc.pid), children_cpu(), *(group_cpu(g) for g in groups))
     seconds = timed_build(root, "--scheduler", cluster.address, env=s3.env())
-    cpu = (
-        children_cpu() - before[1],
-        *(group_cpu(g) - b for g, b in zip(groups, before[2:], strict=True)),
-    )
-    assert reference is None or files(root / "public") == reference, "cluster output differs"
-    return seconds, cpu_seconds(s3.proc.pid) - before[0], cpu
+    after = (cpu_seconds(s3.proc.pid), children_cpu(), *(group_cpu(g) for g in groups))
+    assert files(root / "public") == reference, "cluster output differs from the local build's"
+    names = ("S3 server", "coordinator", "scheduler", "workers")
+    return seconds, {n: a - b for n, a, b in zip(names, after, before, strict=True)}
+
+
+def _percent(value: float, base: float) -> str:
+    return f"{100 * (value - base) / base:+.1f}%"
 
 
 def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
+    """Local jobs=N (one process, N render threads, libvips with 1 thread each) against N dask
+    workers of 1 thread (libvips with 1 thread: VIPS_CONCURRENCY=1, tests/cluster_support.py):
+    the same renders on the same number of cores. Wall time is noisy on a shared machine; the
+    CPU seconds of each process are not, and say where the cluster path's own cost goes."""
     global RULES
     if photos is None:
         sources = OUT / "sources"
@@ -177,56 +194,73 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None) -> None:
             f"{count} real photos ({pixels / count / 1e6:.1f} MP, {size / count / 1e6:.1f} MB "
             "average) x 6 renditions"
         )
+    print(f"{what}; medians of {runs} run(s); every build a separate `imgpipe build` process")
     s3 = start_s3(OUT / "moto.log")
     try:
-        reference = None
         for workers in (1, 2):
+            load = os.getloadavg()
             cluster = start_cluster(s3.env(), OUT / "dask.log", workers=workers)
             try:
                 groups = [[cluster.scheduler.pid], [p.pid for p in cluster.workers]]
-
-                cluster_build(
-                    s3, cluster, groups, sources, f"warm{workers}", None
-                )  # workers load libvips on their first job
-                local, local_cpu, remote, s3_cpu, cluster_cpu, parts = [], [], [], [], [], []
-                # Local and cluster builds alternate, so the load of whatever else runs on
-                # the machine falls on both alike.
+                wall: dict[str, list[float]] = {"local": [], **{k: [] for k in STORES}}
+                cpu: dict[str, list[dict[str, float]]] = {"local": [], **{k: [] for k in STORES}}
+                # Workers load libvips and the store's libraries on their first job.
+                warm = site(
+                    f"warm{workers}", sources, workers, f'remote_cache = "{OUT.as_uri()}/warm"'
+                )
+                timed_build(warm, "--scheduler", cluster.address)
                 for run in range(runs):
+                    # Local and cluster builds alternate, so the load of whatever else runs
+                    # on the machine falls on all alike.
                     root = site(f"local{workers}-{run}", sources, workers)
-                    # Equal parallelism: each dask worker runs libvips with one thread per task.
                     before = children_cpu()
-                    local.append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
-                    local_cpu.append(children_cpu() - before)
+                    wall["local"].append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
+                    cpu["local"].append({"coordinator": children_cpu() - before})
                     reference = files(root / "public")
-                    seconds, s3_seconds, cpu = cluster_build(
-                        s3, cluster, groups, sources, f"cluster{workers}-{run}", reference
-                    )
-                    remote.append(seconds)
-                    s3_cpu.append(s3_seconds)
-                    parts.append(cpu)
-                    cluster_cpu.append(sum(cpu))
+                    for store in STORES:
+                        name = f"{store}{workers}-{run}"
+                        seconds, used = cluster_build(
+                            s3, cluster, groups, sources, name, reference, store
+                        )
+                        wall[store].append(seconds)
+                        cpu[store].append(used)
             finally:
                 cluster.stop()
-            lo, cl = statistics.median(local), statistics.median(remote)
-            print(
-                f"{what}, parallelism {workers}: local jobs={workers} "
-                f"{lo:.2f} s, cluster {workers} worker(s) {cl:.2f} s "
-                f"(overhead {100 * (cl - lo) / lo:+.0f}%; median of {runs}); CPU: local "
-                f"{statistics.median(local_cpu):.2f} s, cluster (coordinator + scheduler + "
-                f"workers) {statistics.median(cluster_cpu):.2f} s + S3 server (moto) "
-                f"{statistics.median(s3_cpu):.2f} s",
-                flush=True,
-            )
-            coordinator, scheduler, dask_workers = (
-                statistics.median(p) for p in zip(*parts, strict=True)
-            )
-            print(
-                f"    cluster CPU by process (medians): coordinator {coordinator:.2f} s, "
-                f"scheduler {scheduler:.2f} s, workers {dask_workers:.2f} s",
-                flush=True,
-            )
+            report(workers, wall, cpu, load, os.getloadavg())
     finally:
         stop(s3.proc)
+
+
+def report(workers: int, wall: dict, cpu: dict, load: tuple, load_after: tuple) -> None:
+    def med(rows: list[dict[str, float]], name: str) -> float:
+        return statistics.median(r.get(name, 0.0) for r in rows)
+
+    local = statistics.median(wall["local"])
+    local_cpu = med(cpu["local"], "coordinator")
+    print(
+        f"parallelism {workers} (load average {load[0]:.1f} before, {load_after[0]:.1f} after):"
+        f"\n  wall: local jobs={workers} {local:.2f} s"
+    )
+    for store, label in STORES.items():
+        seconds = statistics.median(wall[store])
+        print(f"  wall: {label}, {workers} worker(s): {seconds:.2f} s ({_percent(seconds, local)})")
+    print(f"  CPU: local build {local_cpu:.2f} s (one process)")
+    for store, label in STORES.items():
+        parts = {n: med(cpu[store], n) for n in ("coordinator", "scheduler", "workers")}
+        own = sum(parts.values())
+        server = med(cpu[store], "S3 server")
+        print(
+            f"  CPU: {label}: "
+            + ", ".join(f"{n} {v:.2f} s" for n, v in parts.items())
+            + f"; without the store server {own:.2f} s ({_percent(own, local_cpu)})"
+            + (
+                f"; S3 server {server:.2f} s, with it {own + server:.2f} s "
+                f"({_percent(own + server, local_cpu)})"
+                if store == "s3"
+                else ""
+            ),
+            flush=True,
+        )
 
 
 def bench_refill(count: int, runs: int) -> None:

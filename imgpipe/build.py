@@ -259,16 +259,21 @@ def _build(
     files: list[SourceFile],
     skipped: list[Skipped],
 ) -> Summary:
+    run = _Run(config, state, Outputs(config.root, state))
+    spec = (
+        StoreSpec(config.remote_cache, config.remote_cache_options) if config.remote_cache else None
+    )
+    # First: a cluster executor starts importing distributed (a second of CPU) on a thread,
+    # which overlaps hashing the sources (hashlib and reads let go of the GIL).
+    executor = _executor(run, engine, fingerprint, jobs, spec)
     plan = plan_sources(config, state, fingerprint, files)
     # A source whose header is known gets only the renditions that fit it (SourcePlan.fitting);
     # a new one is fitted once the job has read its header (Job.only_animated, _take_result).
     plan = replace(plan, sources=tuple(_fitted(sp, state.info(sp.sha256)) for sp in plan.sources))
     state.forget_stats({sp.source.relpath for sp in plan.sources})
     state.commit()
-    run = _Run(config, state, Outputs(config.root, state))
-    if config.remote_cache:
-        run.store = StoreSpec(config.remote_cache, config.remote_cache_options).open()
-    executor = _executor(run, engine, fingerprint, jobs)  # early: a cluster one starts importing
+    if spec is not None:
+        run.store = spec.open()
     for s in (*skipped, *plan.skipped):
         (run.results.failures if s.failed else run.results.notes).append(s.issue())
     for problem in unknown_images(config.images, (f.relpath for f in files)):
@@ -339,13 +344,13 @@ def _build(
     return summary(run.results, config, plan, run.outputs, started)
 
 
-def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int):
+def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int, store: StoreSpec | None):
     if not run.config.scheduler:
         return ThreadExecutor(jobs, engine)
     from .cluster import DaskExecutor
 
-    assert run.store is not None  # config.py requires remote_cache with a scheduler
-    return DaskExecutor(run.config.scheduler, run.store.spec, fingerprint, run.state.info)
+    assert store is not None  # config.py requires remote_cache with a scheduler
+    return DaskExecutor(run.config.scheduler, store, fingerprint, run.state.info)
 
 
 def _fill_from_store(
@@ -399,8 +404,6 @@ def _take_result(
         return
     run.state.put_info(sp.sha256, result.info)
     sp = _fitted(sp, result.info)
-    if run.store is not None and result.where == "local":
-        run.store.put_info(sp.sha256, result.info)
     fresh: dict[str, bytes] = {}
     failed: dict[str, Issue] = {}
     uploads = []
@@ -413,8 +416,9 @@ def _take_result(
         elif isinstance(outcome, Issue):
             failed[key] = outcome
     # A worker's renditions are in the store already (cluster.py fetched them back from it).
-    if run.store is not None and uploads and result.where == "local":
+    if run.store is not None and result.where == "local":
         run.store.put_renditions(uploads)
+        run.store.put_info(sp.sha256, result.info)  # last: the store's refill relies on it
     if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.

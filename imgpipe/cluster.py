@@ -254,7 +254,7 @@ def _stop_profiler() -> None:
 
 def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     """Runs on a dask worker: source from the store, renditions into it, metadata back."""
-    from distributed import get_worker
+    from distributed import get_worker, secede
 
     where = get_worker().address
     if _worker_setup() != fingerprint:
@@ -284,6 +284,9 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
             where,
         )
     result = render_job(job, data, engine)
+    # The puts below wait on the store, not the CPU: out of the worker's thread pool, so its
+    # next job renders meanwhile (this one keeps its `pixels` until it returns).
+    secede()
     made = [(record_of(key, o), o.data) for key, o in result.renditions if isinstance(o, Rendition)]
     written = dict(zip((r.key for r, _ in made), store.put_renditions(made), strict=True))
     records = {r.key: r for r, _ in made}

@@ -157,8 +157,14 @@ class Store:
     def refill(self, state: State, wanted_by_sha: dict[str, set[str]]) -> set[str]:
         """Copy what the store holds of the wanted keys into the local state (records and
         blobs, as if rendered here), and the header facts of each source whose keys were all
-        found (the others are rendered anyway); returns the keys copied."""
-        wanted = sorted({k for keys in wanted_by_sha.values() for k in keys})
+        found (the others are rendered anyway); returns the keys copied.
+
+        A source's renditions are looked for only when its header facts are in the store:
+        whoever renders puts them last (a worker, `_take_result`), so a source no one has
+        rendered costs one request, not one per rendition. A writer killed in between costs
+        a re-render."""
+        infos = self.infos(wanted_by_sha)
+        wanted = sorted({k for sha in infos for k in wanted_by_sha[sha]})
         trusted = {k: r for k in wanted if (r := state.record(k)) is not None}
         copied = set()
         for start in range(0, len(wanted), REFILL_CHUNK):
@@ -167,9 +173,9 @@ class Store:
             ).items():
                 state.put_record(record, data)
                 copied.add(key)
-        shas = {s for s, keys in wanted_by_sha.items() if keys <= copied and not state.info(s)}
-        for sha, info in self.infos(shas).items():
-            state.put_info(sha, info)
+        for sha, info in infos.items():
+            if wanted_by_sha[sha] <= copied and not state.info(sha):
+                state.put_info(sha, info)
         state.commit()
         return copied
 
@@ -190,12 +196,12 @@ class Store:
         return found
 
     def put_source(self, sha256: str, path: str) -> None:
-        """A source goes up once; asking first saves uploading megabytes that are there."""
-        try:
-            there = self.fs.exists(self._path("sources", sha256))
-        except Exception as exc:
-            raise StoreError.failed(self.spec.url, exc) from None
-        if not there:
+        """A source goes up once; asking first saves uploading megabytes that are there.
+        Asking is reading its first byte: one request (s3fs's `exists` makes two when the
+        object is absent). Any answer but a byte reads as absent: the put is if-absent."""
+        name = self._path("sources", sha256)
+        (there,) = self.fs.cat_ranges([name], 0, 1, on_error="return", **self.read_options)
+        if not isinstance(there, bytes) or not there:
             with open(path, "rb") as fh:
                 self.put("sources", sha256, fh.read())
 

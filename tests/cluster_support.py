@@ -6,6 +6,7 @@ A site (small images, fixed qualities: fast) and helpers to build it with the re
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from site_support import draw_sources
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+PR_SET_PDEATHSIG = 1  # prctl option (linux/prctl.h)
 PIXEL_BUDGET = 200_000_000  # each worker's `pixels` resource: over limits.max_pixels (100 MP)
 
 CONFIG = """
@@ -44,6 +46,9 @@ sizes = "50vw"
 """
 
 
+_started: list[subprocess.Popen] = []  # services started and not stopped yet
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -57,20 +62,45 @@ def make_site(root: Path, count: int = 2, extra: str = "") -> Path:
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """Kill the process group the service leads (dask workers spawn a nanny child)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    """Kill the process group the service leads (a dask worker is a nanny and its child),
+    even when the leader has exited already and left the child behind."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # the whole group is gone
     proc.wait(timeout=30)
+    if proc in _started:
+        _started.remove(proc)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel SIGKILLs it when the process that started it
+    dies, however that dies (a SIGKILLed pytest runs no teardown). A dask worker's own child
+    exits when its nanny does (distributed watches a pipe to its parent)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() == 1:  # the parent died before prctl: no signal would come
+        os._exit(1)
 
 
 def _start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
-        return subprocess.Popen(
-            args, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )  # its own group: killed as a whole
+        proc = subprocess.Popen(
+            args,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own group: killed as a whole
+            preexec_fn=_die_with_parent,
+        )
+    _started.append(proc)
+    return proc
+
+
+def stop_all() -> None:
+    """Kill every service this process started and has not stopped (session teardown)."""
+    while _started:
+        stop(_started.pop())
 
 
 @dataclass

@@ -109,3 +109,12 @@ def example_site(tmp_path_factory):
         )
         assert done.returncode == 0, done.stdout + done.stderr
     return root / "example-site/public"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Whatever services a test started and did not stop (an interrupted run) go too."""
+    import sys
+
+    support = sys.modules.get("cluster_support")
+    if support is not None:
+        support.stop_all()

@@ -9,7 +9,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 from cluster_support import REPO, cli, fresh_machine, make_site, start_cluster
@@ -158,7 +160,8 @@ def test_a_worker_never_renders_more_pixels_at_once_than_its_budget(tmp_path, s3
     (sizes unknown: each job asks for the whole budget) or a forced one (sizes known)."""
 
     def most_at_once(dask_worker):
-        """The most render jobs this worker held in state "executing" at any moment, and how
+        """The most render jobs this worker held (executing, or long-running: seceded to put its
+        renditions, still holding its pixels) at any moment, and how
         many it ran (its log is in event order: no clocks compared)."""
         running, most, ran = set(), 0, set()
         for entry in dask_worker.state.log:
@@ -167,9 +170,11 @@ def test_a_worker_never_renders_more_pixels_at_once_than_its_budget(tmp_path, s3
                 continue
             start, final = entry[1], entry[3]
             if final == "executing":
-                running.add(key)
                 ran.add(key)
-            elif start == "executing":
+            # A job that seceded to put its renditions (long-running) still holds its pixels.
+            if final in ("executing", "long-running"):
+                running.add(key)
+            elif start in ("executing", "long-running"):
                 running.discard(key)
             most = max(most, len(running))
         return most, len(ran)
@@ -268,3 +273,52 @@ def test_scheduler_without_workers_is_a_clean_error(tmp_path, s3, monkeypatch):
         cluster.stop()
     assert info.value.code == "no-workers"
     assert "has no worker (waited 1 s)" in str(info.value)
+
+
+def _group_members(pgids: set[int]) -> set[int]:
+    """Live (not zombie) processes in these process groups, from /proc."""
+    members = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids and fields[0] != "Z":
+            members.add(int(stat.parent.name))
+    return members
+
+
+def test_services_die_with_the_process_that_started_them(tmp_path):
+    """A pytest run SIGKILLed runs no teardown: the scheduler, the worker (a nanny and its
+    child) and moto it started must not outlive it."""
+    driver = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time, os\n"
+            "from cluster_support import start_cluster, start_s3\n"
+            f"s3 = start_s3({str(tmp_path / 'moto.log')!r})\n"
+            f"c = start_cluster(dict(os.environ), {str(tmp_path / 'dask.log')!r}, workers=1)\n"
+            "print(s3.proc.pid, c.scheduler.pid, c.workers[0].pid, flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": f"{REPO / 'tests'}:{REPO}"},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        pgids = {int(p) for p in driver.stdout.readline().split()}
+        assert len(pgids) == 3, "the driver did not start its services"
+        started = _group_members(pgids)
+        assert len(started) >= 4  # moto, scheduler, nanny, worker
+    finally:
+        driver.kill()
+        driver.wait()
+        driver.stdout.close()
+    deadline = time.monotonic() + 60  # a hang guard: the kernel signals them at once
+    while (left := _group_members(pgids)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:  # don't leave them to the next run either
+        os.kill(pid, signal.SIGKILL)
+    assert not left

@@ -118,6 +118,29 @@ def test_remote_blob_whose_hash_does_not_match_is_not_trusted(tmp_path):
             assert (a.width, a.height) == (b.width, b.height) and (a - b).abs().avg() < 2
 
 
+def test_renditions_of_a_source_without_header_facts_in_the_store_are_not_looked_for(tmp_path):
+    """Whoever renders puts a source's header facts after its renditions, so a refill asks for
+    a source's renditions only when its facts are there (a cold store: one request per source,
+    not per rendition). Facts missing (a writer killed in between): rendered again, here."""
+    url = (tmp_path / "store").as_uri()
+    first = make_site(tmp_path / "a", count=1, extra=f'remote_cache = "{url}"')
+    assert build(load(first / "imgpipe.toml")).built == 8
+    assert len([p for p in (tmp_path / "store/renditions").rglob("*") if p.is_file()]) == 8
+    infos = [p for p in (tmp_path / "store/infos").rglob("*") if p.is_file()]
+    assert len(infos) == 2
+    infos[0].unlink()
+
+    second = fresh_machine(first, tmp_path / "b")
+    summary = build(load(second / "imgpipe.toml"))
+    assert summary.ok
+    where: dict[str, set[str]] = {}
+    for o in summary.origins:
+        where.setdefault(o.source, set()).add(o.where)
+    assert sorted(map(sorted, where.values())) == [["local"], ["remote-cache"]]
+    assert summary.built + summary.cached == 8 and summary.built in (2, 6)
+    assert files(second / "public") == files(first / "public")
+
+
 @pytest.mark.parametrize("kind", ["memory", "file", "s3"])
 def test_remote_blobs_are_write_once(tmp_path, request, kind):
     store = StoreSpec(_remote(kind, tmp_path, request)).open()
