@@ -93,6 +93,8 @@ def test_quality_presets_order_video_bytes():
     lossless = source.render(parse("format=webm,quality=lossless"))
     assert [w.code for w in lossless.warnings] == ["lossless-video"]
     assert (lossless.quality, lossless.encoder_quality) == ("high", made["high"].encoder_quality)
+    # the same frames and CRF make the same file (no random WebM segment ID)
+    assert lossless.data == made["high"].data
 
 
 def test_a_still_source_with_a_video_format_is_an_error_that_says_so(synth):

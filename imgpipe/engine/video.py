@@ -56,7 +56,8 @@ def _settings(fmt: str, crf: int) -> tuple[str, dict[str, str], dict[str, str]]:
         return (
             "libvpx-vp9",
             {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
-            {},
+            # bitexact: no random segment ID or muxer date, so the same input gives the same file
+            {"fflags": "+bitexact"},
         )
     codec = h264_encoder()
     if codec != "libx264":  # openh264 knows no CRF: a bitrate is the best it takes
