@@ -265,26 +265,21 @@ def _encode_animation(
             data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
             return _in_time(data, deadline), quality, None, tuple(warnings), 100.0
         if isinstance(quality, int):
-            return (
-                _in_time(_webp(strip, quality), deadline),
-                quality,
-                quality,
-                tuple(warnings),
-                None,
+            q, score = quality, None
+        else:
+            encoding, _ = plan("webp", quality, True, False, width=strip.width)
+            assert encoding.target is not None and encoding.ceiling is not None
+            scale = SCALES["webp"]
+            q, score = _searched(
+                strip,
+                len(images),
+                "webp",
+                encoding.target,
+                (scale.low, encoding.ceiling, scale.slope),
+                guess_of(strip.width, encoding),
+                deadline,
             )
-        encoding, _ = plan("webp", quality, True, False, width=strip.width)
-        assert encoding.target is not None and encoding.ceiling is not None
-        scale = SCALES["webp"]
-        q, score = _searched(
-            strip,
-            len(images),
-            "webp",
-            encoding.target,
-            (scale.low, encoding.ceiling, scale.slope),
-            guess_of(strip.width, encoding),
-            deadline,
-        )
-        q = encoding.encoder_quality if q is None else q
+            q = encoding.encoder_quality if q is None else q
         return _in_time(_webp(strip, q), deadline), quality, q, tuple(warnings), score
     top = len(GIF_LADDER) - 1
     if quality == "lossless":
