@@ -225,3 +225,17 @@ def test_animated_gif_and_video_meet_the_presets_like_a_still(fmt):
         for original, frame in zip(originals, frames, strict=True)
     ]
     assert abs(sum(measured) / len(measured) - TARGETS["medium"]) <= 2.0, measured
+
+
+@pytest.mark.parametrize("fmt", ["gif", "webp"])
+def test_frames_an_encoder_folds_into_the_one_before_are_still_scored(fmt):
+    """cgif and libwebp write a frame that repeats the one before as a longer delay of it, so
+    a trial has fewer pages than the clip has frames: the search scores the page showing at
+    each frame's start (it asked for a page that did not exist, and the render failed)."""
+    from fuzz_corpus import gif_frames
+
+    frame = photo_frames(1, 160, 120)[0]
+    source = open_source(gif_frames(frame.gifsave_buffer(), 6))
+    rendition = source.render(parse(f"full,format={fmt},quality=medium"))
+    assert rendition.score is not None and rendition.score >= 87.0
+    assert read_back(rendition.data).frames[0].width == 160

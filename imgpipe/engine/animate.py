@@ -12,6 +12,8 @@ shows". Animated WebP (much smaller) and video are asked for by name, usually as
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -328,10 +330,16 @@ def _searched(
     part = strip.crop(0, 0, strip.width, length * height).copy_memory()
     part.set_type(pyvips.GValue.array_int_type, "delay", list(strip.get("delay"))[:length])
     encoder, loader = _ENCODERS[fmt], _LOADERS[fmt]
+    starts = list(itertools.accumulate(part.get("delay"), initial=0))
 
     def decode(data: bytes, chosen: list[int]) -> list[pyvips.Image]:
-        # Frame by frame: the decoder keeps one canvas, never the whole animation.
-        return [loader(data, page=i) for i in chosen]
+        # An encoder may fold a frame that repeats the one before into it (cgif, libwebp): what
+        # is scored is the page showing when each chosen frame starts. (A clip is small.)
+        whole = loader(data, n=-1)
+        delays = whole.get("delay") if whole.get_typeof("delay") else [starts[-1]]  # one frame
+        shown = list(itertools.accumulate(delays, initial=0))
+        pages = [max(bisect.bisect_right(shown, starts[i]) - 1, 0) for i in chosen]
+        return [whole.crop(0, j * height, whole.width, height) for j in pages]
 
     found = clip.search(
         [part.crop(0, i * height, part.width, height) for i in range(length)],
