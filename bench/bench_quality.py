@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import shutil
@@ -41,7 +42,8 @@ from imgpipe.options import parse  # noqa: E402
 
 PHOTOS = BENCH / ".photos"
 OUT = BENCH / ".out" / "quality"
-SCRATCH = Path(tempfile.gettempdir()) / "imgpipe-eleventy-bench"
+# One scratch dir per checkout: two checkouts benchmarking at once must not share outputs.
+SCRATCH = Path(tempfile.gettempdir()) / f"imgpipe-eleventy-bench-{REPO.name}"
 BENCH_PHOTOS = (
     "Aqua",
     "Blinds",
@@ -284,6 +286,9 @@ def timed(cmd: list[str], cwd: Path | None = None) -> tuple[float, float, str]:
 
 
 def eleventy(job: list[Path], runs: int) -> None:
+    """The same job in imgpipe and eleventy-img, side by side: wall and CPU time, per format
+    bytes and butteraugli (mean, worst), and the fixed quality that imgpipe's targeting beats."""
+    print(f"{len(job)} photos x {WIDTHS} x {FORMATS}; load average {load()}", flush=True)
     if not (SCRATCH / "node_modules" / "@11ty" / "eleventy-img").is_dir():
         SCRATCH.mkdir(parents=True, exist_ok=True)
         shutil.copy(BENCH / "eleventy" / "package.json", SCRATCH)
@@ -322,15 +327,15 @@ def eleventy(job: list[Path], runs: int) -> None:
         walls = [w for w, _ in runs_]
         print(
             f"{tool:<13} wall median {statistics.median(walls):.2f} s of "
-            f"{[round(w, 2) for w in walls]}; CPU median "
+            f"{[round(w, 2) for w in walls]}; CPU (user+sys) median "
             f"{statistics.median(c for _, c in runs_):.2f} s"
         )
     ratio = statistics.median(w for w, _ in times["imgpipe"]) / statistics.median(
         w for w, _ in times["eleventy-img"]
     )
-    print(f"imgpipe / eleventy-img wall time: {ratio:.2f} (goal <= 0.5)")
+    print(f"imgpipe / eleventy-img wall time: {ratio:.2f} (goal <= 0.5); load {load()}")
 
-    # Bytes and the worst butteraugli, each tool against its own resize kept lossless.
+    # Bytes and butteraugli, each tool against its own resize kept lossless.
     refs = SCRATCH / "refs"
     shutil.rmtree(refs, ignore_errors=True)
     refs.mkdir()
@@ -348,20 +353,91 @@ def eleventy(job: list[Path], runs: int) -> None:
         for r in entry["renditions"].values()
     ]
     by_photo = {p.stem: p for p in job}
+    judged: dict[str, dict[str, list[tuple[float, int]]]] = {}
     for tool, outputs, ref_of in (
         ("imgpipe", ours, lambda s, w: reference_png(by_photo[s], w, OUT / "ref-job")),
         ("eleventy-img", theirs, lambda s, w: refs / f"{s}-{w}.png"),
     ):
-        scores = [butteraugli(ref_of(stem, width), data) for stem, width, data in outputs]
-        print(describe(f"{tool} ({len(outputs)} files)", sum(len(d) for *_, d in outputs), scores))
-        for fmt in FORMATS:  # per format: bytes, mean and worst
-            mine = [(s, d) for s, (*_, d) in zip(scores, outputs, strict=True) if kind(d) == fmt]
-            if mine:
-                print(
-                    f"  {tool} {fmt}: {len(mine)} files {sum(len(d) for _, d in mine):,} B, "
-                    f"butteraugli mean {statistics.mean(s for s, _ in mine):.2f} "
-                    f"worst {max(s for s, _ in mine):.2f}"
-                )
+        judged[tool] = {fmt: [] for fmt in FORMATS}
+        for stem, width, data in outputs:
+            judged[tool][kind(data)].append((butteraugli(ref_of(stem, width), data), len(data)))
+    side_by_side(judged)
+    fixed_comparison(
+        job,
+        {fmt: max(s for s, _ in judged["imgpipe"][fmt]) for fmt in FORMATS},
+        {fmt: sum(b for _, b in judged["imgpipe"][fmt]) for fmt in FORMATS},
+    )
+    print(f"load average at the end {load()}")
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def side_by_side(judged: dict[str, dict[str, list[tuple[float, int]]]]) -> None:
+    """Per format: bytes of both tools and their ratio, butteraugli mean and worst of both."""
+    ours, theirs = judged["imgpipe"], judged["eleventy-img"]
+    print(
+        "\n| format | files | imgpipe bytes | eleventy bytes | ratio | imgpipe mean / worst "
+        "| eleventy mean / worst | worst <= eleventy's |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for fmt in FORMATS:
+        a, b = ours[fmt], theirs[fmt]
+        ba, bb = sum(n for _, n in a), sum(n for _, n in b)
+        wa, wb = max(s for s, _ in a), max(s for s, _ in b)
+        print(
+            f"| {fmt} | {len(a)} / {len(b)} | {ba:,} | {bb:,} | {ba / bb:.2f} | "
+            f"{statistics.mean(s for s, _ in a):.2f} / {wa:.2f} | "
+            f"{statistics.mean(s for s, _ in b):.2f} / {wb:.2f} | {'yes' if wa <= wb else 'NO'} |"
+        )
+    total_a = sum(n for fmt in FORMATS for _, n in ours[fmt])
+    total_b = sum(n for fmt in FORMATS for _, n in theirs[fmt])
+    print(f"| all | | {total_a:,} | {total_b:,} | {total_a / total_b:.2f} (goal <= 0.85) | | | |")
+
+
+def fixed_comparison(job: list[Path], worst: dict[str, float], ours: dict[str, int]) -> None:
+    """Per format, the lowest single fixed encoder quality whose worst butteraugli on the same
+    photos and widths is no worse than imgpipe's worst, and imgpipe's bytes against its bytes:
+    what choosing a quality per image buys over one number for all (found by bisection)."""
+    print(
+        "\n| format | imgpipe worst | fixed q reaching it | its worst | its bytes "
+        "| imgpipe bytes | imgpipe / fixed |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for fmt in FORMATS:
+        low, high = FIXED_RANGE[fmt]
+        tried: dict[int, tuple[float, int]] = {}
+        while high - low > 1:  # worst(low) > goal >= worst(high), as far as is known
+            q = (low + high) // 2
+            tried[q] = fixed_run(job, fmt, q)
+            if tried[q][0] <= worst[fmt]:
+                high = q
+            else:
+                low = q
+        found = tried.get(high) or fixed_run(job, fmt, high)
+        print(
+            f"| {fmt} | {worst[fmt]:.2f} | {high} | {found[0]:.2f} | {found[1]:,} | "
+            f"{ours[fmt]:,} | {ours[fmt] / found[1]:.2f} |",
+            flush=True,
+        )
+
+
+# Where the fixed-quality bisection looks (its top is assumed to reach any worst imgpipe has).
+FIXED_RANGE = {"jpeg": (40, 96), "webp": (40, 96), "avif": (25, 90)}
+
+
+def fixed_run(job: list[Path], fmt: str, q: int) -> tuple[float, int]:
+    """(worst butteraugli, total bytes) of quality=q in `fmt` at WIDTHS on `job`."""
+    scores, total = [], 0
+    for photo in job:
+        recipes = [parse(f"{w},format={fmt},quality={q},timeout=3600") for w in WIDTHS]
+        for recipe, r in zip(recipes, open_source(photo).render_all(recipes), strict=True):
+            ref = reference_png(photo, int(recipe.width), OUT / "ref-job")
+            scores.append(butteraugli(ref, r.data))
+            total += r.bytes
+    print(f"  fixed {fmt} q{q}: worst {max(scores):.2f}, {total:,} B", flush=True)
+    return max(scores), total
 
 
 def kind(data: bytes) -> str:

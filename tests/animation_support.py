@@ -119,6 +119,22 @@ def decode_video(data: bytes) -> Video:
         )
 
 
+def video_frames(data: bytes) -> list:
+    """Every frame of a video as an sRGB pyvips image, as a browser shows it (BT.709)."""
+    av = pytest.importorskip("av")
+    frames = []
+    with av.open(io.BytesIO(data)) as container:
+        for frame in container.decode(container.streams.video[0]):
+            rgb = frame.reformat(format="rgb24", src_colorspace="ITU709", src_color_range="MPEG")
+            pixels = rgb.to_ndarray()
+            frames.append(
+                pyvips.Image.new_from_memory(
+                    pixels.tobytes(), frame.width, frame.height, 3, "uchar"
+                )
+            )
+    return frames
+
+
 def colour_at(image, x: int, y: int) -> tuple[int, ...]:
     return tuple(round(v) for v in image.getpoint(x, y))
 

@@ -12,6 +12,8 @@ shows". Animated WebP (much smaller) and video are asked for by name, usually as
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -22,29 +24,31 @@ from ..formats import AUTO, FORMATS
 from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
-from . import metric
-from .encode import SCALES, plan
+from . import clip
+from .encode import SCALES, TARGETS, plan
 from .failure import because, fail
 from .load import decode, out_of_time, watched, watched_until
 from .optimise import check_fits, guess_of
-from .search import find_quality
 from .sniff import Kind
 from .transform import alpha_in_use, cut, fixed_cut, resize_exact, settle_alpha, shape, to_srgb
 
 # Browsers show a GIF frame of 10 ms or less for 100 ms (a legacy of old encoders that wrote
 # 0); WebP and video players take delays literally, so they get what the GIF really showed.
 BROWSER_MIN_DELAY, BROWSER_DEFAULT_DELAY = 10, 100
-# An animated WebP's quality preset is met like a still's: its WebP quality is searched
-# against the same perceptual target (encode.TARGETS), scored on the first, middle and last
-# frames of each trial animation (`_searched_webp`), a clip of at most CLIP_FRAMES frames and
-# CLIP_PIXELS pixels: the search's encodes cost as much as the final one for short, small
-# animations, and no more than a couple of megapixels each for long or large ones.
-CLIP_FRAMES = 8
-CLIP_PIXELS = 2_000_000
-# cgif: how far (0..32) a pixel may drift from the previous frame and still be left
-# transparent, which lets unchanged areas cost nothing; and dithering (0..1), which is kept
-# low because dither patterns that differ from frame to frame crawl and defeat that reuse.
-GIF_SETTINGS = {"low": (8, 0.5), "medium": (3, 0.5), "high": (0, 0.5)}
+# GIF settings from worst to best: (bits of palette, interframe_maxerror: how far (0..32) a
+# pixel may drift from the previous frame and still be left transparent, which lets unchanged
+# areas cost nothing). A preset's perceptual target picks the step (clip.py), as it picks a
+# WebP's quality; GIF_GUESS is where that search starts, and what an animation too small to
+# score gets. On a panned photo GIF (320x240, 8 frames) a step scores 0.5-2.5 points above the
+# one before (one bit of palette: about 4). Dithering is kept low: dither patterns that differ
+# from frame to frame crawl and defeat the reuse of unchanged areas.
+GIF_LADDER = (
+    *((7, e) for e in (16, 8)),
+    *((8, e) for e in (16, 12, 10, 8, 7, 6, 5, 4, 3, 2, 1, 0)),
+)
+GIF_GUESS = {"low": 3, "medium": 5, "high": 8}
+GIF_SLOPE = 1.2  # score gained per step (for the search's first steps)
+GIF_DITHER = 0.5
 GIF_EFFORT = 7
 
 
@@ -125,12 +129,12 @@ def render(frames: Frames, recipe: Recipe, name: str, spent: float = 0.0) -> Ren
             from . import video  # PyAV is loaded only when a video is asked for
 
             flat = [settle_alpha(image, False, recipe.bgcolor) for image in images]
-            data, width, height, crf, planned = video.encode(
+            data, width, height, crf, planned, score = video.encode(
                 flat, frames.shown_delays(), fmt, recipe.quality, deadline, name
             )
             warnings.extend(planned)
             used = "high" if recipe.quality == "lossless" else recipe.quality
-            return Rendition(data, fmt, width, height, used, crf, tuple(warnings))
+            return Rendition(data, fmt, width, height, used, crf, tuple(warnings), score)
         data, quality, encoder_quality, planned, score = _encode_animation(
             images, frames, fmt, recipe, geometry.changes_pixels, deadline
         )
@@ -263,18 +267,33 @@ def _encode_animation(
             data = strip.webpsave_buffer(lossless=True, exact=True, keep="none")
             return _in_time(data, deadline), quality, None, tuple(warnings), 100.0
         if isinstance(quality, int):
-            data, q, score = _webp(strip, quality), quality, None
+            q, score = quality, None
         else:
-            data, q, score = _searched_webp(strip, height, len(images), quality, deadline)
-        return _in_time(data, deadline), quality, q, tuple(warnings), score
+            encoding, _ = plan("webp", quality, True, False, width=strip.width)
+            assert encoding.target is not None and encoding.ceiling is not None
+            scale = SCALES["webp"]
+            q, score = _searched(
+                strip,
+                len(images),
+                "webp",
+                encoding.target,
+                (scale.low, encoding.ceiling, scale.slope),
+                guess_of(strip.width, encoding),
+                deadline,
+            )
+            q = encoding.encoder_quality if q is None else q
+        return _in_time(_webp(strip, q), deadline), quality, q, tuple(warnings), score
+    top = len(GIF_LADDER) - 1
     if quality == "lossless":
-        error, dither = 0, 0.0
-    else:
-        error, dither = GIF_SETTINGS[quality] if isinstance(quality, str) else (0, 0.5)
-    data = strip.gifsave_buffer(
-        effort=GIF_EFFORT, bitdepth=8, dither=dither, interframe_maxerror=error, keep="none"
+        return _in_time(_gif(strip, top, 0.0), deadline), quality, top, tuple(warnings), None
+    if isinstance(quality, int):  # a number means nothing to a palette: the best GIF
+        return _in_time(_gif(strip, top), deadline), quality, top, tuple(warnings), None
+    guess = GIF_GUESS[quality]
+    step, score = _searched(
+        strip, len(images), "gif", TARGETS[quality], (0, top, GIF_SLOPE), guess, deadline
     )
-    return _in_time(data, deadline), quality, 8, tuple(warnings), None
+    step = guess if step is None else step
+    return _in_time(_gif(strip, step), deadline), quality, step, tuple(warnings), score
 
 
 def _webp(strip: pyvips.Image, q: int) -> bytes:
@@ -282,44 +301,57 @@ def _webp(strip: pyvips.Image, q: int) -> bytes:
     return strip.webpsave_buffer(Q=q, mixed=True, smart_subsample=True, effort=4, keep="none")
 
 
-def _searched_webp(
-    strip: pyvips.Image, height: int, count: int, preset: str, deadline: float
-) -> tuple[bytes, int, float | None]:
-    """The animated WebP of the lowest quality meeting `preset`'s target, with its quality and
-    score. Searched on a clip of the first frames, encoded as an animation (later frames
-    inherit earlier ones' losses), scored on its first, middle and last frames."""
-    encoding, _ = plan("webp", preset, True, False, width=strip.width)
-    assert encoding.encoder_quality is not None and encoding.ceiling is not None
-    length = max(1, min(count, CLIP_FRAMES, CLIP_PIXELS // (strip.width * height)))
-    picks = sorted({0, length // 2, length - 1})
-    if encoding.target is None or not metric.scorable(strip.width * len(picks), height):
-        return _webp(strip, encoding.encoder_quality), encoding.encoder_quality, None
-    clip = strip.crop(0, 0, strip.width, length * height).copy_memory()
-    clip.set_type(pyvips.GValue.array_int_type, "delay", list(strip.get("delay"))[:length])
-    reference = metric.Reference(
-        pyvips.Image.arrayjoin(
-            [clip.crop(0, i * height, clip.width, height) for i in picks], across=len(picks)
-        )
+def _gif(strip: pyvips.Image, step: int, dither: float = GIF_DITHER) -> bytes:
+    bits, error = GIF_LADDER[step]
+    return strip.gifsave_buffer(
+        effort=GIF_EFFORT, bitdepth=bits, dither=dither, interframe_maxerror=error, keep="none"
     )
 
-    def evaluate(q: int) -> float:
-        data = _webp(clip, q)
-        # Frame by frame: the decoder keeps one canvas, never the whole animation.
-        frames = [pyvips.Image.webpload_buffer(data, page=i) for i in picks]
-        return reference.score(pyvips.Image.arrayjoin(frames, across=len(frames)), "webp")
 
-    scale = SCALES["webp"]
-    found = find_quality(
-        evaluate,
-        encoding.target,
-        scale.low,
-        encoding.ceiling,
-        guess_of(strip.width, encoding),
-        scale.slope,
+_ENCODERS = {"webp": _webp, "gif": _gif}
+_LOADERS = {"webp": pyvips.Image.webpload_buffer, "gif": pyvips.Image.gifload_buffer}
+
+
+def _searched(
+    strip: pyvips.Image,
+    count: int,
+    fmt: str,
+    target: float,
+    scale: tuple[int, int, float],
+    guess: int,
+    deadline: float,
+) -> tuple[int | None, float | None]:
+    """The lowest setting of `fmt` (WebP quality, GIF_LADDER step) meeting `target` on a clip
+    of the animation, and its score; (None, None) when the frames are too small to score."""
+    height = strip.get("page-height")
+    length = clip.clip_length(strip.width, height, count)
+    if not clip.scorable(strip.width, height, length):
+        return None, None
+    part = strip.crop(0, 0, strip.width, length * height).copy_memory()
+    part.set_type(pyvips.GValue.array_int_type, "delay", list(strip.get("delay"))[:length])
+    encoder, loader = _ENCODERS[fmt], _LOADERS[fmt]
+    starts = list(itertools.accumulate(part.get("delay"), initial=0))
+
+    def decode(data: bytes, chosen: list[int]) -> list[pyvips.Image]:
+        # An encoder may fold a frame that repeats the one before into it (cgif, libwebp): what
+        # is scored is the page showing when each chosen frame starts. (A clip is small.)
+        whole = loader(data, n=-1)
+        delays = whole.get("delay") if whole.get_typeof("delay") else [starts[-1]]  # one frame
+        shown = list(itertools.accumulate(delays, initial=0))
+        pages = [max(bisect.bisect_right(shown, starts[i]) - 1, 0) for i in chosen]
+        return [whole.crop(0, j * height, whole.width, height) for j in pages]
+
+    found = clip.search(
+        [part.crop(0, i * height, part.width, height) for i in range(length)],
+        lambda setting: encoder(part, setting),
+        decode,
+        fmt,
+        target,
+        scale,
+        guess,
         deadline,
     )
-    quality = encoding.encoder_quality if found.quality is None else found.quality
-    return _webp(strip, quality), quality, found.score
+    return found.quality, found.score
 
 
 def _in_time(data: bytes, deadline: float) -> bytes:

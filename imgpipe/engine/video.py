@@ -8,6 +8,7 @@ before it) and start with a keyframe, so `<video loop>` restarts cleanly.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -18,13 +19,20 @@ import av
 import pyvips
 
 from ..errors import ImageError, Problem
+from . import clip
+from .encode import TARGETS
 from .failure import fail
 
 MS = Fraction(1, 1000)
 
-# Constant-quality factors per preset (lower is better). VP9's CRF runs 0..63, x264's 0..51;
-# medium sits where the picture holds up on photographic GIFs at a fraction of their bytes.
-CRF = {"webm": {"low": 42, "medium": 36, "high": 30}, "h264": {"low": 28, "medium": 23, "high": 18}}
+# A quality preset is met like a still's: the highest constant-quality factor (lower is better;
+# VP9's runs 0..63, x264's 0..51) within CRF_RANGE whose encoding of a clip meets the preset's
+# perceptual target (encode.TARGETS) on sample frames (clip.py). CRF is where that search
+# starts (what a panned photo clip needed) and what an animation too small to score gets;
+# CRF_SLOPE is the score gained per CRF step near the targets, measured on that clip.
+CRF = {"webm": {"low": 41, "medium": 33, "high": 25}, "h264": {"low": 28, "medium": 23, "high": 19}}
+CRF_RANGE = {"webm": (10, 56), "h264": (8, 42)}
+CRF_SLOPE = {"webm": 0.35, "h264": 1.0}
 # quality=N (1..100) maps linearly onto the CRF range, N=75 landing near medium.
 CRF_SCALE = {"webm": (63, 0.39), "h264": (51, 0.37)}
 
@@ -48,7 +56,8 @@ def _settings(fmt: str, crf: int) -> tuple[str, dict[str, str], dict[str, str]]:
         return (
             "libvpx-vp9",
             {"crf": str(crf), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"},
-            {},
+            # bitexact: no random segment ID or muxer date, so the same input gives the same file
+            {"fflags": "+bitexact"},
         )
     codec = h264_encoder()
     if codec != "libx264":  # openh264 knows no CRF: a bitrate is the best it takes
@@ -80,11 +89,43 @@ def encode(
     quality: str | int,
     deadline: float,
     name: str,
-) -> tuple[bytes, int, int, int, tuple[Problem, ...]]:
-    """Encode opaque sRGB frames; returns (bytes, width, height, crf, warnings)."""
+) -> tuple[bytes, int, int, int, tuple[Problem, ...], float | None]:
+    """Encode opaque sRGB frames; returns (bytes, width, height, crf, warnings, score on the
+    clip's sample frames)."""
     crf, warnings = crf_for(fmt, quality)
     frames = [_even(frame) for frame in frames]
     width, height = frames[0].width, frames[0].height
+    score = None
+    length = clip.clip_length(width, height, len(frames))
+    # openh264 knows no CRF (_settings): nothing to search.
+    searches = fmt == "webm" or h264_encoder() == "libx264"
+    if isinstance(quality, str) and searches and clip.scorable(width, height, length):
+        part, timing = frames[:length], delays[:length]
+        low, high = CRF_RANGE[fmt]
+        # The search raises a setting to raise the score: it works on -crf.
+        found = clip.search(
+            part,
+            lambda setting: _encode(part, timing, fmt, -setting, deadline, name),
+            _decode,
+            fmt,
+            TARGETS["high" if quality == "lossless" else quality],
+            (-high, -low, CRF_SLOPE[fmt]),
+            -crf,
+            deadline,
+        )
+        if found.quality is not None:
+            crf, score = -found.quality, found.score
+    return _encode(frames, delays, fmt, crf, deadline, name), width, height, crf, warnings, score
+
+
+def _encode(
+    frames: Sequence[pyvips.Image],
+    delays: Sequence[int],
+    fmt: str,
+    crf: int,
+    deadline: float,
+    name: str,
+) -> bytes:
     codec, options, container_options = _settings(fmt, crf)
     total = sum(delays)
     try:
@@ -96,7 +137,8 @@ def encode(
             ) as container:
                 rate = Fraction(len(frames) * 1000, total).limit_denominator(1000)
                 stream = container.add_stream(codec, rate=rate, options=options)
-                stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+                stream.width, stream.height = frames[0].width, frames[0].height
+                stream.pix_fmt = "yuv420p"
                 stream.time_base = MS
                 stream.codec_context.time_base = MS
                 _tag_bt709(stream.codec_context)
@@ -110,9 +152,26 @@ def encode(
                     pts += delay
                 _mux(container, stream.encode(None), durations)
             with open(path, "rb") as fh:
-                return fh.read(), width, height, crf, warnings
+                return fh.read()
     except av.FFmpegError as error:
         raise _failed(name, fmt, codec, error) from None
+
+
+def _decode(data: bytes, chosen: list[int]) -> list[pyvips.Image]:
+    """Frames `chosen` of a video, back in sRGB as a browser shows them (BT.709, limited)."""
+    found: list[pyvips.Image] = []
+    with av.open(io.BytesIO(data)) as container:
+        for index, frame in enumerate(container.decode(container.streams.video[0])):
+            if index in chosen:
+                rgb = frame.reformat(
+                    format="rgb24", src_colorspace="ITU709", src_color_range="MPEG"
+                ).to_ndarray()
+                found.append(
+                    pyvips.Image.new_from_memory(
+                        rgb.tobytes(), frame.width, frame.height, 3, "uchar"
+                    )
+                )
+    return found
 
 
 def _even(image: pyvips.Image) -> pyvips.Image:
