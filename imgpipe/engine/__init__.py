@@ -45,7 +45,7 @@ __all__ = [
 # start lower for renditions bigger than the probe (optimise.PROBE_DRIFT). 7: wide-gamut
 # sources keep their gamut (Display P3, with its profile); animated WebP searches its quality;
 # per-format/width target corrections; JPEGs 2x smaller than a JPEG source are not capped.
-ENGINE_VERSION = "7"
+ENGINE_VERSION = "8"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"
