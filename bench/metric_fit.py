@@ -25,7 +25,13 @@ NEAR = 0.6  # rows weigh exp(-((butteraugli - GOAL) / NEAR)^2 / 2): fit where pr
 
 # Which of metric.bias_terms a design uses: the luma texture at both scales, all texture,
 # texture and contrast, everything (means too).
-TERMS = {"luma": [1, 4], "chroma": [0, 2, 3, 5], "texture": list(range(6)), "contrast": list(range(12)), "all": list(range(15))}
+TERMS = {
+    "luma": [1, 4],
+    "chroma": [0, 2, 3, 5],
+    "texture": list(range(6)),
+    "contrast": list(range(12)),
+    "all": list(range(15)),
+}
 
 
 def design(rows: dict, describe: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -119,9 +125,7 @@ def summary(results: list) -> dict:
     shifts = corrections(results)
     lands = [(name, *land) for name, rows, pred in results for land in landed(rows, pred, shifts)]
     errors = np.concatenate([pred - rows["ba"] for _, rows, pred in results])
-    near = [
-        (pred - rows["ba"])[np.abs(rows["ba"] - GOAL) < 0.5] for _, rows, pred in results
-    ]
+    near = [(pred - rows["ba"])[np.abs(rows["ba"] - GOAL) < 0.5] for _, rows, pred in results]
     bias = [e.mean() for e in near if len(e)]
     out = {
         "rms": float(np.sqrt(np.mean(errors**2))),
@@ -156,21 +160,27 @@ def corrections(results: list) -> dict[str, tuple[float, float]]:
 
 
 def line(name: str, s: dict) -> str:
-    return f"{name:<28} rms {s['rms']:.3f} near {s['rms_near']:.3f} bias {s['bias']:.3f}  " + "  ".join(
-        f"{f} {m:.2f}/{sp:.2f}/{sd:.2f}" for f in FORMATS for m, sp, sd in [s[f]]
+    return (
+        f"{name:<28} rms {s['rms']:.3f} near {s['rms_near']:.3f} bias {s['bias']:.3f}  "
+        + "  ".join(f"{f} {m:.2f}/{sp:.2f}/{sd:.2f}" for f in FORMATS for m, sp, sd in [s[f]])
     )
 
 
 def report(data: list[tuple[str, dict]]) -> None:
     """Designs compared on photos left out of the fit; then the chosen fit on all photos."""
-    print(f"\n{len(data)} photos, {sum(len(r['ba']) for _, r in data)} encodings; left out of "
-          "the fit: rms, near the goal, per-photo bias; landings per format mean/spread/std")
+    print(
+        f"\n{len(data)} photos, {sum(len(r['ba']) for _, r in data)} encodings; left out of "
+        "the fit: rms, near the goal, per-photo bias; landings per format mean/spread/std"
+    )
     for label, describe, near, per_format in (
         ("all rows", None, None, False),
         ("near the goal", None, NEAR, False),
         *((f"near + {t}", t, NEAR, False) for t in TERMS),
         *((f"all rows + {t}", t, None, False) for t in ("luma", "texture")),
-        *((f"all rows + {t}", t, None, False) for t in ("luma+texture", "luma+luma", "luma+chroma")),
+        *(
+            (f"all rows + {t}", t, None, False)
+            for t in ("luma+texture", "luma+luma", "luma+chroma")
+        ),
         ("per format", None, NEAR, True),
         ("per format + luma", "luma", NEAR, True),
     ):
