@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import pytest
 
 from imgpipe.engine import search
-from imgpipe.engine.search import SURPLUS, TOLERANCE, find_quality
+from imgpipe.engine.search import TOLERANCE, find_quality
 
 
 def linear(start: float, slope: float, calls: list[int] | None = None):
@@ -25,7 +25,7 @@ def test_lands_within_the_tolerance_of_the_target_in_few_trials(guess):
     calls: list[int] = []
     # score = 60 + 0.4 q: the target 88 is at q = 70; the slope given is off by almost 2x.
     found = find_quality(linear(60, 0.4, calls), 88, 10, 95, guess, slope=0.25)
-    assert 88 - TOLERANCE <= found.score <= 88 + SURPLUS
+    assert 88 - TOLERANCE <= found.score <= 88 + TOLERANCE
     assert len(calls) <= 4 and len(set(calls)) == len(calls)  # nothing encoded twice
     assert found.reachable and not found.timed_out
 

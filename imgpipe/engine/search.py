@@ -15,14 +15,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-# A score this far below the target still counts as meeting it, and one up to SURPLUS above it
-# is close enough to stop. Chasing a closer landing costs encodes (at full size: the search's
-# whole cost); but the shortfall adds to the metric's own error (about 1 point, 0.1
-# butteraugli units, on an unseen photo) in the worst rendition of a set, so it is kept at
-# half the surplus: measured on held-out photos, a 1-point shortfall was a third of the
-# spread between the best and the worst photo.
-TOLERANCE = 0.5
-SURPLUS = 1.0
+# A score within this of the target counts as meeting it. The metric's own error on an unseen
+# photo is about 1.5 points (0.15 butteraugli units): chasing a closer landing costs encodes
+# (at full size: the search's whole cost) and buys nothing anybody can see.
+TOLERANCE = 1.0
 MAX_TRIALS = 6
 
 
@@ -47,10 +43,8 @@ def find_quality(
     deadline: float = math.inf,
     tolerance: float = TOLERANCE,
     max_trials: int = MAX_TRIALS,
-    surplus: float = SURPLUS,
 ) -> Found:
-    """The lowest quality in [low, high] that scores at least `target - tolerance` (one
-    scoring at most `target + surplus` ends the search).
+    """The lowest quality in [low, high] that scores at least `target - tolerance`.
 
     `slope` is the expected score gained per quality step near the target (> 0).
     """
@@ -62,7 +56,7 @@ def find_quality(
             timed_out = True
             break
         trials[quality] = evaluate(quality)
-        following = _next(trials, target, low, high, slope, tolerance, surplus)
+        following = _next(trials, target, low, high, slope, tolerance)
         if following is None:
             break
         quality = following
@@ -70,20 +64,14 @@ def find_quality(
 
 
 def _next(
-    trials: dict[int, float],
-    target: float,
-    low: int,
-    high: int,
-    slope: float,
-    tolerance: float,
-    surplus: float,
+    trials: dict[int, float], target: float, low: int, high: int, slope: float, tolerance: float
 ) -> int | None:
     """The next quality to try, or None when the answer is known."""
     meets = [q for q, s in trials.items() if s >= target - tolerance]
     misses = [q for q, s in trials.items() if s < target - tolerance]
     above = min(meets) if meets else None  # lowest quality known to be good enough
     below = max((q for q in misses if above is None or q < above), default=None)
-    if above is not None and trials[above] <= target + surplus:
+    if above is not None and trials[above] <= target + tolerance:
         return None  # on target: lower would miss it, or not save enough to matter
     if above is not None and below is not None:
         if above - below <= 1:
