@@ -233,7 +233,7 @@ def table(every: list[dict]) -> None:
         rows = [r for r in every if r.get("set", "") == which]
         photos_ = sorted({r["photo"] for r in rows})
         print(
-            f"\n{which} set, {len(photos_)} photos x {sorted({r['width'] for r in rows})} px x "
+            f"\n{which or 'one'} set, {len(photos_)} photos x {sorted({r['width'] for r in rows})} px x "
             f"{FORMATS}, butteraugli 3-norm (lower is better): {', '.join(photos_)}"
         )
         table_of(rows)
