@@ -1,21 +1,30 @@
 """Quality benchmarks (not tests): perceptual presets judged by an independent metric.
 
-    python bench/bench_quality.py quality --set heldout --widths 480,1200 --save rows.json
-                                              # medium vs fixed settings, by butteraugli
-    python bench/bench_quality.py table --save rows.json   # that table again
+    python bench/bench_quality.py quality --set heldout,bench --presets medium \
+        --widths 480,1200 --save rows.json   # medium (and `fixed` settings) by butteraugli,
+                                              # one table per photo set
+    python bench/bench_quality.py table --save rows.json   # those tables again
     python bench/bench_quality.py corrections --save rows.json  # encode.TARGET_SHIFT/SLOPE
     python bench/bench_quality.py eleventy    # imgpipe build vs eleventy-img: time, bytes, worst
-    python bench/bench_quality.py calibrate   # refit metric.py's weights against butteraugli
+    python bench/bench_quality.py calibrate --shard 0/2 & \
+        python bench/bench_quality.py calibrate --shard 1/2; wait
+    python bench/bench_quality.py calibrate   # refit metric.py against butteraugli (metric_fit)
 
-Photos: `bash shared/bench-photos.sh bench/.photos` (Debian's desktop photos). The benchmark
-uses BENCH_PHOTOS. Calibration uses the others (CALIBRATION_PHOTOS) and the photos among
-Debian's ukui-wallpapers and lomiri-wallpapers (EXTRA_PHOTOS, fetched into bench/.out with
-apt-get download), so the metric is never judged on photos it was fitted to. (The example
-site's photos are downscaled copies of benchmark ones: never calibrate on them.) The judge is
-butteraugli's 3-norm (`butteraugli_main` from Debian's libjxl-devtools), at each rendition's
-own size against the same resize kept lossless. eleventy mode needs node and npm: it
-installs @11ty/eleventy-img into a scratch dir (bench/eleventy/package.json; node_modules
-never enters the repository).
+Photos: `bash shared/bench-photos.sh bench/.photos` (Debian's desktop photos), and Debian
+wallpaper packages fetched into bench/.out with apt-get download (all free licences: see each
+package's /usr/share/doc/*/copyright). Three disjoint sets:
+- calibration (CALIBRATION_PHOTOS from MATE, EXTRA_PHOTOS from ukui-wallpapers and
+  lomiri-wallpapers): the metric's weights and the target corrections are fitted on these;
+  designs are chosen by predicting each of them from a fit on the others (metric_fit.py);
+- heldout (HELDOUT_PHOTOS: KDE Plasma's photos and one of MATE's): never fitted on nor used to
+  choose, only to report;
+- bench (BENCH_PHOTOS: the rest of MATE's photos): the same, a second fresh set.
+(The example site's photos are downscaled copies of bench ones: never calibrate on them.) The
+judge is butteraugli's 3-norm (`butteraugli_main` from Debian's libjxl-devtools), at each
+rendition's own size against the same resize kept lossless. calibrate needs scipy
+(`pip install -e '.[bench]'`). eleventy mode needs node and npm: it installs
+@11ty/eleventy-img into a scratch dir (bench/eleventy/package.json; node_modules never enters
+the repository).
 """
 
 from __future__ import annotations
@@ -180,13 +189,14 @@ def describe(name: str, total: int, scores: list[float]) -> str:
 
 
 def quality(
-    job: list[Path], presets: tuple[str, ...], widths: tuple[int, ...], save: Path | None
+    jobs: dict[str, list[Path]], presets: tuple[str, ...], widths: tuple[int, ...], save: Path | None
 ) -> None:
-    """Each preset and the fixed settings at `widths` x FORMATS on `job`, judged by
-    butteraugli: per format its mean, spread (max - min) and worst, and per width the mean."""
+    """Each preset and the fixed settings at `widths` x FORMATS on each set of photos in
+    `jobs`, judged by butteraugli: per set and format its mean, spread (max - min) and worst,
+    and per width the mean."""
     settings = {p: ({f: p for f in FORMATS} if p != "fixed" else FIXED) for p in presets}
     rows = []
-    for photo in job:
+    for which, photo in ((w, p) for w, job in jobs.items() for p in job):
         for setting, by_format in settings.items():
             # No time limit: a busy machine must not turn a slow search into a failure.
             recipes = [
@@ -199,6 +209,7 @@ def quality(
                 judged = butteraugli(ref, r.data)
                 rows.append(
                     {
+                        "set": which,
                         "photo": photo.stem,
                         "setting": setting,
                         "format": recipe.format,
@@ -216,11 +227,21 @@ def quality(
                 )
     if save:
         save.write_text(json.dumps(rows, indent=1))
-    print(f"\n{len(job)} photos x {widths} x {FORMATS}, butteraugli 3-norm (lower is better)")
     table(rows)
 
 
-def table(rows: list[dict]) -> None:
+def table(every: list[dict]) -> None:
+    for which in dict.fromkeys(r.get("set", "") for r in every):
+        rows = [r for r in every if r.get("set", "") == which]
+        photos_ = sorted({r["photo"] for r in rows})
+        print(
+            f"\n{which or 'one'} set, {len(photos_)} photos x {sorted({r['width'] for r in rows})} px x "
+            f"{FORMATS}, butteraugli 3-norm (lower is better): {', '.join(photos_)}"
+        )
+        table_of(rows)
+
+
+def table_of(rows: list[dict]) -> None:
     print("| setting | format | mean | spread (max-min) | worst | bytes | mean by width |")
     print("|---|---|---|---|---|---|---|")
     for setting in dict.fromkeys(r["setting"] for r in rows):
@@ -449,11 +470,14 @@ def kind(data: bytes) -> str:
 
 # --- calibrate: refit the metric against butteraugli ----------------------------------------
 
+# Around what the presets use (medium lands between the middle ones), at the widths the
+# quality table reports.
 QUALITIES = {
-    "jpeg": (30, 45, 60, 70, 78, 85, 92),
-    "webp": (30, 45, 60, 70, 78, 85, 92),
-    "avif": (20, 30, 40, 50, 58, 66, 75),
+    "jpeg": (50, 62, 72, 82, 92),
+    "webp": (50, 62, 72, 82, 92),
+    "avif": (30, 42, 52, 62, 74),
 }
+CALIBRATION_WIDTHS = (480, 1200)
 
 
 def extra_photos() -> list[Path]:
@@ -468,67 +492,51 @@ def extra_photos() -> list[Path]:
     return [backgrounds / f"{name}.jpg" for name in EXTRA_PHOTOS]
 
 
-def calibrate(names: tuple[str, ...], save: Path | None) -> None:
-    """Encode calibration photos at 3 widths x 3 formats x 7 qualities with imgpipe's
-    encoders; fit butteraugli's 3-norm from metric.py's features by non-negative least squares
-    (non-negative: more error never raises the score), with an offset per format (either sign;
-    AVIF is the baseline); report the fit on photos left out."""
+def calibration_rows(photo: Path) -> dict:
+    """One photo's calibration rows, kept in bench/.out/calibration/rows: per encoding (3
+    widths x 3 formats x 5 qualities with imgpipe's encoders) the metric's features, the
+    original's descriptors and butteraugli's 3-norm."""
     import numpy as np
     import pyvips
-    from scipy.optimize import nnls
 
     from imgpipe.engine import metric
     from imgpipe.engine.encode import Encoding, encode
 
-    rows: list[tuple[str, str, np.ndarray, float]] = []
-    for photo in photos(names) + extra_photos():
-        for width in (400, 800, 1400):
-            image = pyvips.Image.new_from_buffer(
-                reference_png(photo, width, OUT / "ref").read_bytes(), ""
-            ).copy_memory()
-            reference = metric.Reference(image)
-            for fmt, qualities in QUALITIES.items():
-                for q in qualities:
-                    data = encode(image, Encoding(fmt, q, q))
-                    judged = butteraugli(OUT / "ref" / f"{photo.stem}-{width}.png", data)
-                    rows.append(
-                        (
-                            photo.stem,
-                            fmt,
-                            reference.features(pyvips.Image.new_from_buffer(data, ""))[0],
-                            judged,
-                        )
-                    )
-                    print(
-                        f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}", flush=True
-                    )
-    features = np.array([r[2] for r in rows])
-    target = np.array([r[3] for r in rows])
-    if save:
-        np.savez(
-            save,
-            names=[r[0] for r in rows],
-            formats=[r[1] for r in rows],
-            features=features,
-            butteraugli=target,
-        )
-    fmts = np.array([r[1] for r in rows])
-    offsets = [sign * (fmts == f) for f in ("jpeg", "webp") for sign in (1.0, -1.0)]
-    design = np.hstack([features, np.array(offsets).T, np.ones((len(rows), 1))])
-    names_ = np.array([r[0] for r in rows])
-    errors = []
-    for left_out in sorted(set(names_)):
-        fit, _ = nnls(design[names_ != left_out], target[names_ != left_out])
-        errors.extend(design[names_ == left_out] @ fit - target[names_ == left_out])
-    fit, _ = nnls(design, target)
-    rmse = float(np.sqrt(np.mean((design @ fit - target) ** 2)))
-    print(
-        f"\n{len(rows)} encodings; rmse {rmse:.3f} fitted, "
-        f"{float(np.sqrt(np.mean(np.square(errors)))):.3f} on photos left out of the fit"
-    )
-    print("WEIGHTS =", np.array2string(fit[:-5], precision=6, separator=", "))
-    print(f'FORMAT_OFFSETS = {{"jpeg": {fit[-5] - fit[-4]:.4g}, "webp": {fit[-3] - fit[-2]:.4g}}}')
-    print(f"INTERCEPT = {fit[-1]:.4g}")
+    cached = CALIBRATION / "rows" / f"{photo.stem}.npz"
+    if cached.is_file():
+        return dict(np.load(cached))
+    rows: dict[str, list] = {k: [] for k in ("width", "format", "q", "features", "desc", "ba")}
+    for width in CALIBRATION_WIDTHS:
+        image = pyvips.Image.new_from_buffer(
+            reference_png(photo, width, OUT / "ref").read_bytes(), ""
+        ).copy_memory()
+        reference = metric.Reference(image)
+        for fmt, qualities in QUALITIES.items():
+            for q in qualities:
+                data = encode(image, Encoding(fmt, q, q))
+                judged = butteraugli(OUT / "ref" / f"{photo.stem}-{width}.png", data)
+                features = reference.features(pyvips.Image.new_from_buffer(data, ""))[0]
+                for key, value in zip(
+                    rows, (width, fmt, q, features, reference.descriptors(), judged), strict=True
+                ):
+                    rows[key].append(value)
+                print(f"  {photo.stem} {width} {fmt} q{q}: butteraugli {judged:.3f}", flush=True)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    found = {k: np.array(v) for k, v in rows.items()}
+    np.savez(cached, **found)
+    return found
+
+
+def calibrate(job: list[Path], shard: tuple[int, int]) -> None:
+    """Collect the calibration rows of `job` (this shard of it: run shards in parallel, then
+    once more without to fit), then fit metric.py's constants (metric_fit.py)."""
+    import metric_fit
+
+    index, count = shard
+    data = [(p.stem, calibration_rows(p)) for p in job[index::count]]
+    if count == 1:
+        metric_fit.report(data)
+        metric_fit.constants(data)
 
 
 def main() -> None:
@@ -538,9 +546,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--set",
-        choices=("bench", "calibration", "heldout"),
         default="bench",
-        help="quality: which photos (calibration and heldout are disjoint)",
+        help="quality: which photos, comma-separated sets of bench, calibration, heldout "
+        "(disjoint; eleventy: one set)",
     )
     parser.add_argument(
         "--widths", default=",".join(map(str, WIDTHS)), help="quality: comma-separated widths"
@@ -552,6 +560,7 @@ def main() -> None:
         default="medium,fixed",
         help="quality: comma-separated presets, and `fixed` for FIXED's encoder settings",
     )
+    parser.add_argument("--shard", default="0/1", help="calibrate: collect every Nth photo from K")
     parser.add_argument(
         "--save", type=Path, help="calibrate: keep the data set (.npz); quality: the rows (.json)"
     )
@@ -564,12 +573,13 @@ def main() -> None:
         corrections(json.loads(args.save.read_text()))
     elif args.which == "quality":
         widths = tuple(int(w) for w in args.widths.split(","))
-        job = photo_set(args.set, args.photos)
-        quality(job, tuple(args.presets.split(",")), widths, args.save)
+        jobs = {which: photo_set(which, args.photos) for which in args.set.split(",")}
+        quality(jobs, tuple(args.presets.split(",")), widths, args.save)
     elif args.which == "eleventy":
         eleventy(photo_set(args.set, args.photos), args.runs)
     else:
-        calibrate(CALIBRATION_PHOTOS, args.save)
+        index, count = (int(n) for n in args.shard.split("/"))
+        calibrate(photo_set("calibration", args.photos), (index, count))
 
 
 if __name__ == "__main__":

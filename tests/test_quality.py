@@ -241,3 +241,17 @@ def test_the_score_falls_as_the_damage_grows(photo, synth):
     assert scores == sorted(scores, reverse=True) and scores[0] > 90 > scores[-1]
     assert reference.score(image) >= scores[0]
     assert not metric.scorable(60, 400) and metric.scorable(64, 64)
+
+
+def test_fine_grain_in_the_original_hides_errors(photo, synth):
+    """Butteraugli forgives more in a photo busy with fine detail than in a smooth one (the
+    per-photo bias, fitted: metric.BIAS_WEIGHTS): grain added to an original lowers the
+    distance any encoding of it is judged by, and only grain finer than what is there."""
+    import pyvips
+
+    image = synth.decode(photo)
+    grain = pyvips.Image.gaussnoise(image.width, image.height, sigma=8, mean=0)
+    grainy = (image + grain).cast("uchar").copy(interpretation="srgb")
+    blurred = image.gaussblur(1.5).copy(interpretation="srgb")
+    assert metric.Reference(grainy).bias < metric.Reference(image).bias
+    assert metric.Reference(blurred).bias > metric.Reference(image).bias

@@ -45,7 +45,8 @@ __all__ = [
 # start lower for renditions bigger than the probe (optimise.PROBE_DRIFT). 7: wide-gamut
 # sources keep their gamut (Display P3, with its profile); animated WebP searches its quality;
 # per-format/width target corrections; JPEGs 2x smaller than a JPEG source are not capped.
-# 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py).
+# 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py);
+# the metric scores with a per-photo bias from the original's texture (metric.py).
 ENGINE_VERSION = "8"
 
 _LIBS = re.compile(
