@@ -24,17 +24,16 @@ import json
 import sqlite3
 import time
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 from . import manifest as mf
 from . import report
+from .alt import alt_text, camera_name
 from .config import Config
-from .errors import ConfigError, describe
 from .executor import ThreadExecutor
 from .files import remove_temp_files
 from .geometry import compute
-from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, alt_text, camera_name, snippet_path
+from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
 from .image_data import unknown_images
 from .lock import Lock
 from .model import (
@@ -173,7 +172,6 @@ def _locked_build(
     events: Events,
 ) -> Summary:
     started = time.monotonic()
-    _make_cache_dir(config.cache_dir)
     lock = Lock(config.cache_dir)
     lock.acquire(wait=wait, on_wait=events.waiting)
     try:
@@ -219,31 +217,6 @@ def _locked_build(
             return summary
     finally:
         lock.release()
-
-
-def _make_cache_dir(cache_dir: Path) -> None:
-    """Create cache_dir, or raise ConfigError saying what is in its way (a disk-wide
-    trouble, such as a read-only disk, is left for storage_error)."""
-    try:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        return
-    except OSError as exc:
-        if storage_error(exc):
-            raise
-        reason = exc.strerror or str(exc)
-    blocker = next((p for p in (cache_dir, *cache_dir.parents) if p.is_file()), None)
-    if blocker is not None:
-        reason = ("it" if blocker == cache_dir else str(blocker)) + " is a file, not a directory"
-    raise ConfigError(
-        describe(
-            "bad-cache-dir",
-            str(cache_dir),
-            "a directory imgpipe can create for its cache",
-            "cache_dir",
-            problem=f"cannot create cache_dir ({reason})",
-            advice="set cache_dir to another path, or move the file out of the way",
-        )
-    )
 
 
 def _build(

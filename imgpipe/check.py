@@ -17,8 +17,8 @@ def check(
     """Every matched source with its labels, the sources discovery had to leave out, and the
     sources whose transparency a rule would flatten. Reads only the sources that some JPEG
     rendition is asked of: their headers, and the alpha band of those that have one (an
-    opaque alpha band loses nothing, and the build does not warn about it either). Raises ConfigError for label clashes (the
-    one check that needs the source list)."""
+    opaque alpha band loses nothing, and the build does not warn about it either). Raises
+    ConfigError for label clashes (the one check that needs the source list)."""
     files, skipped = scan(config)
     plan = make(config, files, lambda f: "", "check")
     return (

@@ -7,6 +7,9 @@ import fcntl
 import os
 from pathlib import Path
 
+from .errors import ConfigError, describe
+from .outputs import storage_error
+
 
 class BuildLocked(Exception):
     """Another build holds the cache dir lock and we were told not to wait."""
@@ -21,7 +24,7 @@ class Lock:
         self.fd: int | None = None
 
     def acquire(self, wait: bool = True, on_wait=None) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _make_cache_dir(self.path.parent)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -48,3 +51,28 @@ class Lock:
         if self.fd is not None:
             os.close(self.fd)  # closing drops the flock
             self.fd = None
+
+
+def _make_cache_dir(cache_dir: Path) -> None:
+    """Create cache_dir, or raise ConfigError saying what is in its way (a disk-wide
+    trouble, such as a read-only disk, is left for storage_error)."""
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        return
+    except OSError as exc:
+        if storage_error(exc):
+            raise
+        reason = exc.strerror or str(exc)
+    blocker = next((p for p in (cache_dir, *cache_dir.parents) if p.is_file()), None)
+    if blocker is not None:
+        reason = ("it" if blocker == cache_dir else str(blocker)) + " is a file, not a directory"
+    raise ConfigError(
+        describe(
+            "bad-cache-dir",
+            str(cache_dir),
+            "a directory imgpipe can create for its cache",
+            "cache_dir",
+            problem=f"cannot create cache_dir ({reason})",
+            advice="set cache_dir to another path, or move the file out of the way",
+        )
+    )

@@ -72,16 +72,14 @@ class Source:
 
     def transparent(self) -> bool:
         """Whether some pixel is not fully opaque: the alpha band's minimum, as a build
-        checks before it flattens one (False without an alpha band). Streams the first
-        frame once at its own size; raises ImageError when it does not decode."""
+        checks before it flattens one (False without an alpha band). Reads the first frame
+        once, decoded as a rendition at full size would be; raises ImageError when it does
+        not decode."""
         if not self.info.has_alpha:
             return False
+        image = self._decoded(1, stream=True, shared=False).image
         try:
-            if self.kind.family == "svg":
-                image = decode(self.kind, self.data, self.name, scale=1.0)
-            else:
-                image = stream_pixels(self.kind, self.data)
-            return alpha_in_use(to_srgb(image, wide=True))
+            return alpha_in_use(image)
         except pyvips.Error as error:
             raise out_of_time(self.name) or decode_failure(
                 self.kind, self.data, self.name, error, "decode"
