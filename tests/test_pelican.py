@@ -52,6 +52,19 @@ def site(tmp_path_factory) -> Path:
     return root
 
 
+def pelican_command(root: Path, *flags: str) -> tuple[subprocess.CompletedProcess, str]:
+    """`pelican content` run as a user runs it, in its own process; the run and its output."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py", *flags],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
+    )
+    return done, done.stdout + done.stderr
+
+
 def urls_in(html: str) -> list[str]:
     urls = []
     for tag in TAG.findall(html):
@@ -213,16 +226,7 @@ def test_video_formats_serve_animations_and_skip_stills_with_fatal_warnings(tmp_
             '"widths": [320], "formats": ["webm", "webp", "auto"]',
         )
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py"]
-        + ["--fatal", "warnings"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
-    )
-    out = done.stdout + done.stderr
+    done, out = pelican_command(root, "--fatal", "warnings")
     assert done.returncode == 0 and "video-needs-animation" not in out, out
     html = (root / "output/camera.html").read_text()
     pictures = {attributes(TAG.findall(p)[-1])["alt"]: p for p in PICTURE.findall(html)}
@@ -344,15 +348,7 @@ def test_a_bad_setting_on_the_command_line_is_one_line_without_traceback(tmp_pat
         .replace("THEME_TEMPLATES_OVERRIDES", "_NO_OVERRIDES")
         .replace('"widths": [320, 640]', '"widths": [320, 0]')
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "pelican", "content", "-s", "pelicanconf.py"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "300"},
-    )
-    out = done.stdout + done.stderr
+    done, out = pelican_command(root)
     assert done.returncode == 0 and "Traceback" not in out, out
     lines = [line for line in out.splitlines() if "imgpipe:" in line]
     assert len(lines) == 1 and "out-of-range: '0' at rules[0].widths[1]" in lines[0], out
