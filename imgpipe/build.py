@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from . import manifest as mf
-from . import report
+from . import report, skips
 from .alt import alt_text, camera_name
 from .config import Config
 from .executor import ThreadExecutor
@@ -104,8 +104,12 @@ def dry_run(config: Config, engine: Engine | None = None, force: bool = False) -
         items = []
         for sp in plan.sources:
             info = state.info(sp.sha256)
+            records = {} if force else {k: r for k in sp.keys if (r := state.record(k))}
+            gone = skips.doomed(_fitted(sp, info), info, records) if info else {}
             for r in _fitted(sp, info).renditions:
-                record = None if force else state.record(r.key)
+                if r.key in gone:  # its format lost at its largest width: not encoded
+                    continue
+                record = records.get(r.key)
                 fmt = record.format if record else (None if r.format == "auto" else r.format)
                 items.append(
                     PlannedItem(
@@ -262,6 +266,12 @@ def _build(
             to_render[sp.source.relpath] = missing
     if run.store is not None and not force and to_render:
         _fill_from_store(run, by_rel, to_render)
+    for rel in list(to_render):  # what the cached tops of its families doom is not rendered
+        sp, info = by_rel[rel], state.info(by_rel[rel].sha256)
+        gone = _doomed(run, sp, info, to_render[rel]) if info else {}
+        to_render[rel] = tuple(k for k in to_render[rel] if k not in gone)
+        if not to_render[rel] and info is not None:
+            del to_render[rel]
     events.start(
         len(plan.sources),
         sum(r.key in set(keys) for rel, keys in to_render.items() for r in by_rel[rel].renditions),
@@ -285,6 +295,12 @@ def _build(
             svg=by_rel[rel].svg,
             only_animated=by_rel[rel].only_for(animated=True),
             only_still=by_rel[rel].only_for(animated=False),
+            plan=by_rel[rel],
+            known=tuple(
+                record
+                for k in skips.tops(by_rel[rel])
+                if k not in to_render[rel] and (record := state.record(k))
+            ),
         )
         for rel in order
     ]
@@ -359,6 +375,13 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
     return True
 
 
+def _doomed(run: _Run, sp: SourcePlan, info: SourceInfo, missing: tuple[str, ...]) -> dict[str, str]:
+    """Keys that need no encoding: their format lost at its largest width (skips.doomed),
+    judged by the records of what is not `missing`."""
+    records = {k: r for k in sp.keys if k not in missing and (r := run.state.record(k))}
+    return skips.doomed(sp, info, records)
+
+
 def _fitted(sp: SourcePlan, info: SourceInfo | None) -> SourcePlan:
     return sp if info is None else sp.fitting(animated=info.frames > 1)
 
@@ -415,7 +438,11 @@ def _finish_source(
     where: str = "local",
 ) -> None:
     """Write this source's outputs and keep its manifest entry."""
-    gone = mf.collapsed(sp, {r.key: rec for r in sp.renditions if (rec := run.state.record(r.key))})
+    known = {r.key: rec for r in sp.renditions if (rec := run.state.record(r.key))}
+    # Not encoded, or left from a build that encoded them: either way neither written nor
+    # listed, so the outputs never depend on what the cache happens to hold.
+    skipped = skips.doomed(sp, info, {k: r for k, r in known.items() if k not in failed})
+    gone = mf.collapsed(sp, {k: r for k, r in known.items() if k not in skipped})
     if gone:
         _note_collapsed(run, sp, info, gone)
         for r in sp.renditions:
@@ -424,7 +451,7 @@ def _finish_source(
         sp = replace(sp, renditions=tuple(r for r in sp.renditions if r.label not in gone))
     records = {}
     for r in sp.renditions:
-        record = None if r.key in failed else run.state.record(r.key)
+        record = None if r.key in failed or r.key in skipped else run.state.record(r.key)
         if record is None:
             continue
         path, rel = run.outputs.where(run.config.output, sp.output_name(r, record.format))
@@ -460,7 +487,7 @@ def _finish_source(
             return
         records[r.key] = record
         run.state.use(r.key)
-    entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url)
+    entries[sp.source.relpath] = mf.source_entry(sp, info, records, run.config.base_url, skipped)
     # The summary's figures and warnings from the records themselves, as the manifest's are.
     run.results.warnings.extend(mf.warnings_of(sp, records))
     run.results.bytes_before += info.bytes

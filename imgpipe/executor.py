@@ -12,8 +12,9 @@ import traceback
 from collections.abc import Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from .errors import ImgpipeError
-from .model import Engine, Issue, Job, JobResult, Rendition
+from . import skips
+from .errors import ImageError, ImgpipeError
+from .model import Engine, Issue, Job, JobResult, Rendition, SourceHandle, record_of
 from .options import parse
 
 
@@ -47,12 +48,12 @@ def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
         source = engine.open_source(source_data, job.limits, svg_mode=job.svg)
         skip = job.only_still if source.info.frames > 1 else job.only_animated
         items = [(key, options) for key, options in job.items if key not in skip]
-        # With no items the render only decodes: the source info gets its placeholder.
-        outcomes = source.render_all([parse(options) for _key, options in items])
+        outcomes = _render_items(source, items, job)
         info = source.info  # after rendering, which adds the placeholder
         results = tuple(
             (key, outcome if isinstance(outcome, Rendition) else _failure(outcome))
-            for (key, _options), outcome in zip(items, outcomes, strict=True)
+            for key, _options in items
+            if (outcome := outcomes.get(key)) is not None
         )
     except ImgpipeError as exc:
         return JobResult(job.relpath, None, (), _failure(exc))
@@ -61,6 +62,33 @@ def render_job(job: Job, source_data: bytes | str, engine: Engine) -> JobResult:
             job.relpath, None, (), Issue("internal", type(exc).__name__, f"{exc} ({_where(exc)})")
         )
     return JobResult(job.relpath, info, results)
+
+
+def _render_items(
+    source: SourceHandle, items: list[tuple[str, str]], job: Job
+) -> dict[str, Rendition | ImageError]:
+    """Outcomes by key. The largest width of each format first, when the plan says some
+    group could lose a modern format there; then the rest but what that loss dooms
+    (skips.doomed), which is left out. With no items the render only decodes: the source
+    info gets its placeholder."""
+    plan = job.plan and job.plan.fitting(animated=source.info.frames > 1)
+    tops = skips.tops(plan) if plan else frozenset()
+    first = [(k, o) for k, o in items if k in tops] if tops else items
+    outcomes = dict(
+        zip([k for k, _ in first], source.render_all([parse(o) for _, o in first]), strict=True)
+    )
+    rest = [(k, o) for k, o in items if k not in outcomes]
+    if plan and rest:
+        records = {r.key: r for r in job.known} | {
+            k: record_of(k, o) for k, o in outcomes.items() if isinstance(o, Rendition)
+        }
+        gone = skips.doomed(plan, source.info, records)
+        rest = [(k, o) for k, o in rest if k not in gone]
+    if rest:
+        outcomes.update(
+            zip([k for k, _ in rest], source.render_all([parse(o) for _, o in rest]), strict=True)
+        )
+    return outcomes
 
 
 def _failure(exc: BaseException) -> Issue:

@@ -25,7 +25,8 @@ largest fallback) plus its `media`. `alt` is there when `[images."path"] alt` gi
 
 A modern format that saves less than MIN_SAVING against the fallback of the same width, or is
 larger than the format below it, is left out of its group (`dropped` says why); its file is
-still written and listed under `renditions`.
+still written and listed under `renditions`. Where its largest width lost, its other widths
+are not even encoded (imgpipe/skips.py): they are in `dropped` with url and bytes null.
 
 A group of an animated source offers only formats that keep the motion (a still AVIF would
 win the <picture>); its video formats, when asked for, make the `video` entry, which the
@@ -82,16 +83,23 @@ def url_path(path: str) -> str:
 
 
 def source_entry(
-    plan: SourcePlan, info: SourceInfo, records: Mapping[str, Record], base_url: str
+    plan: SourcePlan,
+    info: SourceInfo,
+    records: Mapping[str, Record],
+    base_url: str,
+    skipped: Mapping[str, str] | None = None,
 ) -> SourceEntry:
     """A source's manifest entry from its plan, header info and the records of the renditions
-    that exist (`records` by cache key; failed renditions are simply absent)."""
+    that exist (`records` by cache key; failed renditions are simply absent). `skipped`: the
+    keys left unencoded because their format lost at its largest width (skips.doomed), and why."""
     renditions: dict[str, dict[str, Any]] = {}
     for planned in plan.renditions:
         record = records.get(planned.key)
         if record is not None:
             renditions[planned.label] = rendition_entry(plan, planned, record, base_url)
     srcsets = {}
+    skipped = skipped or {}
+    unencoded = {p.label: skipped[p.key] for p in plan.renditions if p.key in skipped}
     for spec in plan.srcsets:
         members = [p for p in plan.renditions if p.group == spec.name]
         group = srcset_entry(
@@ -100,6 +108,7 @@ def source_entry(
             renditions,
             animated=info.frames > 1,
             loop=info.loop != 1,
+            skipped=unencoded,
         )
         if group:
             art = [
@@ -111,6 +120,7 @@ def source_entry(
                         [p for p in members if p.art == variant.number],
                         renditions,
                         animated=info.frames > 1,
+                        skipped=unencoded,
                     )
                 )
             ]
@@ -203,9 +213,11 @@ def srcset_entry(
     renditions: Mapping[str, dict[str, Any]],
     animated: bool = False,
     loop: bool = True,
+    skipped: Mapping[str, str] | None = None,
 ) -> dict[str, Any] | None:
     """Group a family's renditions by their actual format. Widths a small source could not
-    reach come out equal; a srcset lists each width once (the first, smallest request)."""
+    reach come out equal; a srcset lists each width once (the first, smallest request).
+    `skipped`: labels left unencoded (skips.doomed) and why; they join `dropped`."""
     by_format: dict[str, dict[int, str]] = {}
     largest: dict[str, dict[str, Any]] = {}
     # format -> (largest rendition, its poster or None)
@@ -247,7 +259,12 @@ def srcset_entry(
         ),
     )
     fallback = next((f for f in order if f not in MODERN_ORDER), order[-1])
-    dropped = _not_smaller(by_format, sized, order, fallback)
+    dropped = _not_smaller(by_format, sized, order, fallback) + [
+        {"format": p.format, "width": p.width, "url": None, "bytes": None, "reason": why}
+        for p in planned
+        if (why := (skipped or {}).get(p.label)) is not None
+    ]
+    dropped.sort(key=lambda d: (MODERN_ORDER[::-1].index(d["format"]), d["width"]))
     order = [f for f in order if by_format[f]]
     img = largest[fallback]
     return {

@@ -13,10 +13,13 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, NotRequired, Protocol, TypedDict
+from typing import TYPE_CHECKING, Literal, NotRequired, Protocol, TypedDict
 
 from .errors import ImageError, Problem
 from .options import Recipe
+
+if TYPE_CHECKING:
+    from .plan import SourcePlan
 
 # -- limits -----------------------------------------------------------------------------------
 
@@ -171,6 +174,10 @@ class Job:
     # (a family's videos, its one-frame formats): the header says which it is.
     only_animated: frozenset[str] = frozenset()
     only_still: frozenset[str] = frozenset()
+    # Its plan, for leaving out what a modern format's loss at its largest width dooms
+    # (imgpipe/skips.py), and the cached records of the tops that decide it.
+    plan: SourcePlan | None = None
+    known: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True)
