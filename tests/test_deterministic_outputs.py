@@ -4,6 +4,7 @@ whatever else is built with it, in whatever order, on however many threads."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -91,14 +92,25 @@ def test_deterministic_outputs_with_a_quality_preset(tmp_path):
     alone = renditions(
         build_site(tmp_path / "alone", [240], ["webp", "jpeg"], "quality=medium", jobs=1)
     )
-    together = renditions(
-        build_site(
-            tmp_path / "together", [80, 160, 240, 400], ["jpeg", "webp"], "quality=medium", jobs=2
-        )
+    files = build_site(
+        tmp_path / "together", [80, 160, 240, 400], ["jpeg", "webp"], "quality=medium", jobs=2
     )
-    assert len(alone) == 6 and set(alone) < set(together)
+    together = renditions(files)
+    # A WebP that lost to the JPEG at 400 px is not encoded at 240 px at all (skips.py): its
+    # name is missing, and the manifest says so. Every name that is there holds the same bytes.
+    manifest = json.loads(files["imgpipe-manifest.json"])
+    unencoded = {
+        f"{Path(rel).stem}-{d['width']}-{d['format']}"
+        for rel, entry in manifest["sources"].items()
+        for d in entry["srcsets"]["default"]["dropped"]
+        if d["url"] is None
+    }
+    assert len(alone) == 6 and len(set(alone) & set(together)) >= 4
     for name, data in alone.items():
-        assert together[name] == data, name
+        if name in together:
+            assert together[name] == data, name
+        else:
+            assert name.split(".")[0] in unencoded, name
 
 
 def test_deterministic_outputs_jobs_1_and_2_give_identical_outputs_and_manifest(tmp_path):
