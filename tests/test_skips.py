@@ -167,3 +167,51 @@ def test_doomed_keeps_a_key_another_label_still_needs(tmp_path):
     own = [planned("b", 100, "webp") if m is shared else m for m in members]
     unshared = SourcePlan(plan.source, "0", tuple(own), specs)
     assert set(skips.doomed(unshared, SourceInfo(400, 200, "jpeg", 1), records)) == {"a-100-webp"}
+
+
+CLUSTER_TOML = """
+source = "images"
+output = "public"
+cache_dir = ".cache"
+{extra}
+
+[[rules]]
+include = ["*.png"]
+widths = [64, 128, 256]
+formats = ["webp", "png"]
+"""
+
+
+def test_a_cluster_build_skips_alike_and_writes_the_local_bytes(tmp_path, s3, dask_cluster):
+    """Workers decide what to leave out as the local build does: the same files, manifest
+    included (the decision follows from the tops' records, whoever encoded them). WebP only:
+    libvips' AVIF bytes depend on its thread count, which workers pin to 1 (not skips')."""
+    import uuid
+
+    from cluster_support import cli
+    from site_support import files
+
+    url = s3.make_bucket(f"b-{uuid.uuid4().hex[:12]}")
+    built = {}
+    for name, extra, env in (
+        ("local", "", {}),
+        (
+            "cluster",
+            f'remote_cache = "{url}/site"',
+            {**s3.env(), "IMGPIPE_SCHEDULER": dask_cluster.address},
+        ),
+    ):
+        root = tmp_path / name
+        badge_site(root)
+        (root / "imgpipe.toml").write_text(CLUSTER_TOML.format(extra=extra))
+        done = cli(root, "build", env=env)
+        assert done.returncode == 0, done.stderr
+        built[name] = files(root / "public")
+    assert built["cluster"] == built["local"]
+    manifest = json.loads(built["local"]["imgpipe-manifest.json"])
+    dropped = manifest["sources"]["badge.png"]["srcsets"]["default"]["dropped"]
+    assert [(d["format"], d["width"]) for d in dropped if d["url"] is None] == [
+        ("webp", 64),
+        ("webp", 128),
+    ]
+    assert not [n for n in built["local"] if "-64-webp" in n or "-128-webp" in n]
