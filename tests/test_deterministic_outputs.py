@@ -194,3 +194,35 @@ def test_a_streamed_truncated_jpeg_fails_as_in_a_build():
     )[0]
     assert alone.value.code == streamed.code == shared.code == "truncated"
     assert str(alone.value) == str(shared)
+
+
+def test_avif_bytes_do_not_depend_on_the_thread_count_libvips_is_given(tmp_path):
+    """aom's AVIF bytes change with the threads libvips gives it (1, 2, 4 threads: three
+    different files). A cluster worker, a laptop and a CI runner must still write the same
+    bytes under one content-hashed name, whatever VIPS_CONCURRENCY or core count they have."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    source = tmp_path / "dune.jpg"
+    pyvips.Image.new_from_file(str(PHOTOS / "dune.jpg")).thumbnail_image(640).jpegsave(
+        str(source), Q=90
+    )
+    script = (
+        "import sys; from imgpipe.engine import open_source; from imgpipe.model import Limits; "
+        "from imgpipe.options import parse; "
+        "r = open_source(sys.argv[1], Limits()).render(parse('480,format=avif,quality=60')); "
+        "sys.stdout.buffer.write(r.data)"
+    )
+    digests = set()
+    for threads in ("1", "2", "4"):
+        done = subprocess.run(
+            [sys.executable, "-c", script, str(source)],
+            capture_output=True,
+            env={**os.environ, "VIPS_CONCURRENCY": threads},
+            timeout=300,
+            check=True,
+        )
+        digests.add(hashlib.sha256(done.stdout).hexdigest())
+    assert len(digests) == 1

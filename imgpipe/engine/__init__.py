@@ -47,7 +47,8 @@ __all__ = [
 # per-format/width target corrections; JPEGs 2x smaller than a JPEG source are not capped.
 # 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py);
 # the metric scores with a per-photo bias from the original's texture (metric.py).
-ENGINE_VERSION = "8"
+# 9: libvips runs one thread per render everywhere (load.py): AVIF's bytes depended on it.
+ENGINE_VERSION = "9"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"

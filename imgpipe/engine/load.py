@@ -32,6 +32,12 @@ def _harden_libvips() -> None:
     # one's address (or a file replaced under the same name) could come back stale. Each
     # source is decoded once per render anyway, so the cache buys nothing here.
     pyvips.cache_set_max(0)
+    # One libvips thread per render, on every machine: aom's AVIF bytes depend on the threads
+    # libvips hands it (1, 2 and 4 give three different files), and a content-hashed name
+    # must hold the same bytes on a laptop, a CI runner and a cluster worker. Builds and
+    # `serve` run renders side by side instead (`jobs`, `--workers`); on a busy 2-core machine
+    # one thread encoded a 1600 px AVIF no slower than two.
+    pyvips.concurrency_set(1)
     diagnostics.install()  # libvips' log lines: collected, never printed (see there)
 
 
