@@ -1,7 +1,7 @@
 """A modern format that loses at its largest width is not encoded at the others (skips.py).
 
-The example badge is a palette graphic: its PNG beats its AVIF and its WebP at every width,
-so the manifest leaves both out of the group. Real builds with the real engine; the encoder
+The example badge is a palette graphic: its PNG beats its WebP at every width, so the
+manifest leaves WebP out of the group, while its AVIF wins at the largest width and stays. Real builds with the real engine; the encoder
 is only watched (every call goes through to libvips)."""
 
 from __future__ import annotations
@@ -67,18 +67,20 @@ def test_losing_modern_formats_are_encoded_only_at_their_largest_width(tmp_path,
     for width in WIDTHS:
         assert ("png", width) in encoded
     assert ("avif", 256) in encoded and ("webp", 256) in encoded
-    # The smaller widths of both: never encoded (a probe is at skips' own size, not these).
-    assert not {(f, w) for f, w in encoded if f in ("avif", "webp") and w in (64, 128)}
+    # WebP's smaller widths: never encoded (a probe is at skips' own size, not these); AVIF
+    # won at its largest, so every width of it is.
+    assert not {(f, w) for f, w in encoded if f == "webp" and w in (64, 128)}
+    assert {("avif", 64), ("avif", 128)} <= encoded
     entry, _ = outputs(tmp_path)
     group = entry["srcsets"]["default"]
-    assert group["order"] == ["png"]
+    assert group["order"] == ["avif", "png"]
     skipped = [d for d in group["dropped"] if d["url"] is None]
-    assert {(d["format"], d["width"]) for d in skipped} == {
-        (f, w) for f in ("avif", "webp") for w in (64, 128)
-    }
+    assert {(d["format"], d["width"]) for d in skipped} == {("webp", 64), ("webp", 128)}
     assert all(d["bytes"] is None and d["reason"].startswith("not encoded") for d in skipped)
-    assert set(entry["renditions"]) == {f"{w}-png" for w in WIDTHS} | {"256-avif", "256-webp"}
-    assert summary.built == 5
+    assert set(entry["renditions"]) == {f"{w}-{f}" for w in WIDTHS for f in ("avif", "png")} | {
+        "256-webp"
+    }
+    assert summary.built == 7
     written = {p.name.split(".")[0] for p in (tmp_path / "public/img").glob("badge-*")}
     assert written == {f"badge-{label}" for label in entry["renditions"]}
 
@@ -92,7 +94,7 @@ def test_skipping_gives_the_manifest_and_html_of_encoding_then_dropping(
         m.setattr(skips, "doomed", lambda *args: {})
         b.build(badge_site(tmp_path / "all"))
     (entry, snippets), (all_entry, all_snippets) = skipping, outputs(tmp_path / "all")
-    assert {("avif", 64), ("webp", 128)} <= set(encodes[skip_encodes:])  # encoded this time
+    assert {("webp", 64), ("webp", 128)} <= set(encodes[skip_encodes:])  # encoded this time
     assert snippets == all_snippets and snippets  # the same <picture>, byte for byte
     group, all_group = entry["srcsets"]["default"], all_entry["srcsets"]["default"]
     assert {k: v for k, v in group.items() if k != "dropped"} == {
@@ -139,7 +141,9 @@ def test_a_rebuild_neither_encodes_the_skipped_renditions_nor_writes_them(
     files = {p.name for p in (tmp_path / "old/public/img").iterdir()}
     assert files == {p.name for p in (tmp_path / "fresh/public/img").iterdir()}
     items = b.dry_run(badge_site(tmp_path / "old", sizes="12rem"))
-    assert {i.label for i in items} == {f"{w}-png" for w in WIDTHS} | {"256-avif", "256-webp"}
+    assert {i.label for i in items} == {f"{w}-{f}" for w in WIDTHS for f in ("avif", "png")} | {
+        "256-webp"
+    }
 
 
 def test_doomed_keeps_a_key_another_label_still_needs(tmp_path):
@@ -178,14 +182,13 @@ cache_dir = ".cache"
 [[rules]]
 include = ["*.png"]
 widths = [64, 128, 256]
-formats = ["webp", "png"]
+formats = ["avif", "webp", "png"]
 """
 
 
 def test_a_cluster_build_skips_alike_and_writes_the_local_bytes(tmp_path, s3, dask_cluster):
     """Workers decide what to leave out as the local build does: the same files, manifest
-    included (the decision follows from the tops' records, whoever encoded them). WebP only:
-    libvips' AVIF bytes depend on its thread count, which workers pin to 1 (not skips')."""
+    included (the decision follows from the tops' records, whoever encoded them)."""
     import uuid
 
     from cluster_support import cli
