@@ -4,7 +4,8 @@
         --widths 480,1200 --save rows.json   # medium (and `fixed` settings) by butteraugli,
                                               # one table per photo set
     python bench/bench_quality.py table --save rows.json   # those tables again
-    python bench/bench_quality.py corrections --save rows.json  # encode.TARGET_SHIFT/SLOPE
+    python bench/bench_quality.py corrections --save rows.json  # encode.TARGET_SHIFT/SLOPE,
+                                              # from the rows of --set calibration
     python bench/bench_quality.py eleventy    # imgpipe build vs eleventy-img: time, bytes, worst
     python bench/bench_quality.py calibrate --shard 0/2 & \
         python bench/bench_quality.py calibrate --shard 1/2; wait
@@ -196,6 +197,7 @@ def quality(
     and per width the mean."""
     settings = {p: ({f: p for f in FORMATS} if p != "fixed" else FIXED) for p in presets}
     rows = []
+    cost = encode_counter()
     for which, photo in ((w, p) for w, job in jobs.items() for p in job):
         for setting, by_format in settings.items():
             # No time limit: a busy machine must not turn a slow search into a failure.
@@ -204,7 +206,13 @@ def quality(
                 for w in widths
                 for f in FORMATS
             ]
-            for recipe, r in zip(recipes, open_source(photo).render_all(recipes), strict=True):
+            before, cpu = dict(cost), time.process_time()  # butteraugli runs in another process
+            made = open_source(photo).render_all(recipes)
+            cost[which, setting, "cpu"] += time.process_time() - cpu
+            cost[which, setting, "renditions"] += len(recipes)
+            for key in ("encodes", "megapixels"):
+                cost[which, setting, key] += cost[key] - before.get(key, 0)
+            for recipe, r in zip(recipes, made, strict=True):
                 ref = reference_png(photo, int(recipe.width), OUT / "ref")
                 judged = butteraugli(ref, r.data)
                 rows.append(
@@ -228,6 +236,33 @@ def quality(
     if save:
         save.write_text(json.dumps(rows, indent=1))
     table(rows)
+    print(f"\nCost of the renditions (probes included), load average {load()}:")
+    for which, setting in dict.fromkeys(k[:2] for k in cost if len(k) == 3):
+        n = cost[which, setting, "renditions"]
+        print(
+            f"  {which} {setting}: {cost[which, setting, 'encodes'] / n:.2f} encodes and "
+            f"{cost[which, setting, 'megapixels'] / n:.3f} encoded megapixels per rendition, "
+            f"CPU {cost[which, setting, 'cpu'] / n:.2f} s per rendition"
+        )
+
+
+def encode_counter() -> dict:
+    """Counts optimise.encode's calls and pixels under (set, setting) as quality() runs them:
+    a dict that quality() also adds its CPU seconds and rendition counts to."""
+    from collections import Counter
+
+    from imgpipe.engine import optimise
+
+    cost: Counter = Counter()
+    real = optimise.encode
+
+    def counted(image, encoding, *args, **kwargs):  # type: ignore[no-untyped-def]
+        cost["encodes"] += 1
+        cost["megapixels"] += image.width * image.height / 1e6
+        return real(image, encoding, *args, **kwargs)
+
+    optimise.encode = counted
+    return cost
 
 
 def table(every: list[dict]) -> None:
@@ -569,8 +604,9 @@ def main() -> None:
         sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
     if args.which == "table":  # the quality table again, from rows saved with --save
         table(json.loads(args.save.read_text()))
-    elif args.which == "corrections":  # the target corrections, from calibration rows
-        corrections(json.loads(args.save.read_text()))
+    elif args.which == "corrections":  # the target corrections, from calibration rows only
+        rows = json.loads(args.save.read_text())
+        corrections([r for r in rows if r.get("set", "calibration") == "calibration"])
     elif args.which == "quality":
         widths = tuple(int(w) for w in args.widths.split(","))
         jobs = {which: photo_set(which, args.photos) for which in args.set.split(",")}

@@ -14,18 +14,33 @@ from .sources import Skipped, scan
 def check(
     config: Config, engine: Engine | None = None
 ) -> tuple[list[tuple[str, tuple[str, ...]]], list[Skipped], list[Issue]]:
-    """Every matched source with its labels, the sources discovery had to leave out, and the
-    sources whose transparency a rule would flatten. Reads only the sources that some JPEG
-    rendition is asked of: their headers, and the alpha band of those that have one (an
-    opaque alpha band loses nothing, and the build does not warn about it either). Raises
-    ConfigError for label clashes (the one check that needs the source list)."""
+    """Every matched source with the labels a build would make of it, the sources discovery
+    had to leave out, and the sources whose transparency a rule would flatten. Reads only
+    the sources that are in a family with a format that moves (their headers: a family's
+    videos are only for animations, SourcePlan.fitting) or that some JPEG rendition is asked
+    of (their headers, and the alpha band of those that have one: an opaque alpha band loses
+    nothing, and the build does not warn about it either). Raises ConfigError for label
+    clashes (the one check that needs the source list)."""
+    engine = engine or default_engine()
     files, skipped = scan(config)
     plan = make(config, files, lambda f: "", "check")
+    fitted = [_fitted(sp, config, engine) for sp in plan.sources]
     return (
-        [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in plan.sources],
+        [(sp.source.relpath, tuple(r.label for r in sp.renditions)) for sp in fitted],
         skipped,
-        [w for sp in plan.sources for w in _flattened(sp, config, engine or default_engine())],
+        [w for sp in fitted for w in _flattened(sp, config, engine)],
     )
+
+
+def _fitted(sp: SourcePlan, config: Config, engine: Engine) -> SourcePlan:
+    """The renditions the build would make of it, once its header says whether it moves."""
+    if not sp.only_for(animated=True) and not sp.only_for(animated=False):
+        return sp
+    try:
+        frames = engine.open_source(sp.source.path, config.limits).info.frames
+    except ImageError:
+        return sp  # the build reports it, with the stage it failed at
+    return sp.fitting(animated=frames > 1)
 
 
 def _flattened(sp: SourcePlan, config: Config, engine: Engine) -> list[Issue]:

@@ -437,3 +437,28 @@ def test_families_are_made_from_the_parsed_recipe(tmp_path, monkeypatch, options
         assert [(w.code, w.message) for w in spec.recipe.warnings] == [
             (w.code, w.message) for w in opts.parse(joined).warnings
         ]
+
+
+def test_check_lists_a_familys_videos_for_animations_only(tmp_path, monkeypatch):
+    """The labels `check` prints are the ones a build makes: a family's video and poster for
+    an animated GIF, its one-frame formats for a still one (SourcePlan.fitting)."""
+    from animation_support import coloured_frames, gif, solid
+    from click.testing import CliRunner
+
+    from imgpipe.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "images/anim.gif").write_bytes(gif(coloured_frames(64, 48, 4)))
+    solid(64, 48, (200, 30, 30)).gifsave(str(tmp_path / "images/still.gif"))
+    (tmp_path / "imgpipe.toml").write_text(
+        'source = "images"\noutput = "out"\n[[rules]]\ninclude = ["*.gif"]\n'
+        'widths = [32]\nformats = ["webm", "avif", "auto"]\n'
+    )
+    result = CliRunner().invoke(main, ["check"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines() == [
+        "anim.gif: 32-webm, 32-auto, 32-poster",
+        "still.gif: 32-avif, 32-auto",
+        "config ok: 1 rules, 2 sources, 5 renditions",
+    ]

@@ -253,9 +253,10 @@ def test_config_file_rules_and_a_theme_asking_for_an_image_they_skip(built, tmp_
 @pytest.mark.parametrize(
     "options, message",
     [
-        ({"widths": [0]}, r"rules\[0\]\.widths\[0\]: expected an integer from 1 to 10000"),
+        ({"widths": [0]}, r"'0' at imgpipe\.widths\[0\]: expected an integer from 1 to 10000"),
         ({"formats": ["jpg2"]}, r"did you mean 'jpeg'\?"),
         ({"cache_dir": "docs/.cache"}, "must be outside docs_dir"),
+        ({"options": "160y"}, r"imgpipe\.options: .160y. at token 1"),
         ({"config_file": "nope.toml"}, "config file .*nope.toml does not exist"),
     ],
 )

@@ -316,7 +316,7 @@ def test_imgpipe_false_turns_the_plugin_off(tmp_path, monkeypatch):
         ),
         (
             {"widths": [0]},
-            "imgpipe: out-of-range: '0' at rules[0].widths[0]: expected an integer from 1 to 10000",
+            "imgpipe: out-of-range: '0' at IMGPIPE.widths[0]: expected an integer from 1 to 10000",
         ),
         ({"formats": ["jpg2"]}, "did you mean 'jpeg'?"),
         ({"cache_dir": "output/c"}, "must be outside OUTPUT_PATH"),
@@ -351,7 +351,7 @@ def test_a_bad_setting_on_the_command_line_is_one_line_without_traceback(tmp_pat
     done, out = pelican_command(root)
     assert done.returncode == 0 and "Traceback" not in out, out
     lines = [line for line in out.splitlines() if "imgpipe:" in line]
-    assert len(lines) == 1 and "out-of-range: '0' at rules[0].widths[1]" in lines[0], out
+    assert len(lines) == 1 and "out-of-range: '0' at IMGPIPE.widths[1]" in lines[0], out
 
 
 def test_unknown_setting_key_warns_with_a_suggestion(tmp_path, monkeypatch, caplog):

@@ -218,7 +218,7 @@ def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
 
 def test_with_nothing_in_time_a_fitting_source_is_copied(photo, monkeypatch):
     monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
-    r = render(photo, "full,format=jpeg,timeout=1")
+    r = render(photo, "full,format=jpeg,timeout=60")
     assert [w.code for w in r.warnings] == ["timeout-copied"]
     # The source's own coefficients, recoded losslessly where that is smaller (standin.py).
     assert r.data in (photo, optimise_jpeg(photo)) and r.bytes <= len(photo)
@@ -227,7 +227,7 @@ def test_with_nothing_in_time_a_fitting_source_is_copied(photo, monkeypatch):
 def test_with_nothing_in_time_and_no_fitting_source_it_fails(photo, monkeypatch):
     monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
     with pytest.raises(ImageError) as caught:
-        render(photo, "200,format=jpeg,timeout=1")  # resized: the source does not fit
+        render(photo, "200,format=jpeg,timeout=60")  # resized: the source does not fit
     assert caught.value.code == "timeout"
 
 

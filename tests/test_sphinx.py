@@ -394,7 +394,7 @@ def test_warnings_name_the_document_and_line_and_fail_with_W(tmp_path):
     [
         (
             'imgpipe = {"widths": "wide"}',
-            "imgpipe: bad-type: 'wide' at rules[0].widths: expected a non-empty list of integers",
+            "imgpipe: bad-type: 'wide' at imgpipe.widths: expected a non-empty list of integers",
         ),
         ('imgpipe = {"config_file": "nope.toml"}', "imgpipe: no-config: config file "),
         (

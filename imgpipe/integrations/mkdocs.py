@@ -94,6 +94,7 @@ class ImgpipePlugin(BasePlugin[ImgpipeConfig]):
             )
             self.imgpipe_config = site.make_config(
                 dict(self.config),
+                setting="imgpipe",
                 root=root,
                 default_source=Path(config.docs_dir),
                 cache_dir=cache_dir,

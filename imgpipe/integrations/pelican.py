@@ -102,7 +102,9 @@ def _build(pelican: Pelican) -> None:
         cache_dir = Path(options.get("cache_dir") or Path(settings["CACHE_PATH"], "imgpipe"))
         site.check_outside(cache_dir, OUTPUT_PATH=Path(settings["OUTPUT_PATH"]))
         config = site.make_config(
-            options, root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
+            options,
+            setting=SETTING,
+            root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
         )
         config, problems = markdown.with_focus(config, _focus_links(Path(settings["PATH"])))
         for problem in (*config.warnings, *problems):

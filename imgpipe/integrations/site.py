@@ -14,7 +14,7 @@ import os
 import posixpath
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -98,6 +98,7 @@ def check_options(options: Any, keys: tuple[str, ...], setting: str) -> list[Pro
 def make_config(
     options: Mapping[str, Any],
     *,
+    setting: str,
     root: Path,
     default_source: Path,
     cache_dir: Path,
@@ -109,7 +110,9 @@ def make_config(
     where outputs and state go (PLUGIN_OWNED keys in the file are ignored). Directories in
     `skip` (the generator's own output, when it lies inside the source) and the globs in
     `exclude` (what the generator itself leaves out) are excluded by every rule, so
-    renditions never become sources. Raises ConfigError.
+    renditions never become sources. Problems in inline options are named as the user wrote
+    them, under `setting` (`imgpipe.widths`, not the rule key `rules[0].widths`). Raises
+    ConfigError.
     """
     config_file = options.get("config_file")
     if config_file:
@@ -133,7 +136,24 @@ def make_config(
         _exclude(raw, Path(os.path.abspath(Path(base, raw["source"]))), skip, exclude)
     cache_dir = Path(os.path.abspath(cache_dir))
     raw.update(output=str(cache_dir / "site"), cache_dir=str(cache_dir / "state"), base_url="/")
-    return from_dict(raw, base, path)
+    if path is not None:
+        return from_dict(raw, base, path)
+    try:
+        config = from_dict(raw, base)
+    except ConfigError as exc:
+        raise ConfigError(
+            [_named(p, setting) for p in exc.problems],
+            tuple(_named(p, setting) for p in exc.warnings),
+        ) from None
+    return replace(config, warnings=tuple(_named(p, setting) for p in config.warnings))
+
+
+def _named(problem: Problem, setting: str) -> Problem:
+    """A problem of the config made from inline options, at the key the user wrote."""
+    if not problem.where:
+        return problem
+    where = setting + "." + problem.where.removeprefix("rules[0].")
+    return Problem(problem.code, problem.message.replace(problem.where, where), where)
 
 
 def _exclude(

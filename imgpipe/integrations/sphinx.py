@@ -89,6 +89,7 @@ def _configure(app: Sphinx) -> None:
         cache_dir = Path(confdir, options.get("cache_dir") or Path(app.doctreedir, "imgpipe"))
         config = site.make_config(
             options,
+            setting=SETTING,
             root=confdir,
             default_source=Path(app.srcdir),
             cache_dir=cache_dir,
