@@ -53,7 +53,7 @@ jobs = {jobs}
 SYNTHETIC_RULES = """
 [[rules]]
 include = ["*.jpg"]
-renditions = {{ thumb = "240x240,crop,quality=75" }}
+renditions = { thumb = "240x240,crop,quality=75" }
 
 [[rules]]
 include = ["*.jpg"]
