@@ -253,8 +253,13 @@ def _stop_profiler() -> None:
 
 
 def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
-    """Runs on a dask worker: source from the store, renditions into it, metadata back."""
-    from distributed import get_worker, secede
+    """Runs on a dask worker: source from the store, renditions into it, metadata back.
+
+    Only the render needs one of the worker's threads: the job leaves the thread pool while
+    it fetches its source and while it puts its renditions (dask's secede/rejoin), so the
+    worker's next queued job fetches its source while this one renders. A job keeps its
+    `pixels` throughout, so the budget still bounds what a worker holds."""
+    from distributed import get_worker, rejoin, secede
 
     where = get_worker().address
     if _worker_setup() != fingerprint:
@@ -274,7 +279,9 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
     from . import engine
 
     store = _open(spec)
+    secede()
     data = store.source(job.sha256)
+    rejoin()  # waits for a free thread of the worker's pool
     if data is None:
         return JobResult(
             job.relpath,
@@ -284,9 +291,7 @@ def render_on_worker(job: Job, spec: StoreSpec, fingerprint: str) -> JobResult:
             where,
         )
     result = render_job(job, data, engine)
-    # The puts below wait on the store, not the CPU: out of the worker's thread pool, so its
-    # next job renders meanwhile (this one keeps its `pixels` until it returns).
-    secede()
+    secede()  # the puts wait on the store, not the CPU
     made = [(record_of(key, o), o.data) for key, o in result.renditions if isinstance(o, Rendition)]
     written = dict(zip((r.key for r, _ in made), store.put_renditions(made), strict=True))
     records = {r.key: r for r, _ in made}
