@@ -196,7 +196,7 @@ def _percent(value: float, base: float) -> str:
 
 def bench_cluster(count: int, runs: int, photos: Path | None = None, rules: str = "site") -> None:
     """Local jobs=N (one process, N render threads, libvips with 1 thread each) against N dask
-    workers of 1 thread (libvips with 1 thread: VIPS_CONCURRENCY=1, tests/cluster_support.py):
+    workers of 1 thread (libvips always runs 1 thread per render: imgpipe/engine/load.py):
     the same renders on the same number of cores. Wall time is noisy on a shared machine; the
     CPU seconds of each process are not, and say where the cluster path's own cost goes."""
     global RULES
@@ -243,7 +243,7 @@ def bench_cluster(count: int, runs: int, photos: Path | None = None, rules: str 
                     # on the machine falls on all alike.
                     root = site(f"local{workers}-{run}", sources, workers)
                     before = children_cpu()
-                    wall["local"].append(timed_build(root, env={"VIPS_CONCURRENCY": "1"}))
+                    wall["local"].append(timed_build(root))
                     cpu["local"].append({"coordinator": children_cpu() - before})
                     reference = files(root / "public")
                     for store in STORES:

@@ -213,9 +213,6 @@ def _open(spec: StoreSpec) -> Store:
 @functools.cache
 def _worker_setup() -> str:
     """Once per worker process: make it render as a local build does; its engine fingerprint."""
-    # libvips reads its thread count once, when it loads: one thread per dask thread keeps
-    # a worker inside the cores it was given (override with VIPS_CONCURRENCY).
-    os.environ.setdefault("VIPS_CONCURRENCY", "1")
     _malloc_as_local()
     _stop_profiler()
     from . import engine

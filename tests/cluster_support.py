@@ -192,7 +192,6 @@ def start_cluster(env: dict[str, str], log: Path, workers: int = 2) -> Cluster:
     env = {
         **env,
         "PYTHONPATH": str(REPO),
-        "VIPS_CONCURRENCY": "1",
         "DASK_DISTRIBUTED__WORKER__DAEMON": "False",
     }
     scheduler = _start(
