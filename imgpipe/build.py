@@ -105,8 +105,9 @@ def dry_run(config: Config, engine: Engine | None = None, force: bool = False) -
         for sp in plan.sources:
             info = state.info(sp.sha256)
             records = {} if force else {k: r for k in sp.keys if (r := state.record(k))}
-            gone = skips.doomed(_fitted(sp, info), info, records) if info else {}
-            for r in _fitted(sp, info).renditions:
+            fitted = _fitted(sp, info)
+            gone = skips.doomed(fitted, info, records) if info else {}
+            for r in fitted.renditions:
                 if r.key in gone:  # its format lost at its largest width: not encoded
                     continue
                 record = records.get(r.key)
@@ -375,7 +376,9 @@ def _usable(run: _Run, sp: SourcePlan, key: str) -> bool:
     return True
 
 
-def _doomed(run: _Run, sp: SourcePlan, info: SourceInfo, missing: tuple[str, ...]) -> dict[str, str]:
+def _doomed(
+    run: _Run, sp: SourcePlan, info: SourceInfo, missing: tuple[str, ...]
+) -> dict[str, str]:
     """Keys that need no encoding: their format lost at its largest width (skips.doomed),
     judged by the records of what is not `missing`."""
     records = {k: r for k in sp.keys if k not in missing and (r := run.state.record(k))}

@@ -177,17 +177,23 @@ def test_missing_image_warns_naming_the_article_and_path(tmp_path, monkeypatch, 
     assert '<img alt="Gone" src="images/phot.jpg">' in (root / "output/broken.html").read_text()
 
 
-def test_camera_file_names_and_gifs_become_pictures_and_a_bmp_is_a_warning(
-    tmp_path, monkeypatch, caplog
-):
-    """Issue 12: `.JPG` and `.gif` were skipped without a word."""
+def camera_blog(tmp_path, extra: str = ""):
+    """The blog with a page of camera-named photos and GIFs (sites.add_camera_page)."""
     root = make(tmp_path / "blog")
     add_camera_page(
         root / "content/articles/camera.md",
         root / "content/images",
         "{static}/images/",
-        header="Title: Camera\nDate: 2024-01-05\nSlug: camera\n\n![Scan]({static}/images/scan.bmp)\n",
+        header="Title: Camera\nDate: 2024-01-05\nSlug: camera\n\n" + extra,
     )
+    return root
+
+
+def test_camera_file_names_and_gifs_become_pictures_and_a_bmp_is_a_warning(
+    tmp_path, monkeypatch, caplog
+):
+    """Issue 12: `.JPG` and `.gif` were skipped without a word."""
+    root = camera_blog(tmp_path, "![Scan]({static}/images/scan.bmp)\n")
     (root / "content/images/scan.bmp").write_bytes(b"BM" + bytes(64))
     with caplog.at_level(logging.WARNING):
         run = pelican_build(
@@ -212,13 +218,7 @@ def test_camera_file_names_and_gifs_become_pictures_and_a_bmp_is_a_warning(
 def test_video_formats_serve_animations_and_skip_stills_with_fatal_warnings(tmp_path):
     """Issue 12: `formats` with webm made every still image fail. `pelican --fatal warnings`
     on stills and an animated GIF passes: the stills get images, the GIF a <video>."""
-    root = make(tmp_path / "blog")
-    add_camera_page(
-        root / "content/articles/camera.md",
-        root / "content/images",
-        "{static}/images/",
-        header="Title: Camera\nDate: 2024-01-05\nSlug: camera\n\n",
-    )
+    root = camera_blog(tmp_path)
     conf = root / "pelicanconf.py"
     conf.write_text(
         conf.read_text().replace(
