@@ -418,9 +418,15 @@ def _take_result(
     if run.store is not None and result.where == "local":
         run.store.put_renditions(uploads)
         run.store.put_info(sp.sha256, result.info)  # last: the store's refill relies on it
-    if failed and len(failed) == len(sp.keys) and len(set(failed.values())) == 1:
+    if (
+        failed
+        and len(failed) == len(sp.keys)
+        and len({(f.stage, f.code) for f in failed.values()}) == 1
+    ):
         # Every rendition failed the same way (a truncated file fails at decode, not at
         # open): that is the source failing; one line says it, and it is left out entirely.
+        # The same way is the same stage and code: libvips' own words in the message may
+        # differ between two decodes of the same bytes (the executor renders in two passes).
         f = next(iter(failed.values()))
         run.results.failures.append(replace(f, source=rel))
         return

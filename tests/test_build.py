@@ -152,6 +152,36 @@ def test_bad_source_is_reported_and_the_rest_is_built(tmp_path, fake_engine):
     assert "blog/bad.jpg" not in json.loads((out / "imgpipe-manifest.json").read_text())["sources"]
 
 
+def test_a_source_whose_every_rendition_fails_at_decode_is_one_failure(
+    tmp_path, fake_engine, monkeypatch
+):
+    """A truncated file opens, then fails every rendition at decode; libvips' own words in
+    the message may differ between two decodes of it (the executor renders in two passes).
+    Still one failure for the source, and no manifest entry."""
+    from fake_engine import _FakeSource
+
+    from imgpipe.errors import image_error
+
+    real = _FakeSource.render_all
+
+    def render_all(self, recipes):
+        if not self.data.endswith(b"T"):
+            return real(self, recipes)
+        return [
+            image_error("truncated", f"the JPEG data ends early ({r.width})", "decode")
+            for r in recipes
+        ]
+
+    monkeypatch.setattr(_FakeSource, "render_all", render_all)
+    root = site(tmp_path)
+    (root / "images/blog/cut.jpg").write_text("800x600\nT")
+    s = b.build(config(root), engine=fake_engine)
+    (failure,) = s.failures
+    assert (failure.source, failure.label, failure.code) == ("blog/cut.jpg", None, "truncated")
+    manifest = json.loads((root / "public/img/imgpipe-manifest.json").read_text())
+    assert "blog/cut.jpg" not in manifest["sources"] and s.built == 14
+
+
 def test_two_clean_builds_give_identical_manifests(tmp_path, fake_engine):
     first, second = tmp_path / "one", tmp_path / "two"
     first.mkdir(), second.mkdir()
