@@ -208,7 +208,7 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.
             return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
-        return image.webpsave_buffer(Q=q, smart_subsample=True, keep=keep)
+        return image.webpsave_buffer(Q=q, keep=keep)
     if enc.format == "avif":
         if enc.lossless:
             return image.heifsave_buffer(

@@ -25,7 +25,7 @@ from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
-from .search import TOLERANCE, Found, find_quality
+from .search import TOLERANCE, Found, crossing, find_quality
 from .transform import settle_alpha
 
 _LOADERS = {
@@ -87,7 +87,7 @@ class Optimiser:
         self.original = original
         # (format, preset) -> (width, quality) found on a small probe of this source fixed
         # by the source alone (Source sets it): where every search of that kind starts.
-        self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
+        self.seed: Callable[[str, str], tuple[int, float] | None] | None = None
 
     def encode(
         self,
@@ -182,9 +182,11 @@ class Optimiser:
             outcome = Outcome(data, fmt, encoding.quality, encoding.encoder_quality, score)
         return replace(outcome, warnings=(*warnings, *outcome.warnings))
 
-    def probe(self, image: pyvips.Image, recipe: Recipe) -> tuple[int, int] | None:
-        """(width, quality) found for `image` (shaped, sRGB) as `recipe` asks, searched from
-        the tables with no deadline; None when there is nothing to learn from it."""
+    def probe(self, image: pyvips.Image, recipe: Recipe) -> tuple[int, float] | None:
+        """(width, quality) for `image` (shaped, sRGB) as `recipe` asks: where the score meets
+        the target, from a search started at the tables with no deadline (a fraction: the
+        search itself stops anywhere within the tolerance); None when there is nothing to
+        learn from it."""
         fmt = recipe.format
         encoding, _ = plan(
             fmt,
@@ -200,7 +202,9 @@ class Optimiser:
         found, _ = search(final, encoding, guess_of(final.width, encoding), math.inf)
         if found.quality is None or not found.reachable or found.quality >= encoding.ceiling:
             return None
-        return final.width, found.quality
+        scale = SCALES[fmt]
+        at = crossing(found.trials, encoding.target, scale.slope)
+        return final.width, min(max(at, scale.low), encoding.ceiling)
 
     def _searched(
         self,
@@ -282,7 +286,7 @@ PROBE_BOX = 320
 # instead of 0 lands more first encodes within the tolerance, in the calibration photos and
 # the others alike (encoded megapixels 100.6 -> 94.8); a 160 px probe, a tighter probe or
 # other JPEG drifts did not help.
-PROBE_DRIFT = {"jpeg": SCALES["jpeg"].drift, "webp": -1.0, "avif": SCALES["avif"].drift}
+PROBE_DRIFT = {"jpeg": -5.2, "webp": 1.6, "avif": -1.7}
 
 
 def flattened(fmt: str, bgcolor: str) -> Problem:
