@@ -244,6 +244,7 @@ def quality(
             f"{cost[which, setting, 'megapixels'] / n:.3f} encoded megapixels per rendition, "
             f"CPU {cost[which, setting, 'cpu'] / n:.2f} s per rendition"
         )
+    searches(cost)
 
 
 def encode_counter() -> dict:
@@ -262,7 +263,30 @@ def encode_counter() -> dict:
         return real(image, encoding, *args, **kwargs)
 
     optimise.encode = counted
+    searched = optimise.search
+
+    def search(final, encoding, guess, deadline):  # type: ignore[no-untyped-def]
+        found, encoded = searched(final, encoding, guess, deadline)
+        size = "probe" if final.width <= optimise.PROBE_BOX else f"{final.width // 100 * 100}+"
+        trials = len(found.trials)
+        for key, n in (("searches", 1), ("trials", trials), ("first", trials == 1)):
+            cost["search", encoding.format, size, key] += n
+        return found, encoded
+
+    optimise.search = search
     return cost
+
+
+def searches(cost: dict) -> None:
+    """Per format and width (by hundreds): searches, encodes per search, and how many ended at
+    their first encode (the guess met the target)."""
+    print("\nSearches | format | width | searches | encodes per search | first encode |")
+    for fmt, size in sorted(dict.fromkeys(k[1:3] for k in cost if k[0] == "search")):
+        n = cost["search", fmt, size, "searches"]
+        print(
+            f"  | {fmt} | {size} | {n} | {cost['search', fmt, size, 'trials'] / n:.2f} | "
+            f"{cost['search', fmt, size, 'first'] / n:.0%} |"
+        )
 
 
 def table(every: list[dict]) -> None:

@@ -191,7 +191,8 @@ class _Prepared:
             edge = (1 + np.abs(x2 - mu2)) / edge1 - 1
             for error in (ssim, np.maximum(edge, 0), np.maximum(-edge, 0)):
                 out.append(error.mean(axis=(1, 2)))
-                out.append(np.sqrt(np.sqrt((error**4).mean(axis=(1, 2)))))
+                square = error * error  # not error**4: numpy takes float32 powers the slow way
+                out.append(np.sqrt(np.sqrt((square * square).mean(axis=(1, 2)))))
         return np.concatenate(out)
 
 
@@ -203,7 +204,15 @@ def _pyramid(linear: np.ndarray):
         # 2^n x 2^n blocks averaged in one pass: the same as n halvings, without the copies.
         n = 1 << (wanted - scale)
         h, w = linear.shape[0] // n * n, linear.shape[1] // n * n
-        linear = linear[:h, :w].reshape(h // n, n, w // n, n, 3).mean(axis=(1, 3), dtype=np.float32)
+        blocks = linear[:h, :w].reshape(h // n, n, w // n, n, 3)
+        # Summed slice by slice: ten times faster than numpy's mean over two strided axes.
+        rows = blocks[:, 0].copy()
+        for i in range(1, n):
+            rows += blocks[:, i]
+        linear = rows[:, :, 0].copy()
+        for j in range(1, n):
+            linear += rows[:, :, j]
+        linear *= np.float32(1 / (n * n))
         scale = wanted
         yield linear
 
