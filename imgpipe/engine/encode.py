@@ -78,6 +78,7 @@ PRESETS: dict[str, dict[str, int]] = {
 # effort 3 costs about as much as both, for files ~1% larger than effort 4 and ~7% smaller
 # than effort 2 at the same Q and PSNR.
 AVIF_EFFORT = 3
+AVIF_TUNE = "ssim"
 # libimagequant / cgif quantisation effort (1..10): cheap for web-sized images.
 PALETTE_EFFORT = 7
 PNG_COMPRESSION = 1  # oxipng recompresses anyway (lossless.py)
@@ -214,7 +215,9 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
             return image.heifsave_buffer(
                 compression="av1", lossless=True, effort=AVIF_EFFORT, keep=keep
             )
-        return image.heifsave_buffer(compression="av1", Q=q, effort=AVIF_EFFORT, keep=keep)
+        return image.heifsave_buffer(
+            compression="av1", Q=q, effort=AVIF_EFFORT, tune=AVIF_TUNE, keep=keep
+        )
     if enc.format == "gif":  # no place for a profile: colours outside sRGB are clipped
         image = plain_srgb(image)
         return image.gifsave_buffer(
