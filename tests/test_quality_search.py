@@ -69,17 +69,3 @@ def test_the_deadline_stops_the_search_with_the_best_so_far(monkeypatch):
 
     found = find_quality(slow, 88, 10, 95, 30, slope=0.4, deadline=100.5)
     assert found.timed_out and found.trials == {30: 72.0} and found.quality == 30
-
-
-def test_the_crossing_lies_between_the_trials_either_side_of_the_target():
-    """A probe's answer is where its score meets the target, not wherever within the tolerance
-    its search stopped: the searches of bigger renditions start from it."""
-    # The search stops at 72 (within 1 of 88); the score meets 88 exactly at q = 70.
-    found = find_quality(linear(60, 0.4), 88, 10, 95, 50, slope=0.25)
-    assert found.quality == 72
-    assert search.crossing(found.trials, 88, slope=0.25) == pytest.approx(70, abs=0.01)
-
-
-def test_the_crossing_of_one_trial_steps_by_the_slope():
-    assert search.crossing({70: 89.0}, 88, slope=0.25) == pytest.approx(66)
-    assert search.crossing({60: 87.5, 80: 90.0}, 88, slope=0.25) == pytest.approx(64)

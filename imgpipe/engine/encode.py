@@ -78,6 +78,10 @@ PRESETS: dict[str, dict[str, int]] = {
 # effort 3 costs about as much as both, for files ~1% larger than effort 4 and ~7% smaller
 # than effort 2 at the same Q and PSNR.
 AVIF_EFFORT = 3
+# aom's tuning (libvips' default is "iq"). Measured with the real search on 8 calibration
+# photos at 1200 px (medium): "ssim" took 26% less CPU for the same bytes (-0.4%) and the same
+# butteraugli (mean 1.18, worst 1.28 against 1.37); "psnr" 19% less CPU for 4% more bytes.
+# Effort 2 instead of 3 saves as much CPU but costs 13-18% more bytes at the same score.
 AVIF_TUNE = "ssim"
 # libimagequant / cgif quantisation effort (1..10): cheap for web-sized images.
 PALETTE_EFFORT = 7
@@ -209,6 +213,9 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.
             return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
+        # libwebp's own chroma subsampling: sharp YUV (smart_subsample) cost 2.6x the CPU of
+        # the encode for files 2-3% smaller at the same score on 1600 px photos, and the
+        # search makes up for the score on the few photos with sharp colour edges it helps.
         return image.webpsave_buffer(Q=q, keep=keep)
     if enc.format == "avif":
         if enc.lossless:

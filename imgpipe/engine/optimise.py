@@ -25,7 +25,7 @@ from ..options import Recipe
 from . import metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
-from .search import TOLERANCE, Found, crossing, find_quality
+from .search import TOLERANCE, Found, find_quality
 from .transform import settle_alpha
 
 _LOADERS = {
@@ -87,7 +87,7 @@ class Optimiser:
         self.original = original
         # (format, preset) -> (width, quality) found on a small probe of this source fixed
         # by the source alone (Source sets it): where every search of that kind starts.
-        self.seed: Callable[[str, str], tuple[int, float] | None] | None = None
+        self.seed: Callable[[str, str], tuple[int, int] | None] | None = None
 
     def encode(
         self,
@@ -182,11 +182,9 @@ class Optimiser:
             outcome = Outcome(data, fmt, encoding.quality, encoding.encoder_quality, score)
         return replace(outcome, warnings=(*warnings, *outcome.warnings))
 
-    def probe(self, image: pyvips.Image, recipe: Recipe) -> tuple[int, float] | None:
-        """(width, quality) for `image` (shaped, sRGB) as `recipe` asks: where the score meets
-        the target, from a search started at the tables with no deadline (a fraction: the
-        search itself stops anywhere within the tolerance); None when there is nothing to
-        learn from it."""
+    def probe(self, image: pyvips.Image, recipe: Recipe) -> tuple[int, int] | None:
+        """(width, quality) found for `image` (shaped, sRGB) as `recipe` asks, searched from
+        the tables with no deadline; None when there is nothing to learn from it."""
         fmt = recipe.format
         encoding, _ = plan(
             fmt,
@@ -202,9 +200,7 @@ class Optimiser:
         found, _ = search(final, encoding, guess_of(final.width, encoding), math.inf)
         if found.quality is None or not found.reachable or found.quality >= encoding.ceiling:
             return None
-        scale = SCALES[fmt]
-        at = crossing(found.trials, encoding.target, scale.slope)
-        return final.width, min(max(at, scale.low), encoding.ceiling)
+        return final.width, found.quality
 
     def _searched(
         self,
@@ -279,14 +275,13 @@ UNCAPPED_REDUCTION = 2.0
 
 # The quality probe: a small rendition fixed by the source, format and preset alone.
 PROBE_BOX = 320
-# Quality change per doubling of width from the probe's answer to a rendition's (bigger needs
-# less). Not the tables' drift (SCALES, measured between 480 and 1600 px): at 320 px the metric
-# scores 80 and 40 px pyramids, which judge WebP more harshly than at the sizes it is used at.
-# Measured on the build benchmark's photos (bench_build.py plain; quality=medium): WebP -1.0
-# instead of 0 lands more first encodes within the tolerance, in the calibration photos and
-# the others alike (encoded megapixels 100.6 -> 94.8); a 160 px probe, a tighter probe or
-# other JPEG drifts did not help.
-PROBE_DRIFT = {"jpeg": -5.2, "webp": 1.6, "avif": -0.6}
+# Quality change per doubling of width from the probe's answer to a rendition's: not the tables' drift (SCALES, measured between 480 and 1600 px
+# before the target corrections): the corrections make big JPEGs need less and big WebPs more,
+# and at 320 px the metric scores 80 and 40 px pyramids. Fitted on the 19 calibration photos'
+# searches at 480, 960 and 1600 px (bench_quality.py quality prints encodes per search): the
+# mean of (answer - start) within one quality at each width. With the drifts before (JPEG -1,
+# WebP -1, AVIF -3) no JPEG search at 1600 px ended at its first encode; now 3 in 4 do.
+PROBE_DRIFT = {"jpeg": -5.4, "webp": 0.7, "avif": -0.7}
 
 
 def flattened(fmt: str, bgcolor: str) -> Problem:

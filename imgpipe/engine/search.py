@@ -100,21 +100,6 @@ def _next(
     return None if candidate in trials else candidate
 
 
-def crossing(trials: dict[int, float], target: float, slope: float) -> float:
-    """Where the score meets `target`, estimated from a search's trials: interpolated between
-    the nearest trials either side of it, else stepped by `slope` from the nearest one. A
-    search stops anywhere within the tolerance; this is where it would have stopped exactly."""
-    above = [q for q, s in trials.items() if s >= target]
-    below = [q for q, s in trials.items() if s < target]
-    if above and below:
-        high, low = min(above), max(below)
-        if low < high and trials[high] > trials[low]:
-            step = (target - trials[low]) / (trials[high] - trials[low])
-            return low + step * (high - low)
-    nearest = min(trials, key=lambda q: abs(trials[q] - target))
-    return nearest + (target - trials[nearest]) / slope
-
-
 def _decide(
     trials: dict[int, float], target: float, high: int, tolerance: float, timed_out: bool
 ) -> Found:

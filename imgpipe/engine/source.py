@@ -53,7 +53,7 @@ class Source:
         self.name = name
         self._jpeg_quality = estimate_jpeg_quality(data) if kind.family == "jpeg" else None
         self._interlaced: bool | None = None if kind.family == "jpeg" else False
-        self._probes: dict[tuple[str, str], tuple[int, float] | None] = {}
+        self._probes: dict[tuple[str, str], tuple[int, int] | None] = {}
         self._recoded: bytes | None = None  # b"": mozjpeg cannot read it (or not a JPEG)
 
     def render(self, recipe: Recipe) -> Rendition:
@@ -231,7 +231,7 @@ class Source:
             self._recoded = (self.kind.family == "jpeg" and optimise_jpeg(self.data)) or b""
         return self._recoded or None
 
-    def _probed(self, fmt: str, preset: str) -> tuple[int, float] | None:
+    def _probed(self, fmt: str, preset: str) -> tuple[int, int] | None:
         """The probe's (width, quality) for the search of `fmt` at `preset` (see optimise)."""
         if (fmt, preset) not in self._probes:  # a search no recipe announced: probe alone
             key = self._load_key(probe_recipe(fmt, preset))
