@@ -48,8 +48,8 @@ __all__ = [
 # 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py);
 # the metric scores with a per-photo bias from the original's texture (metric.py).
 # 9: libvips runs one thread per render everywhere (load.py): AVIF's bytes depended on it.
-# 10: AVIF tuned for SSIM, WebP without sharp YUV; searches start from where the probe's score
-# met the target, moved by refitted drifts (a quarter less CPU for a default build).
+# 10: AVIF tuned for SSIM, WebP without sharp YUV; the searches' start moves from the probe's
+# answer by refitted drifts (about a third less CPU for a default build).
 ENGINE_VERSION = "10"
 
 _LIBS = re.compile(

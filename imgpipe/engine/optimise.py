@@ -275,12 +275,15 @@ UNCAPPED_REDUCTION = 2.0
 
 # The quality probe: a small rendition fixed by the source, format and preset alone.
 PROBE_BOX = 320
-# Quality change per doubling of width from the probe's answer to a rendition's: not the tables' drift (SCALES, measured between 480 and 1600 px
-# before the target corrections): the corrections make big JPEGs need less and big WebPs more,
-# and at 320 px the metric scores 80 and 40 px pyramids. Fitted on the 19 calibration photos'
-# searches at 480, 960 and 1600 px (bench_quality.py quality prints encodes per search): the
-# mean of (answer - start) within one quality at each width. With the drifts before (JPEG -1,
-# WebP -1, AVIF -3) no JPEG search at 1600 px ended at its first encode; now 3 in 4 do.
+# Quality change per doubling of width from the probe's answer to a rendition's. Not the
+# tables' drift (SCALES, measured between 480 and 1600 px before the per-width target
+# corrections, which make big JPEGs need less quality and big WebPs more; and at 320 px the
+# metric scores 80 and 40 px pyramids). Fitted on the 19 calibration photos' searches at 480,
+# 960 and 1600 px (quality=medium, AVIF tuned for SSIM, WebP without sharp YUV): least squares
+# of (answer - probe's answer) on the doublings. With the drifts before (JPEG -1, WebP -1,
+# AVIF -3) no JPEG search at 1600 px ended at its first encode, now 2 in 3 do; searches at
+# 960 and 1600 px took 1.85 encodes each on average, now 1.34 (bench_quality.py quality
+# prints encodes per search by format and width).
 PROBE_DRIFT = {"jpeg": -5.4, "webp": 0.7, "avif": -0.7}
 
 
