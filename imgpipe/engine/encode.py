@@ -108,6 +108,7 @@ class Encoding:
     palette: bool = False
     target: float | None = None  # search for the lowest quality meeting this score
     ceiling: int | None = None  # the highest quality the search may use
+    sharp_yuv: bool = False  # WebP: sharp YUV chroma subsampling (see encode)
 
 
 def plan(
@@ -213,10 +214,11 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
         if enc.lossless:
             # exact: keep the colour under fully transparent pixels too: every pixel kept.
             return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
-        # libwebp's own chroma subsampling: sharp YUV (smart_subsample) cost 2.6x the CPU of
-        # the encode for files 2-3% smaller at the same score on 1600 px photos, and the
-        # search makes up for the score on the few photos with sharp colour edges it helps.
-        return image.webpsave_buffer(Q=q, keep=keep)
+        # libwebp's own chroma subsampling unless asked: sharp YUV (smart_subsample) costs
+        # 2.6x the CPU of the encode, for files 2-3% smaller at the same score on 1600 px
+        # photos; the search makes up for the score, and asks for sharp YUV when even the
+        # highest quality cannot meet the target (optimise.search).
+        return image.webpsave_buffer(Q=q, smart_subsample=enc.sharp_yuv, keep=keep)
     if enc.format == "avif":
         if enc.lossless:
             return image.heifsave_buffer(

@@ -313,25 +313,36 @@ def search(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
 ) -> tuple[Found, dict[int, bytes]]:
     """The lowest encoder quality whose encode of `final` meets `encoding.target`, and every
-    encode tried (by quality)."""
+    encode tried (by quality). A WebP that misses the target even at the highest quality
+    allowed is searched again with sharp YUV: sharp colour edges (graphics, saturated
+    lettering) are what libwebp's own chroma subsampling smears."""
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
-    encoded: dict[int, bytes] = {}
 
-    def evaluate(quality: int) -> float:
-        encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
-        return reference.score(_decode(encoded[quality], fmt), fmt)
+    def attempt(encoding: Encoding) -> tuple[Found, dict[int, bytes]]:
+        encoded: dict[int, bytes] = {}
 
-    found = find_quality(
-        evaluate,
-        encoding.target,
-        min(scale.low, encoding.ceiling),
-        encoding.ceiling,
-        guess,
-        scale.slope,
-        deadline,
-    )
+        def evaluate(quality: int) -> float:
+            encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
+            return reference.score(_decode(encoded[quality], fmt), fmt)
+
+        found = find_quality(
+            evaluate,
+            encoding.target,
+            min(scale.low, encoding.ceiling),
+            encoding.ceiling,
+            guess,
+            scale.slope,
+            deadline,
+        )
+        return found, encoded
+
+    found, encoded = attempt(encoding)
+    if fmt == "webp" and not found.reachable and not encoding.sharp_yuv:
+        sharp, tried = attempt(replace(encoding, sharp_yuv=True))
+        if sharp.score is not None and found.score is not None and sharp.score >= found.score:
+            return sharp, tried
     return found, encoded
 
 
