@@ -78,10 +78,11 @@ PRESETS: dict[str, dict[str, int]] = {
 # effort 3 costs about as much as both, for files ~1% larger than effort 4 and ~7% smaller
 # than effort 2 at the same Q and PSNR.
 AVIF_EFFORT = 3
-# aom's tuning (libvips' default is "iq"). Measured with the real search on 8 calibration
-# photos at 1200 px (medium): "ssim" took 26% less CPU for the same bytes (-0.4%) and the same
-# butteraugli (mean 1.18, worst 1.28 against 1.37); "psnr" 19% less CPU for 4% more bytes.
-# Effort 2 instead of 3 saves as much CPU but costs 13-18% more bytes at the same score.
+# aom's tuning (libvips' default is "iq"). Measured with the real search on the 19 calibration
+# photos at 480 and 1200 px (medium, probes included): "ssim" took 26% less CPU for 6% more
+# bytes at the same butteraugli (mean 1.17, worst 1.38 against 1.40); AVIF is most of a default
+# build's CPU, which this alone cuts by a fifth. "psnr": 19% less CPU on 8 of them, for 4% more
+# bytes than "ssim". Effort 2 instead of 3 saves as much CPU but costs 13-18% more bytes.
 AVIF_TUNE = "ssim"
 # libimagequant / cgif quantisation effort (1..10): cheap for web-sized images.
 PALETTE_EFFORT = 7
