@@ -307,7 +307,7 @@ def _activity(p: _Bands) -> np.ndarray:
     return np.sqrt(mul * np.sqrt(x * x + y * y) + bias) - np.sqrt(bias)
 
 
-_GLOBAL_SCALE = 1.0 / (17.83 * 0.79079917404)
+_GLOBAL_SCALE = 0.0710417702794075  # 1 / (17.8 x 0.79079917404), as the 0.7 binary has it
 
 
 def _mask_weight(val: np.ndarray, offset: float, scaler: float, mul: float) -> np.ndarray:
