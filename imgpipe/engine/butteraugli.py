@@ -102,27 +102,29 @@ def _kernel(sigma: float) -> np.ndarray:
 
 
 _KERNELS: dict[float, np.ndarray] = {}
-_NORMS: dict[tuple[float, int], np.ndarray] = {}
 
 
-def _blur(plane: np.ndarray, sigma: float) -> np.ndarray:
-    """Butteraugli's truncated Gaussian (2.25 sigma). At the borders the taps that fall
-    outside are dropped and the rest renormalised; a 5-tap kernel mirrors instead."""
-    k = _KERNELS.setdefault(sigma, _kernel(sigma))
+def _blur(planes: np.ndarray, sigma: float) -> np.ndarray:
+    """Butteraugli's truncated Gaussian (2.25 sigma) of one (H, W) plane or a (C, H, W) stack.
+    At the borders the taps that fall outside are dropped and the rest renormalised; a 5-tap
+    kernel mirrors the image instead (libjxl's separable 5x5 convolution)."""
+    k = _KERNELS.get(sigma)
+    if k is None:
+        k = _KERNELS[sigma] = _kernel(sigma)
     if len(k) == 5:
         k = k / k.sum()
-        out = ndimage.correlate1d(plane, k, axis=1, mode="reflect")
-        return ndimage.correlate1d(out, k, axis=0, mode="reflect")
-    out = plane
-    for axis in (1, 0):
-        n = plane.shape[axis]
-        norm = _NORMS.get((sigma, n))
-        if norm is None:
-            norm = 1 / ndimage.correlate1d(np.ones(n, F32), k, mode="constant")
-            _NORMS[(sigma, n)] = norm
-        out = ndimage.correlate1d(out, k, axis=axis, mode="constant")
-        out *= norm[None, :] if axis == 1 else norm[:, None]
+        out = ndimage.correlate1d(planes, k, axis=-1, mode="reflect")
+        return ndimage.correlate1d(out, k, axis=-2, mode="reflect")
+    h, w = planes.shape[-2:]
+    out = ndimage.correlate1d(planes, k, axis=-1, mode="constant")
+    out = ndimage.correlate1d(out, k, axis=-2, mode="constant")
+    out *= _norm(k, h)[:, None] * _norm(k, w)[None, :]
     return out
+
+
+def _norm(k: np.ndarray, n: int) -> np.ndarray:
+    """1 / the kernel weight that falls inside a row of n pixels, per pixel."""
+    return (1 / np.convolve(np.ones(n, F32), k)[len(k) // 2 : len(k) // 2 + n]).astype(F32)
 
 
 # --- opsin dynamics and frequency bands --------------------------------------------------------
@@ -141,7 +143,7 @@ _MIX_BIAS = np.array([1.7557483643287353, 1.7557483643287353, 12.226454707163354
 def _opsin(rgb: np.ndarray) -> np.ndarray:
     """(3, H, W) X, Y, B planes from linear (H, W, 3) sRGB."""
     planes = rgb.transpose(2, 0, 1) * F32(INTENSITY_TARGET)
-    blurred = np.stack([_blur(np.ascontiguousarray(p), 1.2) for p in planes])
+    blurred = _blur(planes, 1.2)
     pre = np.einsum("ij,jhw->ihw", _MIX, blurred) + _MIX_BIAS[:, None, None]
     pre = np.maximum(pre, _MIX_BIAS[:, None, None])
     pre = np.maximum(pre, F32(1e-4))
@@ -172,10 +174,10 @@ def _clamp(x: np.ndarray, maxval: float) -> np.ndarray:
 
 
 def _separate(xyb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    lf = np.stack([_blur(p, 7.15593339443) for p in xyb])
+    lf = _blur(xyb, 7.15593339443)
     mf = [xyb[i] - lf[i] for i in range(3)]
     hf = [mf[0], mf[1]]
-    mf = [_blur(m, 3.22489901262) for m in mf]
+    mf = list(_blur(np.stack(mf), 3.22489901262))
     hf = [hf[0] - mf[0], hf[1] - mf[1]]
     mf[0] = _remove_range(mf[0], 0.29)
     mf[1] = _amplify_range(mf[1], 0.1)
@@ -183,7 +185,7 @@ def _separate(xyb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.nd
     yw = F32(46.0)
     hf[0] = hf[0] * (s + (F32(1) - s) * yw / (hf[1] * hf[1] + yw))
     uhf = list(hf)
-    hf = [_blur(h, 1.56416327805) for h in hf]
+    hf = list(_blur(np.stack(hf), 1.56416327805))
     uhf[0] = _remove_range(uhf[0] - hf[0], 0.04)
     hf[0] = _remove_range(hf[0], 1.5)
     hf[1] = _clamp(hf[1], 28.4691806922)
@@ -340,8 +342,7 @@ def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
     dlf = p0.lf - p1.lf
     dc = dlf * dlf * np.array(wmul[6:], dtype=F32)[:, None, None]
     # Masking: the reference's activity decides; a change of activity is an error too.
-    blurred0 = _blur(_activity(p0), 2.7)
-    blurred1 = _blur(_activity(p1), 2.7)
+    blurred0, blurred1 = _blur(np.stack([_activity(p0), _activity(p1)]), 2.7)
     ac[1] += F32(10.0) * (blurred0 - blurred1) ** 2
     mask = _erode(blurred0)
     mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
