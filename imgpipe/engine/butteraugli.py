@@ -173,7 +173,9 @@ def _clamp(x: np.ndarray, maxval: float) -> np.ndarray:
     return np.where(x >= m, (x - m) * mul + m, np.where(x < -m, (x + m) * mul - m, x))
 
 
-def _separate(xyb: np.ndarray) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+def _separate(
+    xyb: np.ndarray,
+) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
     lf = _blur(xyb, 7.15593339443)
     mf = [xyb[i] - lf[i] for i in range(3)]
     hf = [mf[0], mf[1]]
@@ -246,7 +248,9 @@ _MALTA_LF = [
 ]
 
 
-def _malta(ref: np.ndarray, dist: np.ndarray, w_gt: float, w_lt: float, norm1: float, lf: bool) -> np.ndarray:
+def _malta(
+    ref: np.ndarray, dist: np.ndarray, w_gt: float, w_lt: float, norm1: float, lf: bool
+) -> np.ndarray:
     """Sum over line filters of (the line's sum of weighted differences) squared."""
     mulli = 0.611612573796 if lf else 0.39905817637
     taps = 2 * 3.75 + 1
@@ -322,12 +326,18 @@ def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
     hfa = HF_ASYMMETRY
     ac = [
         _malta(p0.uhf[0], p1.uhf[0], 173.5 * hfa, 173.5 / hfa, 5.0, lf=False),
-        _malta(p0.uhf[1], p1.uhf[1], 1.10039032555 * hfa, 1.10039032555 / hfa, 71.7800275169, lf=False),
+        _malta(
+            p0.uhf[1], p1.uhf[1], 1.10039032555 * hfa, 1.10039032555 / hfa, 71.7800275169, lf=False
+        ),
         None,
     ]
     r = np.sqrt(hfa)
-    ac[1] += _malta(p0.hf[1], p1.hf[1], 18.7237414387 * r, 18.7237414387 / r, 4498534.45232, lf=True)
-    ac[0] += _malta(p0.hf[0], p1.hf[0], 6923.99476109 * r, 6923.99476109 / r, 8051.15833247, lf=True)
+    ac[1] += _malta(
+        p0.hf[1], p1.hf[1], 18.7237414387 * r, 18.7237414387 / r, 4498534.45232, lf=True
+    )
+    ac[0] += _malta(
+        p0.hf[0], p1.hf[0], 6923.99476109 * r, 6923.99476109 / r, 8051.15833247, lf=True
+    )
     ac[1] += _malta(p0.mf[1], p1.mf[1], 37.0819870399, 37.0819870399, 130262059.556, lf=True)
     ac[0] += _malta(p0.mf[0], p1.mf[0], 8246.75321353, 8246.75321353, 1009002.70582, lf=True)
     wmul = (400.0, 1.50815703118, 0, 2150.0, 10.6195433239, 16.2176043152,
