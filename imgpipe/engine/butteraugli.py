@@ -50,6 +50,12 @@ def distance(reference: pyvips.Image, distorted: pyvips.Image) -> float:
 
 def scores(reference: pyvips.Image, distorted: pyvips.Image) -> tuple[float, float]:
     """(max distance, 3-norm) as butteraugli_main prints them."""
+    if (reference.width, reference.height) != (distorted.width, distorted.height):
+        raise ValueError(
+            "butteraugli compares images of the same size, got "
+            f"{reference.width}x{reference.height} and {distorted.width}x{distorted.height}; "
+            "resize the distorted image to the reference's"
+        )
     dmap = diffmap(_linear(reference), _linear(distorted))
     return float(dmap.max()), pnorm3(dmap)
 
@@ -79,7 +85,10 @@ def _linear(image: pyvips.Image) -> np.ndarray:
             "flatten alpha and cast to uchar first"
         )
     if image.width < 8 or image.height < 8:
-        raise ValueError(f"butteraugli needs at least 8x8 pixels, got {image.width}x{image.height}")
+        raise ValueError(
+            f"butteraugli needs at least 8x8 pixels, got {image.width}x{image.height}; "
+            "score a bigger rendition (butteraugli_main pads small images, this does not)"
+        )
     v = np.arange(256, dtype=np.float64) / 255
     lut = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(F32)
     return lut[image.numpy()]
