@@ -32,8 +32,6 @@ from scipy import ndimage
 
 F32 = np.float32
 INTENSITY_TARGET = 80.0  # butteraugli_main's default viewing conditions, nits
-HF_ASYMMETRY = 1.0
-XMUL = 1.0
 
 
 class _Bands:
@@ -257,14 +255,12 @@ _MALTA_LF = [
 ]
 
 
-def _malta(
-    ref: np.ndarray, dist: np.ndarray, w_gt: float, w_lt: float, norm1: float, lf: bool
-) -> np.ndarray:
+def _malta(ref: np.ndarray, dist: np.ndarray, weight: float, norm1: float, lf: bool) -> np.ndarray:
     """Sum over line filters of (the line's sum of weighted differences) squared."""
     mulli = 0.611612573796 if lf else 0.39905817637
     taps = 2 * 3.75 + 1
-    norm_gt = F32(mulli * np.sqrt(0.5 * w_gt) / taps * norm1)
-    norm_lt = F32(mulli * np.sqrt(0.33 * w_lt) / taps * norm1)
+    norm_gt = F32(mulli * np.sqrt(0.5 * weight) / taps * norm1)
+    norm_lt = F32(mulli * np.sqrt(0.33 * weight) / taps * norm1)
     absval = F32(0.5) * (np.abs(ref) + np.abs(dist))
     diff = ref - dist
     denom = F32(norm1) + absval
@@ -287,13 +283,13 @@ def _malta(
     return out
 
 
-def _l2_asymmetric(ref: np.ndarray, dist: np.ndarray, w_gt: float, w_lt: float) -> np.ndarray:
+def _l2_asymmetric(ref: np.ndarray, dist: np.ndarray, weight: float) -> np.ndarray:
     diff = ref - dist
     a = np.abs(ref)
     small = F32(0.4) * a
     signed = np.where(ref < 0, -dist, dist)
     v = np.where(signed < small, small - signed, np.where(signed > a, signed - a, F32(0)))
-    return F32(0.8 * w_gt) * diff * diff + F32(0.8 * w_lt) * v * v
+    return F32(0.8 * weight) * (diff * diff + v * v)
 
 
 def _erode(blurred: np.ndarray) -> np.ndarray:
@@ -332,40 +328,34 @@ def _mask_weight(val: np.ndarray, offset: float, scaler: float, mul: float) -> n
 
 def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
     p0, p1 = _Bands(ref_rgb), _Bands(dist_rgb)
-    hfa = HF_ASYMMETRY
-    ac = [
-        _malta(p0.uhf[0], p1.uhf[0], 173.5 * hfa, 173.5 / hfa, 5.0, lf=False),
-        _malta(
-            p0.uhf[1], p1.uhf[1], 1.10039032555 * hfa, 1.10039032555 / hfa, 71.7800275169, lf=False
-        ),
-        None,
-    ]
-    r = np.sqrt(hfa)
-    ac[1] += _malta(
-        p0.hf[1], p1.hf[1], 18.7237414387 * r, 18.7237414387 / r, 4498534.45232, lf=True
+    # AC (the masked high and middle frequencies) per channel: Malta line filters on UHF (9
+    # taps), HF and MF (5 taps), weight and norm per band and channel; then squared HF (with
+    # asymmetry: lost contrast counts extra) and MF differences.
+    ac_x = (
+        _malta(p0.uhf[0], p1.uhf[0], 173.5, 5.0, lf=False)
+        + _malta(p0.hf[0], p1.hf[0], 6923.99476109, 8051.15833247, lf=True)
+        + _malta(p0.mf[0], p1.mf[0], 8246.75321353, 1009002.70582, lf=True)
+        + _l2_asymmetric(p0.hf[0], p1.hf[0], 400.0)
+        + F32(2150.0) * (p0.mf[0] - p1.mf[0]) ** 2
     )
-    ac[0] += _malta(
-        p0.hf[0], p1.hf[0], 6923.99476109 * r, 6923.99476109 / r, 8051.15833247, lf=True
+    ac_y = (
+        _malta(p0.uhf[1], p1.uhf[1], 1.10039032555, 71.7800275169, lf=False)
+        + _malta(p0.hf[1], p1.hf[1], 18.7237414387, 4498534.45232, lf=True)
+        + _malta(p0.mf[1], p1.mf[1], 37.0819870399, 130262059.556, lf=True)
+        + _l2_asymmetric(p0.hf[1], p1.hf[1], 1.50815703118)
+        + F32(10.6195433239) * (p0.mf[1] - p1.mf[1]) ** 2
     )
-    ac[1] += _malta(p0.mf[1], p1.mf[1], 37.0819870399, 37.0819870399, 130262059.556, lf=True)
-    ac[0] += _malta(p0.mf[0], p1.mf[0], 8246.75321353, 8246.75321353, 1009002.70582, lf=True)
-    wmul = (400.0, 1.50815703118, 0, 2150.0, 10.6195433239, 16.2176043152,
-            29.2353797994, 0.844626970982, 0.703646627719)  # fmt: skip
-    for c in (0, 1):
-        ac[c] += _l2_asymmetric(p0.hf[c], p1.hf[c], wmul[c] * hfa, wmul[c] / hfa)
-    d = p0.mf[2] - p1.mf[2]
-    ac[2] = F32(wmul[5]) * d * d
-    for c in (0, 1):
-        d = p0.mf[c] - p1.mf[c]
-        ac[c] += F32(wmul[3 + c]) * d * d
-    dlf = p0.lf - p1.lf
-    dc = dlf * dlf * np.array(wmul[6:], dtype=F32)[:, None, None]
+    ac_b = F32(16.2176043152) * (p0.mf[2] - p1.mf[2]) ** 2
+    # DC: squared low-frequency differences in "vals".
+    dc = ((p0.lf - p1.lf) ** 2 * _LF_WEIGHTS[:, None, None]).sum(axis=0)
     # Masking: the reference's activity decides; a change of activity is an error too.
     blurred0, blurred1 = _blur(np.stack([_activity(p0), _activity(p1)]), 2.7)
-    ac[1] += F32(10.0) * (blurred0 - blurred1) ** 2
+    ac_y += F32(10.0) * (blurred0 - blurred1) ** 2
     mask = _erode(blurred0)
     mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
     mask_dc = _mask_weight(mask, 0.20025578522, 3.87449418804, 0.505054525019)
-    total_ac = F32(XMUL) * ac[0] + ac[1] + ac[2]
-    total_dc = F32(XMUL) * dc[0] + dc[1] + dc[2]
-    return np.sqrt(mask_dc * total_dc + mask_ac * total_ac)
+    out: np.ndarray = np.sqrt(mask_dc * dc + mask_ac * (ac_x + ac_y + ac_b))
+    return out
+
+
+_LF_WEIGHTS = np.array([29.2353797994, 0.844626970982, 0.703646627719], dtype=F32)
