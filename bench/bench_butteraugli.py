@@ -148,11 +148,19 @@ def probe_prediction(rows: list[dict]) -> None:
             per_fmt.setdefault((photo, fmt), []).append(value)
         e_probe_mean = np.array([np.mean(per_fmt[r["photo"], r["format"]]) for r in sel])
         slope = float(np.dot(e - e.mean(), e_probe - e_probe.mean()) / np.var(e_probe) / len(e))
+        # e - a + b e_probe, a and b fitted on the other photos (leave one photo out).
+        photos = np.array([r["photo"] for r in sel])
+        held = np.empty_like(e)
+        for photo in set(photos):
+            fit = photos != photo
+            b, a = np.polyfit(e_probe[fit], e[fit], 1)
+            held[~fit] = e[~fit] - (a + b * e_probe[~fit])
         print(
             f"  {size:5s}: sd(e) {e.std():.3f} (rms {np.sqrt((e**2).mean()):.3f}), "
             f"sd(e - e_probe) {(e - e_probe).std():.3f}, "
             f"sd(e - mean e_probe over q) {(e - e_probe_mean).std():.3f}, "
-            f"corr(e, e_probe) {np.corrcoef(e, e_probe)[0, 1]:.2f}, slope {slope:.2f}"
+            f"corr(e, e_probe) {np.corrcoef(e, e_probe)[0, 1]:.2f}, slope {slope:.2f}; "
+            f"e - (a + b e_probe) fitted leaving the photo out: rms {np.sqrt((held**2).mean()):.3f}"
         )
 
 
