@@ -48,7 +48,8 @@ __all__ = [
 # 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py);
 # the metric scores with a per-photo bias from the original's texture (metric.py).
 # 9: libvips runs one thread per render everywhere (load.py): AVIF's bytes depended on it.
-ENGINE_VERSION = "9"
+# 10: a searched JPEG keeps one chroma mode (4:2:0, or full chroma tried apart: optimise.search).
+ENGINE_VERSION = "10"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"

@@ -217,10 +217,10 @@ class Optimiser:
             if probed is not None:  # this image's own demand, moved by the usual drift
                 width, quality = probed
                 guess = round(quality + PROBE_DRIFT[fmt] * math.log2(final.width / width))
-        found, encoded = search(final, encoding, guess, deadline)
-        if found.quality is None:
+        found, data = search(final, encoding, guess, deadline)
+        if found.quality is None or data is None:
             return self._nothing_in_time(fmt, recipe, untouched)
-        data, quality, score = encoded[found.quality], found.quality, found.score
+        quality, score = found.quality, found.score
         if fmt == "jpeg" and self._keepable(fmt, untouched):
             # DESIGN §2: JPEG quality only goes down. When the re-encode is not smaller than
             # the source itself, or the cap kept it below the target (a second generation of
@@ -309,9 +309,34 @@ def probe_of(recipe: Recipe) -> tuple[str, str] | None:
 
 def search(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
-) -> tuple[Found, dict[int, bytes]]:
-    """The lowest encoder quality whose encode of `final` meets `encoding.target`, and every
-    encode tried (by quality)."""
+) -> tuple[Found, bytes | None]:
+    """The lowest encoder quality whose encode of `final` meets `encoding.target`, and its
+    bytes (None when nothing was encoded in time).
+
+    A searched JPEG keeps 4:2:0 chroma (see encode.encode). A photo whose colour detail that
+    cannot carry (it needs quality FULL_CHROMA_FROM or more, or misses at the ceiling) is
+    searched again in full chroma, and the smaller of the two answers meeting the target wins.
+    """
+    found, data = _search_once(final, encoding, guess, deadline)
+    if encoding.format != "jpeg" or encoding.full_chroma or found.quality is None:
+        return found, data
+    if found.reachable and found.quality < FULL_CHROMA_FROM:
+        return found, data
+    full, full_data = _search_once(final, replace(encoding, full_chroma=True), guess, deadline)
+    assert encoding.target is not None
+    if full.quality is not None and _preferred(full, full_data, found, data, encoding.target):
+        return full, full_data
+    return found, data
+
+
+# A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
+# where mozjpeg's own default would have stopped subsampling.
+FULL_CHROMA_FROM = 90
+
+
+def _search_once(
+    final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
+) -> tuple[Found, bytes | None]:
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
@@ -330,7 +355,21 @@ def search(
         scale.slope,
         deadline,
     )
-    return found, encoded
+    return found, None if found.quality is None else encoded[found.quality]
+
+
+def _preferred(
+    a: Found, a_data: bytes | None, b: Found, b_data: bytes | None, target: float
+) -> bool:
+    """Whether answer `a` beats `b`: meeting the target first, then fewer bytes; when neither
+    meets it, the higher score."""
+    meets_a = a.score is not None and a.score >= target - TOLERANCE
+    meets_b = b.score is not None and b.score >= target - TOLERANCE
+    if meets_a != meets_b:
+        return meets_a
+    if meets_a:
+        return len(a_data or b"") < len(b_data or b"")
+    return (a.score or 0.0) > (b.score or 0.0)
 
 
 def guess_of(width: int, encoding: Encoding) -> int:
