@@ -19,9 +19,18 @@ Steps (one pass at full size, one at half size mixed in):
   12-norms of the diffmap. The maximum is the first number butteraugli_main prints.
 
 Simplified against libjxl: log2 is numpy's, not libjxl's fast polynomial; sums run in another
-order. Both change scores by far less than 0.1%. Inputs are 8-bit sRGB without alpha (an
-alpha band is refused: butteraugli_main blends it, we do not), at least 8x8 pixels
-(butteraugli_main pads smaller images; we refuse them).
+order (both far below 0.1%). Inputs are 8-bit sRGB without alpha (an alpha band is refused:
+butteraugli_main blends it on black and white, we do not), at least 8x8 pixels (butteraugli_main
+pads smaller images; we refuse them). butteraugli_main's defaults: intensity target 80 nits,
+hf_asymmetry and xmul 1; it decodes the PNGs to linear sRGB with the exact sRGB curve.
+
+Accuracy (bench/bench_butteraugli.py, 162 encodes of calibration photos at 320-1200 px): the
+3-norm is 1.5% above butteraugli_main's on average (sd 0.4%, worst 2.3%), correlation 0.9999.
+Where the bias lives (butteraugli_main's diffmap read back from its --distmap heat map):
+low-frequency (DC) errors and the masking field agree to 0.01%, errors on flat areas to 0.3%;
+the Malta filters of the Y channel come out 2-4% high where the reference has random fine
+texture. Every constant and formula checked against the 0.7 binary agrees (its global scale
+is 1 / (17.8 x 0.79079917404), between the two libjxl sources read); the cause is not found.
 """
 
 from __future__ import annotations
@@ -79,8 +88,8 @@ def pnorm3(dmap: np.ndarray) -> float:
 def _linear(image: pyvips.Image) -> np.ndarray:
     if image.bands != 3 or image.format != "uchar":
         raise ValueError(
-            f"butteraugli needs 8-bit RGB without alpha, got {image.bands} bands of {image.format}; "
-            "flatten alpha and cast to uchar first"
+            "butteraugli needs 8-bit RGB without alpha, got "
+            f"{image.bands} bands of {image.format}; flatten alpha and cast to uchar first"
         )
     if image.width < 8 or image.height < 8:
         raise ValueError(
