@@ -283,12 +283,12 @@ def _malta(ref: np.ndarray, dist: np.ndarray, weight: float, norm1: float, lf: b
     pad = np.pad(d, 4)
     out = np.zeros_like(d)
     acc = np.empty_like(d)
-    for line, weight in _MALTA_LF if lf else _MALTA:
+    for line, count in _MALTA_LF if lf else _MALTA:
         acc.fill(0)
         for dy, dx in line:
             acc += pad[4 + dy : 4 + dy + h, 4 + dx : 4 + dx + w]
         acc *= acc
-        out += acc if weight == 1 else acc * F32(weight)
+        out += acc if count == 1 else acc * F32(count)
     return out
 
 
