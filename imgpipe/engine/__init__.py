@@ -49,7 +49,8 @@ __all__ = [
 # the metric scores with a per-photo bias from the original's texture (metric.py).
 # 9: libvips runs one thread per render everywhere (load.py): AVIF's bytes depended on it.
 # 10: a searched JPEG keeps one chroma mode (4:2:0, or full chroma tried apart: optimise.search).
-ENGINE_VERSION = "10"
+# 11: a search's answer is checked by butteraugli on a window and the target moved (judge.py).
+ENGINE_VERSION = "11"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"

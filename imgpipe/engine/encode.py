@@ -38,7 +38,7 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "jpeg": Scale(25, 95, slope=0.25, drift=-1.0),
     "webp": Scale(25, 95, slope=0.25, drift=0.0),
-    "avif": Scale(15, 85, slope=0.30, drift=-3.0),
+    "avif": Scale(15, 95, slope=0.30, drift=-3.0),
 }
 GUESS_WIDTH = 480  # the width the searched formats' PRESETS were measured at
 

@@ -22,7 +22,7 @@ import pyvips
 from ..errors import Problem
 from ..formats import AUTO, FORMATS
 from ..options import Recipe
-from . import metric
+from . import judge, metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
 from .search import TOLERANCE, Found, find_quality
@@ -329,6 +329,9 @@ def search(
     return found, data
 
 
+# How many times a search's answer is checked by butteraugli (judge.py) at most.
+CHECKS = 2
+
 # A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
 # where mozjpeg's own default would have stopped subsampling.
 FULL_CHROMA_FROM = 90
@@ -337,25 +340,48 @@ FULL_CHROMA_FROM = 90
 def _search_once(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
 ) -> tuple[Found, bytes | None]:
+    """The search with the metric, then its answer checked by butteraugli (judge.py) and the
+    search carried on to the target moved by what the check found, if it moved out of reach."""
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
     encoded: dict[int, bytes] = {}
+    scores: dict[int, float] = {}
 
     def evaluate(quality: int) -> float:
-        encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
-        return reference.score(_decode(encoded[quality], fmt), fmt)
+        if quality not in scores:  # the second search revisits the first one's answers
+            encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
+            scores[quality] = reference.score(_decode(encoded[quality], fmt), fmt)
+        return scores[quality]
 
+    low = min(scale.low, encoding.ceiling)
     found = find_quality(
-        evaluate,
-        encoding.target,
-        min(scale.low, encoding.ceiling),
-        encoding.ceiling,
-        guess,
-        scale.slope,
-        deadline,
+        evaluate, encoding.target, low, encoding.ceiling, guess, scale.slope, deadline
     )
-    return found, None if found.quality is None else encoded[found.quality]
+    if found.quality is None:
+        return found, None
+    average = encoding.target - TARGETS[str(encoding.quality)]
+    shift = 0.0
+    for _ in range(CHECKS):  # the error drifts a little with the quality: check the new answer
+        if found.score is None or found.timed_out or time.monotonic() > deadline:
+            break
+        shift = judge.correction(
+            reference, final, _decode(encoded[found.quality], fmt), fmt, average
+        )
+        if abs(found.score - (encoding.target + shift)) <= TOLERANCE:
+            break
+        found = find_quality(
+            evaluate,
+            encoding.target + shift,
+            low,
+            encoding.ceiling,
+            found.quality,
+            scale.slope,
+            deadline,
+        )
+    if found.score is not None:  # the score as checked: comparable with the target
+        found = replace(found, score=round(found.score - shift, 2))
+    return found, encoded[found.quality] if found.quality is not None else None
 
 
 def _preferred(
