@@ -162,8 +162,9 @@ def butteraugli(reference: Path, data: bytes) -> float:
     return float(re.search(r"3-norm: ([\d.]+)", out).group(1))
 
 
-def reference_png(photo: Path, width: int, where: Path) -> Path:
-    """imgpipe's own resize of `photo`, kept lossless (PNG at quality=high is lossless)."""
+def reference_png(photo: Path, width: int | str, where: Path) -> Path:
+    """imgpipe's own resize of `photo` to `width` (or a size like "320x320"), kept lossless
+    (PNG at quality=high is lossless)."""
     path = where / f"{photo.stem}-{width}.png"
     if not path.exists():
         where.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """A modern format that loses at its largest width is not encoded at the others (skips.py).
 
-The example badge is a palette graphic: its PNG beats its WebP at every width, so the
-manifest leaves WebP out of the group, while its AVIF wins at the largest width and stays. Real builds with the real engine; the encoder
+The example badge is a palette graphic: at quality=low its PNG beats its WebP at every width,
+so the manifest leaves WebP out of the group, while its AVIF wins at the largest width and stays. Real builds with the real engine; the encoder
 is only watched (every call goes through to libvips)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ RULES = [
         "include": ["*.png"],
         "widths": WIDTHS,
         "formats": ["avif", "webp", "png"],
+        "options": "quality=low",
         "sizes": "10rem",
     }
 ]
@@ -183,6 +184,7 @@ cache_dir = ".cache"
 include = ["*.png"]
 widths = [64, 128, 256]
 formats = ["avif", "webp", "png"]
+options = "quality=low"
 """
 
 

@@ -48,9 +48,11 @@ __all__ = [
 # 8: animated GIF and video (WebM, MP4) search their presets' perceptual targets (clip.py);
 # the metric scores with a per-photo bias from the original's texture (metric.py).
 # 9: libvips runs one thread per render everywhere (load.py): AVIF's bytes depended on it.
-# 10: AVIF tuned for SSIM, WebP without sharp YUV; the searches' start moves from the probe's
-# answer by refitted drifts (about a third less CPU for a default build).
-ENGINE_VERSION = "10"
+# 10: a searched JPEG keeps one chroma mode (4:2:0, or full chroma tried apart: optimise.search).
+# 11: a search's answer is checked by butteraugli on a window and the target moved (judge.py).
+# 12: AVIF tuned for SSIM, WebP without sharp YUV (unless the target needs it); the searches'
+# start moves from the probe's answer by refitted drifts (about a third less CPU).
+ENGINE_VERSION = "12"
 
 _LIBS = re.compile(
     r"/lib(vips|jpeg|png16|spng|webp|heif|aom|dav1d|imagequant|cgif|tiff)"

@@ -60,10 +60,78 @@ _KERNEL = (_g / _g.sum()).astype(np.float32)
 # calibrate; zero means "no help".
 WEIGHTS = np.array(
     [
-        0, 0, 0, 0, 7.92073, 0, 0, 0, 0, 0, 1.93301, 0, 0, 0, 0, 2.22013, 0, 11.0919, 0, 0, 0,
-        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 72.7323, 0, 0, 0, 0, 0, 1.70503, 0, 0.161624, 0,
-        0, 0, 21.925, 0, 0, 0, 0, 0, 0.94911, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        0, 0,
+        0,
+        0,
+        0,
+        0,
+        7.92073,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1.93301,
+        0,
+        0,
+        0,
+        0,
+        2.22013,
+        0,
+        11.0919,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        72.7323,
+        0,
+        0,
+        0,
+        0,
+        0,
+        1.70503,
+        0,
+        0.161624,
+        0,
+        0,
+        0,
+        21.925,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0.94911,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
     ]
 )
 # Butteraugli sees a little more in JPEG's blocks and a little less in WebP's smoothing than
@@ -113,6 +181,25 @@ class Reference:
             ]
         )
         return np.hstack([rows, np.sqrt(rows)])
+
+    def error_map(self, distorted: pyvips.Image) -> np.ndarray:
+        """Where the errors WEIGHTS count most are, per pixel at the first scale (1:4): the
+        weighted sum of the error maps whose 4-norms the fit weighs (the coarser scale's
+        repeated over its pixels). Not a distance: it only says where to look."""
+        (view,), (lin,) = self._views[:1], _on_backgrounds(distorted, False)[:1]
+        maps = view.error_maps(lin)  # per scale: (3 maps, 3 channels, H, W)
+        h, w = maps[0].shape[-2:]
+        total = np.zeros((h, w), dtype=np.float32)
+        for scale, per_map in enumerate(maps):
+            for m in range(3):
+                for c in range(3):
+                    i = scale * 18 + m * 6 + 3 + c  # the 4-norm feature of this map
+                    weight = WEIGHTS[i] + WEIGHTS[36 + i]
+                    if weight:
+                        n = 1 << scale
+                        up = np.repeat(np.repeat(per_map[m, c], n, 0), n, 1)[:h, :w]
+                        total[: up.shape[0], : up.shape[1]] += weight * up
+        return total
 
     def distance(self, distorted: pyvips.Image, fmt: str | None = None) -> float:
         """Predicted butteraugli 3-norm distance (0 = identical, 1 = just noticeable) of
@@ -180,6 +267,16 @@ class _Prepared:
 
     def features(self, linear: np.ndarray) -> np.ndarray:
         out = []
+        for maps in self.error_maps(linear):
+            for error in maps:
+                out.append(error.mean(axis=(1, 2)))
+                square = error * error  # not error**4: numpy takes float32 powers the slow way
+                out.append(np.sqrt(np.sqrt((square * square).mean(axis=(1, 2)))))
+        return np.concatenate(out)
+
+    def error_maps(self, linear: np.ndarray) -> list[np.ndarray]:
+        """Per scale, the ssim, artifact and detail-lost maps (3 x 3 channels x H x W)."""
+        out = []
         for (x1, mu1, var1, edge1), lin in zip(self.scales, _pyramid(linear), strict=True):
             x2 = _xyb(lin)
             mu2 = _blur(x2)
@@ -189,11 +286,8 @@ class _Prepared:
             # ratio would overweight dark areas), as SSIMULACRA 2 does.
             ssim = np.maximum(1 - (1 - (mu1 - mu2) ** 2) * (2 * cov + _C2) / (var1 + var2 + _C2), 0)
             edge = (1 + np.abs(x2 - mu2)) / edge1 - 1
-            for error in (ssim, np.maximum(edge, 0), np.maximum(-edge, 0)):
-                out.append(error.mean(axis=(1, 2)))
-                square = error * error  # not error**4: numpy takes float32 powers the slow way
-                out.append(np.sqrt(np.sqrt((square * square).mean(axis=(1, 2)))))
-        return np.concatenate(out)
+            out.append(np.stack([ssim, np.maximum(edge, 0), np.maximum(-edge, 0)]))
+        return out
 
 
 def _pyramid(linear: np.ndarray):

@@ -22,7 +22,7 @@ import pyvips
 from ..errors import Problem
 from ..formats import AUTO, FORMATS
 from ..options import Recipe
-from . import metric
+from . import judge, metric
 from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
 from .failure import fail
 from .search import TOLERANCE, Found, find_quality
@@ -217,10 +217,10 @@ class Optimiser:
             if probed is not None:  # this image's own demand, moved by the usual drift
                 width, quality = probed
                 guess = round(quality + PROBE_DRIFT[fmt] * math.log2(final.width / width))
-        found, encoded = search(final, encoding, guess, deadline)
-        if found.quality is None:
+        found, data = search(final, encoding, guess, deadline)
+        if found.quality is None or data is None:
             return self._nothing_in_time(fmt, recipe, untouched)
-        data, quality, score = encoded[found.quality], found.quality, found.score
+        quality, score = found.quality, found.score
         if fmt == "jpeg" and self._keepable(fmt, untouched):
             # DESIGN §2: JPEG quality only goes down. When the re-encode is not smaller than
             # the source itself, or the cap kept it below the target (a second generation of
@@ -311,39 +311,108 @@ def probe_of(recipe: Recipe) -> tuple[str, str] | None:
 
 def search(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
-) -> tuple[Found, dict[int, bytes]]:
-    """The lowest encoder quality whose encode of `final` meets `encoding.target`, and every
-    encode tried (by quality). A WebP that misses the target even at the highest quality
-    allowed is searched again with sharp YUV: sharp colour edges (graphics, saturated
-    lettering) are what libwebp's own chroma subsampling smears."""
+) -> tuple[Found, bytes | None]:
+    """The lowest encoder quality whose encode of `final` meets `encoding.target`, and its
+    bytes (None when nothing was encoded in time).
+
+    A searched JPEG keeps 4:2:0 chroma (see encode.encode). A photo whose colour detail that
+    cannot carry (it needs quality FULL_CHROMA_FROM or more, or misses at the ceiling) is
+    searched again in full chroma; a WebP that needs SHARP_YUV_FROM or more or misses at the
+    ceiling (sharp colour edges, which libwebp's own chroma subsampling smears) again with
+    sharp YUV. The smaller of the two answers meeting the target wins.
+    """
+    found, data = _search_once(final, encoding, guess, deadline)
+    if found.quality is None:
+        return found, data
+    if encoding.format == "jpeg" and not encoding.full_chroma:
+        if found.reachable and found.quality < FULL_CHROMA_FROM:
+            return found, data
+        other = replace(encoding, full_chroma=True)
+    elif encoding.format == "webp" and not encoding.sharp_yuv:
+        if found.reachable and found.quality < SHARP_YUV_FROM:
+            return found, data
+        other = replace(encoding, sharp_yuv=True)
+    else:
+        return found, data
+    second, second_data = _search_once(final, other, guess, deadline)
+    assert encoding.target is not None
+    if second.quality is not None and _preferred(
+        second, second_data, found, data, encoding.target
+    ):
+        return second, second_data
+    return found, data
+
+
+# How many times a search's answer is checked by butteraugli (judge.py) at most.
+CHECKS = 2
+
+# A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
+# where mozjpeg's own default would have stopped subsampling.
+FULL_CHROMA_FROM = 90
+# A WebP needing this quality or more without sharp YUV is tried with it too (on photos a few
+# small renditions with saturated colour edges; most photos' WebPs land between 65 and 85).
+SHARP_YUV_FROM = 90
+
+
+def _search_once(
+    final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
+) -> tuple[Found, bytes | None]:
+    """The search with the metric, then its answer checked by butteraugli (judge.py) and the
+    search carried on to the target moved by what the check found, if it moved out of reach."""
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
+    encoded: dict[int, bytes] = {}
+    scores: dict[int, float] = {}
 
-    def attempt(encoding: Encoding) -> tuple[Found, dict[int, bytes]]:
-        encoded: dict[int, bytes] = {}
-
-        def evaluate(quality: int) -> float:
+    def evaluate(quality: int) -> float:
+        if quality not in scores:  # the second search revisits the first one's answers
             encoded[quality] = encode(final, replace(encoding, encoder_quality=quality))
-            return reference.score(_decode(encoded[quality], fmt), fmt)
+            scores[quality] = reference.score(_decode(encoded[quality], fmt), fmt)
+        return scores[quality]
 
+    low = min(scale.low, encoding.ceiling)
+    found = find_quality(
+        evaluate, encoding.target, low, encoding.ceiling, guess, scale.slope, deadline
+    )
+    if found.quality is None:
+        return found, None
+    average = encoding.target - TARGETS[str(encoding.quality)]
+    shift = 0.0
+    for _ in range(CHECKS):  # the error drifts a little with the quality: check the new answer
+        if found.score is None or found.timed_out or time.monotonic() > deadline:
+            break
+        shift = judge.correction(
+            reference, final, _decode(encoded[found.quality], fmt), fmt, average
+        )
+        if abs(found.score - (encoding.target + shift)) <= TOLERANCE:
+            break
         found = find_quality(
             evaluate,
-            encoding.target,
-            min(scale.low, encoding.ceiling),
+            encoding.target + shift,
+            low,
             encoding.ceiling,
-            guess,
+            found.quality,
             scale.slope,
             deadline,
         )
-        return found, encoded
+    if found.score is not None:  # the score as checked: comparable with the target
+        found = replace(found, score=round(found.score - shift, 2))
+    return found, encoded[found.quality] if found.quality is not None else None
 
-    found, encoded = attempt(encoding)
-    if fmt == "webp" and not found.reachable and not encoding.sharp_yuv:
-        sharp, tried = attempt(replace(encoding, sharp_yuv=True))
-        if sharp.score is not None and found.score is not None and sharp.score >= found.score:
-            return sharp, tried
-    return found, encoded
+
+def _preferred(
+    a: Found, a_data: bytes | None, b: Found, b_data: bytes | None, target: float
+) -> bool:
+    """Whether answer `a` beats `b`: meeting the target first, then fewer bytes; when neither
+    meets it, the higher score."""
+    meets_a = a.score is not None and a.score >= target - TOLERANCE
+    meets_b = b.score is not None and b.score >= target - TOLERANCE
+    if meets_a != meets_b:
+        return meets_a
+    if meets_a:
+        return len(a_data or b"") < len(b_data or b"")
+    return (a.score or 0.0) > (b.score or 0.0)
 
 
 def guess_of(width: int, encoding: Encoding) -> int:

@@ -1,0 +1,61 @@
+"""Checking a search's answer with butteraugli itself, on a window of the rendition.
+
+The search scores encodings with metric.py, a fast fitted predictor of butteraugli's 3-norm.
+Its error on photos it was not fitted to (about 0.1 butteraugli units, mostly a bias of the
+photo and format that holds across qualities) is as large as the spread the presets must
+keep. So once a search has found its answer, butteraugli.py (the real distance, ~60x slower)
+measures the predictor's error on that encoding, and the search moves its target by it.
+
+Butteraugli costs ~1 s per megapixel, so it sees a centred window of at most WINDOW pixels:
+on calibration photos (bench/bench_quality.py, 1200 px renditions) a 480x320 window's error
+correlates 0.7-0.8 with the whole image's; it counts for `k = f + (1 - f) x WINDOW_WEIGHT`
+of the correction, f being the share of the image the window covers (all of it for renditions
+up to ~480 px), and the tables' average correction (encode.TARGET_SHIFT) for the rest.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyvips
+
+from . import butteraugli, metric
+
+WINDOW = 480 * 320
+WINDOW_WEIGHT = 0.5  # the regression of the whole image's error on the window's (calibration)
+
+
+def correction(
+    scorer: metric.Reference, final: pyvips.Image, encoded: pyvips.Image, fmt: str, average: float
+) -> float:
+    """Score points to add to a target that `final` encoded as `encoded` (in `fmt`) was
+    searched for with `scorer`, `average` being the tables' correction already in it; 0 for
+    images the check cannot judge (transparent, too small)."""
+    if final.hasalpha() or final.bands != 3:
+        return 0.0
+    side = min(1.0, math.sqrt(WINDOW / (final.width * final.height)))
+    width, height = round(final.width * side), round(final.height * side)
+    if not metric.scorable(width, height):
+        return 0.0
+    left, top = _worst(scorer.error_map(encoded), width, height)
+    left, top = min(left, final.width - width), min(top, final.height - height)
+    reference = final.crop(left, top, width, height)
+    distorted = encoded.crop(left, top, width, height)
+    error = butteraugli.distance(reference, distorted) - metric.Reference(reference).distance(
+        distorted, fmt
+    )
+    covered = width * height / (final.width * final.height)
+    k = covered + (1 - covered) * WINDOW_WEIGHT
+    return round(k * (10 * error - average), 2)
+
+
+def _worst(errors: np.ndarray, width: int, height: int) -> tuple[int, int]:
+    """The top left corner of the `width` x `height` window (full-size pixels) holding the
+    most of `errors` (a map at 1:SCALE) by its 4-norm: where butteraugli's p-norm looks."""
+    scale = 1 << min(metric.SCALES)
+    w, h = max(1, width // scale), max(1, height // scale)
+    sums = np.pad((errors.astype(np.float64) ** 4).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
+    boxes = sums[h:, w:] - sums[:-h, w:] - sums[h:, :-w] + sums[:-h, :-w]
+    y, x = np.unravel_index(int(np.argmax(boxes)), boxes.shape)
+    return int(x) * scale, int(y) * scale

@@ -1,0 +1,58 @@
+"""The butteraugli check of a search's answer (engine/judge.py), through the real engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from imgpipe.engine import judge
+from imgpipe.engine.encode import TARGETS
+from imgpipe.options import parse
+
+PHOTOS = sorted((Path(__file__).parent.parent / "example-site/images/photos").glob("*.jpg"))
+
+
+def butteraugli_of(photo: Path, options: str) -> float:
+    """Our butteraugli of `photo`'s rendition against the same resize kept lossless."""
+    import pyvips
+
+    from imgpipe.engine import butteraugli, open_source
+
+    source = open_source(photo.read_bytes())
+    made = source.render(parse(options))
+    lossless = source.render(parse(f"{options.split(',')[0]},format=png,quality=high"))
+    return butteraugli.distance(
+        pyvips.Image.new_from_buffer(lossless.data, ""), pyvips.Image.new_from_buffer(made.data, "")
+    )
+
+
+@pytest.mark.parametrize("fmt", ["avif", "webp", "jpeg"])
+def test_medium_lands_where_butteraugli_puts_the_preset(fmt):
+    """At 400 px the check sees the whole rendition: what is left is the search's own
+    tolerance (1 score point, 0.1 butteraugli). Unchecked, the metric's error on these photos
+    put them up to 0.29 away (a JPEG at 0.91, a WebP at 1.39)."""
+    goal = (100 - TARGETS["medium"]) / 10
+    landed = [butteraugli_of(photo, f"400,format={fmt}") for photo in PHOTOS]
+    assert all(abs(d - goal) <= 0.13 for d in landed), landed
+
+
+def test_the_window_goes_where_the_errors_are():
+    errors = np.full((60, 80), 0.01, dtype=np.float32)
+    errors[40:50, 60:70] = 1.0  # a damaged patch, bottom right (map at 1:4)
+    left, top = judge._worst(errors, 80, 64)  # a 20 x 16 window at 1:4
+    assert left <= 60 * 4 and left + 80 >= 70 * 4
+    assert top <= 40 * 4 and top + 64 >= 50 * 4
+
+
+def test_transparent_and_tiny_images_are_not_checked():
+    import pyvips
+
+    from imgpipe.engine import metric
+
+    rgba = pyvips.Image.black(64, 64, bands=4).copy(interpretation="srgb").cast("uchar") + 128
+    tiny = pyvips.Image.black(40, 40, bands=3).copy(interpretation="srgb").cast("uchar") + 90
+    for image in (rgba, tiny):
+        scorer = metric.Reference(image) if metric.scorable(image.width, image.height) else None
+        assert judge.correction(scorer, image, image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
