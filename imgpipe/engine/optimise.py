@@ -329,8 +329,10 @@ def search(
     return found, data
 
 
-# How many times a search's answer is checked by butteraugli (judge.py) at most.
-CHECKS = 2
+# How many of a search's answers butteraugli checks at most (judge.py): the metric's error can
+# change with the quality (an AVIF artefact at one setting gone at the next), so an answer
+# found for a moved target is checked again, and only checked answers are kept.
+CHECKS = 3
 
 # A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
 # where mozjpeg's own default would have stopped subsampling.
@@ -361,14 +363,14 @@ def _search_once(
     if found.quality is None:
         return found, None
     average = encoding.target - TARGETS[str(encoding.quality)]
-    shift = 0.0
-    for _ in range(CHECKS):  # the error drifts a little with the quality: check the new answer
-        if found.score is None or found.timed_out or time.monotonic() > deadline:
+    checked: dict[int, float] = {}  # quality -> the check's shift of the target there
+    while found.quality is not None and found.quality not in checked:
+        if len(checked) == CHECKS or found.timed_out or time.monotonic() > deadline:
             break
-        shift = judge.correction(
+        checked[found.quality] = shift = judge.correction(
             reference, final, _decode(encoded[found.quality], fmt), fmt, average
         )
-        if abs(found.score - (encoding.target + shift)) <= TOLERANCE:
+        if abs(scores[found.quality] - (encoding.target + shift)) <= TOLERANCE:
             break
         found = find_quality(
             evaluate,
@@ -379,8 +381,11 @@ def _search_once(
             scale.slope,
             deadline,
         )
-    if found.score is not None:  # the score as checked: comparable with the target
-        found = replace(found, score=round(found.score - shift, 2))
+    if checked:  # the answer among the checked ones, each scored as its own check says
+        corrected = {q: round(scores[q] - shift, 2) for q, shift in checked.items()}
+        meets = [q for q, score in corrected.items() if score >= encoding.target - TOLERANCE]
+        best = min(meets) if meets else max(corrected, key=lambda q: corrected[q])
+        found = replace(found, quality=best, score=corrected[best])
     return found, encoded[found.quality] if found.quality is not None else None
 
 
