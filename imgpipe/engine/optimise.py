@@ -356,32 +356,33 @@ def _search_once(
             scores[quality] = reference.score(_decode(encoded[quality], fmt), fmt)
         return scores[quality]
 
+    # Scores as far as butteraugli's checks know: a checked quality's own correction, the
+    # latest check's for the others.
+    checked: dict[int, float] = {}
+    latest = 0.0
+
+    def judged(quality: int) -> float:
+        return round(evaluate(quality) - checked.get(quality, latest), 2)
+
     low = min(scale.low, encoding.ceiling)
-    found = find_quality(
-        evaluate, encoding.target, low, encoding.ceiling, guess, scale.slope, deadline
-    )
-    if found.quality is None:
-        return found, None
     average = encoding.target - TARGETS[str(encoding.quality)]
-    checked: dict[int, float] = {}  # quality -> the check's shift of the target there
-    while found.quality is not None and found.quality not in checked:
-        if len(checked) == CHECKS or found.timed_out or time.monotonic() > deadline:
-            break
-        checked[found.quality] = shift = judge.correction(
-            reference, final, _decode(encoded[found.quality], fmt), fmt, average
-        )
-        if abs(scores[found.quality] - (encoding.target + shift)) <= TOLERANCE:
-            break
+    start = guess
+    while True:
         found = find_quality(
-            evaluate,
-            encoding.target + shift,
-            low,
-            encoding.ceiling,
-            found.quality,
-            scale.slope,
-            deadline,
+            judged, encoding.target, low, encoding.ceiling, start, scale.slope, deadline
         )
-    if checked:  # the answer among the checked ones, each scored as its own check says
+        quality = found.quality
+        if quality is None or quality in checked or len(checked) == CHECKS:
+            break
+        if found.timed_out or time.monotonic() > deadline:
+            break
+        checked[quality] = latest = judge.correction(
+            reference, final, _decode(encoded[quality], fmt), fmt, average
+        )
+        if abs(judged(quality) - encoding.target) <= TOLERANCE:
+            break
+        start = quality
+    if checked:  # only a checked answer is kept: the lowest meeting the target, or the best
         corrected = {q: round(scores[q] - shift, 2) for q, shift in checked.items()}
         meets = [q for q, score in corrected.items() if score >= encoding.target - TOLERANCE]
         best = min(meets) if meets else max(corrected, key=lambda q: corrected[q])
