@@ -2,6 +2,7 @@
 
     python bench/bench_butteraugli.py [--photos 6] [--save bench/.out/butteraugli.json]
     python bench/bench_butteraugli.py --table bench/.out/butteraugli.json   # the tables again
+    python bench/bench_butteraugli.py --window [--photos 19]   # judge.py's window and weight
 
 Pairs: the first N *calibration* photos (bench_quality.photo_set; never the heldout or bench
 sets), each rendered by imgpipe as a lossless PNG at the 320 px box of the quality probe, at
@@ -15,6 +16,12 @@ per call per size. Then the proxy question (issue 13.1): the fitted metric's err
 e = butteraugli - metric.Reference(ref).distance(enc, fmt) per photo, format and quality, and
 how well the 320 px probe's error (ours, as the engine would compute it) predicts e at 480 and
 1200 px: the sd of e alone against the sd of e - e_probe.
+
+--window: what engine/judge.py rests on. Per calibration photo and format, the medium
+rendition at 1200 px as a build makes it; its whole-image error e (as above, butteraugli_main)
+against the error in a WINDOW-pixel window (ours), centred or where the metric's error map is
+worst (judge's choice): their correlation, the regression slope (judge.WINDOW_WEIGHT) and the
+sd of what the correction leaves.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 import pyvips
-from bench_quality import OUT, load, photo_set, reference_png
+from bench_quality import FORMATS, OUT, load, photo_set, reference_png
 
 from imgpipe.engine import butteraugli, metric
 from imgpipe.engine.encode import Encoding, encode
@@ -164,11 +171,63 @@ def probe_prediction(rows: list[dict]) -> None:
         )
 
 
+def window_error(ref, enc, fmt: str, left: int, top: int, w: int, h: int) -> float:  # type: ignore[no-untyped-def]
+    a, b = ref.crop(left, top, w, h), enc.crop(left, top, w, h)
+    return butteraugli.distance(a, b) - metric.Reference(a).distance(b, fmt)
+
+
+def window_rows(photos: list[Path]) -> list[dict]:
+    from bench_quality import butteraugli as judged
+
+    from imgpipe.engine import judge, open_source
+    from imgpipe.options import parse
+
+    rows = []
+    for photo in photos:
+        recipes = [parse(f"1200,format={f},quality=medium,timeout=3600") for f in FORMATS]
+        path = reference_png(photo, 1200, OUT / "ref")
+        ref = pyvips.Image.new_from_file(str(path)).copy_memory()
+        side = min(1.0, (judge.WINDOW / (ref.width * ref.height)) ** 0.5)
+        w, h = round(ref.width * side), round(ref.height * side)
+        for recipe, made in zip(recipes, open_source(photo).render_all(recipes), strict=True):
+            enc = pyvips.Image.new_from_buffer(made.data, "").copy_memory()
+            fmt = recipe.format
+
+            worst = judge._worst(metric.Reference(ref).error_map(enc), w, h)
+            row = {
+                "photo": photo.stem,
+                "format": fmt,
+                "e": judged(path, made.data) - metric.Reference(ref).distance(enc, fmt),
+                "centre": window_error(
+                    ref, enc, fmt, (ref.width - w) // 2, (ref.height - h) // 2, w, h
+                ),
+                "worst": window_error(
+                    ref, enc, fmt, min(worst[0], ref.width - w), min(worst[1], ref.height - h), w, h
+                ),
+            }
+            rows.append(row)
+            print(row, flush=True)
+    for fmt in (*FORMATS, None):
+        mine = [r for r in rows if fmt in (None, r["format"])]
+        e = np.array([r["e"] for r in mine])
+        line = [f"{fmt or 'all'}: sd(e) {e.std():.3f}"]
+        for name in ("centre", "worst"):
+            c = np.array([r[name] for r in mine])
+            k = np.cov(e, c)[0, 1] / c.var(ddof=1)
+            line.append(
+                f"{name} window: corr {np.corrcoef(e, c)[0, 1]:.2f}, slope {k:.2f}, "
+                f"sd(e - slope x window) {(e - k * c).std():.3f}"
+            )
+        print(" | ".join(line))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=6, help="the first N calibration photos")
     parser.add_argument("--save", type=Path, help="keep the rows (.json)")
     parser.add_argument("--table", type=Path, help="print the summary of saved rows")
+    parser.add_argument("--window", action="store_true", help="judge.py's window (see above)")
     args = parser.parse_args()
     if args.table:
         summary(json.loads(args.table.read_text()))
@@ -176,6 +235,9 @@ def main() -> None:
     if not os.path.exists("/usr/bin/butteraugli_main"):
         sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
     print(f"load: {load()}")
+    if args.window:
+        window_rows(photo_set("calibration", args.photos))
+        return
     rows = pair_rows(photo_set("calibration", args.photos))
     if args.save:
         args.save.parent.mkdir(parents=True, exist_ok=True)

@@ -340,20 +340,7 @@ def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
     # AC (the masked high and middle frequencies) per channel: Malta line filters on UHF (9
     # taps), HF and MF (5 taps), weight and norm per band and channel; then squared HF (with
     # asymmetry: lost contrast counts extra) and MF differences.
-    ac_x = (
-        _malta(p0.uhf[0], p1.uhf[0], 173.5, 5.0, lf=False)
-        + _malta(p0.hf[0], p1.hf[0], 6923.99476109, 8051.15833247, lf=True)
-        + _malta(p0.mf[0], p1.mf[0], 8246.75321353, 1009002.70582, lf=True)
-        + _l2_asymmetric(p0.hf[0], p1.hf[0], 400.0)
-        + F32(2150.0) * (p0.mf[0] - p1.mf[0]) ** 2
-    )
-    ac_y = (
-        _malta(p0.uhf[1], p1.uhf[1], 1.10039032555, 71.7800275169, lf=False)
-        + _malta(p0.hf[1], p1.hf[1], 18.7237414387, 4498534.45232, lf=True)
-        + _malta(p0.mf[1], p1.mf[1], 37.0819870399, 130262059.556, lf=True)
-        + _l2_asymmetric(p0.hf[1], p1.hf[1], 1.50815703118)
-        + F32(10.6195433239) * (p0.mf[1] - p1.mf[1]) ** 2
-    )
+    ac_x, ac_y = (_ac(p0, p1, channel, *_AC_WEIGHTS[channel]) for channel in (0, 1))
     ac_b = F32(16.2176043152) * (p0.mf[2] - p1.mf[2]) ** 2
     # DC: squared low-frequency differences in "vals".
     dc = ((p0.lf - p1.lf) ** 2 * _LF_WEIGHTS[:, None, None]).sum(axis=0)
@@ -364,6 +351,34 @@ def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
     mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
     mask_dc = _mask_weight(mask, 0.20025578522, 3.87449418804, 0.505054525019)
     out: np.ndarray = np.sqrt(mask_dc * dc + mask_ac * (ac_x + ac_y + ac_b))
+    return out
+
+
+# Per channel (X, Y): Malta weight and norm on UHF, HF and MF; asymmetric HF; squared MF.
+_AC_WEIGHTS = (
+    (173.5, 5.0, 6923.99476109, 8051.15833247, 8246.75321353, 1009002.70582, 400.0, 2150.0),
+    (
+        1.10039032555,
+        71.7800275169,
+        18.7237414387,
+        4498534.45232,
+        37.0819870399,
+        130262059.556,
+        1.50815703118,
+        10.6195433239,
+    ),
+)
+
+
+def _ac(p0: _Bands, p1: _Bands, c: int, *w: float) -> np.ndarray:
+    """One channel's AC differences, summed in butteraugli's order."""
+    out: np.ndarray = (
+        _malta(p0.uhf[c], p1.uhf[c], w[0], w[1], lf=False)
+        + _malta(p0.hf[c], p1.hf[c], w[2], w[3], lf=True)
+        + _malta(p0.mf[c], p1.mf[c], w[4], w[5], lf=True)
+        + _l2_asymmetric(p0.hf[c], p1.hf[c], w[6])
+        + F32(w[7]) * (p0.mf[c] - p1.mf[c]) ** 2
+    )
     return out
 
 

@@ -343,8 +343,10 @@ def search(
     return found, data
 
 
-# How many times a search's answer is checked by butteraugli (judge.py) at most.
-CHECKS = 2
+# How many of a search's answers butteraugli checks at most (judge.py): the metric's error can
+# change with the quality (an AVIF artefact at one setting gone at the next), so an answer
+# found for a moved target is checked again, and only checked answers are kept.
+CHECKS = 3
 
 # A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
 # where mozjpeg's own default would have stopped subsampling.
@@ -371,33 +373,37 @@ def _search_once(
             scores[quality] = reference.score(_decode(encoded[quality], fmt), fmt)
         return scores[quality]
 
+    # Scores as far as butteraugli's checks know: a checked quality's own correction, the
+    # latest check's for the others.
+    checked: dict[int, float] = {}
+    latest = 0.0
+
+    def judged(quality: int) -> float:
+        return round(evaluate(quality) - checked.get(quality, latest), 2)
+
     low = min(scale.low, encoding.ceiling)
-    found = find_quality(
-        evaluate, encoding.target, low, encoding.ceiling, guess, scale.slope, deadline
-    )
-    if found.quality is None:
-        return found, None
     average = encoding.target - TARGETS[str(encoding.quality)]
-    shift = 0.0
-    for _ in range(CHECKS):  # the error drifts a little with the quality: check the new answer
-        if found.score is None or found.timed_out or time.monotonic() > deadline:
-            break
-        shift = judge.correction(
-            reference, final, _decode(encoded[found.quality], fmt), fmt, average
-        )
-        if abs(found.score - (encoding.target + shift)) <= TOLERANCE:
-            break
+    start = guess
+    while True:
         found = find_quality(
-            evaluate,
-            encoding.target + shift,
-            low,
-            encoding.ceiling,
-            found.quality,
-            scale.slope,
-            deadline,
+            judged, encoding.target, low, encoding.ceiling, start, scale.slope, deadline
         )
-    if found.score is not None:  # the score as checked: comparable with the target
-        found = replace(found, score=round(found.score - shift, 2))
+        quality = found.quality
+        if quality is None or quality in checked or len(checked) == CHECKS:
+            break
+        if found.timed_out or time.monotonic() > deadline:
+            break
+        checked[quality] = latest = judge.correction(
+            reference, final, _decode(encoded[quality], fmt), fmt, average
+        )
+        if abs(judged(quality) - encoding.target) <= TOLERANCE:
+            break
+        start = quality
+    if checked:  # only a checked answer is kept: the lowest meeting the target, or the best
+        corrected = {q: round(scores[q] - shift, 2) for q, shift in checked.items()}
+        meets = [q for q, score in corrected.items() if score >= encoding.target - TOLERANCE]
+        best = min(meets) if meets else max(corrected, key=lambda q: corrected[q])
+        found = replace(found, quality=best, score=corrected[best])
     return found, encoded[found.quality] if found.quality is not None else None
 
 
