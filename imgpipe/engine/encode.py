@@ -222,8 +222,8 @@ def encode(image: pyvips.Image, enc: Encoding, seconds: float = math.inf) -> byt
             return image.webpsave_buffer(lossless=True, exact=True, keep=keep)
         # libwebp's own chroma subsampling unless asked: sharp YUV (smart_subsample) costs
         # 2.6x the CPU of the encode, for files 2-3% smaller at the same score on 1600 px
-        # photos; the search makes up for the score, and asks for sharp YUV when even the
-        # highest quality cannot meet the target (optimise.search).
+        # photos; the search makes up for the score, and tries sharp YUV too when plain
+        # subsampling needs quality 90 or more (optimise.search, SHARP_YUV_FROM).
         return image.webpsave_buffer(Q=q, smart_subsample=enc.sharp_yuv, keep=keep)
     if enc.format == "avif":
         if enc.lossless:
