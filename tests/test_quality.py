@@ -128,8 +128,7 @@ def test_a_search_bigger_than_the_probe_starts_from_its_answer_moved_by_the_drif
     result = open_source(big).render(parse(f"1280,format={fmt}"))
     (probe_width, _, probed), (width, start, _) = calls
     assert (probe_width, width) == (optimise.PROBE_BOX, 1280)
-    drift = {"jpeg": -5.4, "webp": 0.7, "avif": -0.7}[fmt]  # two doublings above the probe
-    assert start == probed + round(2 * drift)
+    assert start == probed + round(2 * optimise.PROBE_DRIFT[fmt])  # two doublings above it
     assert abs(result.score - target_of("medium", fmt, 1280)) <= TOLERANCE + 0.01
 
 
