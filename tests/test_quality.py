@@ -219,7 +219,7 @@ def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
     monkeypatch.setattr(
         search, "time", SimpleNamespace(monotonic=lambda: time.monotonic() + late[0])
     )
-    real_encode, real_find = optimise.encode, optimise.find_quality
+    real_encode, real_find = optimise.encode, search.find_quality
 
     def slow(*args, **kwargs):
         late[0] += 3600
@@ -230,7 +230,7 @@ def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
         return real_find(*args, **kwargs)
 
     monkeypatch.setattr(optimise, "encode", slow)
-    monkeypatch.setattr(optimise, "find_quality", find)
+    monkeypatch.setattr(search, "find_quality", find)
     # Never good enough, so the search would go on if the clock let it.
     monkeypatch.setattr(metric.Reference, "score", lambda self, distorted, fmt=None: 50.0)
     r = render(photo, "300,format=webp,timeout=60")
@@ -240,7 +240,7 @@ def test_on_timeout_the_best_so_far_is_used_with_a_warning(photo, monkeypatch):
 
 
 def test_with_nothing_in_time_a_fitting_source_is_copied(photo, monkeypatch):
-    monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
+    monkeypatch.setattr(search, "find_quality", lambda *a, **k: optimise.Found(None, None))
     r = render(photo, "full,format=jpeg,timeout=60")
     assert [w.code for w in r.warnings] == ["timeout-copied"]
     # The source's own coefficients, recoded losslessly where that is smaller (standin.py).
@@ -248,7 +248,7 @@ def test_with_nothing_in_time_a_fitting_source_is_copied(photo, monkeypatch):
 
 
 def test_with_nothing_in_time_and_no_fitting_source_it_fails(photo, monkeypatch):
-    monkeypatch.setattr(optimise, "find_quality", lambda *a, **k: optimise.Found(None, None))
+    monkeypatch.setattr(search, "find_quality", lambda *a, **k: optimise.Found(None, None))
     with pytest.raises(ImageError) as caught:
         render(photo, "200,format=jpeg,timeout=60")  # resized: the source does not fit
     assert caught.value.code == "timeout"

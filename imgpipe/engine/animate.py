@@ -25,10 +25,10 @@ from ..geometry import Geometry, compute
 from ..model import Rendition
 from ..options import Recipe
 from . import clip
-from .encode import SCALES, TARGETS, plan
+from .encode import SCALES, TARGETS, check_fits, plan
 from .failure import because, fail
 from .load import decode, out_of_time, watched, watched_until
-from .optimise import check_fits, guess_of
+from .optimise import guess_of
 from .sniff import Kind
 from .transform import alpha_in_use, cut, fixed_cut, resize_exact, settle_alpha, shape, to_srgb
 

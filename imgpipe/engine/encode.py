@@ -15,6 +15,7 @@ import pyvips
 
 from ..errors import Problem
 from ..formats import FORMATS
+from .failure import fail
 from .lossless import optimise_png
 from .transform import plain_srgb
 
@@ -170,6 +171,31 @@ def plan(
         target = target_of(quality, fmt, width)
         return Encoding(fmt, quality, number, target=target, ceiling=ceiling), tuple(warnings)
     return Encoding(fmt, quality, number), tuple(warnings)
+
+
+# The longest side each encoder writes (libjpeg, libwebp, libvips' heifsave, GIF's 16 bits);
+# PNG has no practical limit. Past it libvips fails mid-encode, which is a refusal to word
+# as one, not an engine bug to report.
+MAX_SIDES = {
+    "jpeg": ("JPEG", 65_500),
+    "webp": ("WebP", 16_383),
+    "avif": ("AVIF", 16_384),
+    "gif": ("GIF", 65_535),
+}
+
+
+def check_fits(fmt: str, width: int, height: int, name: str) -> None:
+    """Raise an ImageError when a `width` x `height` rendition is too large for `fmt`."""
+    label, limit = MAX_SIDES.get(fmt, (fmt, math.inf))
+    if max(width, height) > limit:
+        raise fail(
+            "too-many-pixels",
+            name,
+            f"a {width}x{height} {label} is too large: {label} holds at most {limit} pixels a side",
+            f"a rendition of at most {limit} pixels a side in {label}",
+            "ask for a smaller size, or format=png",
+            "encode",
+        )
 
 
 # libvips' name of each kind of metadata an image may carry -> its `keep=` flag, and the PNG

@@ -23,9 +23,17 @@ from ..errors import Problem
 from ..formats import AUTO, FORMATS
 from ..options import Recipe
 from . import judge, metric
-from .encode import GUESS_WIDTH, SCALES, TARGETS, Encoding, encode, keeps_alpha, plan
-from .failure import fail
-from .search import TOLERANCE, Found, find_quality
+from .encode import (
+    GUESS_WIDTH,
+    SCALES,
+    TARGETS,
+    Encoding,
+    check_fits,
+    encode,
+    keeps_alpha,
+    plan,
+)
+from .search import TOLERANCE, Found, find_checked
 from .transform import settle_alpha
 
 _LOADERS = {
@@ -34,29 +42,6 @@ _LOADERS = {
     "webp": "webpload_buffer",
     "avif": "heifload_buffer",
 }
-# The longest side each encoder writes (libjpeg, libwebp, libvips' heifsave, GIF's 16 bits);
-# PNG has no practical limit. Past it libvips fails mid-encode, which is a refusal to word
-# as one, not an engine bug to report.
-MAX_SIDES = {
-    "jpeg": ("JPEG", 65_500),
-    "webp": ("WebP", 16_383),
-    "avif": ("AVIF", 16_384),
-    "gif": ("GIF", 65_535),
-}
-
-
-def check_fits(fmt: str, width: int, height: int, name: str) -> None:
-    """Raise an ImageError when a `width` x `height` rendition is too large for `fmt`."""
-    label, limit = MAX_SIDES.get(fmt, (fmt, math.inf))
-    if max(width, height) > limit:
-        raise fail(
-            "too-many-pixels",
-            name,
-            f"a {width}x{height} {label} is too large: {label} holds at most {limit} pixels a side",
-            f"a rendition of at most {limit} pixels a side in {label}",
-            "ask for a smaller size, or format=png",
-            "encode",
-        )
 
 
 @dataclass(frozen=True)
@@ -336,17 +321,10 @@ def search(
         return found, data
     second, second_data = _search_once(final, other, guess, deadline)
     assert encoding.target is not None
-    if second.quality is not None and _preferred(
-        second, second_data, found, data, encoding.target
-    ):
+    if second.quality is not None and _preferred(second, second_data, found, data, encoding.target):
         return second, second_data
     return found, data
 
-
-# How many of a search's answers butteraugli checks at most (judge.py): the metric's error can
-# change with the quality (an AVIF artefact at one setting gone at the next), so an answer
-# found for a moved target is checked again, and only checked answers are kept.
-CHECKS = 3
 
 # A searched JPEG needing this quality or more in 4:2:0 is tried in full chroma too: it is
 # where mozjpeg's own default would have stopped subsampling.
@@ -361,8 +339,8 @@ SHARP_YUV_FROM = 85
 def _search_once(
     final: pyvips.Image, encoding: Encoding, guess: int, deadline: float
 ) -> tuple[Found, bytes | None]:
-    """The search with the metric, then its answer checked by butteraugli (judge.py) and the
-    search carried on to the target moved by what the check found, if it moved out of reach."""
+    """The search with the metric, its answers checked by butteraugli (judge.py; the metric's
+    error can change with the quality, an AVIF artefact at one setting gone at the next)."""
     fmt, scale = encoding.format, SCALES[encoding.format]
     assert encoding.target is not None and encoding.ceiling is not None
     reference = metric.Reference(final)
@@ -375,37 +353,15 @@ def _search_once(
             scores[quality] = reference.score(_decode(encoded[quality], fmt), fmt)
         return scores[quality]
 
-    # Scores as far as butteraugli's checks know: a checked quality's own correction, the
-    # latest check's for the others.
-    checked: dict[int, float] = {}
-    latest = 0.0
+    average = encoding.target - TARGETS[str(encoding.quality)]
 
-    def judged(quality: int) -> float:
-        return round(evaluate(quality) - checked.get(quality, latest), 2)
+    def check(quality: int) -> float:
+        return judge.correction(reference, final, _decode(encoded[quality], fmt), fmt, average)
 
     low = min(scale.low, encoding.ceiling)
-    average = encoding.target - TARGETS[str(encoding.quality)]
-    start = guess
-    while True:
-        found = find_quality(
-            judged, encoding.target, low, encoding.ceiling, start, scale.slope, deadline
-        )
-        quality = found.quality
-        if quality is None or quality in checked or len(checked) == CHECKS:
-            break
-        if found.timed_out or time.monotonic() > deadline:
-            break
-        checked[quality] = latest = judge.correction(
-            reference, final, _decode(encoded[quality], fmt), fmt, average
-        )
-        if abs(judged(quality) - encoding.target) <= TOLERANCE:
-            break
-        start = quality
-    if checked:  # only a checked answer is kept: the lowest meeting the target, or the best
-        corrected = {q: round(scores[q] - shift, 2) for q, shift in checked.items()}
-        meets = [q for q, score in corrected.items() if score >= encoding.target - TOLERANCE]
-        best = min(meets) if meets else max(corrected, key=lambda q: corrected[q])
-        found = replace(found, quality=best, score=corrected[best])
+    found = find_checked(
+        evaluate, check, encoding.target, low, encoding.ceiling, guess, scale.slope, deadline
+    )
     return found, encoded[found.quality] if found.quality is not None else None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # A score within this of the target counts as meeting it. The metric's own error on an unseen
 # photo is about 1.5 points (0.15 butteraugli units): chasing a closer landing costs encodes
@@ -114,3 +114,45 @@ def _decide(
     return Found(
         best, trials[best], dict(trials), timed_out=timed_out, reachable=high not in trials
     )
+
+
+def find_checked(
+    evaluate: Callable[[int], float],
+    check: Callable[[int], float],
+    target: float,
+    low: int,
+    high: int,
+    guess: int,
+    slope: float,
+    deadline: float = math.inf,
+    checks: int = 3,
+) -> Found:
+    """find_quality, its answer then checked by a slower, truer judge: `check(quality)` is how
+    many points `evaluate` overrates that quality by. The search carries on with the scores as
+    far as the checks know them (a checked quality's own correction, the latest check's for
+    the others) until an answer's check agrees, at most `checks` times; only a checked answer
+    is kept: the lowest meeting the target as its check says, else the best."""
+    checked: dict[int, float] = {}
+    latest = 0.0
+
+    def judged(quality: int) -> float:
+        return round(evaluate(quality) - checked.get(quality, latest), 2)
+
+    start = guess
+    while True:
+        found = find_quality(judged, target, low, high, start, slope, deadline)
+        quality = found.quality
+        if quality is None or quality in checked or len(checked) == checks:
+            break
+        if found.timed_out or time.monotonic() > deadline:
+            break
+        checked[quality] = latest = check(quality)
+        if abs(judged(quality) - target) <= TOLERANCE:
+            break
+        start = quality
+    if not checked:
+        return found
+    corrected = {q: round(evaluate(q) - shift, 2) for q, shift in checked.items()}
+    meets = [q for q, score in corrected.items() if score >= target - TOLERANCE]
+    best = min(meets) if meets else max(corrected, key=lambda q: corrected[q])
+    return replace(found, quality=best, score=corrected[best])
