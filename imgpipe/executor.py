@@ -20,7 +20,6 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import (
     FIRST_COMPLETED,
-    Executor,
     Future,
     ProcessPoolExecutor,
     ThreadPoolExecutor,
@@ -129,7 +128,9 @@ class ThreadExecutor:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
-            yield from _in_flight(pool, self.jobs, jobs, lambda job: (run_job, job, self.engine))
+            yield from _in_flight(
+                lambda job: pool.submit(run_job, job, self.engine), self.jobs, jobs
+            )
 
 
 class ProcessExecutor:
@@ -150,7 +151,7 @@ class ProcessExecutor:
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["imgpipe.executor", "imgpipe.engine.source"])
         with ProcessPoolExecutor(workers, context, _exit_with, (os.getpid(),)) as pool:
-            yield from _in_flight(pool, workers, todo, lambda job: (_run_default, job))
+            yield from _in_flight(lambda job: pool.submit(_run_default, job), workers, todo)
 
 
 def _run_default(job: Job) -> JobResult:
@@ -171,7 +172,7 @@ def _await_end(pid: int) -> None:
         with os.fdopen(os.pidfd_open(pid)) as process:  # readable once the process has ended
             select.select([process], [], [])
     except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): look every second
-        while os.getppid() != 1 and _exists(pid):
+        while _exists(pid):
             time.sleep(1)
     os._exit(1)
 
@@ -187,9 +188,9 @@ def _exists(pid: int) -> bool:
 
 
 def _in_flight(
-    pool: Executor, workers: int, jobs: Iterable[Job], call: Callable[[Job], tuple]
+    submit: Callable[[Job], Future[JobResult]], workers: int, jobs: Iterable[Job]
 ) -> Iterator[JobResult]:
-    """Results of `jobs` run on `pool` in completion order, at most 2 x `workers` at once."""
+    """Results of the `jobs` submitted in completion order, at most 2 x `workers` at once."""
     pending = iter(jobs)
     in_flight: set[Future[JobResult]] = set()
     try:
@@ -198,7 +199,7 @@ def _in_flight(
                 job = next(pending, None)
                 if job is None:
                     break
-                in_flight.add(pool.submit(*call(job)))
+                in_flight.add(submit(job))
             if not in_flight:
                 return
             done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
