@@ -181,7 +181,7 @@ def _locked_build(
     jobs: int | None,
     engine: Engine,
     events: Events,
-    local: type[ThreadExecutor | ProcessExecutor] = ThreadExecutor,
+    local: type[ThreadExecutor | ProcessExecutor],
 ) -> Summary:
     started = time.monotonic()
     lock = Lock(config.cache_dir)

@@ -56,3 +56,21 @@ def test_transparent_and_tiny_images_are_not_checked():
     for image in (rgba, tiny):
         scorer = metric.Reference(image) if metric.scorable(image.width, image.height) else None
         assert judge.correction(scorer, image, image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+
+
+def test_the_probe_only_seeds_the_search_so_it_is_not_checked(monkeypatch):
+    """The 320 px probe's answer only says where a rendition's search starts; the check is
+    for the answers that are kept (optimise.PROBE_BOX)."""
+    from imgpipe.engine import open_source
+
+    checked = []
+    real = judge.correction
+
+    def counted(scorer, final, encoded, fmt, average):  # type: ignore[no-untyped-def]
+        checked.append(final.width)
+        return real(scorer, final, encoded, fmt, average)
+
+    monkeypatch.setattr(judge, "correction", counted)
+    made = open_source(PHOTOS[0].read_bytes()).render(parse("800,format=webp"))
+    assert made.width == 800
+    assert checked and set(checked) == {800}, checked

@@ -82,8 +82,8 @@ def test_each_size_is_searched_from_a_probe_not_from_the_other_sizes(photo, monk
     probing = []
     real_search, real_probe = optimise.search, optimise.Optimiser.probe
 
-    def recording(final, encoding, guess, deadline):
-        found, encoded = real_search(final, encoding, guess, deadline)
+    def recording(final, encoding, guess, deadline, checks=3):
+        found, encoded = real_search(final, encoding, guess, deadline, checks)
         if not probing:
             starts.append((final.width, guess, found.quality))
         return found, encoded
@@ -116,8 +116,8 @@ def test_a_search_bigger_than_the_probe_starts_from_its_answer_moved_by_the_drif
     calls: list[tuple[int, int, int | None]] = []  # (width, start, answer), probe first
     real_search = optimise.search
 
-    def recording(final, encoding, guess, deadline):
-        found, encoded = real_search(final, encoding, guess, deadline)
+    def recording(final, encoding, guess, deadline, checks=3):
+        found, encoded = real_search(final, encoding, guess, deadline, checks)
         calls.append((final.width, guess, found.quality))
         return found, encoded
 

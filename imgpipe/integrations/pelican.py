@@ -104,7 +104,9 @@ def _build(pelican: Pelican) -> None:
         config = site.make_config(
             options,
             setting=SETTING,
-            root=Path.cwd(), default_source=Path(settings["PATH"]), cache_dir=cache_dir
+            root=Path.cwd(),
+            default_source=Path(settings["PATH"]),
+            cache_dir=cache_dir,
         )
         config, problems = markdown.with_focus(config, _focus_links(Path(settings["PATH"])))
         for problem in (*config.warnings, *problems):
