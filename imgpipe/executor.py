@@ -25,6 +25,7 @@ from concurrent.futures import (
     ThreadPoolExecutor,
     wait,
 )
+from concurrent.futures.process import BrokenProcessPool
 
 from . import skips
 from .errors import ImageError, ImgpipeError
@@ -128,15 +129,20 @@ class ThreadExecutor:
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
-            yield from _in_flight(
-                lambda job: pool.submit(run_job, job, self.engine), self.jobs, jobs
-            )
+            for _job, future in _in_flight(
+                lambda job: pool.submit(run_job, job, self.engine), self.jobs, iter(jobs)
+            ):
+                yield future.result()
 
 
 class ProcessExecutor:
     """Sources in parallel in `jobs` worker processes with the default engine, started by
     a fork server that has numpy, scipy and libvips loaded (forking it costs milliseconds);
-    one job, or one worker, runs on a thread here instead."""
+    one job, or one worker, runs on a thread here instead.
+
+    A worker that dies (the out-of-memory killer, a crash in a codec) breaks its pool: the
+    jobs that were in it are run again one at a time, each alone in a new pool, and one that
+    kills that one too fails alone (`worker-died`); the rest go on in a new pool."""
 
     def __init__(self, jobs: int, engine: Engine):
         self.jobs = max(1, jobs)
@@ -148,10 +154,40 @@ class ProcessExecutor:
         if workers < 2:
             yield from ThreadExecutor(1, self.engine).run(todo)
             return
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["imgpipe.executor", "imgpipe.engine.source"])
-        with ProcessPoolExecutor(workers, context, _exit_with, (os.getpid(),)) as pool:
-            yield from _in_flight(lambda job: pool.submit(_run_default, job), workers, todo)
+        pending = iter(todo)
+        while True:
+            lost: list[Job] = []
+            with _pool(workers) as pool:
+                for job, future in _in_flight(
+                    lambda job: pool.submit(_run_default, job), workers, pending
+                ):
+                    try:
+                        yield future.result()
+                    except BrokenProcessPool:
+                        lost.append(job)
+            if not lost:
+                return
+            for job in lost:
+                with _pool(1) as alone:
+                    try:
+                        yield alone.submit(_run_default, job).result()
+                    except BrokenProcessPool:
+                        yield JobResult(
+                            job.relpath, None, (), Issue("render", "worker-died", _DIED)
+                        )
+
+
+_DIED = (
+    "the process rendering this source ended while it worked, twice (killed, out of memory, "
+    "or a crash in a codec); other sources were not affected; if it keeps happening, "
+    "check the file or lower `jobs`"
+)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["imgpipe.executor", "imgpipe.engine.source"])
+    return ProcessPoolExecutor(workers, context, _exit_with, (os.getpid(),))
 
 
 def _run_default(job: Job) -> JobResult:
@@ -188,23 +224,30 @@ def _exists(pid: int) -> bool:
 
 
 def _in_flight(
-    submit: Callable[[Job], Future[JobResult]], workers: int, jobs: Iterable[Job]
-) -> Iterator[JobResult]:
-    """Results of the `jobs` submitted in completion order, at most 2 x `workers` at once."""
-    pending = iter(jobs)
-    in_flight: set[Future[JobResult]] = set()
+    submit: Callable[[Job], Future[JobResult]], workers: int, pending: Iterator[Job]
+) -> Iterator[tuple[Job, Future[JobResult]]]:
+    """The `pending` jobs submitted, each with its done future, in completion order, at most
+    2 x `workers` at once. Once a (broken) pool refuses a job, that job comes back with the
+    pool's error and no more are taken from `pending`: the caller may go on with the rest."""
+    in_flight: dict[Future[JobResult], Job] = {}
+    refused = False
     try:
         while True:
-            while len(in_flight) < 2 * workers:
+            while not refused and len(in_flight) < 2 * workers:
                 job = next(pending, None)
                 if job is None:
                     break
-                in_flight.add(submit(job))
+                try:
+                    in_flight[submit(job)] = job
+                except BrokenProcessPool as exc:
+                    refused, future = True, Future[JobResult]()
+                    future.set_exception(exc)
+                    in_flight[future] = job
             if not in_flight:
                 return
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for future in done:
-                yield future.result()
+                yield in_flight.pop(future), future
     finally:
         for future in in_flight:
             future.cancel()

@@ -193,6 +193,36 @@ def test_the_cli_renders_in_worker_processes_that_a_kill_takes_along(tmp_path):
     assert not alive
 
 
+def test_a_worker_killed_mid_build_costs_nothing_but_time(tmp_path):
+    """The out-of-memory killer takes one of `imgpipe build`'s worker processes: its jobs run
+    again (executor.ProcessExecutor) and the build ends as an untroubled one does."""
+    ref_root = make_site(tmp_path / "ref", count=8)
+    assert cli(ref_root, "build").returncode == 0
+    root = make_site(tmp_path / "site", count=8)
+    proc = subprocess.Popen(
+        command("build", "--no-progress"), cwd=root, env=env(), stderr=subprocess.PIPE, text=True
+    )
+    with proc:
+        deadline, workers = time.monotonic() + 60, []
+        while not workers and proc.poll() is None and time.monotonic() < deadline:
+            workers = sorted(
+                pid
+                for pid, cmd in _descendants(proc.pid)
+                if "multiprocessing.forkserver" in cmd and _parent(pid) != proc.pid
+            )
+            time.sleep(0.005)
+        assert workers and proc.poll() is None, "the build ended before a worker was seen"
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "worker-died" not in err
+    assert files(root / "public") == files(ref_root / "public")
+
+
+def _parent(pid: int) -> int:
+    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
 def _descendants(pid: int) -> set[tuple[int, str]]:
     """(pid, command line) of every process below `pid`, from /proc."""
     parents: dict[int, list[int]] = {}
