@@ -2,7 +2,7 @@
 
     python bench/bench_butteraugli.py [--photos 6] [--save bench/.out/butteraugli.json]
     python bench/bench_butteraugli.py --table bench/.out/butteraugli.json   # the tables again
-    python bench/bench_butteraugli.py --window [--photos 19]   # judge.py's window and weight
+    python bench/bench_butteraugli.py --window [--photos 100]  # judge.py's windows and weight
 
 Pairs: the first N *calibration* photos (bench_quality.photo_set; never the heldout or bench
 sets), each rendered by imgpipe as a lossless PNG at the 320 px box of the quality probe, at
@@ -17,11 +17,12 @@ e = butteraugli - metric.Reference(ref).distance(enc, fmt) per photo, format and
 how well the 320 px probe's error (ours, as the engine would compute it) predicts e at 480 and
 1200 px: the sd of e alone against the sd of e - e_probe.
 
---window: what engine/judge.py rests on. Per calibration photo and format, the medium
-rendition at 1200 px as a build makes it; its whole-image error e (as above, butteraugli_main)
-against the error in a WINDOW-pixel window (ours), centred or where the metric's error map is
-worst (judge's choice): their correlation, the regression slope (judge.WINDOW_WEIGHT) and the
-sd of what the correction leaves.
+--window: what engine/judge.py rests on. Per photo of the calibration, heldout and bench
+sets and per format, the medium rendition at 1200 px as a build makes it; its whole-image error
+e (as above, butteraugli_main) against the error in a WINDOW-pixel window (ours): where the
+metric's error map is worst, centred, and the mean of both (judge's choice). Per choice, the
+slope of e on it (no intercept) fitted on the calibration photos, and on every set the sd of
+what a correction by that slope leaves.
 """
 
 from __future__ import annotations
@@ -186,13 +187,12 @@ def window_rows(photos: list[Path]) -> list[dict]:
     for photo in photos:
         recipes = [parse(f"1200,format={f},quality=medium,timeout=3600") for f in FORMATS]
         path = reference_png(photo, 1200, OUT / "ref")
-        ref = pyvips.Image.new_from_file(str(path)).copy_memory()
+        ref = pyvips.Image.new_from_file(str(path)).colourspace("srgb").copy_memory()
         side = min(1.0, (judge.WINDOW / (ref.width * ref.height)) ** 0.5)
         w, h = round(ref.width * side), round(ref.height * side)
         for recipe, made in zip(recipes, open_source(photo).render_all(recipes), strict=True):
-            enc = pyvips.Image.new_from_buffer(made.data, "").copy_memory()
+            enc = pyvips.Image.new_from_buffer(made.data, "").colourspace("srgb").copy_memory()
             fmt = recipe.format
-
             worst = judge._worst(metric.Reference(ref).error_map(enc), w, h)
             row = {
                 "photo": photo.stem,
@@ -205,21 +205,34 @@ def window_rows(photos: list[Path]) -> list[dict]:
                     ref, enc, fmt, min(worst[0], ref.width - w), min(worst[1], ref.height - h), w, h
                 ),
             }
+            row["both"] = (row["centre"] + row["worst"]) / 2
             rows.append(row)
             print(row, flush=True)
-    for fmt in (*FORMATS, None):
-        mine = [r for r in rows if fmt in (None, r["format"])]
-        e = np.array([r["e"] for r in mine])
-        line = [f"{fmt or 'all'}: sd(e) {e.std():.3f}"]
-        for name in ("centre", "worst"):
-            c = np.array([r[name] for r in mine])
-            k = np.cov(e, c)[0, 1] / c.var(ddof=1)
-            line.append(
-                f"{name} window: corr {np.corrcoef(e, c)[0, 1]:.2f}, slope {k:.2f}, "
-                f"sd(e - slope x window) {(e - k * c).std():.3f}"
-            )
-        print(" | ".join(line))
     return rows
+
+
+def windows(photos: int) -> None:
+    """The --window table (see the module docstring)."""
+    sets = {
+        which: window_rows(photo_set(which, photos))
+        for which in ("calibration", "heldout", "bench")
+    }
+    print(
+        "| window | format | slope (calibration) | "
+        + " | ".join(f"{w}: sd(e) -> left" for w in sets)
+        + " |"
+    )
+    for name in ("worst", "centre", "both"):
+        for fmt in (*FORMATS, None):
+            fitted = [r for r in sets["calibration"] if fmt in (None, r["format"])]
+            e, c = (np.array([r[k] for r in fitted]) for k in ("e", name))
+            slope = (e * c).sum() / (c * c).sum()
+            cells = []
+            for rows in sets.values():
+                mine = [r for r in rows if fmt in (None, r["format"])]
+                e, c = (np.array([r[k] for r in mine]) for k in ("e", name))
+                cells.append(f"{e.std():.3f} -> {(e - slope * c).std():.3f}")
+            print(f"| {name} | {fmt or 'all'} | {slope:.2f} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
@@ -236,7 +249,7 @@ def main() -> None:
         sys.exit("butteraugli_main not found: apt-get install -y libjxl-devtools")
     print(f"load: {load()}")
     if args.window:
-        window_rows(photo_set("calibration", args.photos))
+        windows(args.photos)
         return
     rows = pair_rows(photo_set("calibration", args.photos))
     if args.save:

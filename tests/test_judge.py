@@ -74,3 +74,44 @@ def test_the_probe_only_seeds_the_search_so_it_is_not_checked(monkeypatch):
     made = open_source(PHOTOS[0].read_bytes()).render(parse("800,format=webp"))
     assert made.width == 800
     assert checked and set(checked) == {800}, checked
+
+
+def test_a_big_rendition_is_judged_where_the_metric_sees_errors_and_in_its_centre(monkeypatch):
+    """Either window alone misjudged some held-out photos (judge.py's table): a rendition
+    bigger than one window is judged in two, one covering the damage, one centred; an image
+    the window covers, once."""
+    import pyvips
+
+    from imgpipe.engine import metric
+
+    def gradient(width: int, height: int) -> pyvips.Image:
+        """Each pixel says where it is: (x / 5, y / 4, 128)."""
+        xyz = pyvips.Image.xyz(width, height)
+        image = (xyz[0] / 5).bandjoin([xyz[1] / 4, xyz[0] * 0 + 128]).cast("uchar")
+        return image.copy(interpretation="srgb")
+
+    corners: list[tuple[int, int]] = []
+
+    def where(reference, distorted, fmt):  # type: ignore[no-untyped-def]
+        x, y = reference.getpoint(0, 0)[:2]
+        corners.append((round(x * 5), round(y * 4)))
+        return 0.0
+
+    monkeypatch.setattr(judge, "_error", where)
+    final = gradient(1200, 800)
+    damaged = final.draw_rect([0, 0, 0], 700, 440, 200, 120, fill=True)  # bottom right
+    judge.correction(metric.Reference(final), final, damaged, "webp", 0.0)
+    (worst, centre) = sorted(corners, reverse=True)
+    assert abs(centre[0] - 360) <= 5 and abs(centre[1] - 240) <= 4
+    assert worst[0] <= 700 and worst[0] + 480 >= 900 and worst[1] <= 440 and worst[1] + 320 >= 560
+
+    corners.clear()
+    small = gradient(480, 320)
+    judge.correction(
+        metric.Reference(small),
+        small,
+        small.draw_rect([0, 0, 0], 0, 0, 50, 50, fill=True),
+        "webp",
+        0.0,
+    )
+    assert corners == [(0, 0)]

@@ -52,7 +52,8 @@ __all__ = [
 # 11: a search's answer is checked by butteraugli on a window and the target moved (judge.py).
 # 12: AVIF tuned for SSIM, WebP without sharp YUV (unless the target needs it); the searches'
 # start moves from the probe's answer by refitted drifts (about a third less CPU).
-# 13: the 320 px probe's search is not checked by butteraugli (it only seeds the start).
+# 13: the 320 px probe's search is not checked by butteraugli (it only seeds the start); the
+# check judges a big rendition in two windows, the metric's worst and the centred one.
 ENGINE_VERSION = "13"
 
 _LIBS = re.compile(
