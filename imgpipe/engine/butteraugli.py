@@ -3,7 +3,7 @@
 The algorithm and every constant are libjxl's butteraugli (lib/jxl/butteraugli/butteraugli.cc
 and the p-norm of lib/extras/metrics.cc, JPEG XL project, BSD-3-Clause; butteraugli by Jyrki
 Alakuijala), as built into the libjxl 0.7 tools. This is an independent, vectorised
-re-implementation: scipy's 1-D correlations do the blurs, numpy the rest, in float32; the
+re-implementation: OpenCV's separable filter does the blurs, numpy the rest, in float32; the
 Malta line filters are in malta.py. A Reference does the reference's half of the work once.
 
 Steps (one pass at full size, one at half size mixed in):
@@ -36,14 +36,16 @@ is 1 / (17.8 x 0.79079917404), between the two libjxl sources read); the cause i
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyvips
-from scipy import ndimage
 
 from . import malta
 
 F32 = np.float32
 INTENSITY_TARGET = 80.0  # butteraugli_main's default viewing conditions, nits
+# OpenCV's own threads off, as libvips' (load.py): builds run renders side by side instead.
+cv2.setNumThreads(1)
 
 
 class Reference:
@@ -150,14 +152,16 @@ def _blur(planes: np.ndarray, sigma: float) -> np.ndarray:
     k = _KERNELS.get(sigma)
     if k is None:
         k = _KERNELS[sigma] = _kernel(sigma)
-    if len(k) == 5:
+    mirror = len(k) == 5
+    if mirror:
         k = k / k.sum()
-        out = ndimage.correlate1d(planes, k, axis=-1, mode="reflect")
-        return ndimage.correlate1d(out, k, axis=-2, mode="reflect")
     h, w = planes.shape[-2:]
-    out = ndimage.correlate1d(planes, k, axis=-1, mode="constant")
-    out = ndimage.correlate1d(out, k, axis=-2, mode="constant")
-    out *= _norm(k, h)[:, None] * _norm(k, w)[None, :]
+    out = np.empty_like(planes)
+    border = cv2.BORDER_REFLECT if mirror else cv2.BORDER_CONSTANT  # cba|abc, or zeros
+    for plane, blurred in zip(planes.reshape(-1, h, w), out.reshape(-1, h, w), strict=True):
+        cv2.sepFilter2D(plane, -1, k, k, dst=blurred, borderType=border)
+    if not mirror:
+        out *= _norm(k, h)[:, None] * _norm(k, w)[None, :]
     return out
 
 
