@@ -49,17 +49,17 @@ cv2.setNumThreads(1)
 
 
 class Reference:
-    """The reference's half of the work (its bands, masking field and the bounds of its
-    asymmetric differences, at both sizes), done once to compare several images with it."""
+    """The reference's half of the work (its bands and masking field at both sizes), done
+    once to compare several images with it."""
 
     def __init__(self, reference: pyvips.Image) -> None:
         self.width, self.height = reference.width, reference.height
-        self._sides = _sides(_planes(_linear(reference)))
+        self._sides = _sides(_linear(reference))
 
     def scores(self, distorted: pyvips.Image) -> tuple[float, float]:
         """(max distance, 3-norm) of `distorted` as butteraugli_main prints them."""
         _same_size(self.width, self.height, distorted)
-        dmap = _diffmap(self._sides, _planes(_linear(distorted)))
+        dmap = _diffmap(self._sides, _linear(distorted))
         return float(dmap.max()), pnorm3(dmap)
 
     def distance(self, distorted: pyvips.Image) -> float:
@@ -100,6 +100,7 @@ def _same_size(width: int, height: int, distorted: pyvips.Image) -> None:
 
 
 def _linear(image: pyvips.Image) -> np.ndarray:
+    """(3, H, W) linear-light planes of an 8-bit sRGB image."""
     if image.bands != 3 or image.format != "uchar":
         raise ValueError(
             "butteraugli needs 8-bit RGB without alpha, got "
@@ -110,7 +111,7 @@ def _linear(image: pyvips.Image) -> np.ndarray:
             f"butteraugli needs at least 8x8 pixels, got {image.width}x{image.height}; "
             "score a bigger rendition (butteraugli_main pads small images, this does not)"
         )
-    return _SRGB_TO_LINEAR[image.numpy()]
+    return _SRGB_TO_LINEAR[np.ascontiguousarray(image.numpy().transpose(2, 0, 1))]
 
 
 _V = np.arange(256, dtype=np.float64) / 255
@@ -195,16 +196,15 @@ def _opsin(planes: np.ndarray) -> np.ndarray:
     np.log(sensitivity, out=sensitivity)
     sensitivity *= F32(19.245013259874995)
     sensitivity += F32(-23.16046239805755)
-    sensitivity /= pre
-    np.maximum(sensitivity, F32(1e-4), out=sensitivity)
+    np.divide(sensitivity, pre, out=pre)
+    np.maximum(pre, F32(1e-4), out=pre)
     mixed += _BIAS
-    mixed *= sensitivity
+    mixed *= pre
     np.maximum(mixed, _BIAS, out=mixed)
-    xyb = np.empty_like(mixed)
-    np.subtract(mixed[0], mixed[1], out=xyb[0])
-    np.add(mixed[0], mixed[1], out=xyb[1])
-    xyb[2] = mixed[2]
-    return xyb
+    x = mixed[0] - mixed[1]
+    mixed[1] += mixed[0]
+    mixed[0] = x
+    return mixed  # X, Y, B
 
 
 def _remove_range(x: np.ndarray, w: float) -> None:
@@ -273,16 +273,6 @@ class _Side:
         mask = _erode(self.activity)
         self.mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
         self.mask_dc = _mask_weight(mask, 0.20025578522, 3.87449418804, 0.505054525019)
-        # Per channel: Malta's bounds on UHF, HF and MF (0.55 to 1.05 x the reference), their
-        # |reference|, and the asymmetric HF difference's (0.4 to 1 x).
-        self.malta = [
-            [
-                (band[c], np.abs(band[c]), malta.bounds(band[c], 0.55, 1.05))
-                for band in (b.uhf, b.hf, b.mf)
-            ]
-            for c in (0, 1)
-        ]
-        self.hf_bounds = [malta.bounds(b.hf[c], 0.4, 1.0) for c in (0, 1)]
 
 
 def _sides(planes: np.ndarray) -> list[_Side]:
@@ -310,13 +300,13 @@ def _diffmap_one(ref: _Side, planes: np.ndarray) -> np.ndarray:
     # asymmetry: lost contrast counts extra) and MF differences.
     ac = F32(16.2176043152) * (p0.mf[2] - p1.mf[2]) ** 2
     for c, (malta_weights, hf_weight, mf_weight) in enumerate(_AC_WEIGHTS):
-        dists = (p1.uhf[c], p1.hf[c], p1.mf[c])
-        for (band, absref, bounds), dist, (weight, norm), lf in zip(
-            ref.malta[c], dists, malta_weights, (False, True, True), strict=True
+        bands = ((p0.uhf[c], p1.uhf[c]), (p0.hf[c], p1.hf[c]), (p0.mf[c], p1.mf[c]))
+        for (band0, band1), (weight, norm), lf in zip(
+            bands, malta_weights, (False, True, True), strict=True
         ):
-            ac += malta.diffmap(band, absref, bounds, dist, weight, norm, lf)
+            ac += malta.diffmap(band0, band1, weight, norm, lf)
         diff = p0.hf[c] - p1.hf[c]
-        beyond = malta.beyond(p1.hf[c], ref.hf_bounds[c])
+        beyond = malta.beyond(p1.hf[c], malta.bounds(p0.hf[c], 0.4, 1.0))
         ac += F32(0.8 * hf_weight) * (diff * diff + beyond * beyond)
         diff = p0.mf[c] - p1.mf[c]
         ac += F32(mf_weight) * diff * diff

@@ -141,19 +141,11 @@ def beyond(dist: np.ndarray, interval: tuple[np.ndarray, np.ndarray]) -> np.ndar
     return np.subtract(dist, inside, out=inside)
 
 
-def diffmap(
-    ref: np.ndarray,
-    absref: np.ndarray,
-    interval: tuple[np.ndarray, np.ndarray],
-    dist: np.ndarray,
-    weight: float,
-    norm: float,
-    lf: bool,
-) -> np.ndarray:
+def diffmap(ref: np.ndarray, dist: np.ndarray, weight: float, norm: float, lf: bool) -> np.ndarray:
     """libjxl's MaltaDiffMap (MaltaDiffMapLF if `lf`): the lines over the difference plus how
-    far `dist` falls outside `interval` (bounds(ref, 0.55, 1.05): lost or exaggerated
-    contrast), each weighted, over the mean magnitude (`absref` = |ref|). Numerator and
-    denominator are twice libjxl's (exact in floating point)."""
+    far `dist` falls outside 0.55 to 1.05 x `ref` (lost or exaggerated contrast), each
+    weighted, over their mean magnitude. Numerator and denominator are twice libjxl's (exact
+    in floating point)."""
     mulli = 0.611612573796 if lf else 0.39905817637
     taps = 2 * 3.75 + 1
     norm_gt = F32(2 * mulli * np.sqrt(0.5 * weight) / taps * norm)
@@ -161,11 +153,11 @@ def diffmap(
     padded = np.zeros((ref.shape[0] + 2 * PAD, ref.shape[1] + 2 * PAD), F32)
     d = np.subtract(ref, dist, out=padded[PAD:-PAD, PAD:-PAD])
     d *= norm_gt
-    outside = beyond(dist, interval)
+    outside = beyond(dist, bounds(ref, 0.55, 1.05))
     outside *= norm_lt
     d -= outside
     denom = np.abs(dist)
-    denom += absref
+    denom += np.abs(ref)
     denom += F32(2 * norm)
     d /= denom
     return lines(padded, FIVE if lf else NINE)
