@@ -55,4 +55,28 @@ def test_transparent_and_tiny_images_are_not_checked():
     tiny = pyvips.Image.black(40, 40, bands=3).copy(interpretation="srgb").cast("uchar") + 90
     for image in (rgba, tiny):
         scorer = metric.Reference(image) if metric.scorable(image.width, image.height) else None
-        assert judge.correction(scorer, image, image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+        assert judge.Check(scorer, image).correction(image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+
+
+def test_checks_on_one_window_share_its_reference_side():
+    """A search checks up to 3 encodings; on the same window (here the whole 300 px image)
+    the reference's side is computed once and the corrections are those of fresh checks."""
+    import pyvips
+
+    from imgpipe.engine import metric
+    from imgpipe.engine.encode import Encoding, encode
+
+    final = pyvips.Image.thumbnail(str(PHOTOS[0]), 300).copy_memory()
+    scorer = metric.Reference(final)
+    encoded = [
+        pyvips.Image.new_from_buffer(encode(final, Encoding("jpeg", q, q)), "").copy_memory()
+        for q in (40, 80)
+    ]
+    fresh = [judge.Check(scorer, final).correction(e, "jpeg", 0.3) for e in encoded]
+    assert fresh[0] != fresh[1]
+    check = judge.Check(scorer, final)
+    assert check.correction(encoded[0], "jpeg", 0.3) == fresh[0]
+    window = check._window
+    assert check.correction(encoded[1], "jpeg", 0.3) == fresh[1]
+    assert check.correction(encoded[0], "jpeg", 0.3) == fresh[0]
+    assert check._window is window

@@ -29,28 +29,38 @@ WINDOW = 480 * 320
 WINDOW_WEIGHT = 0.5  # the regression of the whole image's error on the window's (calibration)
 
 
-def correction(
-    scorer: metric.Reference, final: pyvips.Image, encoded: pyvips.Image, fmt: str, average: float
-) -> float:
-    """Score points to add to a target that `final` encoded as `encoded` (in `fmt`) was
-    searched for with `scorer`, `average` being the tables' correction already in it; 0 for
-    images the check cannot judge (transparent, too small)."""
-    if final.hasalpha() or final.bands != 3:
-        return 0.0
-    side = min(1.0, math.sqrt(WINDOW / (final.width * final.height)))
-    width, height = round(final.width * side), round(final.height * side)
-    if not metric.scorable(width, height):
-        return 0.0
-    left, top = _worst(scorer.error_map(encoded), width, height)
-    left, top = min(left, final.width - width), min(top, final.height - height)
-    reference = final.crop(left, top, width, height)
-    distorted = encoded.crop(left, top, width, height)
-    error = butteraugli.distance(reference, distorted) - metric.Reference(reference).distance(
-        distorted, fmt
-    )
-    covered = width * height / (final.width * final.height)
-    k = covered + (1 - covered) * WINDOW_WEIGHT
-    return round(k * (10 * error - average), 2)
+class Check:
+    """The checks of one search's answers: up to 3 encodings of `final`, searched for with
+    `scorer`. A check on the same window as the one before (always, for a rendition no
+    bigger than WINDOW) reuses its reference side (butteraugli's is ~1/3 of a check); only
+    the latest is kept (~10 MB)."""
+
+    def __init__(self, scorer: metric.Reference, final: pyvips.Image) -> None:
+        self.scorer, self.final = scorer, final
+        self._window: tuple[tuple[int, ...], butteraugli.Reference, metric.Reference] | None = None
+
+    def correction(self, encoded: pyvips.Image, fmt: str, average: float) -> float:
+        """Score points to add to the search's target, `encoded` being `final` encoded in
+        `fmt` and `average` the tables' correction already in the target; 0 for images the
+        check cannot judge (transparent, too small)."""
+        final = self.final
+        if final.hasalpha() or final.bands != 3:
+            return 0.0
+        side = min(1.0, math.sqrt(WINDOW / (final.width * final.height)))
+        width, height = round(final.width * side), round(final.height * side)
+        if not metric.scorable(width, height):
+            return 0.0
+        left, top = _worst(self.scorer.error_map(encoded), width, height)
+        box = min(left, final.width - width), min(top, final.height - height), width, height
+        if self._window is None or self._window[0] != box:
+            reference = final.crop(*box)
+            self._window = box, butteraugli.Reference(reference), metric.Reference(reference)
+        _, truth, proxy = self._window
+        distorted = encoded.crop(*box)
+        error = truth.distance(distorted) - proxy.distance(distorted, fmt)
+        covered = width * height / (final.width * final.height)
+        k = covered + (1 - covered) * WINDOW_WEIGHT
+        return round(k * (10 * error - average), 2)
 
 
 def _worst(errors: np.ndarray, width: int, height: int) -> tuple[int, int]:
