@@ -3,17 +3,17 @@
 The search scores encodings with metric.py, a fast fitted predictor of butteraugli's 3-norm.
 Its error on photos it was not fitted to (about 0.1 butteraugli units, mostly a bias of the
 photo and format that holds across qualities) is as large as the spread the presets must
-keep. So once a search has found its answer, butteraugli.py (the real distance, ~60x slower)
+keep. So once a search has found its answer, butteraugli.py (the real distance, ~10x slower)
 measures the predictor's error on that encoding, and the search moves its target by it.
 
-Butteraugli costs ~1 s per megapixel, so it sees a window of at most WINDOW pixels: the one
-where the metric's own error map (metric.Reference.error_map) is worst, as butteraugli's
-p-norm is. On the calibration photos' 1200 px renditions (bench/bench_quality.py; medium; 19
-photos x 3 formats) the error in that window correlates 0.77 (AVIF), 0.81 (WebP) and 0.71
-(JPEG) with the whole image's, against 0.72, 0.70 and 0.64 for a centred window; regressed,
-it counts for `k = f + (1 - f) x WINDOW_WEIGHT` of the correction, f being the share of the
-image the window covers (all of it up to ~480 px wide), and the tables' average correction
-(encode.TARGET_SHIFT/SLOPE) for the rest.
+Butteraugli costs ~0.4 s of CPU per megapixel, so it sees a window of at most WINDOW pixels:
+the one where the metric's own error map (metric.Reference.error_map) is worst, as
+butteraugli's p-norm is. On the calibration photos' 1200 px renditions (bench/bench_quality.py;
+medium; 19 photos x 3 formats) the error in that window correlates 0.77 (AVIF), 0.81 (WebP)
+and 0.71 (JPEG) with the whole image's, against 0.72, 0.70 and 0.64 for a centred window;
+regressed, it counts for `k = f + (1 - f) x WINDOW_WEIGHT` of the correction, f being the
+share of the image the window covers (all of it up to ~480 px wide), and the tables' average
+correction (encode.TARGET_SHIFT/SLOPE) for the rest.
 """
 
 from __future__ import annotations
