@@ -7,7 +7,7 @@ Summing 9 (or 5) shifted copies per line repeats work: lines share taps. Here ea
 of the padded difference "p" or of earlier parts. The horizontal line of 9 is a run of 3
 ("h3") at -3, 0 and +3; the 3 diagonal lines of 7 share their middle 3 ("d3"); the 5-tap
 lines come in 4 triples sharing 3 taps ("t1".."t4"). That halves the additions; working on
-strips of rows keeps the parts in the CPU's cache (3x at 1200 px). tests/test_butteraugli.py
+strips of rows keeps the parts in the CPU's cache (3x at 1200 px). tests/test_malta.py
 checks the lines against libjxl's taps.
 """
 
