@@ -107,7 +107,7 @@ def run(cmd: list[str], cwd: Path | None = None, cpu_key: str | None = None) -> 
 
 
 def imgpipe(cwd: Path, *args: str, cpu_key: str | None = None) -> float:
-    return run([sys.executable, "-c", "from imgpipe.cli import main; main()", *args], cwd, cpu_key)
+    return run([sys.executable, str(BENCH / "imgpipe_cli.py"), *args], cwd, cpu_key)
 
 
 def median(runs: list[float], cpu_key: str | None = None) -> str:

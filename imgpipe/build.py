@@ -30,7 +30,7 @@ from . import manifest as mf
 from . import report, skips
 from .alt import alt_text, camera_name
 from .config import Config
-from .executor import ThreadExecutor
+from .executor import ProcessExecutor, ThreadExecutor
 from .files import remove_temp_files
 from .geometry import compute
 from .html import BUILTIN_TEMPLATES, TEMPLATE, Renderer, snippet_path
@@ -156,13 +156,19 @@ def build(
     jobs: int | None = None,
     engine: Engine | None = None,
     events: Events | None = None,
+    processes: bool = False,
 ) -> Summary:
     """Run a build (see the module docstring). Raises ConfigError, BuildLocked, and
-    StorageError when a disk is full or read-only."""
+    StorageError when a disk is full or read-only.
+
+    `processes`: render in worker processes (executor.ProcessExecutor) rather than threads,
+    with the default engine. Python's worker processes import the `__main__` script again, so
+    only a caller that knows its script is guarded by `if __name__ == "__main__":` (the CLI)
+    asks for them."""
     try:
-        return _locked_build(
-            config, force, gc, wait, jobs, engine or default_engine(), events or Events()
-        )
+        engine = engine or default_engine()
+        executor = ProcessExecutor if processes and engine is default_engine() else ThreadExecutor
+        return _locked_build(config, force, gc, wait, jobs, engine, events or Events(), executor)
     except (OSError, sqlite3.OperationalError) as exc:
         raise storage_error(exc, config.cache_dir) or exc from None
 
@@ -175,6 +181,7 @@ def _locked_build(
     jobs: int | None,
     engine: Engine,
     events: Events,
+    local: type[ThreadExecutor | ProcessExecutor] = ThreadExecutor,
 ) -> Summary:
     started = time.monotonic()
     lock = Lock(config.cache_dir)
@@ -214,6 +221,7 @@ def _locked_build(
                 started,
                 files,
                 skipped,
+                local,
             )
             if summary.ok and gc:
                 state.set_meta("summary", json.dumps(asdict(summary)))
@@ -236,6 +244,7 @@ def _build(
     started: float,
     files: list[SourceFile],
     skipped: list[Skipped],
+    local: type[ThreadExecutor | ProcessExecutor],
 ) -> Summary:
     run = _Run(config, state, Outputs(config.root, state))
     spec = (
@@ -243,7 +252,7 @@ def _build(
     )
     # First: a cluster executor starts importing distributed (a second of CPU) on a thread,
     # which overlaps hashing the sources (hashlib and reads let go of the GIL).
-    executor = _executor(run, engine, fingerprint, jobs, spec)
+    executor = _executor(run, engine, fingerprint, jobs, spec, local)
     plan = plan_sources(config, state, fingerprint, files)
     # A source whose header is known gets only the renditions that fit it (SourcePlan.fitting);
     # a new one is fitted once the job has read its header (Job.only_animated, _take_result).
@@ -334,9 +343,16 @@ def _build(
     return summary(run.results, config, plan, run.outputs, started)
 
 
-def _executor(run: _Run, engine: Engine, fingerprint: str, jobs: int, store: StoreSpec | None):
+def _executor(
+    run: _Run,
+    engine: Engine,
+    fingerprint: str,
+    jobs: int,
+    store: StoreSpec | None,
+    local: type[ThreadExecutor | ProcessExecutor],
+):
     if not run.config.scheduler:
-        return ThreadExecutor(jobs, engine)
+        return local(jobs, engine)
     from .cluster import DaskExecutor
 
     assert store is not None  # config.py requires remote_cache with a scheduler

@@ -300,7 +300,13 @@ def build(
         events = report.TerminalEvents() if bar else report.PlainEvents()
         try:
             summary = builder.build(
-                config, force=force, gc=not no_gc, wait=not no_wait, jobs=jobs, events=events
+                config,
+                force=force,
+                gc=not no_gc,
+                wait=not no_wait,
+                jobs=jobs,
+                events=events,
+                processes=True,  # the `imgpipe` script is guarded (build.build)
             )
         finally:
             if bar:

@@ -1,16 +1,30 @@
 """Run render jobs: a job is plain data, a result is a record, so the runner is swappable.
 
-`ThreadExecutor` runs jobs on local threads (pyvips releases the GIL while it works); the
-dask.distributed runner (imgpipe/cluster.py) calls `render_job` on its workers with the same
-frozen `Job` and `JobResult`.
+`ProcessExecutor` runs jobs in local worker processes: the quality search's numpy work
+(metric.py, butteraugli.py) holds the GIL often enough that two render threads got ~1.4x one
+thread's work done, against ~2x for processes. `ThreadExecutor` runs jobs on local threads: for
+one job, one worker, or an engine other than the default one (the processes import their own).
+The dask.distributed runner (imgpipe/cluster.py) calls `render_job` on its workers with the
+same frozen `Job` and `JobResult`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
+import select
+import threading
+import time
 import traceback
-from collections.abc import Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import (
+    FIRST_COMPLETED,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    wait,
+)
 
 from . import skips
 from .errors import ImageError, ImgpipeError
@@ -113,21 +127,84 @@ class ThreadExecutor:
         self.engine = engine
 
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
-        pending = iter(jobs)
-        in_flight: set[Future[JobResult]] = set()
         with ThreadPoolExecutor(self.jobs, thread_name_prefix="imgpipe") as pool:
-            try:
-                while True:
-                    while len(in_flight) < 2 * self.jobs:
-                        job = next(pending, None)
-                        if job is None:
-                            break
-                        in_flight.add(pool.submit(run_job, job, self.engine))
-                    if not in_flight:
-                        return
-                    done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        yield future.result()
-            finally:
-                for future in in_flight:
-                    future.cancel()
+            yield from _in_flight(
+                lambda job: pool.submit(run_job, job, self.engine), self.jobs, jobs
+            )
+
+
+class ProcessExecutor:
+    """Sources in parallel in `jobs` worker processes with the default engine, started by
+    a fork server that has numpy, scipy and libvips loaded (forking it costs milliseconds);
+    one job, or one worker, runs on a thread here instead."""
+
+    def __init__(self, jobs: int, engine: Engine):
+        self.jobs = max(1, jobs)
+        self.engine = engine
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
+        todo = list(jobs)
+        workers = min(self.jobs, len(todo))
+        if workers < 2:
+            yield from ThreadExecutor(1, self.engine).run(todo)
+            return
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["imgpipe.executor", "imgpipe.engine.source"])
+        with ProcessPoolExecutor(workers, context, _exit_with, (os.getpid(),)) as pool:
+            yield from _in_flight(lambda job: pool.submit(_run_default, job), workers, todo)
+
+
+def _run_default(job: Job) -> JobResult:
+    from . import engine
+
+    return run_job(job, engine)
+
+
+def _exit_with(build: int) -> None:
+    """A worker outlives no build, however it ends (even SIGKILL): else it would render on and
+    hold the build's stdout open. The fork server cannot see to that: it lives as long as any
+    of its workers do."""
+    threading.Thread(target=_await_end, args=(build,), daemon=True).start()
+
+
+def _await_end(pid: int) -> None:
+    try:
+        with os.fdopen(os.pidfd_open(pid)) as process:  # readable once the process has ended
+            select.select([process], [], [])
+    except (AttributeError, OSError):  # no pidfd (not Linux 5.3+): look every second
+        while _exists(pid):
+            time.sleep(1)
+    os._exit(1)
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def _in_flight(
+    submit: Callable[[Job], Future[JobResult]], workers: int, jobs: Iterable[Job]
+) -> Iterator[JobResult]:
+    """Results of the `jobs` submitted in completion order, at most 2 x `workers` at once."""
+    pending = iter(jobs)
+    in_flight: set[Future[JobResult]] = set()
+    try:
+        while True:
+            while len(in_flight) < 2 * workers:
+                job = next(pending, None)
+                if job is None:
+                    break
+                in_flight.add(submit(job))
+            if not in_flight:
+                return
+            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        for future in in_flight:
+            future.cancel()

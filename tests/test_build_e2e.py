@@ -173,6 +173,55 @@ def _killed_at_rename(under: Path, n: int, *args: str) -> list[str]:
     return [sys.executable, "-c", hook, str(under.resolve()), str(n), *args]
 
 
+def test_the_cli_renders_in_worker_processes_that_a_kill_takes_along(tmp_path):
+    """`imgpipe build` renders in worker processes (executor.ProcessExecutor). SIGKILLed
+    mid-build it leaves none of them behind: an orphan would render on, holding the build's
+    stdout open and the CPU busy."""
+    root = make_site(tmp_path, count=8)
+    with _started_build(root) as proc:
+        deadline, workers = time.monotonic() + 60, set()
+        while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
+            workers = {p for p in _descendants(proc.pid) if "multiprocessing.forkserver" in p[1]}
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    # The fork server and at least two workers it forked (same command line).
+    assert len(workers) >= 2, workers
+    deadline = time.monotonic() + 60
+    while (alive := [p for p in workers if _running(p[0])]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive
+
+
+def _descendants(pid: int) -> set[tuple[int, str]]:
+    """(pid, command line) of every process below `pid`, from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in parents.get(todo.pop(), []):
+            try:
+                cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
+            except OSError:
+                continue
+            found.add((child, cmdline.replace(b"\0", b" ").decode(errors="replace")))
+            todo.append(child)
+    return found
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie has ended)."""
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def _started_build(root: Path) -> subprocess.Popen:
     return subprocess.Popen(
         command("build", "--no-progress"),
