@@ -3,6 +3,7 @@
     python bench/bench_butteraugli.py [--photos 6] [--save bench/.out/butteraugli.json]
     python bench/bench_butteraugli.py --table bench/.out/butteraugli.json   # the tables again
     python bench/bench_butteraugli.py --window [--photos 100]  # judge.py's windows and weight
+    python bench/bench_butteraugli.py --speed [--old OLD.py]   # CPU per call, against OLD.py
 
 Pairs: the first N *calibration* photos (bench_quality.photo_set; never the heldout or bench
 sets), each rendered by imgpipe as a lossless PNG at the 320 px box of the quality probe, at
@@ -23,6 +24,12 @@ e (as above, butteraugli_main) against the error in a WINDOW-pixel window (ours)
 metric's error map is worst, centred, and the mean of both (judge's choice). Per choice, the
 slope of e on it (no intercept) fitted on the calibration photos, and on every set the sd of
 what a correction by that slope leaves.
+
+--speed: CPU time (this process, pyvips on 1 thread) of one butteraugli.distance, median of 5
+after a warm-up, at 320x240, 480x320 and 1200x800 (centre crops of SPEED_PHOTOS in
+/work/photos, encoded as JPEG q60 and AVIF q50), and of one more distorted image against a
+Reference built once. With --old (a copy of an earlier butteraugli.py), the same for it and
+the largest relative difference of the 3-norm and of the max.
 """
 
 from __future__ import annotations
@@ -235,13 +242,73 @@ def windows(photos: int) -> None:
             print(f"| {name} | {fmt or 'all'} | {slope:.2f} | " + " | ".join(cells) + " |")
 
 
+SPEED_PHOTOS = ("Dune", "Garden", "LadyBird")
+SPEED_SIZES = ((320, 240), (480, 320), (1200, 800))
+
+
+def cpu(call, repeats: int = 5) -> float:  # type: ignore[no-untyped-def]
+    """Median CPU seconds of `call()` after a warm-up."""
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.process_time()
+        call()
+        times.append(time.process_time() - start)
+    return statistics.median(times)
+
+
+def speed(old_path: Path | None) -> None:
+    import importlib.util
+
+    pyvips.concurrency_set(1)
+    old = None
+    if old_path:
+        spec = importlib.util.spec_from_file_location("butteraugli_old", old_path)
+        old = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(old)
+    worst = 0.0
+    for width, height in SPEED_SIZES:
+        new_ms, old_ms, reuse_ms = [], [], []
+        for name in SPEED_PHOTOS:
+            ref = pyvips.Image.thumbnail(
+                f"/work/photos/{name}.jpg", width, height=height, crop="centre"
+            ).copy_memory()
+            for fmt, q in (("jpeg", 60), ("avif", 50)):
+                enc = pyvips.Image.new_from_buffer(encode(ref, Encoding(fmt, q, q)), "")
+                enc = enc.copy_memory()
+                new_ms.append(cpu(lambda: butteraugli.distance(ref, enc)) * 1000)  # noqa: B023
+                reference = butteraugli.Reference(ref)
+                reuse_ms.append(cpu(lambda: reference.distance(enc)) * 1000)  # noqa: B023
+                if old:
+                    old_ms.append(cpu(lambda: old.distance(ref, enc)) * 1000)  # noqa: B023
+                    a, b = old.scores(ref, enc), butteraugli.scores(ref, enc)
+                    worst = max(worst, abs(b[0] / a[0] - 1), abs(b[1] / a[1] - 1))
+        line = (
+            f"{width}x{height}: {statistics.median(new_ms):.1f} ms per call, "
+            f"{statistics.median(reuse_ms):.1f} ms with the Reference reused"
+        )
+        if old:
+            before = statistics.median(old_ms)
+            line += f"; old {before:.1f} ms ({before / statistics.median(new_ms):.2f}x)"
+        print(line, flush=True)
+    if old:
+        print(f"largest relative difference against the old code (3-norm, max): {worst:.2e}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=6, help="the first N calibration photos")
     parser.add_argument("--save", type=Path, help="keep the rows (.json)")
     parser.add_argument("--table", type=Path, help="print the summary of saved rows")
     parser.add_argument("--window", action="store_true", help="judge.py's window (see above)")
+    parser.add_argument("--speed", action="store_true", help="CPU per call (see above)")
+    parser.add_argument("--old", type=Path, help="--speed: an earlier butteraugli.py to compare")
     args = parser.parse_args()
+    if args.speed:
+        print(f"load: {load()}")
+        speed(args.old)
+        print(f"load: {load()}")
+        return
     if args.table:
         summary(json.loads(args.table.read_text()))
         return

@@ -137,7 +137,7 @@ class ThreadExecutor:
 
 class ProcessExecutor:
     """Sources in parallel in `jobs` worker processes with the default engine, started by
-    a fork server that has numpy, scipy and libvips loaded (forking it costs milliseconds);
+    a fork server that has numpy, OpenCV and libvips loaded (forking it costs milliseconds);
     one job, or one worker, runs on a thread here instead.
 
     A worker that dies (the out-of-memory killer, a crash in a codec) breaks its pool: the

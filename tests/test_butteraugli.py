@@ -62,7 +62,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
         our_max, our_p3 = butteraugli.scores(reference, distorted)
         found.append(
             {"fmt": fmt, "q": q, "their": (their_max, their_p3), "ours": (our_max, our_p3),
-             "psnr": psnr(reference, distorted)}
+             "psnr": psnr(reference, distorted), "reference": reference, "distorted": distorted}
         )  # fmt: skip
     return found
 
@@ -74,6 +74,15 @@ def test_scores_match_butteraugli_main(pairs: list[dict]) -> None:
         assert our_max == pytest.approx(their_max, rel=TOLERANCE), pair
     # distance() is the 3-norm that scores() reports.
     assert butteraugli.pnorm3(np.full((8, 8), 2.0, np.float32)) == pytest.approx(2.0)
+
+
+def test_reference_compares_many(pairs: list[dict]) -> None:
+    """One Reference, its side computed once, scores every encode as a fresh comparison does
+    (in another order: a comparison must leave the reference's side as it found it)."""
+    reference = butteraugli.Reference(pairs[0]["reference"])
+    for pair in reversed(pairs):
+        assert reference.scores(pair["distorted"]) == pair["ours"], pair
+        assert reference.distance(pair["distorted"]) == pair["ours"][1]
 
 
 def test_orders_jpeg_qualities_as_butteraugli_main(pairs: list[dict]) -> None:
@@ -106,3 +115,5 @@ def test_refuses_what_it_cannot_judge() -> None:
         butteraugli.distance(rgb.crop(0, 0, 6, 6), rgb.crop(0, 0, 6, 6))
     with pytest.raises(ValueError, match="same size"):
         butteraugli.distance(rgb, rgb.crop(0, 0, 16, 16))
+    with pytest.raises(ValueError, match="same size"):
+        butteraugli.Reference(rgb).distance(rgb.crop(0, 0, 16, 16))

@@ -55,7 +55,31 @@ def test_transparent_and_tiny_images_are_not_checked():
     tiny = pyvips.Image.black(40, 40, bands=3).copy(interpretation="srgb").cast("uchar") + 90
     for image in (rgba, tiny):
         scorer = metric.Reference(image) if metric.scorable(image.width, image.height) else None
-        assert judge.correction(scorer, image, image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+        assert judge.Check(scorer, image).correction(image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+
+
+def test_checks_on_one_window_share_its_reference_side():
+    """A search checks up to 3 encodings; on the same window (here the whole 300 px image)
+    the reference's side is computed once and the corrections are those of fresh checks."""
+    import pyvips
+
+    from imgpipe.engine import metric
+    from imgpipe.engine.encode import Encoding, encode
+
+    final = pyvips.Image.thumbnail(str(PHOTOS[0]), 300).copy_memory()
+    scorer = metric.Reference(final)
+    encoded = [
+        pyvips.Image.new_from_buffer(encode(final, Encoding("jpeg", q, q)), "").copy_memory()
+        for q in (40, 80)
+    ]
+    fresh = [judge.Check(scorer, final).correction(e, "jpeg", 0.3) for e in encoded]
+    assert fresh[0] != fresh[1]
+    check = judge.Check(scorer, final)
+    assert check.correction(encoded[0], "jpeg", 0.3) == fresh[0]
+    (sides,) = check._sides.values()
+    assert check.correction(encoded[1], "jpeg", 0.3) == fresh[1]
+    assert check.correction(encoded[0], "jpeg", 0.3) == fresh[0]
+    assert list(check._sides.values()) == [sides]
 
 
 def test_the_probe_only_seeds_the_search_so_it_is_not_checked(monkeypatch):
@@ -64,13 +88,13 @@ def test_the_probe_only_seeds_the_search_so_it_is_not_checked(monkeypatch):
     from imgpipe.engine import open_source
 
     checked = []
-    real = judge.correction
+    real = judge.Check.correction
 
-    def counted(scorer, final, encoded, fmt, average):  # type: ignore[no-untyped-def]
-        checked.append(final.width)
-        return real(scorer, final, encoded, fmt, average)
+    def counted(self, encoded, fmt, average):  # type: ignore[no-untyped-def]
+        checked.append(self.final.width)
+        return real(self, encoded, fmt, average)
 
-    monkeypatch.setattr(judge, "correction", counted)
+    monkeypatch.setattr(judge.Check, "correction", counted)
     made = open_source(PHOTOS[0].read_bytes()).render(parse("800,format=webp"))
     assert made.width == 800
     assert checked and set(checked) == {800}, checked
@@ -84,34 +108,20 @@ def test_a_big_rendition_is_judged_where_the_metric_sees_errors_and_in_its_centr
 
     from imgpipe.engine import metric
 
-    def gradient(width: int, height: int) -> pyvips.Image:
-        """Each pixel says where it is: (x / 5, y / 4, 128)."""
-        xyz = pyvips.Image.xyz(width, height)
-        image = (xyz[0] / 5).bandjoin([xyz[1] / 4, xyz[0] * 0 + 128]).cast("uchar")
-        return image.copy(interpretation="srgb")
-
-    corners: list[tuple[int, int]] = []
-
-    def where(reference, distorted, fmt):  # type: ignore[no-untyped-def]
-        x, y = reference.getpoint(0, 0)[:2]
-        corners.append((round(x * 5), round(y * 4)))
-        return 0.0
-
-    monkeypatch.setattr(judge, "_error", where)
-    final = gradient(1200, 800)
-    damaged = final.draw_rect([0, 0, 0], 700, 440, 200, 120, fill=True)  # bottom right
-    judge.correction(metric.Reference(final), final, damaged, "webp", 0.0)
-    (worst, centre) = sorted(corners, reverse=True)
-    assert abs(centre[0] - 360) <= 5 and abs(centre[1] - 240) <= 4
-    assert worst[0] <= 700 and worst[0] + 480 >= 900 and worst[1] <= 440 and worst[1] + 320 >= 560
-
-    corners.clear()
-    small = gradient(480, 320)
-    judge.correction(
-        metric.Reference(small),
-        small,
-        small.draw_rect([0, 0, 0], 0, 0, 50, 50, fill=True),
-        "webp",
-        0.0,
+    boxes: list[tuple[int, int, int, int]] = []
+    monkeypatch.setattr(
+        judge.Check, "_error", lambda self, box, encoded, fmt: boxes.append(box) or 0.0
     )
-    assert corners == [(0, 0)]
+    final = pyvips.Image.black(1200, 800, bands=3).copy(interpretation="srgb").cast("uchar") + 128
+    damaged = final.draw_rect([0, 0, 0], 700, 440, 200, 120, fill=True)  # bottom right
+    judge.Check(metric.Reference(final), final).correction(damaged, "webp", 0.0)
+    (worst, centre) = sorted(boxes, reverse=True)
+    assert centre == (360, 240, 480, 320)
+    left, top, width, height = worst
+    assert left <= 700 and left + width >= 900 and top <= 440 and top + height >= 560
+
+    boxes.clear()
+    small = final.crop(0, 0, 480, 320)
+    damaged = small.draw_rect([0, 0, 0], 0, 0, 50, 50, fill=True)
+    judge.Check(metric.Reference(small), small).correction(damaged, "webp", 0.0)
+    assert boxes == [(0, 0, 480, 320)]

@@ -149,7 +149,7 @@ def test_a_jpeg_search_lands_on_its_target_where_mozjpeg_would_stop_subsampling_
 
     from imgpipe.engine import judge
 
-    monkeypatch.setattr(judge, "correction", lambda *args: 0.0)
+    monkeypatch.setattr(judge.Check, "correction", lambda *args: 0.0)
 
     lab = pyvips.Image.new_from_file(str(PHOTOS[0])).thumbnail_image(400).colourspace("lab")
     columns = (pyvips.Image.xyz(lab.width, lab.height)[0] % 2) * 20 - 10  # fine colour detail

@@ -3,7 +3,8 @@
 The algorithm and every constant are libjxl's butteraugli (lib/jxl/butteraugli/butteraugli.cc
 and the p-norm of lib/extras/metrics.cc, JPEG XL project, BSD-3-Clause; butteraugli by Jyrki
 Alakuijala), as built into the libjxl 0.7 tools. This is an independent, vectorised
-re-implementation: scipy's 1-D correlations do the blurs, numpy the rest, in float32.
+re-implementation: OpenCV's separable filter does the blurs, numpy the rest, in float32; the
+Malta line filters are in malta.py. A Reference does the reference's half of the work once.
 
 Steps (one pass at full size, one at half size mixed in):
 - opsin dynamics: linear sRGB x the viewing intensity (80 nits) -> cone-like mixes, each scaled
@@ -35,19 +36,35 @@ is 1 / (17.8 x 0.79079917404), between the two libjxl sources read); the cause i
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pyvips
-from scipy import ndimage
+
+from . import malta
 
 F32 = np.float32
 INTENSITY_TARGET = 80.0  # butteraugli_main's default viewing conditions, nits
+# OpenCV's own threads off, as libvips' (load.py): builds run renders side by side instead.
+cv2.setNumThreads(1)
 
 
-class _Bands:
-    """One image's frequency bands, at one resolution."""
+class Reference:
+    """The reference's half of the work (its bands and masking field at both sizes), done
+    once to compare several images with it."""
 
-    def __init__(self, linear: np.ndarray) -> None:
-        self.lf, self.mf, self.hf, self.uhf = _separate(_opsin(linear))
+    def __init__(self, reference: pyvips.Image) -> None:
+        self.width, self.height = reference.width, reference.height
+        self._sides = _sides(_linear(reference))
+
+    def scores(self, distorted: pyvips.Image) -> tuple[float, float]:
+        """(max distance, 3-norm) of `distorted` as butteraugli_main prints them."""
+        _same_size(self.width, self.height, distorted)
+        dmap = _diffmap(self._sides, _linear(distorted))
+        return float(dmap.max()), pnorm3(dmap)
+
+    def distance(self, distorted: pyvips.Image) -> float:
+        """butteraugli_main's "3-norm" of `distorted` against the reference."""
+        return self.scores(distorted)[1]
 
 
 def distance(reference: pyvips.Image, distorted: pyvips.Image) -> float:
@@ -57,25 +74,13 @@ def distance(reference: pyvips.Image, distorted: pyvips.Image) -> float:
 
 def scores(reference: pyvips.Image, distorted: pyvips.Image) -> tuple[float, float]:
     """(max distance, 3-norm) as butteraugli_main prints them."""
-    if (reference.width, reference.height) != (distorted.width, distorted.height):
-        raise ValueError(
-            "butteraugli compares images of the same size, got "
-            f"{reference.width}x{reference.height} and {distorted.width}x{distorted.height}; "
-            "resize the distorted image to the reference's"
-        )
-    dmap = diffmap(_linear(reference), _linear(distorted))
-    return float(dmap.max()), pnorm3(dmap)
+    _same_size(reference.width, reference.height, distorted)
+    return Reference(reference).scores(distorted)
 
 
 def diffmap(ref: np.ndarray, dist: np.ndarray) -> np.ndarray:
     """The per-pixel distance of two linear-light (H, W, 3) float32 images."""
-    full = _diffmap_one(ref, dist)
-    sub_ref, sub_dist = _half(ref), _half(dist)
-    if min(sub_ref.shape[:2]) < 8:
-        return full
-    sub = _diffmap_one(sub_ref, sub_dist)
-    up = np.repeat(np.repeat(sub, 2, axis=0), 2, axis=1)[: full.shape[0], : full.shape[1]]
-    return full * F32(1.0 - 0.3 * 0.5) + F32(0.5) * up
+    return _diffmap(_sides(_planes(ref)), _planes(dist))
 
 
 def pnorm3(dmap: np.ndarray) -> float:
@@ -85,7 +90,17 @@ def pnorm3(dmap: np.ndarray) -> float:
     return float((d3.mean() ** (1 / 3) + d6.mean() ** (1 / 6) + (d6 * d6).mean() ** (1 / 12)) / 3)
 
 
+def _same_size(width: int, height: int, distorted: pyvips.Image) -> None:
+    if (width, height) != (distorted.width, distorted.height):
+        raise ValueError(
+            "butteraugli compares images of the same size, got "
+            f"{width}x{height} and {distorted.width}x{distorted.height}; "
+            "resize the distorted image to the reference's"
+        )
+
+
 def _linear(image: pyvips.Image) -> np.ndarray:
+    """(3, H, W) linear-light planes of an 8-bit sRGB image."""
     if image.bands != 3 or image.format != "uchar":
         raise ValueError(
             "butteraugli needs 8-bit RGB without alpha, got "
@@ -96,16 +111,27 @@ def _linear(image: pyvips.Image) -> np.ndarray:
             f"butteraugli needs at least 8x8 pixels, got {image.width}x{image.height}; "
             "score a bigger rendition (butteraugli_main pads small images, this does not)"
         )
-    v = np.arange(256, dtype=np.float64) / 255
-    lut = np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4).astype(F32)
-    return lut[image.numpy()]
+    return _SRGB_TO_LINEAR[np.ascontiguousarray(image.numpy().transpose(2, 0, 1))]
 
 
-def _half(rgb: np.ndarray) -> np.ndarray:
+_V = np.arange(256, dtype=np.float64) / 255
+_SRGB_TO_LINEAR = np.where(_V <= 0.04045, _V / 12.92, ((_V + 0.055) / 1.055) ** 2.4).astype(F32)
+
+
+def _planes(rgb: np.ndarray) -> np.ndarray:
+    """(3, H, W) planes of an (H, W, 3) image."""
+    return np.ascontiguousarray(rgb.transpose(2, 0, 1), dtype=F32)
+
+
+def _half(planes: np.ndarray) -> np.ndarray:
     """2x2 box average; an odd last row or column averages what it has."""
-    h, w = rgb.shape[:2]
-    p = np.pad(rgb, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
-    return (p[0::2, 0::2] + p[1::2, 0::2] + p[0::2, 1::2] + p[1::2, 1::2]) * F32(0.25)
+    h, w = planes.shape[1:]
+    p = np.pad(planes, ((0, 0), (0, h % 2), (0, w % 2)), mode="edge")
+    out = p[:, 0::2, 0::2] + p[:, 1::2, 0::2]
+    out += p[:, 0::2, 1::2]
+    out += p[:, 1::2, 1::2]
+    out *= F32(0.25)
+    return out
 
 
 # --- blurs ----------------------------------------------------------------------------------
@@ -127,14 +153,16 @@ def _blur(planes: np.ndarray, sigma: float) -> np.ndarray:
     k = _KERNELS.get(sigma)
     if k is None:
         k = _KERNELS[sigma] = _kernel(sigma)
-    if len(k) == 5:
+    mirror = len(k) == 5
+    if mirror:
         k = k / k.sum()
-        out = ndimage.correlate1d(planes, k, axis=-1, mode="reflect")
-        return ndimage.correlate1d(out, k, axis=-2, mode="reflect")
     h, w = planes.shape[-2:]
-    out = ndimage.correlate1d(planes, k, axis=-1, mode="constant")
-    out = ndimage.correlate1d(out, k, axis=-2, mode="constant")
-    out *= _norm(k, h)[:, None] * _norm(k, w)[None, :]
+    out = np.empty_like(planes)
+    border = cv2.BORDER_REFLECT if mirror else cv2.BORDER_CONSTANT  # cba|abc, or zeros
+    for plane, blurred in zip(planes.reshape(-1, h, w), out.reshape(-1, h, w), strict=True):
+        cv2.sepFilter2D(plane, -1, k, k, dst=blurred, borderType=border)
+    if not mirror:
+        out *= _norm(k, h)[:, None] * _norm(k, w)[None, :]
     return out
 
 
@@ -150,155 +178,150 @@ _MIX = np.array(
         [0.29956550340058319, 0.63373087833825936, 0.077705617820981968],
         [0.22158691104574774, 0.69391388044116142, 0.0987313588422],
         [0.02, 0.02, 0.20480129041026129],
-    ],
-    dtype=F32,
+    ]
 )
+_MIX_NITS = (_MIX * INTENSITY_TARGET).astype(F32)
 _MIX_BIAS = np.array([1.7557483643287353, 1.7557483643287353, 12.226454707163354], dtype=F32)
+_BIAS = _MIX_BIAS[:, None, None]
 
 
-def _opsin(rgb: np.ndarray) -> np.ndarray:
-    """(3, H, W) X, Y, B planes from linear (H, W, 3) sRGB."""
-    planes = rgb.transpose(2, 0, 1) * F32(INTENSITY_TARGET)
-    blurred = _blur(planes, 1.2)
-    pre = np.einsum("ij,jhw->ihw", _MIX, blurred) + _MIX_BIAS[:, None, None]
-    pre = np.maximum(pre, _MIX_BIAS[:, None, None])
-    pre = np.maximum(pre, F32(1e-4))
-    gamma = F32(19.245013259874995 * np.log(2)) * np.log2(pre + F32(9.9710635769299145)) + F32(
-        -23.16046239805755
-    )
-    sensitivity = np.maximum(gamma / pre, F32(1e-4))
-    cur = (np.einsum("ij,jhw->ihw", _MIX, planes) + _MIX_BIAS[:, None, None]) * sensitivity
-    cur = np.maximum(cur, _MIX_BIAS[:, None, None])
-    return np.stack([cur[0] - cur[1], cur[0] + cur[1], cur[2]]).astype(F32)
+def _opsin(planes: np.ndarray) -> np.ndarray:
+    """(3, H, W) X, Y, B planes from linear (3, H, W) sRGB. The mix is linear, so it is done
+    before the blur (one mix instead of two)."""
+    mixed = np.einsum("ij,jhw->ihw", _MIX_NITS, planes)
+    pre = _blur(mixed, 1.2)
+    np.maximum(pre, F32(0), out=pre)
+    pre += _BIAS
+    sensitivity = pre + F32(9.9710635769299145)
+    np.log(sensitivity, out=sensitivity)
+    sensitivity *= F32(19.245013259874995)
+    sensitivity += F32(-23.16046239805755)
+    np.divide(sensitivity, pre, out=pre)
+    np.maximum(pre, F32(1e-4), out=pre)
+    mixed += _BIAS
+    mixed *= pre
+    np.maximum(mixed, _BIAS, out=mixed)
+    x = mixed[0] - mixed[1]
+    mixed[1] += mixed[0]
+    mixed[0] = x
+    return mixed  # X, Y, B
 
 
-def _remove_range(x: np.ndarray, w: float) -> np.ndarray:
-    """Shrink towards zero by w (a dead zone)."""
-    return np.sign(x) * np.maximum(np.abs(x) - F32(w), F32(0))
+def _remove_range(x: np.ndarray, w: float) -> None:
+    """Shrink towards zero by w (a dead zone), in place."""
+    x -= np.clip(x, F32(-w), F32(w))
 
 
-def _amplify_range(x: np.ndarray, w: float) -> np.ndarray:
-    """Double inside [-w, w], shift by w outside."""
-    return np.where(np.abs(x) > w, x + np.sign(x) * F32(w), x + x)
+def _amplify_range(x: np.ndarray, w: float) -> None:
+    """Double inside [-w, w], shift by w outside, in place."""
+    x += np.clip(x, F32(-w), F32(w))
 
 
-def _clamp(x: np.ndarray, maxval: float) -> np.ndarray:
-    """Beyond +-maxval, grow at 0.724x."""
-    mul = F32(0.724216145665)
-    m = F32(maxval)
-    return np.where(x >= m, (x - m) * mul + m, np.where(x < -m, (x + m) * mul - m, x))
+def _clamp(x: np.ndarray, maxval: float) -> None:
+    """Beyond +-maxval, grow at 0.724x, in place."""
+    inside = np.clip(x, F32(-maxval), F32(maxval))
+    x -= inside
+    x *= F32(0.724216145665)
+    x += inside
 
 
-def _separate(
-    xyb: np.ndarray,
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    lf = _blur(xyb, 7.15593339443)
-    mf = [xyb[i] - lf[i] for i in range(3)]
-    hf = [mf[0], mf[1]]
-    mf = list(_blur(np.stack(mf), 3.22489901262))
-    hf = [hf[0] - mf[0], hf[1] - mf[1]]
-    mf[0] = _remove_range(mf[0], 0.29)
-    mf[1] = _amplify_range(mf[1], 0.1)
-    s = F32(0.653020556257)
-    yw = F32(46.0)
-    hf[0] = hf[0] * (s + (F32(1) - s) * yw / (hf[1] * hf[1] + yw))
-    uhf = list(hf)
-    hf = list(_blur(np.stack(hf), 1.56416327805))
-    uhf[0] = _remove_range(uhf[0] - hf[0], 0.04)
-    hf[0] = _remove_range(hf[0], 1.5)
-    hf[1] = _clamp(hf[1], 28.4691806922)
-    uhf[1] = _clamp(uhf[1] - hf[1], 5.19175294647) * F32(2.69313763794)
-    hf[1] = _amplify_range(hf[1] * F32(2.155), 0.132)
-    # Low frequencies to "vals", where squared differences are comparable.
-    lf_vals = np.stack(
-        [
-            lf[0] * F32(32.2217497012),
-            lf[1] * F32(13.7697791434),
-            (lf[2] + F32(-0.362267051518) * lf[1]) * F32(47.504615728),
-        ]
-    )
-    return lf_vals, mf, hf, uhf
+class _Bands:
+    """One image's frequency bands, at one resolution: LF (3 planes, as "vals", where squared
+    differences are comparable), MF (3 planes), HF and UHF (X and Y)."""
+
+    def __init__(self, linear: np.ndarray) -> None:
+        xyb = _opsin(linear)
+        lf = _blur(xyb, 7.15593339443)
+        mf = np.subtract(xyb, lf, out=xyb)
+        blurred = _blur(mf, 3.22489901262)
+        uhf = mf[:2] - blurred[:2]  # HF and UHF, until the HF blur splits them
+        mf = blurred
+        _remove_range(mf[0], 0.29)
+        _amplify_range(mf[1], 0.1)
+        s, yw = F32(0.653020556257), F32(46.0)
+        suppress = uhf[1] * uhf[1]
+        suppress += yw
+        np.divide((F32(1) - s) * yw, suppress, out=suppress)
+        suppress += s
+        uhf[0] *= suppress
+        hf = _blur(uhf, 1.56416327805)
+        uhf[0] -= hf[0]
+        _remove_range(uhf[0], 0.04)
+        _remove_range(hf[0], 1.5)
+        _clamp(hf[1], 28.4691806922)
+        uhf[1] -= hf[1]
+        _clamp(uhf[1], 5.19175294647)
+        uhf[1] *= F32(2.69313763794)
+        hf[1] *= F32(2.155)
+        _amplify_range(hf[1], 0.132)
+        lf[0] *= F32(32.2217497012)
+        lf[2] += F32(-0.362267051518) * lf[1]
+        lf[2] *= F32(47.504615728)
+        lf[1] *= F32(13.7697791434)
+        self.lf, self.mf, self.hf, self.uhf = lf, mf, hf, uhf
 
 
 # --- differences -----------------------------------------------------------------------------
 
-# The Malta line filters: per direction, the (dy, dx) of its taps (the centre included).
-_MALTA_ONCE = [
-    [(0, d) for d in range(-4, 5)],
-    [(d, 0) for d in range(-4, 5)],
-    [(-3, -3), (-2, -2), (-1, -1), (0, 0), (1, 1), (2, 2), (3, 3)],
-    [(-3, 3), (-2, 2), (-1, 1), (0, 0), (1, -1), (2, -2), (3, -3)],
-    [(-3, -2), (-2, -1), (-1, -1), (0, 0), (1, 1), (2, 1), (3, 2)],
-    [(-3, 2), (-2, 1), (-1, 1), (0, 0), (1, -1), (2, -1), (3, -2)],
-    [(-2, -3), (-1, -2), (-1, -1), (0, 0), (1, 1), (1, 2), (2, 3)],
-    [(-2, 3), (-1, 2), (-1, 1), (0, 0), (1, -1), (1, -2), (2, -3)],
-]
-# libjxl lists these four twice (the 16 lines are 12 distinct ones): they count double.
-_MALTA_TWICE = [
-    [(-4, 1), (-3, 1), (-2, 1), (-1, 0), (0, 0), (1, 0), (2, -1), (3, -1), (4, -1)],
-    [(-4, -1), (-3, -1), (-2, -1), (-1, 0), (0, 0), (1, 0), (2, 1), (3, 1), (4, 1)],
-    [(-1, -4), (-1, -3), (-1, -2), (0, -1), (0, 0), (0, 1), (1, 2), (1, 3), (1, 4)],
-    [(1, -4), (1, -3), (1, -2), (0, -1), (0, 0), (0, 1), (-1, 2), (-1, 3), (-1, 4)],
-]
-_MALTA = [(line, 1) for line in _MALTA_ONCE] + [(line, 2) for line in _MALTA_TWICE]
-_MALTA_LF = [
-    (line, 1)
-    for line in [
-        [(0, -4), (0, -2), (0, 0), (0, 2), (0, 4)],
-        [(-4, 0), (-2, 0), (0, 0), (2, 0), (4, 0)],
-        [(-3, -3), (-2, -2), (0, 0), (2, 2), (3, 3)],
-        [(-3, 3), (-2, 2), (0, 0), (2, -2), (3, -3)],
-        [(-4, 1), (-2, 1), (0, 0), (2, -1), (4, -1)],
-        [(-4, -1), (-2, -1), (0, 0), (2, 1), (4, 1)],
-        [(-1, -4), (-1, -2), (0, 0), (1, 2), (1, 4)],
-        [(1, -4), (1, -2), (0, 0), (-1, 2), (-1, 4)],
-        [(-3, -2), (-2, -1), (0, 0), (2, 1), (3, 2)],
-        [(-3, 2), (-2, 1), (0, 0), (2, -1), (3, -2)],
-        [(-2, -3), (-1, -2), (0, 0), (1, 2), (2, 3)],
-        [(-2, 3), (-1, 2), (0, 0), (1, -2), (2, -3)],
-        [(2, -4), (1, -2), (0, 0), (-1, 2), (-2, 4)],
-        [(-2, -4), (-1, -2), (0, 0), (1, 2), (2, 4)],
-        [(-4, -2), (-2, -1), (0, 0), (2, 1), (4, 2)],
-        [(-4, 2), (-2, 1), (0, 0), (2, -1), (4, -2)],
-    ]
-]
+
+class _Side:
+    """The reference's side at one resolution: what every comparison with it reads."""
+
+    def __init__(self, planes: np.ndarray) -> None:
+        self.bands = b = _Bands(planes)
+        self.activity = _blur(_activity(b), 2.7)
+        mask = _erode(self.activity)
+        self.mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
+        self.mask_dc = _mask_weight(mask, 0.20025578522, 3.87449418804, 0.505054525019)
 
 
-def _malta(ref: np.ndarray, dist: np.ndarray, weight: float, norm1: float, lf: bool) -> np.ndarray:
-    """Sum over line filters of (the line's sum of weighted differences) squared."""
-    mulli = 0.611612573796 if lf else 0.39905817637
-    taps = 2 * 3.75 + 1
-    norm_gt = F32(mulli * np.sqrt(0.5 * weight) / taps * norm1)
-    norm_lt = F32(mulli * np.sqrt(0.33 * weight) / taps * norm1)
-    absval = F32(0.5) * (np.abs(ref) + np.abs(dist))
-    diff = ref - dist
-    denom = F32(norm1) + absval
-    a = np.abs(ref)
-    small, big = F32(0.55) * a, F32(1.05) * a
-    # How far the distorted value falls outside [0.55, 1.05] x the reference's, on its side.
-    signed = np.where(ref < 0, -dist, dist)
-    off = np.where(signed < small, small - signed, np.where(signed > big, signed - big, F32(0)))
-    d = (norm_gt * diff + np.where(diff < 0, -off, off) * norm_lt) / denom
-    h, w = d.shape
-    pad = np.pad(d, 4)
-    out = np.zeros_like(d)
-    acc = np.empty_like(d)
-    for line, count in _MALTA_LF if lf else _MALTA:
-        acc.fill(0)
-        for dy, dx in line:
-            acc += pad[4 + dy : 4 + dy + h, 4 + dx : 4 + dx + w]
-        acc *= acc
-        out += acc if count == 1 else acc * F32(count)
+def _sides(planes: np.ndarray) -> list[_Side]:
+    """The full size and, unless it is smaller than 8 px, the half size."""
+    half = _half(planes)
+    return [_Side(planes)] + ([_Side(half)] if min(half.shape[1:]) >= 8 else [])
+
+
+def _diffmap(sides: list[_Side], dist: np.ndarray) -> np.ndarray:
+    full = _diffmap_one(sides[0], dist)
+    if len(sides) == 1:
+        return full
+    sub = _diffmap_one(sides[1], _half(dist))
+    up = np.repeat(np.repeat(sub, 2, axis=0), 2, axis=1)[: full.shape[0], : full.shape[1]]
+    full *= F32(1.0 - 0.3 * 0.5)
+    up *= F32(0.5)
+    full += up
+    return full
+
+
+def _diffmap_one(ref: _Side, planes: np.ndarray) -> np.ndarray:
+    p0, p1 = ref.bands, _Bands(planes)
+    # AC (the masked high and middle frequencies) per channel: Malta line filters on UHF (9
+    # taps), HF and MF (5 taps), weight and norm per band and channel; then squared HF (with
+    # asymmetry: lost contrast counts extra) and MF differences.
+    ac = F32(16.2176043152) * (p0.mf[2] - p1.mf[2]) ** 2
+    for c, (malta_weights, hf_weight, mf_weight) in enumerate(_AC_WEIGHTS):
+        bands = ((p0.uhf[c], p1.uhf[c]), (p0.hf[c], p1.hf[c]), (p0.mf[c], p1.mf[c]))
+        for (band0, band1), (weight, norm), lf in zip(
+            bands, malta_weights, (False, True, True), strict=True
+        ):
+            ac += malta.diffmap(band0, band1, weight, norm, lf)
+        diff = p0.hf[c] - p1.hf[c]
+        beyond = malta.beyond(p1.hf[c], malta.bounds(p0.hf[c], 0.4, 1.0))
+        ac += F32(0.8 * hf_weight) * (diff * diff + beyond * beyond)
+        diff = p0.mf[c] - p1.mf[c]
+        ac += F32(mf_weight) * diff * diff
+    # Masking: the reference's activity decides; a change of activity is an error too.
+    change = ref.activity - _blur(_activity(p1), 2.7)
+    ac += F32(10.0) * change * change
+    # DC: squared low-frequency differences in "vals".
+    dlf = p0.lf - p1.lf
+    dlf *= dlf
+    dc = np.einsum("c,chw->hw", _LF_WEIGHTS, dlf)
+    ac *= ref.mask_ac
+    dc *= ref.mask_dc
+    ac += dc
+    out: np.ndarray = np.sqrt(ac, out=ac)
     return out
-
-
-def _l2_asymmetric(ref: np.ndarray, dist: np.ndarray, weight: float) -> np.ndarray:
-    diff = ref - dist
-    a = np.abs(ref)
-    small = F32(0.4) * a
-    signed = np.where(ref < 0, -dist, dist)
-    v = np.where(signed < small, small - signed, np.where(signed > a, signed - a, F32(0)))
-    return F32(0.8 * weight) * (diff * diff + v * v)
 
 
 def _erode(blurred: np.ndarray) -> np.ndarray:
@@ -309,22 +332,38 @@ def _erode(blurred: np.ndarray) -> np.ndarray:
     m0 = blurred.copy()
     m1 = blurred * F32(2)
     m2 = m1.copy()
+    t = np.empty_like(m0)
     for dy in (-3, 0, 3):
         for dx in (-3, 0, 3):
             if dy == dx == 0:
                 continue
             v = pad[3 + dy : 3 + dy + h, 3 + dx : 3 + dx + w]
-            m2 = np.where(v < m1, m1, np.minimum(m2, v))
-            m1 = np.where(v < m0, m0, np.minimum(m1, v))
-            m0 = np.minimum(m0, v)
-    return F32(0.45) * m0 + F32(0.3) * m1 + F32(0.25) * m2
+            np.minimum(m2, np.maximum(m1, v, out=t), out=m2)
+            np.minimum(m1, np.maximum(m0, v, out=t), out=m1)
+            np.minimum(m0, v, out=m0)
+    m0 *= F32(0.45)
+    m1 *= F32(0.3)
+    m2 *= F32(0.25)
+    m0 += m1
+    m0 += m2
+    return m0
 
 
 def _activity(p: _Bands) -> np.ndarray:
-    x = (p.uhf[0] + p.hf[0]) * F32(2.5)
-    y = p.uhf[1] * F32(0.4) + p.hf[1] * F32(0.4)
+    x = p.uhf[0] + p.hf[0]
+    x *= F32(2.5)
+    y = p.uhf[1] + p.hf[1]
+    y *= F32(0.4)
+    x *= x
+    y *= y
+    x += y
+    np.sqrt(x, out=x)
     mul, bias = F32(6.19424080439), F32(6.19424080439 * 12.61050594197)
-    return np.sqrt(mul * np.sqrt(x * x + y * y) + bias) - np.sqrt(bias)
+    x *= mul
+    x += bias
+    np.sqrt(x, out=x)
+    x -= np.sqrt(bias)
+    return x
 
 
 _GLOBAL_SCALE = 0.0710417702794075  # 1 / (17.8 x 0.79079917404), as the 0.7 binary has it
@@ -335,51 +374,17 @@ def _mask_weight(val: np.ndarray, offset: float, scaler: float, mul: float) -> n
     return r * r
 
 
-def _diffmap_one(ref_rgb: np.ndarray, dist_rgb: np.ndarray) -> np.ndarray:
-    p0, p1 = _Bands(ref_rgb), _Bands(dist_rgb)
-    # AC (the masked high and middle frequencies) per channel: Malta line filters on UHF (9
-    # taps), HF and MF (5 taps), weight and norm per band and channel; then squared HF (with
-    # asymmetry: lost contrast counts extra) and MF differences.
-    ac_x, ac_y = (_ac(p0, p1, channel, *_AC_WEIGHTS[channel]) for channel in (0, 1))
-    ac_b = F32(16.2176043152) * (p0.mf[2] - p1.mf[2]) ** 2
-    # DC: squared low-frequency differences in "vals".
-    dc = ((p0.lf - p1.lf) ** 2 * _LF_WEIGHTS[:, None, None]).sum(axis=0)
-    # Masking: the reference's activity decides; a change of activity is an error too.
-    blurred0, blurred1 = _blur(np.stack([_activity(p0), _activity(p1)]), 2.7)
-    ac_y += F32(10.0) * (blurred0 - blurred1) ** 2
-    mask = _erode(blurred0)
-    mask_ac = _mask_weight(mask, 0.829591754942, 0.451936922203, 2.5485944793)
-    mask_dc = _mask_weight(mask, 0.20025578522, 3.87449418804, 0.505054525019)
-    out: np.ndarray = np.sqrt(mask_dc * dc + mask_ac * (ac_x + ac_y + ac_b))
-    return out
-
-
-# Per channel (X, Y): Malta weight and norm on UHF, HF and MF; asymmetric HF; squared MF.
+# Per channel (X, Y): Malta's (weight, norm) on UHF, HF and MF; asymmetric HF; squared MF.
 _AC_WEIGHTS = (
-    (173.5, 5.0, 6923.99476109, 8051.15833247, 8246.75321353, 1009002.70582, 400.0, 2150.0),
+    (((173.5, 5.0), (6923.99476109, 8051.15833247), (8246.75321353, 1009002.70582)), 400.0, 2150.0),
     (
-        1.10039032555,
-        71.7800275169,
-        18.7237414387,
-        4498534.45232,
-        37.0819870399,
-        130262059.556,
+        (
+            (1.10039032555, 71.7800275169),
+            (18.7237414387, 4498534.45232),
+            (37.0819870399, 130262059.556),
+        ),
         1.50815703118,
         10.6195433239,
     ),
 )
-
-
-def _ac(p0: _Bands, p1: _Bands, c: int, *w: float) -> np.ndarray:
-    """One channel's AC differences, summed in butteraugli's order."""
-    out: np.ndarray = (
-        _malta(p0.uhf[c], p1.uhf[c], w[0], w[1], lf=False)
-        + _malta(p0.hf[c], p1.hf[c], w[2], w[3], lf=True)
-        + _malta(p0.mf[c], p1.mf[c], w[4], w[5], lf=True)
-        + _l2_asymmetric(p0.hf[c], p1.hf[c], w[6])
-        + F32(w[7]) * (p0.mf[c] - p1.mf[c]) ** 2
-    )
-    return out
-
-
 _LF_WEIGHTS = np.array([29.2353797994, 0.844626970982, 0.703646627719], dtype=F32)

@@ -3,10 +3,10 @@
 The search scores encodings with metric.py, a fast fitted predictor of butteraugli's 3-norm.
 Its error on photos it was not fitted to (about 0.1 butteraugli units, mostly a bias of the
 photo and format that holds across qualities) is as large as the spread the presets must
-keep. So once a search has found its answer, butteraugli.py (the real distance, ~60x slower)
+keep. So once a search has found its answer, butteraugli.py (the real distance, ~10x slower)
 measures the predictor's error on that encoding, and the search moves its target by it.
 
-Butteraugli costs ~1 s per megapixel, so it sees windows of WINDOW pixels: the one where the
+Butteraugli costs ~0.4 s of CPU per megapixel, so it sees windows of WINDOW pixels: the one where the
 metric's own error map (metric.Reference.error_map) is worst, as butteraugli's p-norm is, and
 the centred one (where photographers put what matters), the error being the mean of the two;
 one window when it covers the image (up to ~480 px wide). Measured at 1200 px (medium, 3
@@ -37,38 +37,49 @@ from . import butteraugli, metric
 
 WINDOW = 480 * 320
 WINDOW_WEIGHT = 0.5  # the regression of the whole image's error on the window's (calibration)
+Box = tuple[int, int, int, int]  # left, top, width, height
 
 
-def correction(
-    scorer: metric.Reference, final: pyvips.Image, encoded: pyvips.Image, fmt: str, average: float
-) -> float:
-    """Score points to add to a target that `final` encoded as `encoded` (in `fmt`) was
-    searched for with `scorer`, `average` being the tables' correction already in it; 0 for
-    images the check cannot judge (transparent, too small)."""
-    if final.hasalpha() or final.bands != 3:
-        return 0.0
-    side = min(1.0, math.sqrt(WINDOW / (final.width * final.height)))
-    width, height = round(final.width * side), round(final.height * side)
-    if not metric.scorable(width, height):
-        return 0.0
-    worst = _worst(scorer.error_map(encoded), width, height)
-    corners = {
-        (min(worst[0], final.width - width), min(worst[1], final.height - height)),
-        ((final.width - width) // 2, (final.height - height) // 2),
-    }
-    error = sum(
-        _error(final.crop(x, y, width, height), encoded.crop(x, y, width, height), fmt)
-        for x, y in corners
-    ) / len(corners)
-    covered = width * height / (final.width * final.height)
-    k = covered + (1 - covered) * WINDOW_WEIGHT
-    return round(k * (10 * error - average), 2)
+class Check:
+    """The checks of one search's answers: up to 3 encodings of `final`, searched for with
+    `scorer`. Each is judged in the windows described above; a window's reference side
+    (butteraugli's is ~1/3 of a check) is kept for the next check while it is one of that
+    check's windows (the centred one always is), ~10 MB each."""
 
+    def __init__(self, scorer: metric.Reference, final: pyvips.Image) -> None:
+        self.scorer, self.final = scorer, final
+        self._sides: dict[Box, tuple[butteraugli.Reference, metric.Reference]] = {}
 
-def _error(reference: pyvips.Image, distorted: pyvips.Image, fmt: str) -> float:
-    """How much more butteraugli sees than the metric predicts."""
-    predicted = metric.Reference(reference).distance(distorted, fmt)
-    return butteraugli.distance(reference, distorted) - predicted
+    def correction(self, encoded: pyvips.Image, fmt: str, average: float) -> float:
+        """Score points to add to the search's target, `encoded` being `final` encoded in
+        `fmt` and `average` the tables' correction already in the target; 0 for images the
+        check cannot judge (transparent, too small)."""
+        final = self.final
+        if final.hasalpha() or final.bands != 3:
+            return 0.0
+        side = min(1.0, math.sqrt(WINDOW / (final.width * final.height)))
+        width, height = round(final.width * side), round(final.height * side)
+        if not metric.scorable(width, height):
+            return 0.0
+        left, top = _worst(self.scorer.error_map(encoded), width, height)
+        boxes = {
+            (min(left, final.width - width), min(top, final.height - height), width, height),
+            ((final.width - width) // 2, (final.height - height) // 2, width, height),
+        }
+        self._sides = {box: self._sides[box] for box in boxes if box in self._sides}
+        error = sum(self._error(box, encoded, fmt) for box in boxes) / len(boxes)
+        covered = width * height / (final.width * final.height)
+        k = covered + (1 - covered) * WINDOW_WEIGHT
+        return round(k * (10 * error - average), 2)
+
+    def _error(self, box: Box, encoded: pyvips.Image, fmt: str) -> float:
+        """How much more butteraugli sees in the window than the metric predicts."""
+        if box not in self._sides:
+            reference = self.final.crop(*box)
+            self._sides[box] = butteraugli.Reference(reference), metric.Reference(reference)
+        truth, proxy = self._sides[box]
+        distorted = encoded.crop(*box)
+        return truth.distance(distorted) - proxy.distance(distorted, fmt)
 
 
 def _worst(errors: np.ndarray, width: int, height: int) -> tuple[int, int]:

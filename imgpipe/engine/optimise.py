@@ -359,8 +359,10 @@ def _search_once(
 
     average = encoding.target - TARGETS[str(encoding.quality)]
 
+    checker = judge.Check(reference, final)
+
     def check(quality: int) -> float:
-        return judge.correction(reference, final, _decode(encoded[quality], fmt), fmt, average)
+        return checker.correction(_decode(encoded[quality], fmt), fmt, average)
 
     low = min(scale.low, encoding.ceiling)
     found = find_checked(
