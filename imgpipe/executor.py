@@ -1,11 +1,11 @@
 """Run render jobs: a job is plain data, a result is a record, so the runner is swappable.
 
-`ProcessExecutor` runs jobs in local worker processes: the quality search's numpy work
-(metric.py, butteraugli.py) holds the GIL often enough that two render threads got ~1.4x one
-thread's work done, against ~2x for processes. `ThreadExecutor` runs jobs on local threads: for
-one job, one worker, or an engine other than the default one (the processes import their own).
-The dask.distributed runner (imgpipe/cluster.py) calls `render_job` on its workers with the
-same frozen `Job` and `JobResult`.
+`ProcessExecutor` runs jobs in local worker processes (`imgpipe build`): the quality search's
+numpy work (metric.py, butteraugli.py) holds the GIL often enough that two render threads got
+~1.4x one thread's work done, against ~2x for processes. `ThreadExecutor` runs jobs on local
+threads: for watch, the plugins and the Python API (build.build explains why), an engine other
+than the default one, and a single job. The dask.distributed runner (imgpipe/cluster.py) calls
+`render_job` on its workers with the same frozen `Job` and `JobResult`.
 """
 
 from __future__ import annotations

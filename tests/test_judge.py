@@ -55,7 +55,8 @@ def test_transparent_and_tiny_images_are_not_checked():
     tiny = pyvips.Image.black(40, 40, bands=3).copy(interpretation="srgb").cast("uchar") + 90
     for image in (rgba, tiny):
         scorer = metric.Reference(image) if metric.scorable(image.width, image.height) else None
-        assert judge.Check(scorer, image).correction(image, "webp", 0.0) == 0.0  # type: ignore[arg-type]
+        check = judge.Check(scorer, image)  # type: ignore[arg-type]
+        assert check.correction(image, "webp", 0.0) == 0.0
 
 
 def test_checks_on_one_window_share_its_reference_side():

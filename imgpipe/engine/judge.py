@@ -6,12 +6,12 @@ photo and format that holds across qualities) is as large as the spread the pres
 keep. So once a search has found its answer, butteraugli.py (the real distance, ~10x slower)
 measures the predictor's error on that encoding, and the search moves its target by it.
 
-Butteraugli costs ~0.4 s of CPU per megapixel, so it sees windows of WINDOW pixels: the one where the
-metric's own error map (metric.Reference.error_map) is worst, as butteraugli's p-norm is, and
-the centred one (where photographers put what matters), the error being the mean of the two;
-one window when it covers the image (up to ~480 px wide). Measured at 1200 px (medium, 3
-formats; `python bench/bench_butteraugli.py --window`), the residual sd of the whole image's
-error once corrected, with the slope fitted on the 19 calibration photos:
+Butteraugli costs ~0.4 s of CPU per megapixel, so it sees windows of WINDOW pixels: the one
+where the metric's own error map (metric.Reference.error_map) is worst, as butteraugli's
+p-norm is, and the centred one (where photographers put what matters), the error being the
+mean of the two; one window when it covers the image (up to ~480 px wide). Measured at
+1200 px (medium, 3 formats; `python bench/bench_butteraugli.py --window`), the residual sd of
+the whole image's error once corrected, with the slope fitted on the 19 calibration photos:
 
     window         calibration   held-out (12 photos)   bench (8 photos)
     worst only     0.061         0.086                  0.053
