@@ -441,10 +441,14 @@ def eleventy(job: list[Path], runs: int) -> None:
         {fmt: max(s for s, _ in judged["eleventy-img"][fmt]) for fmt in FORMATS},
         {fmt: sum(b for _, b in judged["eleventy-img"][fmt]) for fmt in FORMATS},
     )
+    kept: dict[str, set[tuple[str, int]]] = {fmt: set() for fmt in FORMATS}
+    for stem, width, data in ours:
+        kept[kind(data)].add((stem, width))
     fixed_comparison(
         job,
         {fmt: max(s for s, _ in judged["imgpipe"][fmt]) for fmt in FORMATS},
         {fmt: sum(b for _, b in judged["imgpipe"][fmt]) for fmt in FORMATS},
+        kept,
     )
     print(f"load average at the end {load()}")
 
@@ -475,10 +479,17 @@ def side_by_side(judged: dict[str, dict[str, list[tuple[float, int]]]]) -> None:
     print(f"| all | | {total_a:,} | {total_b:,} | {total_a / total_b:.2f} (goal <= 0.85) | | | |")
 
 
-def fixed_comparison(job: list[Path], worst: dict[str, float], ours: dict[str, int]) -> None:
+def fixed_comparison(
+    job: list[Path],
+    worst: dict[str, float],
+    ours: dict[str, int],
+    kept: dict[str, set[tuple[str, int]]],
+) -> None:
     """Per format, the lowest single fixed encoder quality whose worst butteraugli on the same
     photos and widths is no worse than imgpipe's worst, and imgpipe's bytes against its bytes:
-    what choosing a quality per image buys over one number for all (found by bisection)."""
+    what choosing a quality per image buys over one number for all (found by bisection). Both
+    over the (photo, width) pairs imgpipe wrote (`kept`): a format that lost to the one below
+    it at some photo is not written there."""
     print(
         "\n| format | imgpipe worst | fixed q reaching it | its worst | its bytes "
         "| imgpipe bytes | imgpipe / fixed |"
@@ -489,12 +500,12 @@ def fixed_comparison(job: list[Path], worst: dict[str, float], ours: dict[str, i
         tried: dict[int, tuple[float, int]] = {}
         while high - low > 1:  # worst(low) > goal >= worst(high), as far as is known
             q = (low + high) // 2
-            tried[q] = fixed_run(job, fmt, q)
+            tried[q] = fixed_run(job, fmt, q, only=kept[fmt])
             if tried[q][0] <= worst[fmt]:
                 high = q
             else:
                 low = q
-        found = tried.get(high) or fixed_run(job, fmt, high)
+        found = tried.get(high) or fixed_run(job, fmt, high, only=kept[fmt])
         print(
             f"| {fmt} | {worst[fmt]:.2f} | {high} | {found[0]:.2f} | {found[1]:,} | "
             f"{ours[fmt]:,} | {ours[fmt] / found[1]:.2f} |",
@@ -541,13 +552,21 @@ def equal_looks(job: list[Path], worst: dict[str, float], theirs: dict[str, int]
         encode.TARGETS["medium"] = medium
 
 
-def fixed_run(job: list[Path], fmt: str, q: int | str, with_mean: bool = False) -> tuple:
+def fixed_run(
+    job: list[Path],
+    fmt: str,
+    q: int | str,
+    with_mean: bool = False,
+    only: set[tuple[str, int]] | None = None,
+) -> tuple:
     """(worst butteraugli, total bytes[, mean butteraugli]) of quality=q in `fmt` at WIDTHS
-    on `job`."""
+    on `job`, or on the (photo, width) pairs `only`."""
     scores, total = [], 0
     for photo in job:
         recipes = [parse(f"{w},format={fmt},quality={q},timeout=3600") for w in WIDTHS]
         for recipe, r in zip(recipes, open_source(photo).render_all(recipes), strict=True):
+            if only is not None and (photo.stem, r.width) not in only:
+                continue
             ref = reference_png(photo, int(recipe.width), OUT / "ref-job")
             scores.append(butteraugli(ref, r.data))
             total += r.bytes
