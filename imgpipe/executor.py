@@ -135,7 +135,7 @@ class ThreadExecutor:
                 yield future.result()
 
 
-class ProcessExecutor:
+class ProcessExecutor(ThreadExecutor):
     """Sources in parallel in `jobs` worker processes with the default engine, started by
     a fork server that has numpy, OpenCV and libvips loaded (forking it costs milliseconds);
     one job, or one worker, runs on a thread here instead.
@@ -144,15 +144,11 @@ class ProcessExecutor:
     jobs that were in it are run again one at a time, each alone in a new pool, and one that
     kills that one too fails alone (`worker-died`); the rest go on in a new pool."""
 
-    def __init__(self, jobs: int, engine: Engine):
-        self.jobs = max(1, jobs)
-        self.engine = engine
-
     def run(self, jobs: Iterable[Job]) -> Iterator[JobResult]:
         todo = list(jobs)
         workers = min(self.jobs, len(todo))
         if workers < 2:
-            yield from ThreadExecutor(1, self.engine).run(todo)
+            yield from super().run(todo)
             return
         pending = iter(todo)
         while True:

@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 pyvips = pytest.importorskip("pyvips")
@@ -179,16 +180,16 @@ def test_the_cli_renders_in_worker_processes_that_a_kill_takes_along(tmp_path):
     stdout open and the CPU busy."""
     root = make_site(tmp_path, count=8)
     with _started_build(root) as proc:
-        deadline, workers = time.monotonic() + 60, set()
+        deadline, workers = time.monotonic() + 60, []
         while len(workers) < 2 and proc.poll() is None and time.monotonic() < deadline:
-            workers = {p for p in _descendants(proc.pid) if "multiprocessing.forkserver" in p[1]}
+            workers = _forked(proc.pid)
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # The fork server and at least two workers it forked (same command line).
     assert len(workers) >= 2, workers
     deadline = time.monotonic() + 60
-    while (alive := [p for p in workers if _running(p[0])]) and time.monotonic() < deadline:
+    while (alive := [p for p in workers if _running(p)]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not alive
 
@@ -205,50 +206,33 @@ def test_a_worker_killed_mid_build_costs_nothing_but_time(tmp_path):
     with proc:
         deadline, workers = time.monotonic() + 60, []
         while not workers and proc.poll() is None and time.monotonic() < deadline:
-            workers = sorted(
-                pid
-                for pid, cmd in _descendants(proc.pid)
-                if "multiprocessing.forkserver" in cmd and _parent(pid) != proc.pid
-            )
+            workers = [p for p in _forked(proc.pid) if p.ppid() != proc.pid]  # not the server
             time.sleep(0.005)
         assert workers and proc.poll() is None, "the build ended before a worker was seen"
-        os.kill(workers[0], signal.SIGKILL)
+        workers[0].kill()
         _, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert "worker-died" not in err
     assert files(root / "public") == files(ref_root / "public")
 
 
-def _parent(pid: int) -> int:
-    return int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
-
-
-def _descendants(pid: int) -> set[tuple[int, str]]:
-    """(pid, command line) of every process below `pid`, from /proc."""
-    parents: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+def _forked(pid: int) -> list[psutil.Process]:
+    """The fork server below `pid` and the workers it forked (they share its command line)."""
+    found = []
+    for process in psutil.Process(pid).children(recursive=True):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in parents.get(todo.pop(), []):
-            try:
-                cmdline = (Path("/proc") / str(child) / "cmdline").read_bytes()
-            except OSError:
-                continue
-            found.add((child, cmdline.replace(b"\0", b" ").decode(errors="replace")))
-            todo.append(child)
+            if "multiprocessing.forkserver" in " ".join(process.cmdline()):
+                found.append(process)
+        except psutil.Error:
+            pass  # ended meanwhile
     return found
 
 
-def _running(pid: int) -> bool:
-    """Whether `pid` still runs (a zombie has ended)."""
+def _running(process: psutil.Process) -> bool:
+    """Whether `process` still runs (a zombie has ended)."""
     try:
-        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 

@@ -258,11 +258,9 @@ class Optimiser:
 # missed the medium target (butteraugli 1.53 and 1.44 against a goal of 1.2).
 UNCAPPED_REDUCTION = 2.0
 
-# The quality probe: a small rendition fixed by the source, format and preset alone. Its
-# answer only seeds the searches' start, so its search is not checked by butteraugli (judge.py):
-# on 6 held-out photos x 480/1200 px x 3 formats (bench_quality.py, medium) that took encodes
-# per rendition from 2.61 to 2.50 and CPU from 0.61 to 0.54 s, and the spreads from 0.32 / 0.21
-# / 0.18 (AVIF / WebP / JPEG) to 0.29 / 0.14 / 0.18, the means within 0.01.
+# The quality probe: a small rendition fixed by the source, format and preset alone. It only
+# seeds the searches' start, so it is not checked by butteraugli (judge.py): -11% CPU per
+# rendition on 6 held-out photos (bench_quality.py), spreads no wider.
 PROBE_BOX = 320
 # Quality change per doubling of width from the probe's answer to a rendition's. Not the
 # tables' drift (SCALES, measured between 480 and 1600 px before the per-width target
